@@ -1,0 +1,296 @@
+//! The framed service (tcp 7788): hello, optional mutual auth, and a dispatch table of
+//! commands. `ping`, `bye`, `hello` and `auth` are built in; later crates register more
+//! (`ls`, `get`, `put`, `exec`, ...) with [`CommandTable::register`].
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::auth::{self, Key};
+use crate::codec::{FrameCodec, FrameError};
+use crate::connection::{BoxedStream, Connection, Incoming};
+use crate::handshake::{self, AuthOutcome};
+use crate::header::{AuthMode, ErrorCode, Header};
+use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+
+/// The connection type framed commands work with.
+pub type ServerConnection = Connection<BoxedStream>;
+
+/// Per-connection state visible to commands.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the client proved it holds the key (always false without a key).
+    pub authenticated: bool,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// How a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Answer the client with this error and keep the connection.
+    #[error("{0}: {1}")]
+    Reply(ErrorCode, String),
+    /// The connection is broken or out of sync; close it.
+    #[error(transparent)]
+    Fatal(#[from] FrameError),
+}
+
+impl CommandError {
+    /// A reply error.
+    pub fn reply(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Reply(code, message.into())
+    }
+}
+
+impl From<io::Error> for CommandError {
+    fn from(e: io::Error) -> Self {
+        Self::Fatal(FrameError::Io(e))
+    }
+}
+
+/// One framed command.
+#[async_trait]
+pub trait Command: Send + Sync + 'static {
+    /// Runs the command for request `req`, whose body (if any) is unread on `conn`. The
+    /// command sends its own success response; a [`CommandError::Reply`] is sent for it.
+    ///
+    /// # Errors
+    /// See [`CommandError`].
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        session: &Session,
+    ) -> Result<(), CommandError>;
+}
+
+/// The dispatch table: command name → handler.
+#[derive(Clone, Default)]
+pub struct CommandTable {
+    map: BTreeMap<String, Arc<dyn Command>>,
+}
+
+impl std::fmt::Debug for CommandTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.map.keys()).finish()
+    }
+}
+
+/// Commands every framed server has.
+pub const BUILTIN_COMMANDS: [&str; 4] = ["hello", "auth", "ping", "bye"];
+
+impl CommandTable {
+    /// An empty table (the built-ins are always there).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `cmd` under `name`, replacing an earlier one.
+    pub fn register(&mut self, name: &str, cmd: Arc<dyn Command>) {
+        self.map.insert(name.to_owned(), cmd);
+    }
+
+    /// Every command name the server dispatches, built-ins first.
+    pub fn names(&self) -> Vec<String> {
+        BUILTIN_COMMANDS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.map.keys().cloned())
+            .collect()
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<dyn Command>> {
+        self.map.get(name).cloned()
+    }
+}
+
+/// Settings of the framed service.
+#[derive(Debug, Clone)]
+pub struct FramedConfig {
+    /// The shared key; `Some` turns on hmac-sha256 authentication.
+    pub key: Option<Key>,
+    /// Pause before answering a wrong mac (slows down guessing).
+    pub auth_failure_delay: Duration,
+    /// Header cap.
+    pub max_header: usize,
+}
+
+impl Default for FramedConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            auth_failure_delay: Duration::from_millis(500),
+            max_header: crate::MAX_HEADER_LEN,
+        }
+    }
+}
+
+/// The framed service.
+#[derive(Debug, Clone)]
+pub struct FramedService {
+    table: CommandTable,
+    config: FramedConfig,
+}
+
+impl FramedService {
+    /// A service with the given commands and settings.
+    pub fn new(table: CommandTable, config: FramedConfig) -> Self {
+        Self { table, config }
+    }
+
+    /// Serves one connection over any stream (the TCP service calls this; tests and TLS
+    /// can call it directly).
+    ///
+    /// # Errors
+    /// I/O errors on the connection.
+    pub async fn serve_connection(
+        &self,
+        stream: BoxedStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+        handshake_timeout: Duration,
+    ) -> io::Result<String> {
+        let mut conn = Connection::with_codec(stream, FrameCodec::with_max_header(self.config.max_header));
+        let nonce = auth::fresh_nonce().map_err(io::Error::other)?;
+        let mode = if self.config.key.is_some() {
+            AuthMode::HmacSha256
+        } else {
+            AuthMode::None
+        };
+        let hello = handshake::hello(mode, &nonce, &self.table.names());
+        send_or_io(&mut conn, &hello).await?;
+        let mut session = Session {
+            peer,
+            authenticated: false,
+            shutdown,
+        };
+        let auth_deadline = tokio::time::Instant::now() + handshake_timeout;
+        loop {
+            let need_auth = self.config.key.is_some() && !session.authenticated;
+            let next = tokio::select! {
+                biased;
+                _ = session.shutdown.cancelled() => return Ok("server shutting down".into()),
+                r = conn.read_header() => r,
+                _ = tokio::time::sleep_until(auth_deadline), if need_auth => {
+                    let _ = conn.send(&Header::error(ErrorCode::Timeout, "authentication not completed in time")).await;
+                    return Ok("handshake timeout".into());
+                }
+            };
+            let req = match next {
+                Ok(None) => return Ok("client closed".into()),
+                Ok(Some(Incoming::Invalid(e))) => {
+                    send_or_io(&mut conn, &Header::error(ErrorCode::BadRequest, e.to_string())).await?;
+                    continue;
+                }
+                Ok(Some(Incoming::Header(h))) => h,
+                Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    let _ = conn.send(&Header::error(ErrorCode::Timeout, e.to_string())).await;
+                    return Ok(e.to_string());
+                }
+                Err(FrameError::Io(e)) => return Err(e),
+                Err(e) => {
+                    // The stream can no longer be trusted: say why, then close.
+                    let _ = conn.send(&Header::error(ErrorCode::BadRequest, e.to_string())).await;
+                    return Ok(format!("framing error: {e}"));
+                }
+            };
+            let Some(cmd) = req.cmd().map(str::to_owned) else {
+                send_or_io(
+                    &mut conn,
+                    &Header::error(ErrorCode::BadRequest, "request header has no string `cmd`"),
+                )
+                .await?;
+                continue;
+            };
+            debug!(%peer, cmd = %cmd, "request");
+            match cmd.as_str() {
+                "hello" => send_or_io(&mut conn, &hello.clone().with("status", "ok")).await?,
+                "auth" => match &self.config.key {
+                    None => {
+                        send_or_io(
+                            &mut conn,
+                            &Header::error(ErrorCode::Unsupported, "server has no key; no authentication needed"),
+                        )
+                        .await?
+                    }
+                    Some(key) => match handshake::check_auth(key, &nonce, &req) {
+                        AuthOutcome::Accepted(reply) => {
+                            session.authenticated = true;
+                            send_or_io(&mut conn, &reply).await?;
+                        }
+                        AuthOutcome::BadRequest(msg) => {
+                            send_or_io(&mut conn, &Header::error(ErrorCode::BadRequest, msg)).await?
+                        }
+                        AuthOutcome::Failed => {
+                            tokio::time::sleep(self.config.auth_failure_delay).await;
+                            let _ = conn
+                                .send(&Header::error(ErrorCode::AuthFailed, "wrong key: authentication failed"))
+                                .await;
+                            return Ok("authentication failed".into());
+                        }
+                    },
+                },
+                _ if need_auth => send_or_io(&mut conn, &handshake::auth_required(&cmd)).await?,
+                "ping" => send_or_io(&mut conn, &Header::ok().with("cmd", "pong")).await?,
+                "bye" => {
+                    let _ = conn.send(&Header::ok()).await;
+                    return Ok("client said bye".into());
+                }
+                other => match self.table.get(other) {
+                    None => {
+                        send_or_io(
+                            &mut conn,
+                            &Header::error(ErrorCode::UnknownCommand, format!("unknown command `{other}`")),
+                        )
+                        .await?
+                    }
+                    Some(handler) => match handler.run(req, &mut conn, &session).await {
+                        Ok(()) => {}
+                        Err(CommandError::Reply(code, message)) => {
+                            // Skip whatever body the command did not read, then answer.
+                            if let Err(e) = conn.discard_body().await {
+                                return Ok(format!("connection lost: {e}"));
+                            }
+                            send_or_io(&mut conn, &Header::error(code, message)).await?;
+                        }
+                        Err(CommandError::Fatal(e)) => return Ok(format!("`{other}` failed: {e}")),
+                    },
+                },
+            }
+        }
+    }
+}
+
+async fn send_or_io(conn: &mut ServerConnection, header: &Header) -> io::Result<()> {
+    conn.send(header).await.map_err(|e| match e {
+        FrameError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    })
+}
+
+#[async_trait]
+impl TcpService for FramedService {
+    fn name(&self) -> &'static str {
+        "framed"
+    }
+
+    async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
+        self.serve_connection(Box::new(stream), info.peer, info.shutdown, info.limits.handshake_timeout)
+            .await
+    }
+
+    async fn refuse(&self, stream: TcpStream, refusal: Refusal) {
+        let mut conn = Connection::new(stream);
+        let _ = conn.send(&Header::error(ErrorCode::Busy, refusal.to_string())).await;
+    }
+}

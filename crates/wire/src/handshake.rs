@@ -1,0 +1,190 @@
+//! The hello + mutual HMAC-SHA256 handshake, server and client sides.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::auth::{self, Key, Nonce};
+use crate::codec::FrameError;
+use crate::connection::{Connection, Incoming};
+use crate::header::{AuthMode, AuthRequest, ErrorCode, Header, Hello};
+
+/// What the server decided about one `auth` request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthOutcome {
+    /// The mac was right; the reply carries the server's proof.
+    Accepted(Header),
+    /// The request was malformed.
+    BadRequest(String),
+    /// The mac was wrong.
+    Failed,
+}
+
+/// Builds the server's `hello`.
+pub fn hello(auth: AuthMode, nonce: &Nonce, services: &[String]) -> Header {
+    let hello = Hello {
+        cmd: "hello".into(),
+        proto: crate::PROTO_VERSION,
+        server: crate::server_ident(),
+        auth,
+        nonce: hex::encode(nonce),
+        services: services.to_vec(),
+    };
+    Header::from_serialize(&hello).unwrap_or_else(|_| unreachable!("Hello is a struct"))
+}
+
+/// Checks a client's `auth` request against the key and the server nonce (pure).
+pub fn check_auth(key: &Key, server_nonce: &Nonce, request: &Header) -> AuthOutcome {
+    let req: AuthRequest = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return AuthOutcome::BadRequest(format!("auth needs `nonce` and `mac`: {e}")),
+    };
+    let Some(client_nonce) = auth::parse_nonce(&req.nonce) else {
+        return AuthOutcome::BadRequest("auth `nonce` must be 64 hex digits".into());
+    };
+    let expected = key.client_mac(server_nonce, &client_nonce);
+    if !auth::verify_mac(&expected, &req.mac) {
+        return AuthOutcome::Failed;
+    }
+    let proof = key.server_mac(server_nonce, &client_nonce);
+    AuthOutcome::Accepted(Header::ok().with("mac", hex::encode(proof)))
+}
+
+/// Client-side handshake failures.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The connection failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The server closed before saying hello.
+    #[error("server closed the connection before its hello")]
+    NoHello,
+    /// The first frame was not a valid hello.
+    #[error("server did not send a valid sockit hello: {0}")]
+    BadHello(String),
+    /// The server wants a key and we have none.
+    #[error("server requires authentication (hmac-sha256); pass --key FILE with the server's key")]
+    KeyRequired,
+    /// We have a key and the server does not ask for one, so it cannot prove it is the
+    /// server we share the key with.
+    #[error("server does not use authentication, so it cannot prove it holds your key; drop --key to connect anyway")]
+    ServerUnauthenticated,
+    /// The server rejected our mac.
+    #[error("server rejected the key ({0}): the key files differ")]
+    Rejected(String),
+    /// The server's proof was wrong: it does not hold the key.
+    #[error("server failed to prove it holds the key: refusing to talk to it")]
+    ServerProofFailed,
+    /// The handshake did not finish in time.
+    #[error("handshake timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Reads the server's hello and, when the server requires it, authenticates both ways.
+///
+/// # Errors
+/// See [`HandshakeError`].
+pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    key: Option<&Key>,
+) -> Result<Hello, HandshakeError> {
+    let header = match conn.read_header().await? {
+        None => return Err(HandshakeError::NoHello),
+        Some(Incoming::Invalid(e)) => return Err(HandshakeError::BadHello(e.to_string())),
+        Some(Incoming::Header(h)) => h,
+    };
+    if let Some((code, message)) = header.as_error() {
+        return Err(HandshakeError::BadHello(format!("{code}: {message}")));
+    }
+    let hello: Hello = header
+        .parse()
+        .map_err(|e| HandshakeError::BadHello(e.to_string()))?;
+    if hello.cmd != "hello" {
+        return Err(HandshakeError::BadHello(format!("first frame is `{}`", hello.cmd)));
+    }
+    let server_nonce = auth::parse_nonce(&hello.nonce)
+        .ok_or_else(|| HandshakeError::BadHello("nonce is not 64 hex digits".into()))?;
+    match (hello.auth, key) {
+        (AuthMode::None, None) => Ok(hello),
+        (AuthMode::None, Some(_)) => Err(HandshakeError::ServerUnauthenticated),
+        (AuthMode::HmacSha256, None) => Err(HandshakeError::KeyRequired),
+        (AuthMode::HmacSha256, Some(key)) => {
+            let client_nonce = auth::fresh_nonce().map_err(|e| HandshakeError::BadHello(e.to_string()))?;
+            let mac = key.client_mac(&server_nonce, &client_nonce);
+            let req = Header::request("auth")
+                .with("nonce", hex::encode(client_nonce))
+                .with("mac", hex::encode(mac));
+            conn.send(&req).await?;
+            let reply = match conn.read_header().await? {
+                Some(Incoming::Header(h)) => h,
+                Some(Incoming::Invalid(e)) => return Err(HandshakeError::BadHello(e.to_string())),
+                None => return Err(HandshakeError::Rejected("connection closed".into())),
+            };
+            if let Some((code, message)) = reply.as_error() {
+                return Err(HandshakeError::Rejected(format!("{code}: {message}")));
+            }
+            let expected = key.server_mac(&server_nonce, &client_nonce);
+            match reply.get_str("mac") {
+                Some(m) if auth::verify_mac(&expected, m) => Ok(hello),
+                _ => Err(HandshakeError::ServerProofFailed),
+            }
+        }
+    }
+}
+
+/// The error header for a request that arrived before `auth`.
+pub fn auth_required(cmd: &str) -> Header {
+    Header::error(
+        ErrorCode::AuthRequired,
+        format!("`{cmd}` needs authentication first: send `auth` (sockit clients do this with --key FILE)"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn right_mac_is_accepted_and_proves_server() {
+        let key = Key::from_bytes([9; 32]);
+        let ns = [1; 32];
+        let nc = [2; 32];
+        let req = Header::request("auth")
+            .with("nonce", hex::encode(nc))
+            .with("mac", hex::encode(key.client_mac(&ns, &nc)));
+        match check_auth(&key, &ns, &req) {
+            AuthOutcome::Accepted(h) => {
+                assert!(auth::verify_mac(&key.server_mac(&ns, &nc), h.get_str("mac").unwrap()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_key_and_replay_fail() {
+        let key = Key::from_bytes([9; 32]);
+        let other = Key::from_bytes([8; 32]);
+        let nc = [2; 32];
+        let old_ns = [1; 32];
+        let req = Header::request("auth")
+            .with("nonce", hex::encode(nc))
+            .with("mac", hex::encode(other.client_mac(&old_ns, &nc)));
+        assert_eq!(check_auth(&key, &old_ns, &req), AuthOutcome::Failed);
+        // A mac recorded for an earlier server nonce does not pass against a fresh one.
+        let recorded = Header::request("auth")
+            .with("nonce", hex::encode(nc))
+            .with("mac", hex::encode(key.client_mac(&old_ns, &nc)));
+        assert_eq!(check_auth(&key, &[3; 32], &recorded), AuthOutcome::Failed);
+    }
+
+    #[test]
+    fn malformed_auth_is_bad_request() {
+        let key = Key::from_bytes([9; 32]);
+        assert!(matches!(
+            check_auth(&key, &[1; 32], &Header::request("auth")),
+            AuthOutcome::BadRequest(_)
+        ));
+        let req = Header::request("auth").with("nonce", "abc").with("mac", "00");
+        assert!(matches!(check_auth(&key, &[1; 32], &req), AuthOutcome::BadRequest(_)));
+    }
+}

@@ -1,0 +1,36 @@
+//! The framed wire protocol of sockit and the server runtime shared by every TCP service.
+//!
+//! Layers, bottom up:
+//! - [`header`]: the JSON header of a frame and the typed requests/responses built on it;
+//! - [`codec`]: the tokio-util [`FrameCodec`](codec::FrameCodec) (u32 LE length, JSON header,
+//!   streamed body);
+//! - [`connection`]: a [`Connection`](connection::Connection) that reads and writes frames;
+//! - [`auth`] and [`handshake`]: the hello + mutual HMAC-SHA256 handshake;
+//! - [`runtime`]: listeners, connection limits, timeouts and graceful shutdown;
+//! - [`framed`]: the framed service on tcp 7788 with its command dispatch table;
+//! - [`client`]: connecting to a framed server.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod client;
+pub mod codec;
+pub mod connection;
+pub mod framed;
+pub mod guarded;
+pub mod handshake;
+pub mod header;
+pub mod runtime;
+
+pub use auth::Key;
+pub use client::{Client, ClientError};
+pub use codec::{Frame, FrameCodec, FrameError, MAX_HEADER_LEN};
+pub use connection::{Connection, Incoming};
+pub use header::{ErrorCode, Header};
+
+/// The protocol version announced in `hello`.
+pub const PROTO_VERSION: u64 = 1;
+
+/// The server identification announced in `hello`, e.g. `sockit/0.1.0`.
+pub fn server_ident() -> String {
+    format!("sockit/{}", env!("CARGO_PKG_VERSION"))
+}
