@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use sockit_basic::greet::{GreetClient, GreetService, ServerSays};
 use sockit_basic::{daytime, echo, time};
-use sockit_wire::runtime::{bind_tcp, bind_udp, serve_tcp, serve_udp, Limits, TcpService, UdpService};
+use sockit_wire::runtime::{
+    bind_tcp, bind_udp, serve_tcp, serve_udp, Limits, TcpService, UdpService,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,12 @@ fn tcp(service: impl TcpService, limits: Limits) -> Running {
     let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), 2048).unwrap();
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
-    tokio::spawn(serve_tcp(listener, Arc::new(service), limits, token.clone()));
+    tokio::spawn(serve_tcp(
+        listener,
+        Arc::new(service),
+        limits,
+        token.clone(),
+    ));
     Running { addr, token }
 }
 
@@ -58,8 +65,16 @@ async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.windows(needle.len()).any(|w| w == needle) {
-        let n = tokio::time::timeout(T, stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed before {:?}; got {:?}", String::from_utf8_lossy(needle), String::from_utf8_lossy(&got));
+        let n = tokio::time::timeout(T, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before {:?}; got {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
     got
@@ -69,9 +84,15 @@ async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
 async fn greet_course_client_unterminated_sends() {
     let s = tcp(GreetService, Limits::default());
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    assert_eq!(read_until(&mut c, b"What's your name?").await, b"Welcome!\nWhat's your name?");
+    assert_eq!(
+        read_until(&mut c, b"What's your name?").await,
+        b"Welcome!\nWhat's your name?"
+    );
     c.write_all(b"Alice").await.unwrap();
-    assert_eq!(read_until(&mut c, b"What's your name?").await, b"Hello Alice!\nWhat's your name?");
+    assert_eq!(
+        read_until(&mut c, b"What's your name?").await,
+        b"Hello Alice!\nWhat's your name?"
+    );
     c.write_all(b"exit").await.unwrap();
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).await.unwrap();
@@ -82,11 +103,20 @@ async fn greet_course_client_unterminated_sends() {
 async fn greet_line_client() {
     let s = tcp(GreetService, Limits::default());
     let mut c = GreetClient::connect(&s.addr.to_string()).await.unwrap();
-    assert_eq!(c.next().await.unwrap(), ServerSays::Prompt("Welcome!\n".into()));
+    assert_eq!(
+        c.next().await.unwrap(),
+        ServerSays::Prompt("Welcome!\n".into())
+    );
     c.send_name("Bob").await.unwrap();
-    assert_eq!(c.next().await.unwrap(), ServerSays::Prompt("Hello Bob!\n".into()));
+    assert_eq!(
+        c.next().await.unwrap(),
+        ServerSays::Prompt("Hello Bob!\n".into())
+    );
     c.send_name("exit").await.unwrap();
-    assert_eq!(c.next().await.unwrap(), ServerSays::Closed("Good bye!\n".into()));
+    assert_eq!(
+        c.next().await.unwrap(),
+        ServerSays::Closed("Good bye!\n".into())
+    );
 }
 
 #[tokio::test]
@@ -107,7 +137,9 @@ async fn echo_tcp_large_payload() {
     let s = tcp(echo::EchoTcp, Limits::default());
     let c = TcpStream::connect(s.addr).await.unwrap();
     let (mut rd, mut wr) = c.into_split();
-    let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     let expected = data.clone();
     let writer = tokio::spawn(async move {
         wr.write_all(&data).await.unwrap();
@@ -137,18 +169,27 @@ async fn daytime_tcp_line() {
     assert!(all.ends_with("\r\n"));
     let year = chrono::Local::now().format("%Y").to_string();
     assert!(all.trim_end().ends_with(&year), "{all:?}");
-    assert!(chrono::NaiveDateTime::parse_from_str(all.trim_end(), "%a %b %e %H:%M:%S %Y").is_ok(), "{all:?}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(all.trim_end(), "%a %b %e %H:%M:%S %Y").is_ok(),
+        "{all:?}"
+    );
 }
 
 #[tokio::test]
 async fn daytime_udp_formats() {
     let s = udp(daytime::DaytimeUdp);
     let reply = String::from_utf8(udp_ask(s.addr, b"").await).unwrap();
-    assert!(chrono::NaiveDateTime::parse_from_str(&reply, "%Y-%m-%d %H:%M:%S").is_ok(), "{reply}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(&reply, "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{reply}"
+    );
     let reply = String::from_utf8(udp_ask(s.addr, b"%Y").await).unwrap();
     assert_eq!(reply, chrono::Local::now().format("%Y").to_string());
     let reply = String::from_utf8(udp_ask(s.addr, b"%Q").await).unwrap();
-    assert!(reply.starts_with("error: invalid strftime format"), "{reply}");
+    assert!(
+        reply.starts_with("error: invalid strftime format"),
+        "{reply}"
+    );
     let reply = String::from_utf8(udp_ask(s.addr, &[b'x'; 300]).await).unwrap();
     assert!(reply.starts_with("error: format is 300 bytes"), "{reply}");
     // Still serving after the bad ones.
@@ -180,7 +221,10 @@ async fn time_tcp_and_udp() {
 fn raise_nofile() {
     // SAFETY: plain rlimit calls on a local struct.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
@@ -208,7 +252,10 @@ async fn thousand_concurrent_echo_clients() {
             let msg = format!("client {i} says hello {}", "x".repeat(i % 300));
             c.write_all(msg.as_bytes()).await.unwrap();
             let mut got = vec![0u8; msg.len()];
-            tokio::time::timeout(T, c.read_exact(&mut got)).await.unwrap().unwrap();
+            tokio::time::timeout(T, c.read_exact(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(got, msg.as_bytes());
             i
         });
@@ -282,7 +329,11 @@ async fn random_bytes_never_wedge_tcp_services() {
 
 #[tokio::test]
 async fn random_datagrams_never_wedge_udp_services() {
-    let services = [udp(echo::EchoUdp), udp(daytime::DaytimeUdp), udp(time::TimeUdp)];
+    let services = [
+        udp(echo::EchoUdp),
+        udp(daytime::DaytimeUdp),
+        udp(time::TimeUdp),
+    ];
     let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for s in &services {
         for seed in 1..=50u64 {

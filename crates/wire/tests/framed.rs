@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sockit_wire::codec::encode_header;
-use sockit_wire::framed::{Command, CommandError, CommandTable, FramedConfig, FramedService, ServerConnection, Session};
+use sockit_wire::framed::{
+    Command, CommandError, CommandTable, FramedConfig, FramedService, ServerConnection, Session,
+};
 use sockit_wire::handshake::HandshakeError;
 use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::{Client, ClientError, Connection, ErrorCode, Header, Incoming, Key};
@@ -20,7 +22,12 @@ struct EchoBody;
 
 #[async_trait]
 impl Command for EchoBody {
-    async fn run(&self, _req: Header, conn: &mut ServerConnection, _s: &Session) -> Result<(), CommandError> {
+    async fn run(
+        &self,
+        _req: Header,
+        conn: &mut ServerConnection,
+        _s: &Session,
+    ) -> Result<(), CommandError> {
         let body = conn.read_body_to_vec(1 << 20).await?;
         conn.send_with_body(&Header::ok().with("size", body.len()), Bytes::from(body))
             .await?;
@@ -33,7 +40,12 @@ struct Refuse;
 
 #[async_trait]
 impl Command for Refuse {
-    async fn run(&self, _req: Header, _conn: &mut ServerConnection, _s: &Session) -> Result<(), CommandError> {
+    async fn run(
+        &self,
+        _req: Header,
+        _conn: &mut ServerConnection,
+        _s: &Session,
+    ) -> Result<(), CommandError> {
         Err(CommandError::reply(ErrorCode::Denied, "no"))
     }
 }
@@ -64,7 +76,12 @@ fn start(key: Option<Key>, limits: Limits) -> Server {
         },
     );
     let shutdown = CancellationToken::new();
-    tokio::spawn(serve_tcp(listener, Arc::new(service), limits, shutdown.clone()));
+    tokio::spawn(serve_tcp(
+        listener,
+        Arc::new(service),
+        limits,
+        shutdown.clone(),
+    ));
     Server { addr, shutdown }
 }
 
@@ -88,16 +105,22 @@ async fn ping_without_auth() {
 #[tokio::test]
 async fn right_key_passes_both_ways() {
     let s = start(Some(key(1)), Limits::default());
-    let mut c = Client::connect(&s.addr.to_string(), Some(&key(1)), T).await.unwrap();
+    let mut c = Client::connect(&s.addr.to_string(), Some(&key(1)), T)
+        .await
+        .unwrap();
     assert!(c.request(&Header::request("ping")).await.unwrap().is_ok());
 }
 
 #[tokio::test]
 async fn wrong_key_is_rejected() {
     let s = start(Some(key(1)), Limits::default());
-    let err = Client::connect(&s.addr.to_string(), Some(&key(2)), T).await.unwrap_err();
+    let err = Client::connect(&s.addr.to_string(), Some(&key(2)), T)
+        .await
+        .unwrap_err();
     match err {
-        ClientError::Handshake(HandshakeError::Rejected(m)) => assert!(m.contains("auth_failed"), "{m}"),
+        ClientError::Handshake(HandshakeError::Rejected(m)) => {
+            assert!(m.contains("auth_failed"), "{m}")
+        }
         other => panic!("expected rejection, got {other:?}"),
     }
 }
@@ -105,8 +128,13 @@ async fn wrong_key_is_rejected() {
 #[tokio::test]
 async fn missing_key_is_reported() {
     let s = start(Some(key(1)), Limits::default());
-    let err = Client::connect(&s.addr.to_string(), None, T).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(HandshakeError::KeyRequired)));
+    let err = Client::connect(&s.addr.to_string(), None, T)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Handshake(HandshakeError::KeyRequired)
+    ));
     assert!(err.to_string().contains("--key"));
 }
 
@@ -120,12 +148,21 @@ async fn request_before_auth_gets_auth_required() {
     let r = read(&mut conn).await;
     assert_eq!(r.as_error().unwrap().0, ErrorCode::AuthRequired);
     // A body sent before auth is skipped and the connection stays usable.
-    conn.send_with_body(&Header::request("echo-body").with("size", 3), Bytes::from_static(b"abc"))
-        .await
-        .unwrap();
-    assert_eq!(read(&mut conn).await.as_error().unwrap().0, ErrorCode::AuthRequired);
+    conn.send_with_body(
+        &Header::request("echo-body").with("size", 3),
+        Bytes::from_static(b"abc"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read(&mut conn).await.as_error().unwrap().0,
+        ErrorCode::AuthRequired
+    );
     conn.send(&Header::request("ping")).await.unwrap();
-    assert_eq!(read(&mut conn).await.as_error().unwrap().0, ErrorCode::AuthRequired);
+    assert_eq!(
+        read(&mut conn).await.as_error().unwrap().0,
+        ErrorCode::AuthRequired
+    );
 }
 
 #[tokio::test]
@@ -146,8 +183,14 @@ async fn replayed_mac_is_rejected() {
     let hello2 = read(&mut second).await;
     assert_ne!(hello2.get_str("nonce"), hello.get_str("nonce"));
     second.send(&auth).await.unwrap();
-    assert_eq!(read(&mut second).await.as_error().unwrap().0, ErrorCode::AuthFailed);
-    assert!(second.read_header().await.unwrap().is_none(), "server closes after auth_failed");
+    assert_eq!(
+        read(&mut second).await.as_error().unwrap().0,
+        ErrorCode::AuthFailed
+    );
+    assert!(
+        second.read_header().await.unwrap().is_none(),
+        "server closes after auth_failed"
+    );
 }
 
 #[tokio::test]
@@ -159,24 +202,36 @@ async fn impostor_server_without_key_is_detected() {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let mut conn = Connection::new(stream);
-        let hello = sockit_wire::handshake::hello(
-            sockit_wire::header::AuthMode::HmacSha256,
-            &[7; 32],
-            &[],
-        );
+        let hello =
+            sockit_wire::handshake::hello(sockit_wire::header::AuthMode::HmacSha256, &[7; 32], &[]);
         conn.send(&hello).await.unwrap();
         let _auth = conn.read_header().await.unwrap();
-        conn.send(&Header::ok().with("mac", hex::encode([0u8; 32]))).await.unwrap();
+        conn.send(&Header::ok().with("mac", hex::encode([0u8; 32])))
+            .await
+            .unwrap();
         let _ = conn.read_header().await;
     });
-    let err = Client::connect(&addr.to_string(), Some(&key(1)), T).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(HandshakeError::ServerProofFailed)), "{err:?}");
+    let err = Client::connect(&addr.to_string(), Some(&key(1)), T)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Handshake(HandshakeError::ServerProofFailed)
+        ),
+        "{err:?}"
+    );
 
     // A server with a different key is detected the same way by the client's check of
     // the server proof, even before it rejects us.
     let s = start(None, Limits::default());
-    let err = Client::connect(&s.addr.to_string(), Some(&key(1)), T).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(HandshakeError::ServerUnauthenticated)));
+    let err = Client::connect(&s.addr.to_string(), Some(&key(1)), T)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Handshake(HandshakeError::ServerUnauthenticated)
+    ));
 }
 
 #[tokio::test]
@@ -184,15 +239,33 @@ async fn unknown_command_keeps_connection() {
     let s = start(None, Limits::default());
     let mut c = Client::connect(&s.addr.to_string(), None, T).await.unwrap();
     let err = c.request(&Header::request("frobnicate")).await.unwrap_err();
-    assert!(matches!(err, ClientError::Remote { code: ErrorCode::UnknownCommand, .. }));
+    assert!(matches!(
+        err,
+        ClientError::Remote {
+            code: ErrorCode::UnknownCommand,
+            ..
+        }
+    ));
     // A refused command with an unread body: the body is skipped and the next request works.
     let err = c
-        .request_with_body(&Header::request("refuse").with("size", 4), Bytes::from_static(b"data"))
+        .request_with_body(
+            &Header::request("refuse").with("size", 4),
+            Bytes::from_static(b"data"),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Remote { code: ErrorCode::Denied, .. }));
+    assert!(matches!(
+        err,
+        ClientError::Remote {
+            code: ErrorCode::Denied,
+            ..
+        }
+    ));
     let r = c
-        .request_with_body(&Header::request("echo-body").with("size", 5), Bytes::from_static(b"hello"))
+        .request_with_body(
+            &Header::request("echo-body").with("size", 5),
+            Bytes::from_static(b"hello"),
+        )
         .await
         .unwrap();
     assert_eq!(r.body_len().unwrap(), 5);
@@ -214,11 +287,20 @@ async fn bad_headers_get_errors() {
     raw.write_all(&bytes).await.unwrap();
     let mut conn = Connection::new(raw);
     let _hello = read(&mut conn).await;
-    assert_eq!(read(&mut conn).await.as_error().unwrap().0, ErrorCode::BadRequest);
-    assert_eq!(read(&mut conn).await.as_error().unwrap().0, ErrorCode::BadRequest);
+    assert_eq!(
+        read(&mut conn).await.as_error().unwrap().0,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        read(&mut conn).await.as_error().unwrap().0,
+        ErrorCode::BadRequest
+    );
     assert!(read(&mut conn).await.is_ok());
     // An oversized length is a framing error: error frame, then close.
-    conn.stream_mut().write_all(&(1u32 << 20).to_le_bytes()).await.unwrap();
+    conn.stream_mut()
+        .write_all(&(1u32 << 20).to_le_bytes())
+        .await
+        .unwrap();
     let (code, msg) = read(&mut conn).await.as_error().unwrap();
     assert_eq!(code, ErrorCode::BadRequest);
     assert!(msg.contains("over the limit"), "{msg}");
@@ -229,7 +311,9 @@ async fn bad_headers_get_errors() {
 async fn legacy_client_sends_without_reading_hello() {
     let s = start(None, Limits::default());
     let mut raw = TcpStream::connect(s.addr).await.unwrap();
-    raw.write_all(&encode_header(&Header::request("ping")).unwrap()).await.unwrap();
+    raw.write_all(&encode_header(&Header::request("ping")).unwrap())
+        .await
+        .unwrap();
     let mut conn = Connection::new(raw);
     assert_eq!(read(&mut conn).await.cmd(), Some("hello"));
     assert!(read(&mut conn).await.is_ok());
@@ -267,7 +351,10 @@ async fn unauthenticated_client_is_closed_after_handshake_timeout() {
     // Keep sending pings (so the connection is not idle) but never authenticate.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(tokio::time::Instant::now() < deadline, "server kept an unauthenticated client");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server kept an unauthenticated client"
+        );
         if conn.send(&Header::request("ping")).await.is_err() {
             break;
         }
@@ -294,7 +381,10 @@ async fn per_ip_limit_refuses_with_message() {
     let mut conn = Connection::new(TcpStream::connect(s.addr).await.unwrap());
     let (code, message) = read(&mut conn).await.as_error().unwrap();
     assert_eq!(code, ErrorCode::Busy);
-    assert!(message.contains("too many connections from 127.0.0.1"), "{message}");
+    assert!(
+        message.contains("too many connections from 127.0.0.1"),
+        "{message}"
+    );
     drop((a, b));
     // Slots are released when connections close: a new client gets in again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -302,14 +392,19 @@ async fn per_ip_limit_refuses_with_message() {
         match Client::connect(&s.addr.to_string(), None, T).await {
             Ok(_) => break,
             Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "slot never released: {e}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "slot never released: {e}"
+                );
                 tokio::task::yield_now().await;
             }
         }
     }
 }
 
-async fn read<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(conn: &mut Connection<S>) -> Header {
+async fn read<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+) -> Header {
     match tokio::time::timeout(T, conn.read_header()).await {
         Ok(Ok(Some(Incoming::Header(h)))) => h,
         other => panic!("expected a header, got {other:?}"),
