@@ -1,0 +1,328 @@
+//! The SQLite catalog: one row per book (path, title, author, format, size, pages, the
+//! three hashes, mtime, cover), plus the kosync accounts and reading positions. Opened in
+//! WAL mode so the scanner's write transactions never block readers.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// A book's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A PDF.
+    Pdf,
+    /// A plain-text file.
+    Txt,
+}
+
+impl Format {
+    /// From a file name's extension (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "pdf" => Some(Self::Pdf),
+            "txt" => Some(Self::Txt),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name stored in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pdf => "pdf",
+            Self::Txt => "txt",
+        }
+    }
+
+    /// The media type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Txt => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// One catalog row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Book {
+    /// Stable id (kept while the path stays the same).
+    pub id: i64,
+    /// Path relative to the books root, `/`-separated.
+    pub path: String,
+    /// Title (PDF metadata, else the file name without extension).
+    pub title: String,
+    /// Author from the PDF metadata.
+    pub author: Option<String>,
+    /// Format.
+    pub format: Format,
+    /// Size in bytes.
+    pub size: u64,
+    /// Page count (TXT: at the server's default page size); `None` when unreadable.
+    pub pages: Option<u64>,
+    /// Why the book cannot be read, if it cannot.
+    pub error: Option<String>,
+    /// TXT encoding detected.
+    pub encoding: Option<String>,
+    /// MD5 of the file (the course client's cache key).
+    pub md5: String,
+    /// KOReader partial MD5 (the kosync document id).
+    pub partial_md5: String,
+    /// BLAKE3 of the file (ETag, cache key).
+    pub blake3: String,
+    /// Modification time, microseconds since the epoch (change detection).
+    pub mtime: i64,
+    /// The cover image next to the book (`NAME.jpg`), relative to the books root.
+    pub cover_file: Option<String>,
+}
+
+/// Opens (creating) the catalog database at `path`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS books(
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            author TEXT,
+            format TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            pages INTEGER,
+            error TEXT,
+            encoding TEXT,
+            md5 TEXT NOT NULL,
+            partial_md5 TEXT NOT NULL,
+            blake3 TEXT NOT NULL,
+            mtime INTEGER NOT NULL,
+            cover_file TEXT
+        );
+        CREATE INDEX IF NOT EXISTS books_partial ON books(partial_md5);
+        CREATE TABLE IF NOT EXISTS users(
+            username TEXT PRIMARY KEY,
+            key TEXT NOT NULL,
+            created INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS progress(
+            username TEXT NOT NULL,
+            document TEXT NOT NULL,
+            progress TEXT NOT NULL,
+            percentage REAL NOT NULL,
+            device TEXT NOT NULL,
+            device_id TEXT,
+            timestamp INTEGER NOT NULL,
+            PRIMARY KEY(username, document)
+        );",
+    )?;
+    Ok(conn)
+}
+
+const COLS: &str = "id, path, title, author, format, size, pages, error, encoding, md5, \
+                    partial_md5, blake3, mtime, cover_file";
+
+fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
+    let format: String = r.get(4)?;
+    Ok(Book {
+        id: r.get(0)?,
+        path: r.get(1)?,
+        title: r.get(2)?,
+        author: r.get(3)?,
+        format: if format == "pdf" {
+            Format::Pdf
+        } else {
+            Format::Txt
+        },
+        size: r.get::<_, i64>(5)?.max(0) as u64,
+        pages: r.get::<_, Option<i64>>(6)?.map(|p| p.max(0) as u64),
+        error: r.get(7)?,
+        encoding: r.get(8)?,
+        md5: r.get(9)?,
+        partial_md5: r.get(10)?,
+        blake3: r.get(11)?,
+        mtime: r.get(12)?,
+        cover_file: r.get(13)?,
+    })
+}
+
+/// Every book, sorted by title then path; `query` filters on title, author and path
+/// (case-insensitive substring).
+///
+/// # Errors
+/// SQLite errors.
+pub fn list(conn: &Connection, query: Option<&str>) -> Result<Vec<Book>> {
+    let q = query.map(str::trim).filter(|q| !q.is_empty());
+    let sql = format!(
+        "SELECT {COLS} FROM books WHERE ?1 IS NULL OR instr(lower(title || ' ' || \
+         coalesce(author, '') || ' ' || path), lower(?1)) > 0 ORDER BY title COLLATE NOCASE, path"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![q], row_to_book)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// One book by id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Book>> {
+    let sql = format!("SELECT {COLS} FROM books WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id], row_to_book)
+        .optional()?)
+}
+
+/// One book by its path relative to the books root.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_path(conn: &Connection, path: &str) -> Result<Option<Book>> {
+    let sql = format!("SELECT {COLS} FROM books WHERE path = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![path], row_to_book)
+        .optional()?)
+}
+
+/// One book by its KOReader partial MD5.
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_partial_md5(conn: &Connection, doc: &str) -> Result<Option<Book>> {
+    let sql = format!("SELECT {COLS} FROM books WHERE partial_md5 = ?1 LIMIT 1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![doc], row_to_book)
+        .optional()?)
+}
+
+/// Inserts or updates a book by path (its id is kept).
+///
+/// # Errors
+/// SQLite errors.
+pub fn upsert(conn: &Connection, b: &Book) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO books(path, title, author, format, size, pages, error, encoding, md5, \
+         partial_md5, blake3, mtime, cover_file) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) \
+         ON CONFLICT(path) DO UPDATE SET title=excluded.title, author=excluded.author, \
+         format=excluded.format, size=excluded.size, pages=excluded.pages, error=excluded.error, \
+         encoding=excluded.encoding, md5=excluded.md5, partial_md5=excluded.partial_md5, \
+         blake3=excluded.blake3, mtime=excluded.mtime, cover_file=excluded.cover_file",
+    )?
+    .execute(params![
+        b.path,
+        b.title,
+        b.author,
+        b.format.as_str(),
+        i64::try_from(b.size).unwrap_or(i64::MAX),
+        b.pages.map(|p| i64::try_from(p).unwrap_or(i64::MAX)),
+        b.error,
+        b.encoding,
+        b.md5,
+        b.partial_md5,
+        b.blake3,
+        b.mtime,
+        b.cover_file,
+    ])?;
+    Ok(())
+}
+
+/// Sets only the cover file of a book (the cover changed, the book did not).
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_cover(conn: &Connection, path: &str, cover: Option<&str>) -> Result<()> {
+    conn.prepare_cached("UPDATE books SET cover_file = ?2 WHERE path = ?1")?
+        .execute(params![path, cover])?;
+    Ok(())
+}
+
+/// Removes a book by path.
+///
+/// # Errors
+/// SQLite errors.
+pub fn remove(conn: &Connection, path: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM books WHERE path = ?1")?
+        .execute(params![path])?;
+    Ok(())
+}
+
+/// `(path, size, mtime, cover_file)` of every book, for the scanner's comparison.
+///
+/// # Errors
+/// SQLite errors.
+pub fn fingerprints(conn: &Connection) -> Result<Vec<(String, u64, i64, Option<String>)>> {
+    let mut stmt = conn.prepare_cached("SELECT path, size, mtime, cover_file FROM books")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?.max(0) as u64,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(path: &str, title: &str) -> Book {
+        Book {
+            id: 0,
+            path: path.into(),
+            title: title.into(),
+            author: Some("Lewis Carroll".into()),
+            format: Format::Txt,
+            size: 3,
+            pages: Some(1),
+            error: None,
+            encoding: Some("UTF-8".into()),
+            md5: "m".into(),
+            partial_md5: "p".into(),
+            blake3: "b".into(),
+            mtime: 1,
+            cover_file: None,
+        }
+    }
+
+    #[test]
+    fn upsert_keeps_id_and_search_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir.path().join("c.db")).unwrap();
+        upsert(&c, &book("alice.txt", "Alice")).unwrap();
+        upsert(&c, &book("b.txt", "Bob")).unwrap();
+        let id = by_path(&c, "alice.txt").unwrap().unwrap().id;
+        let mut changed = book("alice.txt", "Alice in Wonderland");
+        changed.size = 9;
+        upsert(&c, &changed).unwrap();
+        let again = by_id(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (again.title.as_str(), again.size),
+            ("Alice in Wonderland", 9)
+        );
+        assert_eq!(list(&c, Some("wonder")).unwrap().len(), 1);
+        assert_eq!(list(&c, Some("carroll")).unwrap().len(), 2);
+        assert_eq!(list(&c, None).unwrap().len(), 2);
+        remove(&c, "b.txt").unwrap();
+        assert_eq!(list(&c, None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(Format::from_name("A.PDF"), Some(Format::Pdf));
+        assert_eq!(Format::from_name("a.txt"), Some(Format::Txt));
+        assert_eq!(Format::from_name("a.jpg"), None);
+        assert_eq!(Format::from_name("noext"), None);
+    }
+}

@@ -1,0 +1,432 @@
+//! OPDS 1.2 catalog (<https://specs.opds.io/opds-1.2>) with OpenSearch and OPDS-PSE 1.2
+//! page streaming (<https://anansi-project.github.io/docs/opds-pse/specs/v1.2>), written
+//! with quick-xml.
+//!
+//! ```text
+//! /opds                  navigation feed: All books, Recently added
+//! /opds/all?page=N       acquisition feed, 50 entries a page (first/prev/next/last links)
+//! /opds/recent           the 50 most recently changed books
+//! /opds/search?q=TEXT    acquisition feed of matches; /opds/opensearch.xml describes it
+//! /opds/pse/ID/P?width=W page P (0-based) of a PDF as JPEG, at most W pixels wide
+//! ```
+//! When accounts exist, every OPDS request needs HTTP Basic auth (the kosync user name
+//! and password).
+
+use std::collections::HashMap;
+use std::io;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::accounts;
+use crate::catalog::{Book, Format};
+use crate::error::ReaderError;
+use crate::http::{api, cached_bytes, request_user, ApiError, ApiResult, AppState};
+use crate::library::ImageFormat;
+
+/// Entries per acquisition feed page.
+pub const PAGE_SIZE: usize = 50;
+/// Navigation feed media type.
+pub const NAV: &str = "application/atom+xml;profile=opds-catalog;kind=navigation";
+/// Acquisition feed media type.
+pub const ACQ: &str = "application/atom+xml;profile=opds-catalog;kind=acquisition";
+/// The PSE namespace.
+pub const PSE_NS: &str = "http://vaemendis.net/opds-pse/ns";
+/// Page width used when a PSE client leaves `{maxWidth}` unfilled.
+const PSE_DEFAULT_WIDTH: u32 = 1200;
+
+/// The OPDS routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/opds", get(root))
+        .route("/opds/all", get(all))
+        .route("/opds/recent", get(recent))
+        .route("/opds/search", get(search))
+        .route("/opds/opensearch.xml", get(opensearch))
+        .route("/opds/pse/{id}/{page}", get(pse_page))
+}
+
+fn unauthorized() -> Response {
+    let mut r = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+    r.headers_mut().insert(
+        "www-authenticate",
+        HeaderValue::from_static("Basic realm=\"sockit\", charset=\"UTF-8\""),
+    );
+    r
+}
+
+/// `Ok(())` when the request may see the catalog.
+fn gate(s: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let accounts_exist = s.lib.with_db(accounts::any).unwrap_or(true);
+    if !accounts_exist {
+        return Ok(());
+    }
+    match request_user(&s.lib, headers) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(unauthorized()),
+    }
+}
+
+fn xml(mime: &'static str, body: Vec<u8>) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(mime));
+    r
+}
+
+type W = Writer<Vec<u8>>;
+
+fn link(w: &mut W, rel: &str, href: &str, ty: &str) -> io::Result<()> {
+    w.create_element("link")
+        .with_attributes([("rel", rel), ("href", href), ("type", ty)])
+        .write_empty()?;
+    Ok(())
+}
+
+fn text(w: &mut W, name: &str, value: &str) -> io::Result<()> {
+    w.create_element(name)
+        .write_text_content(BytesText::new(value))?;
+    Ok(())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn iso(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Writes a feed: the header links, then `body`.
+fn feed(
+    id: &str,
+    title: &str,
+    self_href: &str,
+    kind: &str,
+    links: &[(&str, String, &str)],
+    body: impl FnOnce(&mut W) -> io::Result<()>,
+) -> io::Result<Vec<u8>> {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    w.create_element("feed")
+        .with_attributes([
+            ("xmlns", "http://www.w3.org/2005/Atom"),
+            ("xmlns:dc", "http://purl.org/dc/terms/"),
+            ("xmlns:opds", "http://opds-spec.org/2010/catalog"),
+            ("xmlns:opensearch", "http://a9.com/-/spec/opensearch/1.1/"),
+            ("xmlns:pse", PSE_NS),
+        ])
+        .write_inner_content(|w| {
+            text(w, "id", id)?;
+            text(w, "title", title)?;
+            text(w, "updated", &now())?;
+            w.create_element("author")
+                .write_inner_content(|w| text(w, "name", "sockit"))?;
+            link(w, "self", self_href, kind)?;
+            link(w, "start", "/opds", NAV)?;
+            link(
+                w,
+                "search",
+                "/opds/opensearch.xml",
+                "application/opensearchdescription+xml",
+            )?;
+            for (rel, href, ty) in links {
+                link(w, rel, href, ty)?;
+            }
+            body(w)
+        })?;
+    Ok(w.into_inner())
+}
+
+fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
+    w.create_element("entry").write_inner_content(|w| {
+        text(w, "title", &b.title)?;
+        text(w, "id", &format!("urn:sockit:book:{}", b.blake3))?;
+        text(w, "updated", &iso(b.mtime))?;
+        if let Some(a) = &b.author {
+            w.create_element("author")
+                .write_inner_content(|w| text(w, "name", a))?;
+        }
+        text(w, "dc:format", b.format.mime())?;
+        let summary = match (b.format, b.pages, &b.error) {
+            (_, _, Some(e)) => format!("Unreadable: {e}"),
+            (Format::Pdf, Some(p), _) => format!("PDF, {p} pages, {} bytes", b.size),
+            (Format::Txt, Some(p), _) => format!("Text, {p} pages, {} bytes", b.size),
+            _ => format!("{} bytes", b.size),
+        };
+        w.create_element("content")
+            .with_attribute(("type", "text"))
+            .write_text_content(BytesText::new(&summary))?;
+        let id = b.id;
+        link(
+            w,
+            "http://opds-spec.org/image",
+            &format!("/api/books/{id}/cover"),
+            "image/jpeg",
+        )?;
+        link(
+            w,
+            "http://opds-spec.org/image/thumbnail",
+            &format!("/api/books/{id}/cover?w=200"),
+            "image/jpeg",
+        )?;
+        let mime = match b.format {
+            Format::Pdf => "application/pdf",
+            Format::Txt => "text/plain",
+        };
+        link(
+            w,
+            "http://opds-spec.org/acquisition",
+            &format!("/api/books/{id}/file"),
+            mime,
+        )?;
+        if let (Format::Pdf, Some(pages), None) = (b.format, b.pages, &b.error) {
+            let count = pages.to_string();
+            let href = format!("/opds/pse/{id}/{{pageNumber}}?width={{maxWidth}}");
+            w.create_element("link")
+                .with_attributes([
+                    ("rel", "http://vaemendis.net/opds-pse/stream"),
+                    ("type", "image/jpeg"),
+                    ("href", href.as_str()),
+                    ("pse:count", count.as_str()),
+                ])
+                .write_empty()?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn page_param(q: &HashMap<String, String>) -> ApiResult<usize> {
+    match q.get("page") {
+        None => Ok(1),
+        Some(p) => {
+            let n: usize = api::number("page", p)?;
+            if n == 0 {
+                return Err(ApiError(ReaderError::BadRequest(
+                    "feed pages start at 1".into(),
+                )));
+            }
+            Ok(n)
+        }
+    }
+}
+
+/// An acquisition feed of `books`, paginated.
+fn acquisition(
+    id: &str,
+    title: &str,
+    base: &str,
+    books: &[Book],
+    page: usize,
+) -> ApiResult<Response> {
+    let last = books.len().div_ceil(PAGE_SIZE).max(1);
+    if page > last {
+        return Err(ApiError(ReaderError::PageOutOfRange {
+            page: page as u64,
+            pages: last as u64,
+        }));
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let href = |p: usize| format!("{base}{sep}page={p}");
+    let mut links = vec![("first", href(1), ACQ), ("last", href(last), ACQ)];
+    if page > 1 {
+        links.push(("previous", href(page - 1), ACQ));
+    }
+    if page < last {
+        links.push(("next", href(page + 1), ACQ));
+    }
+    let slice = books.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
+    let body = feed(id, title, &href(page), ACQ, &links, |w| {
+        text(w, "opensearch:totalResults", &books.len().to_string())?;
+        text(w, "opensearch:itemsPerPage", &PAGE_SIZE.to_string())?;
+        text(
+            w,
+            "opensearch:startIndex",
+            &((page - 1) * PAGE_SIZE + 1).to_string(),
+        )?;
+        for b in slice {
+            book_entry(w, b)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| ApiError(ReaderError::io("opds feed", e)))?;
+    Ok(xml(ACQ, body))
+}
+
+async fn root(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let total = s.lib.books(None)?.len();
+    let body = feed(
+        "urn:sockit:opds:root",
+        "sockit library",
+        "/opds",
+        NAV,
+        &[],
+        |w| {
+            for (id, title, href, rel, content) in [
+                (
+                    "urn:sockit:opds:all",
+                    "All books",
+                    "/opds/all",
+                    "subsection",
+                    format!("{total} books, by title"),
+                ),
+                (
+                    "urn:sockit:opds:recent",
+                    "Recently added",
+                    "/opds/recent",
+                    "http://opds-spec.org/sort/new",
+                    "The newest books first".to_owned(),
+                ),
+            ] {
+                w.create_element("entry").write_inner_content(|w| {
+                    text(w, "title", title)?;
+                    text(w, "id", id)?;
+                    text(w, "updated", &now())?;
+                    w.create_element("content")
+                        .with_attribute(("type", "text"))
+                        .write_text_content(BytesText::new(&content))?;
+                    link(w, rel, href, ACQ)
+                })?;
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| ApiError(ReaderError::io("opds feed", e)))?;
+    Ok(xml(NAV, body))
+}
+
+async fn all(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let page = page_param(&q)?;
+    acquisition(
+        "urn:sockit:opds:all",
+        "All books",
+        "/opds/all",
+        &s.lib.books(None)?,
+        page,
+    )
+}
+
+async fn recent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let page = page_param(&q)?;
+    let mut books = s.lib.books(None)?;
+    books.sort_by(|a, b| b.mtime.cmp(&a.mtime));
+    books.truncate(PAGE_SIZE);
+    acquisition(
+        "urn:sockit:opds:recent",
+        "Recently added",
+        "/opds/recent",
+        &books,
+        page,
+    )
+}
+
+async fn search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let page = page_param(&q)?;
+    let term = q.get("q").cloned().unwrap_or_default();
+    let books = s.lib.books(Some(&term))?;
+    let encoded: String = term
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    acquisition(
+        "urn:sockit:opds:search",
+        &format!("Search: {term}"),
+        &format!("/opds/search?q={encoded}"),
+        &books,
+        page,
+    )
+}
+
+async fn opensearch(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
+    let r: io::Result<()> = (|| {
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        w.create_element("OpenSearchDescription")
+            .with_attribute(("xmlns", "http://a9.com/-/spec/opensearch/1.1/"))
+            .write_inner_content(|w| {
+                text(w, "ShortName", "sockit")?;
+                text(
+                    w,
+                    "Description",
+                    "Search the sockit library by title, author or file name",
+                )?;
+                text(w, "InputEncoding", "UTF-8")?;
+                text(w, "OutputEncoding", "UTF-8")?;
+                w.create_element("Url")
+                    .with_attributes([("type", ACQ), ("template", "/opds/search?q={searchTerms}")])
+                    .write_empty()?;
+                Ok(())
+            })?;
+        Ok(())
+    })();
+    r.map_err(|e| ApiError(ReaderError::io("opensearch", e)))?;
+    Ok(xml("application/opensearchdescription+xml", w.into_inner()))
+}
+
+async fn pse_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path((id, page)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    if let Err(r) = gate(&s, &headers) {
+        return Ok(r);
+    }
+    let book = s.lib.book(api::number("book id", &id)?)?;
+    let zero_based: u64 = api::number("pageNumber", &page)?;
+    let width = match q.get("width").map(String::as_str) {
+        None | Some("{maxWidth}") | Some("") => PSE_DEFAULT_WIDTH,
+        Some(w) => api::number::<u32>("maxWidth", w)?.min(crate::pdf::MAX_WIDTH),
+    };
+    let bytes = s
+        .lib
+        .pdf_page(
+            &book,
+            zero_based.saturating_add(1),
+            width,
+            ImageFormat::Jpeg,
+        )
+        .await?;
+    Ok(cached_bytes(&headers, "image/jpeg", bytes))
+}
