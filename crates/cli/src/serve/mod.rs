@@ -3,6 +3,7 @@
 
 mod addr_file;
 mod plan;
+mod reader;
 mod registry;
 mod start;
 
@@ -42,6 +43,8 @@ pub struct Args {
     pub no_auth: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub reader: reader::ReaderArgs,
 }
 
 /// Connection limits and timeouts of every TCP service.
@@ -95,6 +98,8 @@ pub struct ServeContext {
     pub key: Option<sockit_wire::Key>,
     /// Cancelled on Ctrl-C / SIGTERM.
     pub shutdown: CancellationToken,
+    /// The book library, when the reader service runs.
+    pub reader: Option<std::sync::Arc<sockit_reader::Library>>,
 }
 
 /// Runs the server.
@@ -123,12 +128,16 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     raise_fd_limit();
 
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
-    let ctx = ServeContext {
+    let mut ctx = ServeContext {
         limits: args.limits.to_limits(),
         root,
         key,
         shutdown: CancellationToken::new(),
+        reader: None,
     };
+    if endpoints.iter().any(|e| e.service == "reader") {
+        ctx.reader = Some(reader::open(&args.reader, &ctx).await?);
+    }
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
 

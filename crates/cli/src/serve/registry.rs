@@ -9,6 +9,8 @@ pub enum Proto {
     Tcp,
     /// A UDP socket.
     Udp,
+    /// A TCP listener serving HTTP (shown as `http` in the table and the addr file).
+    Http,
 }
 
 impl Proto {
@@ -17,6 +19,7 @@ impl Proto {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Http => "http",
         }
     }
 }
@@ -66,6 +69,13 @@ pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "framed",
         endpoints: &[(Proto::Tcp, sockit_wire::FRAMED_PORT)],
+    },
+    ServiceSpec {
+        name: "reader",
+        endpoints: &[
+            (Proto::Tcp, sockit_reader::classic::PORT),
+            (Proto::Http, sockit_reader::http::PORT),
+        ],
     },
 ];
 

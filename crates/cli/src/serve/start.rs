@@ -54,7 +54,7 @@ pub fn bind_all(endpoints: &[Endpoint], backlog: u32) -> anyhow::Result<Vec<Boun
         .iter()
         .map(|e| {
             let bound = match e.proto {
-                Proto::Tcp => runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp),
+                Proto::Tcp | Proto::Http => runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp),
                 Proto::Udp => runtime::bind_udp(e.addr).map(BoundSocket::Udp),
             };
             let socket = bound.map_err(|err| {
@@ -102,6 +102,13 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     let mut tasks = JoinSet::new();
     for b in bound {
         match b.socket {
+            BoundSocket::Tcp(listener) if b.proto == Proto::Http => {
+                let token = ctx.shutdown.clone();
+                let lib = crate::serve::reader::library(ctx);
+                tasks.spawn(
+                    async move { Ok(sockit_reader::http::serve(listener, lib, token).await?) },
+                );
+            }
             BoundSocket::Tcp(listener) => {
                 let service = tcp_service(b.service, ctx);
                 let (limits, token) = (ctx.limits, ctx.shutdown.clone());
@@ -131,6 +138,9 @@ fn tcp_service(name: &str, ctx: &ServeContext) -> Arc<dyn TcpService> {
                 key: ctx.key.clone(),
                 ..FramedConfig::default()
             },
+        )),
+        "reader" => Arc::new(sockit_reader::classic::ClassicService::new(
+            crate::serve::reader::library(ctx),
         )),
         other => unreachable!("registry has no tcp endpoint for {other}"),
     }
