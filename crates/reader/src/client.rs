@@ -1,1 +1,233 @@
-//! placeholder
+//! A small HTTP/1.1 client for the reader's JSON API (what `sockit read` and the tests
+//! use): one request per connection (`Connection: close`), bodies by `Content-Length`,
+//! chunked, or to EOF, with a size cap and a timeout.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response accepted, in bytes.
+pub const MAX_RESPONSE: usize = 256 << 20;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting, sending or receiving failed.
+    #[error("{addr}: {err}")]
+    Io {
+        /// The server.
+        addr: String,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+    /// The server did not answer in time.
+    #[error("{0}: no answer in time")]
+    Timeout(String),
+    /// The response is not HTTP as we know it.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// The server answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client for one server (`HOST:PORT`, or `http://HOST:PORT`).
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: String,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for `server`.
+    pub fn new(server: &str) -> Self {
+        let addr = server
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            addr,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Adds a header sent with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends one request.
+    ///
+    /// # Errors
+    /// I/O, timeout or a malformed response (any status is returned as is).
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, ClientError> {
+        match tokio::time::timeout(self.timeout, self.request_inner(method, path, headers, body)).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout(self.addr.clone())),
+        }
+    }
+
+    async fn request_inner(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, ClientError> {
+        let io = |err| ClientError::Io { addr: self.addr.clone(), err };
+        let mut s = TcpStream::connect(&self.addr).await.map_err(io)?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(headers.iter().copied()) {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.map_err(io)?;
+        s.write_all(body).await.map_err(io)?;
+        let mut raw = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = s.read(&mut chunk).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&chunk[..n]);
+            if raw.len() > MAX_RESPONSE {
+                return Err(ClientError::Malformed("response too large".into()));
+            }
+        }
+        parse_response(&raw, method == "HEAD")
+    }
+
+    /// GET `path` and decode JSON; an error status becomes [`ClientError::Status`].
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self.request("GET", path, &[], b"").await?;
+        ok_json(r)
+    }
+
+    /// GET `path` as bytes; an error status becomes [`ClientError::Status`].
+    ///
+    /// # Errors
+    /// Transport errors and error statuses.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let r = self.request("GET", path, &[], b"").await?;
+        if r.status >= 400 {
+            return Err(status_error(&r));
+        }
+        Ok(r.body)
+    }
+
+    /// Sends JSON with `method` and decodes the JSON answer.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn send_json<T: DeserializeOwned>(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let r = self.request(method, path, &[("Content-Type", "application/json")], &bytes).await?;
+        ok_json(r)
+    }
+}
+
+fn status_error(r: &Response) -> ClientError {
+    let message = serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect());
+    ClientError::Status { status: r.status, message }
+}
+
+fn ok_json<T: DeserializeOwned>(r: Response) -> Result<T, ClientError> {
+    if r.status >= 400 {
+        return Err(status_error(&r));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| ClientError::Malformed(format!("bad JSON: {e}")))
+}
+
+/// Parses a whole HTTP/1.1 response. Total: never panics.
+///
+/// # Errors
+/// [`ClientError::Malformed`].
+pub fn parse_response(raw: &[u8], head: bool) -> Result<Response, ClientError> {
+    let bad = |m: &str| ClientError::Malformed(m.to_owned());
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let head_text = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
+    let mut lines = head_text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let body = if head || status == 204 || status == 304 {
+        Vec::new()
+    } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        rest.get(..len).ok_or_else(|| bad("body shorter than Content-Length"))?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response { status, headers, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for _ in 0..10_000_000 {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_length_and_chunked() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiXX", false).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n", false).unwrap();
+        assert_eq!(r.body, b"abc");
+        assert!(parse_response(b"garbage", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhi", false).is_err());
+    }
+}
