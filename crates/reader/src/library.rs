@@ -300,15 +300,12 @@ impl Library {
                 book.path
             )));
         }
-        if let Some(e) = &book.error {
-            if book.pages.is_none() {
-                return Err(ReaderError::BadPdf {
-                    name: book.path.clone(),
-                    reason: e.clone(),
-                });
-            }
+        let bytes = scan::read_capped(&self.file(&book.path)?, self.cfg.max_pdf_bytes)?;
+        if book.pages.is_none() {
+            // The catalog found it unreadable: answer with the typed reason.
+            crate::pdf::inspect(&book.path, &bytes)?;
         }
-        scan::read_capped(&self.file(&book.path)?, self.cfg.max_pdf_bytes)
+        Ok(bytes)
     }
 
     /// Page `page` (1-based) of a PDF rendered `width` pixels wide, encoded; cached on disk.
