@@ -53,7 +53,10 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,18 +92,47 @@ impl Client {
     ///
     /// # Errors
     /// I/O, timeout or a malformed response (any status is returned as is).
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, ClientError> {
-        match tokio::time::timeout(self.timeout, self.request_inner(method, path, headers, body)).await {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, ClientError> {
+        match tokio::time::timeout(
+            self.timeout,
+            self.request_inner(method, path, headers, body),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(self.addr.clone())),
         }
     }
 
-    async fn request_inner(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, ClientError> {
-        let io = |err| ClientError::Io { addr: self.addr.clone(), err };
+    async fn request_inner(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, ClientError> {
+        let io = |err| ClientError::Io {
+            addr: self.addr.clone(),
+            err,
+        };
         let mut s = TcpStream::connect(&self.addr).await.map_err(io)?;
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
-        for (k, v) in self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(headers.iter().copied()) {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(headers.iter().copied())
+        {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
@@ -146,9 +178,21 @@ impl Client {
     ///
     /// # Errors
     /// Transport errors, error statuses, bad JSON.
-    pub async fn send_json<T: DeserializeOwned>(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<T, ClientError> {
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let r = self.request(method, path, &[("Content-Type", "application/json")], &bytes).await?;
+        let r = self
+            .request(
+                method,
+                path,
+                &[("Content-Type", "application/json")],
+                &bytes,
+            )
+            .await?;
         ok_json(r)
     }
 }
@@ -158,7 +202,10 @@ fn status_error(r: &Response) -> ClientError {
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect());
-    ClientError::Status { status: r.status, message }
+    ClientError::Status {
+        status: r.status,
+        message,
+    }
 }
 
 fn ok_json<T: DeserializeOwned>(r: Response) -> Result<T, ClientError> {
@@ -174,7 +221,10 @@ fn ok_json<T: DeserializeOwned>(r: Response) -> Result<T, ClientError> {
 /// [`ClientError::Malformed`].
 pub fn parse_response(raw: &[u8], head: bool) -> Result<Response, ClientError> {
     let bad = |m: &str| ClientError::Malformed(m.to_owned());
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
     let head_text = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
     let mut lines = head_text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -188,17 +238,28 @@ pub fn parse_response(raw: &[u8], head: bool) -> Result<Response, ClientError> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[end + 4..];
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
     let body = if head || status == 204 || status == 304 {
         Vec::new()
     } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
     } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        rest.get(..len).ok_or_else(|| bad("body shorter than Content-Length"))?.to_vec()
+        rest.get(..len)
+            .ok_or_else(|| bad("body shorter than Content-Length"))?
+            .to_vec()
     } else {
         rest.to_vec()
     };
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
@@ -225,7 +286,11 @@ mod tests {
     fn parses_length_and_chunked() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiXX", false).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n", false).unwrap();
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+            false,
+        )
+        .unwrap();
         assert_eq!(r.body, b"abc");
         assert!(parse_response(b"garbage", false).is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhi", false).is_err());

@@ -73,17 +73,21 @@ fn generated(book: &Book, width: u32) -> Result<DynamicImage> {
     let mut lines: Vec<String> = Vec::new();
     for w in words {
         match lines.last_mut() {
-            Some(l) if l.len() + w.len() < 16 => {
+            Some(l) if l.len() + w.len() < 15 => {
                 l.push(' ');
                 l.push_str(w);
             }
-            _ => lines.push(w.chars().take(16).collect()),
+            _ => lines.push(w.chars().take(15).collect()),
         }
     }
-    lines.truncate(5);
+    lines.truncate(8);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let badge = book.format.as_str().to_ascii_uppercase();
-    let pdf = crate::demo::make_pdf(&badge, "", 1, &refs);
+    let hue = book
+        .blake3
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let pdf = crate::demo::make_cover_pdf(&badge, &refs, hue);
     let img = crate::pdf::render(&book.path, &pdf, 1, width)?;
     Ok(DynamicImage::ImageRgba8(img))
 }

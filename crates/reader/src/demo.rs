@@ -91,6 +91,61 @@ pub fn make_pdf(title: &str, author: &str, pages: u32, body: &[&str]) -> Vec<u8>
     out
 }
 
+/// A one-page cover: a coloured background, a format badge and the title lines.
+pub fn make_cover_pdf(badge: &str, lines: &[&str], hue: u32) -> Vec<u8> {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let bold = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica-Bold",
+    });
+    let resources = doc.add_object(dictionary! { "Font" => dictionary! { "F2" => bold } });
+    let h = (hue % 360) as f32 / 360.0;
+    let (r, g, b) = (0.25 + 0.45 * h, 0.3 + 0.2 * (1.0 - h), 0.55 - 0.25 * h);
+    let mut ops = vec![
+        Operation::new("rg", vec![r.into(), g.into(), b.into()]),
+        Operation::new("re", vec![0.into(), 0.into(), 300.into(), 420.into()]),
+        Operation::new("f", vec![]),
+        Operation::new("rg", vec![1.into(), 1.into(), 1.into()]),
+        Operation::new("re", vec![20.into(), 330.into(), 260.into(), 2.into()]),
+        Operation::new("f", vec![]),
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["F2".into(), 14.into()]),
+        Operation::new("Td", vec![20.into(), 345.into()]),
+        Operation::new("Tj", vec![Object::string_literal(badge)]),
+        Operation::new("ET", vec![]),
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["F2".into(), 26.into()]),
+        Operation::new("Td", vec![20.into(), 290.into()]),
+        Operation::new("TL", vec![32.into()]),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        let op = if i == 0 { "Tj" } else { "'" };
+        ops.push(Operation::new(op, vec![Object::string_literal(*line)]));
+    }
+    ops.push(Operation::new("ET", vec![]));
+    let content = Content { operations: ops };
+    let content_id = doc.add_object(Stream::new(
+        dictionary! {},
+        content.encode().unwrap_or_default(),
+    ));
+    let page = doc.add_object(
+        dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id },
+    );
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![Object::from(page)], "Count" => 1,
+            "Resources" => resources,
+            "MediaBox" => vec![0.into(), 0.into(), 300.into(), 420.into()],
+        }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    let _ = doc.save_to(&mut out);
+    out
+}
+
 /// A sample story in Chinese (used for the UTF-8 and GBK demo books).
 pub fn sample_chinese(paragraphs: usize) -> String {
     let mut s = String::from("网络阅读器示例\n\n");

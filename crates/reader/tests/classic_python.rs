@@ -7,12 +7,18 @@ use sockit_reader::demo;
 
 #[test]
 fn interop_python3_course_client() {
-    let gbk = encoding_rs::GBK.encode(&demo::sample_chinese(300)).0.into_owned();
+    let gbk = encoding_rs::GBK
+        .encode(&demo::sample_chinese(300))
+        .0
+        .into_owned();
     let pdf = demo::make_pdf("Course Book", "sockit", 7, &["body"]);
     let s = Server::start(&[
         ("挽歌-GBK.txt", gbk),
         ("Packet Analysis.pdf", pdf.clone()),
-        ("Packet Analysis.jpg", demo::make_cover_jpeg(30, 40, [1, 2, 3])),
+        (
+            "Packet Analysis.jpg",
+            demo::make_cover_jpeg(30, 40, [1, 2, 3]),
+        ),
     ]);
     let book = s.lib.book_by_path("挽歌-GBK.txt").unwrap();
     assert_eq!(book.encoding.as_deref(), Some("GBK"));

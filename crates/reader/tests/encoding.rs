@@ -62,7 +62,11 @@ fn same_text_same_pages_in_every_encoding() {
     for (name, _) in &files {
         let book = s.lib.book_by_path(name).unwrap();
         assert_eq!(book.error, None, "{name}");
-        assert_eq!(book.encoding.as_deref(), Some(expected_encoding[name]), "{name}");
+        assert_eq!(
+            book.encoding.as_deref(),
+            Some(expected_encoding[name]),
+            "{name}"
+        );
         let paged = s.rt.block_on(s.lib.txt(&book, 100)).unwrap();
         assert_eq!(paged.len(), reference.len(), "{name}");
         for n in 1..=reference.len() {

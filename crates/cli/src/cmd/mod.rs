@@ -5,5 +5,6 @@ pub mod echo;
 pub mod greet;
 pub mod keygen;
 pub mod ping;
+pub mod read;
 pub mod time;
 pub mod udp;

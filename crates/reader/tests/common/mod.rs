@@ -51,11 +51,24 @@ impl Server {
             let h = runtime::bind_tcp(lo, 128).unwrap();
             let (ca, ha) = (c.local_addr().unwrap(), h.local_addr().unwrap());
             let svc = Arc::new(sockit_reader::classic::ClassicService::new(lib.clone()));
-            tokio::spawn(runtime::serve_tcp(c, svc, Limits::default(), shutdown.clone()));
+            tokio::spawn(runtime::serve_tcp(
+                c,
+                svc,
+                Limits::default(),
+                shutdown.clone(),
+            ));
             tokio::spawn(sockit_reader::http::serve(h, lib.clone(), shutdown.clone()));
             (ca, ha)
         });
-        Server { classic, http, lib, books, dir, rt, shutdown }
+        Server {
+            classic,
+            http,
+            lib,
+            books,
+            dir,
+            rt,
+            shutdown,
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -75,7 +88,12 @@ impl Server {
 
     pub fn json(&self, path: &str) -> serde_json::Value {
         let r = self.get(path);
-        assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         serde_json::from_slice(&r.body).unwrap()
     }
 
@@ -98,5 +116,7 @@ pub fn python3() -> std::process::Command {
 
 /// The directory of this crate's test scripts.
 pub fn scripts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("scripts")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("scripts")
 }
