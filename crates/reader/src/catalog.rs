@@ -256,11 +256,14 @@ pub fn remove(conn: &Connection, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// `(path, size, mtime, cover_file)` of every book, for the scanner's comparison.
+/// What the scanner compares: `(path, size, mtime, cover_file)`.
+pub type Fingerprint = (String, u64, i64, Option<String>);
+
+/// The [`Fingerprint`] of every book, for the scanner's comparison.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn fingerprints(conn: &Connection) -> Result<Vec<(String, u64, i64, Option<String>)>> {
+pub fn fingerprints(conn: &Connection) -> Result<Vec<Fingerprint>> {
     let mut stmt = conn.prepare_cached("SELECT path, size, mtime, cover_file FROM books")?;
     let rows = stmt.query_map([], |r| {
         Ok((

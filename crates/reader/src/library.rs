@@ -19,6 +19,9 @@ use crate::error::{ReaderError, Result};
 use crate::scan::{self, ScanReport};
 use crate::txt::pages::Paged;
 
+/// Paged TXT books in memory, keyed by (BLAKE3, characters per page), oldest first.
+type TxtCache = VecDeque<((String, usize), Arc<Paged>)>;
+
 /// Decoded-and-paged TXT books kept in memory.
 const TXT_CACHE_ENTRIES: usize = 16;
 /// Largest TXT page size a client may ask for, in characters.
@@ -72,7 +75,7 @@ pub struct Library {
     db_path: PathBuf,
     /// The readers' connection (writers use their own; WAL keeps them apart).
     db: Mutex<Connection>,
-    txt: Mutex<VecDeque<((String, usize), Arc<Paged>)>>,
+    txt: Mutex<TxtCache>,
     render_slots: Semaphore,
     cache: DiskCache,
     /// Bumped whenever a scan changed the catalog (PDF.db is rebuilt on the next request).

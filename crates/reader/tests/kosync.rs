@@ -32,6 +32,16 @@ fn call(
     (r.status, v)
 }
 
+/// method, path, credentials, body, expected status, expected JSON.
+type Row<'a> = (
+    &'a str,
+    String,
+    Option<(&'a str, &'a str)>,
+    String,
+    u16,
+    Option<Value>,
+);
+
 fn err(code: u32, message: &str) -> Value {
     json!({"code": code, "message": message})
 }
@@ -44,14 +54,7 @@ fn kosync_request_response_table() {
     let wrong = Some(("alice", "0000"));
     let doc = "0123456789abcdef0123456789abcdef";
     let progress = "/body/DocFragment[20]/body/p[22]/img.0";
-    let table: Vec<(
-        &str,
-        String,
-        Option<(&str, &str)>,
-        String,
-        u16,
-        Option<Value>,
-    )> = vec![
+    let table: Vec<Row> = vec![
         (
             "GET",
             "/healthcheck".into(),

@@ -53,7 +53,10 @@ fn parse(xml: &[u8]) -> Feed {
                     };
                     for a in e.attributes() {
                         let a = a.unwrap();
-                        let v = a.unescape_value().unwrap().into_owned();
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unwrap()
+                            .into_owned();
                         match a.key.0 {
                             "rel" => l.rel = v,
                             "href" => l.href = v,

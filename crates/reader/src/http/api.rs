@@ -231,7 +231,7 @@ async fn pdf_text(
 fn caller(s: &AppState, headers: &HeaderMap) -> ApiResult<String> {
     match request_user(&s.lib, headers) {
         Ok(u) => Ok(u.unwrap_or_else(|| ANONYMOUS.to_owned())),
-        Err(()) => Err(ApiError(ReaderError::Unauthorized("sign in again".into()))),
+        Err(_) => Err(ApiError(ReaderError::Unauthorized("sign in again".into()))),
     }
 }
 

@@ -84,10 +84,17 @@ impl IntoResponse for ApiError {
 /// The handlers' result type.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
+/// A request carried credentials that do not match an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCredentials;
+
 /// The authenticated user of a request: kosync headers (`x-auth-user`/`x-auth-key`) or
 /// HTTP Basic (password, or its MD5 as KOReader stores it). `Ok(None)` when the request
 /// carries no credentials; `Err` when it carries wrong ones.
-pub fn request_user(lib: &Library, headers: &HeaderMap) -> std::result::Result<Option<String>, ()> {
+pub fn request_user(
+    lib: &Library,
+    headers: &HeaderMap,
+) -> std::result::Result<Option<String>, BadCredentials> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -97,7 +104,7 @@ pub fn request_user(lib: &Library, headers: &HeaderMap) -> std::result::Result<O
     if let (Some(user), Some(key)) = (header("x-auth-user"), header("x-auth-key")) {
         return match lib.with_db(|c| accounts::check(c, user, key)) {
             Ok(true) => Ok(Some(user.to_owned())),
-            _ => Err(()),
+            _ => Err(BadCredentials),
         };
     }
     if let Some((user, password)) = header("authorization").and_then(basic_credentials) {
@@ -107,7 +114,11 @@ pub fn request_user(lib: &Library, headers: &HeaderMap) -> std::result::Result<O
                 Ok(accounts::check(c, &user, &md5)? || accounts::check(c, &user, &password)?)
             })
             .unwrap_or(false);
-        return if ok { Ok(Some(user)) } else { Err(()) };
+        return if ok {
+            Ok(Some(user))
+        } else {
+            Err(BadCredentials)
+        };
     }
     Ok(None)
 }

@@ -61,14 +61,14 @@ fn unauthorized() -> Response {
 }
 
 /// `Ok(())` when the request may see the catalog.
-fn gate(s: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn gate(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let accounts_exist = s.lib.with_db(accounts::any).unwrap_or(true);
     if !accounts_exist {
         return Ok(());
     }
     match request_user(&s.lib, headers) {
         Ok(Some(_)) => Ok(()),
-        _ => Err(unauthorized()),
+        _ => Err(Box::new(unauthorized())),
     }
 }
 
@@ -263,7 +263,7 @@ fn acquisition(
 
 async fn root(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let total = s.lib.books(None)?.len();
     let body = feed(
@@ -312,7 +312,7 @@ async fn all(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let page = page_param(&q)?;
     acquisition(
@@ -330,11 +330,11 @@ async fn recent(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let page = page_param(&q)?;
     let mut books = s.lib.books(None)?;
-    books.sort_by(|a, b| b.mtime.cmp(&a.mtime));
+    books.sort_by_key(|b| std::cmp::Reverse(b.mtime));
     books.truncate(PAGE_SIZE);
     acquisition(
         "urn:sockit:opds:recent",
@@ -351,7 +351,7 @@ async fn search(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let page = page_param(&q)?;
     let term = q.get("q").cloned().unwrap_or_default();
@@ -377,7 +377,7 @@ async fn search(
 
 async fn opensearch(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
     let r: io::Result<()> = (|| {
@@ -411,7 +411,7 @@ async fn pse_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     if let Err(r) = gate(&s, &headers) {
-        return Ok(r);
+        return Ok(*r);
     }
     let book = s.lib.book(api::number("book id", &id)?)?;
     let zero_based: u64 = api::number("pageNumber", &page)?;
