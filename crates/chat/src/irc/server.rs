@@ -108,7 +108,10 @@ impl IrcServer {
 
         reader.abort();
         let _ = reader.await;
-        let hard_kill = killer.killed().is_cancelled();
+        // A full queue or a broken socket cannot take the ERROR line.
+        let hard_kill = killer
+            .reason()
+            .is_some_and(|r| r == "SendQ exceeded" || r.starts_with("Write error"));
         if !hard_kill {
             handle.send_msg(&Message::new(
                 "ERROR",
