@@ -11,6 +11,8 @@ nc netcat-openbsd
 socat socat
 rdate rdate
 python3 python3
+tmux tmux
+irssi irssi
 "
 
 need=()

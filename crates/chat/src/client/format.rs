@@ -142,7 +142,7 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
             Kind::Event,
         ),
         "353" => shown(Some(p(2)), None, format!("Users on {}: {}", p(2), p(3)), Kind::Event),
-        "ERROR" => shown(None, None, format!("closing: {}", p(0)), Kind::Error),
+        "ERROR" => shown(None, None, format!("server closed the link: {}", p(0)), Kind::Event),
         "PONG" | "CAP" | "315" | "318" | "321" | "323" | "329" | "333" | "366" | "368"
         | "347" | "349" | "376" | "375" => None,
         c if c.len() == 3 && (c.starts_with('4') || c.starts_with('5')) => {

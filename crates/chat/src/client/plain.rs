@@ -74,6 +74,7 @@ where
                     // The JOIN failed; go on without a channel.
                     joined = true;
                 }
+                track_current(&m, &conn.nick(), &mut current);
                 show(&mut output, &m, &conn.nick(), current.as_deref()).await?;
             }
         }

@@ -1,6 +1,8 @@
 //! One module per client subcommand.
 
+pub mod chat;
 pub mod daytime;
+pub mod discover;
 pub mod echo;
 pub mod greet;
 pub mod keygen;

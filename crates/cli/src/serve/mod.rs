@@ -2,6 +2,7 @@
 //! SIGTERM, then drain.
 
 mod addr_file;
+mod chat_args;
 mod plan;
 mod registry;
 mod start;
@@ -22,7 +23,7 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet,echo,daytime,time,framed).
+    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,chat,udp-chat,discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
     /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
@@ -42,6 +43,8 @@ pub struct Args {
     pub no_auth: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub chat: chat_args::ChatArgs,
 }
 
 /// Connection limits and timeouts of every TCP service.
@@ -95,6 +98,8 @@ pub struct ServeContext {
     pub key: Option<sockit_wire::Key>,
     /// Cancelled on Ctrl-C / SIGTERM.
     pub shutdown: CancellationToken,
+    /// The chat services' settings (IRC server, UDP room, discovery name).
+    pub chat: chat_args::ChatSettings,
 }
 
 /// Runs the server.
@@ -128,6 +133,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         root,
         key,
         shutdown: CancellationToken::new(),
+        chat: args.chat.settings()?,
     };
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
