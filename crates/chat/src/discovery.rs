@@ -261,7 +261,9 @@ mod tests {
         tokio::spawn(serve_discovery(sock, a.clone(), token.clone()));
         let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         probe.send_to(b"hello?", addr).await.unwrap();
-        let found = discover(&[addr, addr], Duration::from_millis(300)).await.unwrap();
+        let found = discover(&[addr, addr], Duration::from_millis(300))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 1, "asked twice, listed once");
         assert_eq!(found[0].announcement, a);
         let mut buf = [0u8; 16];

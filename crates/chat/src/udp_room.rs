@@ -133,7 +133,9 @@ pub fn message_text(datagram: &[u8]) -> String {
 /// Local time as C's `ctime()` (and Python's `time.ctime()`) prints it:
 /// `Thu Jan  1 12:00:00 2026`.
 pub fn ctime_now() -> String {
-    chrono::Local::now().format("%a %b %e %H:%M:%S %Y").to_string()
+    chrono::Local::now()
+        .format("%a %b %e %H:%M:%S %Y")
+        .to_string()
 }
 
 /// Serves the room on `socket` until `shutdown`.
@@ -236,7 +238,9 @@ mod tests {
         let mut room = Room::new(RoomConfig::default());
         assert_eq!(room.on_datagram(a(1), t0, "T", b""), None);
         assert_eq!(room.on_datagram(a(2), t0, "T", b""), None);
-        let r = room.on_datagram(a(3), t0, "Thu Jan  1 00:00:00 2026", b"hi all\r\n").unwrap();
+        let r = room
+            .on_datagram(a(3), t0, "Thu Jan  1 00:00:00 2026", b"hi all\r\n")
+            .unwrap();
         assert_eq!(r.line, "[Thu Jan  1 00:00:00 2026] 127.0.0.1:3: hi all");
         assert_eq!(r.to, vec![a(1), a(2)]);
     }
@@ -254,7 +258,10 @@ mod tests {
             .on_datagram(a(3), t0 + Duration::from_secs(61), "T", b"x")
             .unwrap();
         assert_eq!(r.to, vec![a(2)]);
-        assert_eq!(room.members(t0 + Duration::from_secs(200)), Vec::<SocketAddr>::new());
+        assert_eq!(
+            room.members(t0 + Duration::from_secs(200)),
+            Vec::<SocketAddr>::new()
+        );
     }
 
     #[test]

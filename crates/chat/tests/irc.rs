@@ -35,7 +35,9 @@ async fn registration_order_as_modern_ircdocs_orders_it() {
     assert!(n005 >= 2, "ISUPPORT spans lines: {c5:?}");
     let mut want: Vec<&str> = vec!["001", "002", "003", "004"];
     want.extend(std::iter::repeat("005").take(n005));
-    want.extend(["251", "252", "253", "254", "255", "375", "372", "372", "376"]);
+    want.extend([
+        "251", "252", "253", "254", "255", "375", "372", "372", "376",
+    ]);
     assert_eq!(c5, want);
     assert!(got[0].params[1].contains("alice!alice@127.0.0.1"));
     assert_eq!(got[3].params[1], "irc.test");
@@ -74,7 +76,10 @@ async fn irssi_probe_cap_ls_302_and_bare_join_then_registration() {
     c.send("USER irssi irssi 127.0.0.1 :Irssi User").await;
     // Held until CAP END: a PING round trip shows nothing else arrived.
     let before = c.sync("held").await;
-    assert!(before.is_empty(), "registration must wait for CAP END: {before:?}");
+    assert!(
+        before.is_empty(),
+        "registration must wait for CAP END: {before:?}"
+    );
     c.send("CAP END").await;
     c.expect("001").await;
     c.until_cmd("376").await;
@@ -222,7 +227,16 @@ async fn channel_sync_queries_irssi_waits_for() {
     let w = a.expect("352").await;
     assert_eq!(
         w.params,
-        vec!["alice", "#c", "alice", "127.0.0.1", "irc.test", "alice", "H@", "0 Real alice"]
+        vec![
+            "alice",
+            "#c",
+            "alice",
+            "127.0.0.1",
+            "irc.test",
+            "alice",
+            "H@",
+            "0 Real alice"
+        ]
     );
     assert_eq!(a.expect("315").await.params[1], "#c");
 }
@@ -265,12 +279,18 @@ async fn topic_mode_kick_list_whois() {
 
     b.send("LIST").await;
     b.expect("321").await;
-    assert_eq!(b.expect("322").await.params, vec!["bob", "#c", "2", "now bob can"]);
+    assert_eq!(
+        b.expect("322").await.params,
+        vec!["bob", "#c", "2", "now bob can"]
+    );
     b.expect("323").await;
 
     a.send("WHOIS bob").await;
     let w = a.expect("311").await;
-    assert_eq!(w.params, vec!["alice", "bob", "bob", "127.0.0.1", "*", "Real bob"]);
+    assert_eq!(
+        w.params,
+        vec!["alice", "bob", "bob", "127.0.0.1", "*", "Real bob"]
+    );
     assert_eq!(a.expect("319").await.params[2], "@#c");
     a.expect("312").await;
     a.expect("317").await;
@@ -281,7 +301,11 @@ async fn topic_mode_kick_list_whois() {
     assert_eq!(k.params, vec!["#c", "alice", "out"]);
     assert_eq!(b.expect("KICK").await.params[1], "alice");
     a.send("PRIVMSG #c :still here?").await;
-    assert_eq!(a.expect("404").await.params[1], "#c", "+n keeps outsiders out");
+    assert_eq!(
+        a.expect("404").await.params[1],
+        "#c",
+        "+n keeps outsiders out"
+    );
 }
 
 #[tokio::test]
@@ -300,7 +324,11 @@ async fn every_error_numeric() {
     let mut a = Raw::register(s.addr, "Alice[1]").await;
     let mut b = Raw::register(s.addr, "bob").await;
     b.send("NICK alice{1}").await;
-    assert_eq!(b.expect("433").await.params[1], "alice{1}", "rfc1459 casemapping");
+    assert_eq!(
+        b.expect("433").await.params[1],
+        "alice{1}",
+        "rfc1459 casemapping"
+    );
     b.send("NICK bad,nick").await;
     b.expect("432").await;
     b.send("FROBNICATE x").await;
@@ -377,7 +405,8 @@ async fn over_long_lines_and_invalid_utf8_break_nobody() {
     a.send_raw(b"PRIVMSG #c :caf\xe9 \xff\xfe ok\r\n").await;
     let m = b.expect("PRIVMSG").await;
     assert_eq!(m.params[1], "caf\u{fffd} \u{fffd}\u{fffd} ok");
-    a.send_raw(b"\x00\x01\x02 garbage\r\n\r\n:only.prefix\r\n").await;
+    a.send_raw(b"\x00\x01\x02 garbage\r\n\r\n:only.prefix\r\n")
+        .await;
     // A maximal message from a long nick is cut to 512 bytes for the recipient.
     let text = "y".repeat(510 - "PRIVMSG #c :".len());
     a.send(&format!("PRIVMSG #c :{text}")).await;
@@ -571,7 +600,10 @@ async fn sendq_exceeded_drops_a_non_reader_while_50_others_chat() {
         chatters.push(t.await.unwrap());
     }
     let chat_time = started.elapsed();
-    assert!(chat_time < Duration::from_secs(10), "chat took {chat_time:?}");
+    assert!(
+        chat_time < Duration::from_secs(10),
+        "chat took {chat_time:?}"
+    );
     // The victim goes: everyone in #room sees its QUIT.
     for (c, quit_seen) in &mut chatters {
         if !*quit_seen {

@@ -107,7 +107,9 @@ fn chat_plain_client_talks_with_a_raw_client() {
     let addr = s.addr("chat", "tcp");
     let mut raw = Raw::register(&addr, "raw", "#room");
     let mut alice = sockit()
-        .args(["--server", &addr, "chat", "--plain", "--nick", "alice", "room"])
+        .args([
+            "--server", &addr, "chat", "--plain", "--nick", "alice", "room",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -137,7 +139,9 @@ fn chat_nick_in_use_gets_an_underscore() {
     let addr = s.addr("chat", "tcp");
     let mut raw = Raw::register(&addr, "taken", "#room");
     let mut c = sockit()
-        .args(["--server", &addr, "chat", "--plain", "--nick", "taken", "#room"])
+        .args([
+            "--server", &addr, "chat", "--plain", "--nick", "taken", "#room",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -236,13 +240,21 @@ fn udp_chat_room_relays_between_three_and_expires_idle_ones() {
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let mut buf = [0u8; 512];
-    assert!(parts[2].recv(&mut buf).is_err(), "expired participant got a relay");
+    assert!(
+        parts[2].recv(&mut buf).is_err(),
+        "expired participant got a relay"
+    );
 
     s.terminate();
     let mut s = s;
     s.wait_exit(WAIT);
     let mut err = String::new();
-    s.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    s.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let port = parts[2].local_addr().unwrap().port();
     assert!(
         err.contains(&format!("127.0.0.1:{port}: hello room")),
@@ -274,7 +286,10 @@ fn discovery_answers_on_loopback_once() {
     assert_eq!(list.len(), 1, "asked twice, listed once: {v}");
     assert_eq!(list[0]["name"], "irc.test");
     assert_eq!(list[0]["services"]["chat"]["tcp"], s.addr("chat", "tcp"));
-    assert_eq!(list[0]["services"]["udp-chat"]["udp"], s.addr("udp-chat", "udp"));
+    assert_eq!(
+        list[0]["services"]["udp-chat"]["udp"],
+        s.addr("udp-chat", "udp")
+    );
 
     let table = common::run(
         sockit().args(["discover", "--timeout", "300ms", "--target", &disc]),
@@ -294,7 +309,14 @@ fn discovery_with_no_server_lists_nothing_and_exits_0() {
         .port();
     let target = format!("127.0.0.1:{port}");
     let out = common::run(
-        sockit().args(["--json", "discover", "--timeout", "300ms", "--target", &target]),
+        sockit().args([
+            "--json",
+            "discover",
+            "--timeout",
+            "300ms",
+            "--target",
+            &target,
+        ]),
         b"",
         WAIT,
     );
@@ -334,12 +356,23 @@ impl Tmux {
     }
 
     fn keys(&self, text: &str) {
-        assert!(self.cmd(&["send-keys", "-t", "t", "-l", text]).status().unwrap().success());
-        assert!(self.cmd(&["send-keys", "-t", "t", "Enter"]).status().unwrap().success());
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap()
+            .success());
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", "Enter"])
+            .status()
+            .unwrap()
+            .success());
     }
 
     fn screen(&self) -> String {
-        let out = self.cmd(&["capture-pane", "-p", "-t", "t"]).output().unwrap();
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -351,7 +384,10 @@ impl Tmux {
             if s.contains(text) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "screen never showed {text:?}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {text:?}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -384,7 +420,10 @@ fn chat_terminal_ui_in_tmux_joins_sends_and_shows() {
     tmux.wait_for("tui has joined #room");
     raw.send("PRIVMSG #room :hello tui");
     let screen = tmux.wait_for("<raw> hello tui");
-    assert!(screen.contains("#room"), "channel list shows #room:\n{screen}");
+    assert!(
+        screen.contains("#room"),
+        "channel list shows #room:\n{screen}"
+    );
     tmux.keys("hi from the terminal");
     raw.until(|l| l.starts_with(":tui!") && l.ends_with("PRIVMSG #room :hi from the terminal"));
     tmux.wait_for("<tui> hi from the terminal");
@@ -425,7 +464,206 @@ fn interop_irssi_in_tmux_chats_with_a_raw_client() {
     raw.send("PRIVMSG #room :hello irssi");
     tmux.wait_for("hello irssi");
     tmux.keys("hello raw, from irssi");
-    raw.until(|l| l.starts_with(":irssiuser!") && l.ends_with("PRIVMSG #room :hello raw, from irssi"));
+    raw.until(|l| {
+        l.starts_with(":irssiuser!") && l.ends_with("PRIVMSG #room :hello raw, from irssi")
+    });
     tmux.keys("/quit done");
     raw.until(|l| l.starts_with(":irssiuser!") && l.contains(" QUIT :"));
+}
+
+/// Two network namespaces joined by a veth pair (10.77.x.1 ↔ 10.77.x.2), removed on drop.
+struct NetnsPair {
+    a: String,
+    b: String,
+}
+
+impl NetnsPair {
+    /// `None` when namespaces cannot be made here (not root, no `ip`, no CAP_SYS_ADMIN).
+    fn create() -> Option<NetnsPair> {
+        let id = std::process::id() % 250;
+        let pair = NetnsPair {
+            a: format!("sockit-a-{}", std::process::id()),
+            b: format!("sockit-b-{}", std::process::id()),
+        };
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["netns", "add", &pair.a]) {
+            return None;
+        }
+        let va = format!("sva{id}");
+        let vb = format!("svb{id}");
+        let net = format!("10.77.{id}");
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), pair.b.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                va.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                vb.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                va.clone(),
+                "netns".into(),
+                pair.a.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                vb.clone(),
+                "netns".into(),
+                pair.b.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{net}.1/24"),
+                "brd".into(),
+                "+".into(),
+                "dev".into(),
+                va.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{net}.2/24"),
+                "brd".into(),
+                "+".into(),
+                "dev".into(),
+                vb.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "link".into(),
+                "set".into(),
+                va,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "link".into(),
+                "set".into(),
+                vb,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for s in steps {
+            let args: Vec<&str> = s.iter().map(String::as_str).collect();
+            assert!(ip(&args), "ip {args:?} failed");
+        }
+        Some(pair)
+    }
+
+    fn exec(&self, ns: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sockit")]);
+        c.env_remove("SOCKIT_SERVER").env_remove("RUST_LOG");
+        c
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn discovery_across_network_namespaces_by_broadcast() {
+    let Some(pair) = NetnsPair::create() else {
+        eprintln!("skipped: cannot create network namespaces here (needs root and iproute2)");
+        return;
+    };
+    let net = format!("10.77.{}", std::process::id() % 250);
+    let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addrs.json");
+    let mut server = pair
+        .exec(&pair.a)
+        .args([
+            "serve",
+            "--bind",
+            "0.0.0.0",
+            "--no-auth",
+            "--only",
+            "chat,discovery",
+        ])
+        .args(["--port", "chat=0", "--chat-name", "ns-server", "--root"])
+        .arg(dir.path().join("root"))
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addrs = common::wait_for_addr_file(&addr_file, &mut server);
+    let chat_port = addrs["chat"]["tcp"]
+        .as_str()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    // Default targets: 255.255.255.255, the veth's broadcast address, loopback.
+    let out = common::run(
+        pair.exec(&pair.b)
+            .args(["--json", "discover", "--timeout", "1s"]),
+        b"",
+        WAIT,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1, "one server, listed once: {v}");
+    assert_eq!(list[0]["name"], "ns-server");
+    assert_eq!(list[0]["from"], format!("{net}.1:7099"));
+    assert_eq!(
+        list[0]["services"]["chat"]["tcp"],
+        format!("{net}.1:{chat_port}")
+    );
+
+    // Nothing answers in a namespace with no server: an empty list and exit 0.
+    let out = common::run(
+        pair.exec(&pair.a)
+            .args(["--json", "discover", "--timeout", "300ms"]),
+        b"",
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
 }

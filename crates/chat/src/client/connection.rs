@@ -70,14 +70,20 @@ impl Connection {
         if let Some(p) = &cfg.password {
             out.send(Message::new("PASS", vec![p.clone()])).await.ok();
         }
-        out.send(Message::new("NICK", vec![cfg.nick.clone()])).await.ok();
+        out.send(Message::new("NICK", vec![cfg.nick.clone()]))
+            .await
+            .ok();
         let user: String = cfg
             .nick
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .take(10)
             .collect();
-        let user = if user.is_empty() { "sockit".into() } else { user };
+        let user = if user.is_empty() {
+            "sockit".into()
+        } else {
+            user
+        };
         out.send(Message::new(
             "USER",
             vec![user, "0".into(), "*".into(), cfg.realname.clone()],

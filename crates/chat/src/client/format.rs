@@ -95,7 +95,11 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
                 let action = ctcp.strip_prefix("ACTION ")?;
                 return shown(buffer, Some(from), strip_controls(action), Kind::Action);
             }
-            let kind = if m.command == "NOTICE" { Kind::Notice } else { Kind::Chat };
+            let kind = if m.command == "NOTICE" {
+                Kind::Notice
+            } else {
+                Kind::Chat
+            };
             shown(buffer, Some(from), strip_controls(text), kind)
         }
         "JOIN" => shown(
@@ -106,9 +110,19 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
         ),
         "PART" => {
             let reason = m.param(1).map(|r| format!(" ({r})")).unwrap_or_default();
-            shown(Some(p(0)), None, format!("{from} has left {}{reason}", p(0)), Kind::Event)
+            shown(
+                Some(p(0)),
+                None,
+                format!("{from} has left {}{reason}", p(0)),
+                Kind::Event,
+            )
         }
-        "QUIT" => shown(None, None, format!("{from} has quit ({})", p(0)), Kind::Event),
+        "QUIT" => shown(
+            None,
+            None,
+            format!("{from} has quit ({})", p(0)),
+            Kind::Event,
+        ),
         "NICK" => {
             let text = if names::eq(from, me) || names::eq(p(0), me) {
                 format!("you are now known as {}", p(0))
@@ -126,7 +140,11 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
         "TOPIC" => shown(
             Some(p(0)),
             None,
-            format!("{from} changed the topic of {} to: {}", p(0), strip_controls(p(1))),
+            format!(
+                "{from} changed the topic of {} to: {}",
+                p(0),
+                strip_controls(p(1))
+            ),
             Kind::Event,
         ),
         "MODE" => shown(
@@ -141,12 +159,26 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
             format!("Topic for {}: {}", p(1), strip_controls(p(2))),
             Kind::Event,
         ),
-        "353" => shown(Some(p(2)), None, format!("Users on {}: {}", p(2), p(3)), Kind::Event),
-        "ERROR" => shown(None, None, format!("server closed the link: {}", p(0)), Kind::Event),
-        "PONG" | "CAP" | "315" | "318" | "321" | "323" | "329" | "333" | "366" | "368"
-        | "347" | "349" | "376" | "375" => None,
+        "353" => shown(
+            Some(p(2)),
+            None,
+            format!("Users on {}: {}", p(2), p(3)),
+            Kind::Event,
+        ),
+        "ERROR" => shown(
+            None,
+            None,
+            format!("server closed the link: {}", p(0)),
+            Kind::Event,
+        ),
+        "PONG" | "CAP" | "315" | "318" | "321" | "323" | "329" | "333" | "366" | "368" | "347"
+        | "349" | "376" | "375" => None,
         c if c.len() == 3 && (c.starts_with('4') || c.starts_with('5')) => {
-            let subject = if m.params.len() > 2 { format!("{}: ", p(1)) } else { String::new() };
+            let subject = if m.params.len() > 2 {
+                format!("{}: ", p(1))
+            } else {
+                String::new()
+            };
             shown(None, None, format!("{subject}{last} ({c})"), Kind::Error)
         }
         c if c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()) => {
@@ -201,7 +233,10 @@ mod tests {
         let s = d(":alice!a@h PRIVMSG #c :hello \x02there\x02");
         assert_eq!(s.buffer.as_deref(), Some("#c"));
         assert_eq!(plain_line(&s, Some("#c")).unwrap(), "<alice> hello there");
-        assert_eq!(plain_line(&s, Some("#d")).unwrap(), "[#c] <alice> hello there");
+        assert_eq!(
+            plain_line(&s, Some("#d")).unwrap(),
+            "[#c] <alice> hello there"
+        );
         let s = d(":alice!a@h PRIVMSG me :psst");
         assert_eq!(s.buffer.as_deref(), Some("alice"));
         assert_eq!(plain_line(&s, Some("#c")).unwrap(), "*alice* psst");

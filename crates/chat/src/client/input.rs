@@ -47,7 +47,11 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
     let say = |target: Option<&str>, text: &str, is_action: bool| match target {
         None => Input::Error("no channel: /join #channel first".into()),
         Some(t) => {
-            let body = if is_action { action(text) } else { text.to_owned() };
+            let body = if is_action {
+                action(text)
+            } else {
+                text.to_owned()
+            };
             Input::Send(
                 vec![Message::new("PRIVMSG", vec![t.to_owned(), body])],
                 Some((t.to_owned(), text.to_owned(), is_action)),
@@ -79,7 +83,10 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
             let (chan, reason) = match rest.split_once(' ') {
                 Some((c, r)) if names::is_channel(c) => (Some(c), Some(r)),
                 None if names::is_channel(rest) => (Some(rest), None),
-                _ => (current.filter(|c| names::is_channel(c)), Some(rest).filter(|r| !r.is_empty())),
+                _ => (
+                    current.filter(|c| names::is_channel(c)),
+                    Some(rest).filter(|r| !r.is_empty()),
+                ),
             };
             let Some(chan) = chan else {
                 return Input::Error("usage: /part [#channel] [reason]".into());
@@ -137,22 +144,40 @@ mod tests {
 
     #[test]
     fn text_goes_to_current() {
-        assert_eq!(sent(parse("hi there", Some("#c"))), vec!["PRIVMSG #c :hi there"]);
+        assert_eq!(
+            sent(parse("hi there", Some("#c"))),
+            vec!["PRIVMSG #c :hi there"]
+        );
         assert!(matches!(parse("hi", None), Input::Error(_)));
         assert_eq!(parse("  ", Some("#c")), Input::Nothing);
-        assert_eq!(sent(parse("//slash", Some("#c"))), vec!["PRIVMSG #c /slash"]);
+        assert_eq!(
+            sent(parse("//slash", Some("#c"))),
+            vec!["PRIVMSG #c /slash"]
+        );
     }
 
     #[test]
     fn commands() {
         assert_eq!(sent(parse("/join rust", None)), vec!["JOIN #rust"]);
         assert_eq!(sent(parse("/part", Some("#c"))), vec!["PART #c"]);
-        assert_eq!(sent(parse("/part #d bye now", Some("#c"))), vec!["PART #d :bye now"]);
+        assert_eq!(
+            sent(parse("/part #d bye now", Some("#c"))),
+            vec!["PART #d :bye now"]
+        );
         assert_eq!(sent(parse("/part bye", Some("#c"))), vec!["PART #c bye"]);
-        assert_eq!(sent(parse("/msg bob hello you", None)), vec!["PRIVMSG bob :hello you"]);
-        assert_eq!(sent(parse("/me waves", Some("#c"))), vec!["PRIVMSG #c :\x01ACTION waves\x01"]);
+        assert_eq!(
+            sent(parse("/msg bob hello you", None)),
+            vec!["PRIVMSG bob :hello you"]
+        );
+        assert_eq!(
+            sent(parse("/me waves", Some("#c"))),
+            vec!["PRIVMSG #c :\x01ACTION waves\x01"]
+        );
         assert_eq!(sent(parse("/nick z", None)), vec!["NICK z"]);
-        assert_eq!(sent(parse("/topic new topic", Some("#c"))), vec!["TOPIC #c :new topic"]);
+        assert_eq!(
+            sent(parse("/topic new topic", Some("#c"))),
+            vec!["TOPIC #c :new topic"]
+        );
         assert_eq!(sent(parse("/quote MODE #c b", None)), vec!["MODE #c b"]);
         assert_eq!(parse("/quit gone", None), Input::Quit(Some("gone".into())));
         assert_eq!(parse("/QUIT", None), Input::Quit(None));

@@ -143,10 +143,14 @@ fn track_current(m: &Message, me: &str, current: &mut Option<String>) {
     let ours = m.source_nick().is_some_and(|n| names::eq(n, me));
     match m.command.as_str() {
         "JOIN" if ours => *current = m.param(0).map(str::to_owned),
-        "PART" if ours => {
-            if current.as_deref().zip(m.param(0)).is_some_and(|(c, p)| names::eq(c, p)) {
-                *current = None;
-            }
+        "PART"
+            if ours
+                && current
+                    .as_deref()
+                    .zip(m.param(0))
+                    .is_some_and(|(c, p)| names::eq(c, p)) =>
+        {
+            *current = None;
         }
         "KICK" if m.param(1).is_some_and(|n| names::eq(n, me)) => *current = None,
         _ => {}

@@ -38,9 +38,9 @@ const PALETTE: [Color; 8] = [
 
 /// The colour of a nick.
 pub fn nick_colour(nick: &str) -> Color {
-    let h = nick
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase()));
+    let h = nick.bytes().fold(5381u32, |h, b| {
+        h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
+    });
     PALETTE[(h as usize) % PALETTE.len()]
 }
 
@@ -66,7 +66,11 @@ async fn ui_loop(
     channel: Option<String>,
 ) -> io::Result<()> {
     let mut view = View::new(server, &conn.nick());
-    view.note(&now(), &format!("connecting to {server} as {}", conn.nick()), Kind::Info);
+    view.note(
+        &now(),
+        &format!("connecting to {server} as {}", conn.nick()),
+        Kind::Info,
+    );
 
     // Terminal events come from a blocking thread.
     let (key_tx, mut keys) = mpsc::channel(64);

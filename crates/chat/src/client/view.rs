@@ -314,7 +314,10 @@ mod tests {
     fn input_history_and_editing() {
         let mut v = View::new("srv", "me");
         assert_eq!(typed(&mut v, "hello"), KeyAction::Submit("hello".into()));
-        assert_eq!(typed(&mut v, "/join #c"), KeyAction::Submit("/join #c".into()));
+        assert_eq!(
+            typed(&mut v, "/join #c"),
+            KeyAction::Submit("/join #c".into())
+        );
         v.on_key(key(KeyCode::Up));
         v.on_key(key(KeyCode::Up));
         assert_eq!(v.input.iter().collect::<String>(), "hello");

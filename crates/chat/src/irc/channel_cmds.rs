@@ -45,7 +45,10 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str) {
         return;
     }
     if me.channels.len() >= ctx.cfg.max_channels {
-        return ctx.num(ERR_TOOMANYCHANNELS, &[name, "You have joined too many channels"]);
+        return ctx.num(
+            ERR_TOOMANYCHANNELS,
+            &[name, "You have joined too many channels"],
+        );
     }
     let prefix = me.prefix();
     match ctx.st.channels.get_mut(&key) {
@@ -53,13 +56,17 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str) {
             ch.members.insert(id, false);
         }
         None => {
-            ctx.st.channels.insert(key.clone(), Channel::new(name, id, now()));
+            ctx.st
+                .channels
+                .insert(key.clone(), Channel::new(name, id, now()));
         }
     }
     if let Some(c) = ctx.me_mut() {
         c.channels.insert(key.clone());
     }
-    let Some(ch) = ctx.st.channels.get(&key) else { return };
+    let Some(ch) = ctx.st.channels.get(&key) else {
+        return;
+    };
     let join = Message::new("JOIN", vec![ch.name.clone()]).with_prefix(prefix);
     ctx.st.to_channel(ch, &join, None);
     send_topic(ctx, &key, false);
@@ -68,11 +75,16 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str) {
 
 /// 332 + 333, or 331 when `or_none` and there is no topic.
 fn send_topic(ctx: &Ctx<'_>, key: &str, or_none: bool) {
-    let Some(ch) = ctx.st.channels.get(key) else { return };
+    let Some(ch) = ctx.st.channels.get(key) else {
+        return;
+    };
     match &ch.topic {
         Some(t) => {
             ctx.num(RPL_TOPIC, &[&ch.name, &t.text]);
-            ctx.num(RPL_TOPICWHOTIME, &[&ch.name, &t.set_by, &t.set_at.to_string()]);
+            ctx.num(
+                RPL_TOPICWHOTIME,
+                &[&ch.name, &t.set_by, &t.set_at.to_string()],
+            );
         }
         None if or_none => ctx.num(RPL_NOTOPIC, &[&ch.name, "No topic is set"]),
         None => {}
@@ -81,7 +93,9 @@ fn send_topic(ctx: &Ctx<'_>, key: &str, or_none: bool) {
 
 /// 353 (split to fit the line limit) + 366.
 fn send_names(ctx: &Ctx<'_>, key: &str) {
-    let Some(ch) = ctx.st.channels.get(key) else { return };
+    let Some(ch) = ctx.st.channels.get(key) else {
+        return;
+    };
     let mut line = String::new();
     for (id, op) in &ch.members {
         let Some(nick) = ctx.st.clients.get(id).and_then(|c| c.nick.as_deref()) else {
@@ -125,7 +139,9 @@ pub fn part(ctx: &mut Ctx<'_>, msg: &Message) {
 }
 
 fn part_one(ctx: &mut Ctx<'_>, key: &str, reason: Option<&str>) {
-    let Some(ch) = ctx.st.channels.get(key) else { return };
+    let Some(ch) = ctx.st.channels.get(key) else {
+        return;
+    };
     let mut params = vec![ch.name.clone()];
     params.extend(reason.map(str::to_owned));
     let m = Message::new("PART", params).with_prefix(ctx.prefix());
@@ -149,12 +165,17 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message) {
         return ctx.num(ERR_NOTONCHANNEL, &[&ch.name, "You're not on that channel"]);
     }
     if ch.topic_ops_only && !ch.is_op(ctx.id) {
-        return ctx.num(ERR_CHANOPRIVSNEEDED, &[&ch.name, "You're not channel operator"]);
+        return ctx.num(
+            ERR_CHANOPRIVSNEEDED,
+            &[&ch.name, "You're not channel operator"],
+        );
     }
     let text: String = text.chars().take(TOPICLEN).collect();
     let nick = ctx.nick();
     let prefix = ctx.prefix();
-    let Some(ch) = ctx.st.channels.get_mut(&key) else { return };
+    let Some(ch) = ctx.st.channels.get_mut(&key) else {
+        return;
+    };
     ch.topic = (!text.is_empty()).then(|| crate::irc::channel::Topic {
         text: text.clone(),
         set_by: nick,
@@ -221,7 +242,10 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message) {
         return ctx.num(ERR_NOTONCHANNEL, &[&ch.name, "You're not on that channel"]);
     }
     if !ch.is_op(ctx.id) {
-        return ctx.num(ERR_CHANOPRIVSNEEDED, &[&ch.name, "You're not channel operator"]);
+        return ctx.num(
+            ERR_CHANOPRIVSNEEDED,
+            &[&ch.name, "You're not channel operator"],
+        );
     }
     let nick = ctx.nick();
     let reason: String = msg
@@ -237,12 +261,21 @@ pub fn kick(ctx: &mut Ctx<'_>, msg: &Message) {
             ctx.num(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
             continue;
         };
-        let Some(ch) = ctx.st.channels.get(&key) else { return };
+        let Some(ch) = ctx.st.channels.get(&key) else {
+            return;
+        };
         if !ch.has(tid) {
-            ctx.num(ERR_USERNOTINCHANNEL, &[target, &ch.name, "They aren't on that channel"]);
+            ctx.num(
+                ERR_USERNOTINCHANNEL,
+                &[target, &ch.name, "They aren't on that channel"],
+            );
             continue;
         }
-        let tnick = ctx.st.clients.get(&tid).map(|c| c.nick_or_star().to_owned());
+        let tnick = ctx
+            .st
+            .clients
+            .get(&tid)
+            .map(|c| c.nick_or_star().to_owned());
         let m = Message::new(
             "KICK",
             vec![ch.name.clone(), tnick.unwrap_or_default(), reason.clone()],
@@ -304,23 +337,34 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, args: &[String]) {
                     }
                     continue;
                 }
-                let Some(ch) = ctx.st.channels.get_mut(&key) else { return };
+                let Some(ch) = ctx.st.channels.get_mut(&key) else {
+                    return;
+                };
                 let arg = if c == 'o' {
                     let Some(nick) = rest.next() else { continue };
                     let Some(tid) = ctx.st.by_nick(nick) else {
                         ctx.num(ERR_NOSUCHNICK, &[nick, "No such nick/channel"]);
                         continue;
                     };
-                    let Some(ch) = ctx.st.channels.get_mut(&key) else { return };
+                    let Some(ch) = ctx.st.channels.get_mut(&key) else {
+                        return;
+                    };
                     let Some(op) = ch.members.get_mut(&tid) else {
-                        ctx.num(ERR_USERNOTINCHANNEL, &[nick, &cname, "They aren't on that channel"]);
+                        ctx.num(
+                            ERR_USERNOTINCHANNEL,
+                            &[nick, &cname, "They aren't on that channel"],
+                        );
                         continue;
                     };
                     if *op == adding {
                         continue;
                     }
                     *op = adding;
-                    let shown = ctx.st.clients.get(&tid).map(|c| c.nick_or_star().to_owned());
+                    let shown = ctx
+                        .st
+                        .clients
+                        .get(&tid)
+                        .map(|c| c.nick_or_star().to_owned());
                     Some(shown.unwrap_or_default())
                 } else {
                     let flag = if c == 'n' {
@@ -348,7 +392,10 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, args: &[String]) {
         }
     }
     if denied {
-        ctx.num(ERR_CHANOPRIVSNEEDED, &[&cname, "You're not channel operator"]);
+        ctx.num(
+            ERR_CHANOPRIVSNEEDED,
+            &[&cname, "You're not channel operator"],
+        );
     }
     if !applied_modes.is_empty() {
         let mut params = vec![cname, applied_modes];
@@ -371,7 +418,10 @@ fn user_mode(ctx: &mut Ctx<'_>, target: &str, modes: Option<&str>) {
         return;
     }
     let Some(modes) = modes else {
-        let current: String = ctx.me().map(|c| c.modes.iter().collect()).unwrap_or_default();
+        let current: String = ctx
+            .me()
+            .map(|c| c.modes.iter().collect())
+            .unwrap_or_default();
         return ctx.num(RPL_UMODEIS, &[&format!("+{current}")]);
     };
     let mut adding = true;

@@ -69,9 +69,7 @@ mod tests {
     fn burst_then_one_per_penalty() {
         let t0 = Instant::now();
         let mut f = FloodTimer::new(cfg(1000, 5000), t0);
-        let waits: Vec<u64> = (0..8)
-            .map(|_| f.charge(t0, 1).as_millis() as u64)
-            .collect();
+        let waits: Vec<u64> = (0..8).map(|_| f.charge(t0, 1).as_millis() as u64).collect();
         assert_eq!(waits, vec![0, 0, 0, 0, 0, 0, 1000, 2000]);
     }
 

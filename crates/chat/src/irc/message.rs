@@ -142,9 +142,8 @@ impl Message {
             out.push(' ');
             let last = i + 1 == n;
             if last {
-                let needs_colon = p.is_empty()
-                    || p.starts_with(':')
-                    || p.contains([' ', '\r', '\n', '\0']);
+                let needs_colon =
+                    p.is_empty() || p.starts_with(':') || p.contains([' ', '\r', '\n', '\0']);
                 if needs_colon {
                     out.push(':');
                 }

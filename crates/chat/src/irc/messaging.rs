@@ -32,9 +32,16 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message) {
     if let Some(me) = ctx.me_mut() {
         me.last_spoke = Instant::now();
     }
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
-        let out = Message::new(msg.command.clone(), vec![target.to_owned(), text.to_owned()])
-            .with_prefix(prefix.clone());
+    for target in targets
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .take(MAX_TARGETS)
+    {
+        let out = Message::new(
+            msg.command.clone(),
+            vec![target.to_owned(), text.to_owned()],
+        )
+        .with_prefix(prefix.clone());
         if names::is_channel(target) {
             let Some(ch) = ctx.st.channels.get(&names::fold(target)) else {
                 if !notice {
@@ -50,7 +57,11 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message) {
             }
             ctx.st.to_channel(ch, &out, Some(ctx.id));
         } else {
-            let Some(c) = ctx.st.by_nick(target).and_then(|id| ctx.st.clients.get(&id)) else {
+            let Some(c) = ctx
+                .st
+                .by_nick(target)
+                .and_then(|id| ctx.st.clients.get(&id))
+            else {
                 if !notice {
                     ctx.num(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
                 }

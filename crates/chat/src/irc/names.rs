@@ -79,10 +79,29 @@ mod tests {
 
     #[test]
     fn nicks() {
-        for ok in ["a", "Alice", "[x]", "bob-2", "_z", "`q", "a".repeat(30).as_str()] {
+        for ok in [
+            "a",
+            "Alice",
+            "[x]",
+            "bob-2",
+            "_z",
+            "`q",
+            "a".repeat(30).as_str(),
+        ] {
             assert!(valid_nick(ok), "{ok}");
         }
-        for bad in ["", "1abc", "-a", "a b", "a,b", "a!b", "a@b", "#c", "é", &"a".repeat(31)] {
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "a b",
+            "a,b",
+            "a!b",
+            "a@b",
+            "#c",
+            "é",
+            &"a".repeat(31),
+        ] {
             assert!(!valid_nick(bad), "{bad}");
         }
     }
@@ -91,7 +110,16 @@ mod tests {
     fn channels() {
         assert!(valid_channel("#rust"));
         assert!(valid_channel("#a-b.c"));
-        for bad in ["", "#", "rust", "&x", "#a b", "#a,b", "#a\x07", &format!("#{}", "x".repeat(50))] {
+        for bad in [
+            "",
+            "#",
+            "rust",
+            "&x",
+            "#a b",
+            "#a,b",
+            "#a\x07",
+            &format!("#{}", "x".repeat(50)),
+        ] {
             assert!(!valid_channel(bad), "{bad:?}");
         }
     }

@@ -1,15 +1,19 @@
 //! Queries: WHO, WHOIS, ISON, LUSERS, MOTD, VERSION.
 
+use crate::irc::channel::ClientId;
 use crate::irc::commands::Ctx;
 use crate::irc::message::Message;
 use crate::irc::names;
 use crate::irc::numeric::*;
 use crate::irc::register::version;
-use crate::irc::channel::ClientId;
 
 /// WHO #channel | WHO nick → 352 per user, then 315.
 pub fn who(ctx: &mut Ctx<'_>, msg: &Message) {
-    let mask = msg.param(0).filter(|m| !m.is_empty()).unwrap_or("*").to_owned();
+    let mask = msg
+        .param(0)
+        .filter(|m| !m.is_empty())
+        .unwrap_or("*")
+        .to_owned();
     if names::is_channel(&mask) {
         if let Some(ch) = ctx.st.channels.get(&names::fold(&mask)) {
             for (id, op) in &ch.members {
@@ -23,7 +27,9 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message) {
 }
 
 fn who_reply(ctx: &Ctx<'_>, id: ClientId, channel: &str, op: bool) {
-    let Some(c) = ctx.st.clients.get(&id) else { return };
+    let Some(c) = ctx.st.clients.get(&id) else {
+        return;
+    };
     let mut flags = String::from(if c.away.is_some() { "G" } else { "H" });
     if op {
         flags.push('@');
@@ -64,7 +70,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message) {
     let shown = c.nick_or_star().to_owned();
     ctx.num(
         RPL_WHOISUSER,
-        &[&shown, c.user.as_deref().unwrap_or("*"), &c.host, "*", &c.realname],
+        &[
+            &shown,
+            c.user.as_deref().unwrap_or("*"),
+            &c.host,
+            "*",
+            &c.realname,
+        ],
     );
     let chans: Vec<String> = c
         .channels
@@ -75,7 +87,10 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message) {
     if !chans.is_empty() {
         ctx.num(RPL_WHOISCHANNELS, &[&shown, &chans.join(" ")]);
     }
-    ctx.num(RPL_WHOISSERVER, &[&shown, &ctx.cfg.name, "sockit IRC server"]);
+    ctx.num(
+        RPL_WHOISSERVER,
+        &[&shown, &ctx.cfg.name, "sockit IRC server"],
+    );
     if let Some(away) = &c.away {
         ctx.num(RPL_AWAY, &[&shown, away]);
     }
@@ -108,7 +123,9 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
     let (users, unknown, channels) = ctx.st.counts();
     ctx.num(
         RPL_LUSERCLIENT,
-        &[&format!("There are {users} users and 0 invisible on 1 servers")],
+        &[&format!(
+            "There are {users} users and 0 invisible on 1 servers"
+        )],
     );
     ctx.num(RPL_LUSEROP, &["0", "operator(s) online"]);
     ctx.num(
@@ -144,5 +161,8 @@ pub fn motd(ctx: &mut Ctx<'_>) {
 
 /// VERSION → 351.
 pub fn version_cmd(ctx: &mut Ctx<'_>) {
-    ctx.num(RPL_VERSION, &[&version(), &ctx.cfg.name, "sockit IRC server"]);
+    ctx.num(
+        RPL_VERSION,
+        &[&version(), &ctx.cfg.name, "sockit IRC server"],
+    );
 }

@@ -286,7 +286,8 @@ impl TcpService for IrcServer {
     }
 
     async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
-        self.serve_connection(stream, info.peer, info.shutdown).await
+        self.serve_connection(stream, info.peer, info.shutdown)
+            .await
     }
 
     async fn refuse(&self, mut stream: TcpStream, refusal: Refusal) {

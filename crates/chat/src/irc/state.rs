@@ -89,7 +89,10 @@ impl Killer {
 
     /// Why the client was marked for disconnection.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -311,11 +314,7 @@ impl State {
     /// Counts for LUSERS: (registered users, unregistered connections, channels).
     pub fn counts(&self) -> (usize, usize, usize) {
         let users = self.clients.values().filter(|c| c.registered).count();
-        (
-            users,
-            self.clients.len() - users,
-            self.channels.len(),
-        )
+        (users, self.clients.len() - users, self.channels.len())
     }
 }
 

@@ -67,7 +67,10 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<20} {:<22} {:<10} {:<6} ADDRESS", "NAME", "FROM", "SERVICE", "PROTO");
+    println!(
+        "{:<20} {:<22} {:<10} {:<6} ADDRESS",
+        "NAME", "FROM", "SERVICE", "PROTO"
+    );
     for f in &found {
         for (service, protos) in f.services() {
             for (proto, addr) in protos {

@@ -116,7 +116,8 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
             BoundSocket::Udp(socket) if b.service == "discovery" => {
                 let me = Announcement::new(ctx.chat.irc.name.clone(), table.clone());
                 let token = ctx.shutdown.clone();
-                tasks.spawn(async move { Ok(discovery::serve_discovery(socket, me, token).await?) });
+                tasks
+                    .spawn(async move { Ok(discovery::serve_discovery(socket, me, token).await?) });
             }
             BoundSocket::Tcp(listener) => {
                 let service = tcp_service(b.service, ctx);
