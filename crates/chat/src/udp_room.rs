@@ -130,6 +130,41 @@ pub fn message_text(datagram: &[u8]) -> String {
     t
 }
 
+/// Longest log line (characters); the relayed text is not cut to this.
+pub const MAX_LOG_LINE: usize = 512;
+
+/// The line as it goes to the log: control characters escaped (a datagram must not
+/// drive the operator's terminal) and cut to [`MAX_LOG_LINE`] characters.
+pub fn log_safe(line: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in line.chars().enumerate() {
+        if i == MAX_LOG_LINE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters escaped, nothing cut (what the client prints).
+fn log_safe_full(line: &str) -> String {
+    line.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// Local time as C's `ctime()` (and Python's `time.ctime()`) prints it:
 /// `Thu Jan  1 12:00:00 2026`.
 pub fn ctime_now() -> String {
@@ -163,7 +198,7 @@ pub async fn serve_room(
         let Some(relay) = room.on_datagram(from, Instant::now(), &ctime_now(), &buf[..n]) else {
             continue;
         };
-        info!(service = "udp-chat", "{}", relay.line);
+        info!(service = "udp-chat", "{}", log_safe(&relay.line));
         let mut out = relay.line.into_bytes();
         out.push(b'\n');
         for to in relay.to {
@@ -213,10 +248,11 @@ where
             }
             r = socket.recv(&mut buf) => {
                 let n = r?;
-                output.write_all(&buf[..n]).await?;
-                if !buf[..n].ends_with(b"\n") {
-                    output.write_all(b"\n").await?;
-                }
+                // Whatever others sent must not drive our terminal: escape controls.
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let mut shown = log_safe_full(text.trim_end_matches('\n'));
+                shown.push('\n');
+                output.write_all(shown.as_bytes()).await?;
                 output.flush().await?;
             }
         }
@@ -277,6 +313,12 @@ mod tests {
             .on_datagram(a(3), t0 + Duration::from_secs(2), "T", b"x")
             .unwrap();
         assert_eq!(r.to, vec![a(2)]);
+    }
+
+    #[test]
+    fn log_lines_are_escaped_and_short() {
+        assert_eq!(log_safe("a\x1b[2Jb\x07"), "a\\u{1b}[2Jb\\u{7}");
+        assert_eq!(log_safe(&"x".repeat(600)).chars().count(), MAX_LOG_LINE + 1);
     }
 
     #[test]
