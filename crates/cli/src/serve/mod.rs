@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sockit_wire::runtime::Limits;
+use sockit_wire::tls::{Fingerprint, ServerIdentity};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -41,6 +42,16 @@ pub struct Args {
     /// Allow a non-loopback bind without a key: anyone who reaches the port can use it.
     #[arg(long)]
     pub no_auth: bool,
+    /// Speak TLS on the framed port. Uses --tls-cert/--tls-key, or a self-signed certificate
+    /// generated once and kept in the data root (its fingerprint is printed).
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM certificate chain for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -88,7 +99,7 @@ impl LimitArgs {
 }
 
 /// What every service gets from `serve`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeContext {
     /// Connection limits.
     pub limits: Limits,
@@ -98,8 +109,22 @@ pub struct ServeContext {
     pub key: Option<sockit_wire::Key>,
     /// Cancelled on Ctrl-C / SIGTERM.
     pub shutdown: CancellationToken,
+    /// The TLS acceptor and certificate fingerprint when serving with --tls.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
     /// The chat services' settings (IRC server, UDP room, discovery name).
     pub chat: chat_args::ChatSettings,
+}
+
+impl std::fmt::Debug for ServeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeContext")
+            .field("limits", &self.limits)
+            .field("root", &self.root)
+            .field("key", &self.key.is_some())
+            .field("tls", &self.tls.as_ref().map(|(_, fp)| fp))
+            .field("chat_name", &self.chat.irc.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs the server.
@@ -116,7 +141,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(e) => e,
         Err(e) => return usage(e.to_string()),
     };
-    let root = match args.root {
+    let root = match args.root.clone() {
         Some(r) => r,
         None => dirs::data_dir()
             .context("no platform data dir; pass --root DIR")?
@@ -126,6 +151,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create data root {}", root.display()))?;
     let root = root.canonicalize()?;
     raise_fd_limit();
+    let tls = if args.tls || args.tls_cert.is_some() {
+        Some(tls_setup(&args, &root)?)
+    } else {
+        None
+    };
+    if !args.bind.is_loopback() && tls.is_none() {
+        eprintln!(
+            "sockit: warning: serving on {} without --tls: file contents, exec output and chat travel in clear text",
+            args.bind
+        );
+    }
 
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
     let ctx = ServeContext {
@@ -134,6 +170,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         key,
         shutdown: CancellationToken::new(),
         chat: args.chat.settings()?,
+        tls,
     };
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
@@ -159,6 +196,25 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn tls_setup(
+    args: &Args,
+    root: &std::path::Path,
+) -> anyhow::Result<(tokio_rustls::TlsAcceptor, Fingerprint)> {
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
+        _ => {
+            let dir = sockit_wire::tls::cert::default_dir(root);
+            let (identity, fresh) = ServerIdentity::load_or_generate(&dir)?;
+            if fresh {
+                info!(dir = %dir.display(), "generated a self-signed TLS certificate");
+            }
+            identity
+        }
+    };
+    let fp = identity.fingerprint();
+    Ok((sockit_wire::tls::acceptor(&identity)?, fp))
+}
+
 fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, json: bool) {
     if json {
         println!("{}", addr_file::to_json(addrs));
@@ -179,7 +235,17 @@ fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, js
     );
     println!("{:<10} {:<6} ADDRESS", "SERVICE", "PROTO");
     for a in addrs {
-        println!("{:<10} {:<6} {}", a.service, a.proto, a.addr);
+        let note = match (&ctx.tls, a.service) {
+            (Some(_), "framed") => "  (TLS)",
+            _ => "",
+        };
+        println!("{:<10} {:<6} {}{note}", a.service, a.proto, a.addr);
+    }
+    if let Some((_, fp)) = &ctx.tls {
+        println!("TLS certificate fingerprint: {fp}");
+        println!(
+            "  clients: sockit --tls --fingerprint {fp} ...  (or trust on first use with --tls)"
+        );
     }
     println!(
         "Ctrl-C or SIGTERM stops (open connections get {:?} to finish).",
