@@ -7,11 +7,17 @@
 
 #![warn(missing_docs)]
 
+pub mod affinity;
+pub mod bench;
 pub mod echo;
 pub mod error;
 pub mod listener;
+pub mod loadgen;
 pub mod model;
 pub mod models;
+pub mod procstat;
+pub mod report;
+pub mod results;
 pub mod serve;
 pub mod shutdown;
 
