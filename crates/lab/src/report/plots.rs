@@ -105,6 +105,14 @@ fn line_chart(
         .x_desc(x_desc)
         .y_desc(y_desc)
         .label_style((FAMILY, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if *y >= 1.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.2}")
+            }
+        })
         .draw()
         .map_err(|x| e(x.to_string()))?;
     for (i, (name, points)) in series.iter().enumerate() {
@@ -123,7 +131,7 @@ fn line_chart(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FAMILY, 15))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|x| e(x.to_string()))?;
     root.present().map_err(|x| e(x.to_string()))?;
