@@ -11,6 +11,7 @@ pub mod affinity;
 pub mod bench;
 pub mod echo;
 pub mod error;
+pub mod experiments;
 pub mod listener;
 pub mod loadgen;
 pub mod model;
