@@ -76,7 +76,9 @@ async fn abort_mid_message(addr: SocketAddr) {
     let s = TcpStream::connect(addr).await.expect("connect");
     let mut s = s;
     s.write_all(&payload(9999, 50_000)).await.expect("write");
-    s.set_linger(Some(Duration::ZERO)).expect("linger");
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
     drop(s);
 }
 
