@@ -47,14 +47,15 @@ pub fn wake_accept(addr: SocketAddr) {
     let _ = TcpStream::connect_timeout(&connectable(addr), Duration::from_secs(1));
 }
 
-/// Writes `{"addr":"IP:PORT"}` to `path` atomically (temp file + rename), so a reader
-/// polling for the file never sees half of it.
+/// Writes `{"lab":{"tcp":"IP:PORT"}}` to `path` atomically (temp file + rename), so a
+/// reader polling for the file never sees half of it. The shape follows `sockit serve`'s
+/// addr file (service → protocol → address).
 ///
 /// # Errors
 /// [`LabError::File`] when the directory is not writable.
 pub fn write_addr_file(path: &Path, addr: SocketAddr) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let body = format!("{{\"addr\":\"{addr}\"}}\n");
+    let body = format!("{{\"lab\":{{\"tcp\":\"{addr}\"}}}}\n");
     std::fs::write(&tmp, body).map_err(|source| LabError::File {
         path: tmp.clone(),
         source,
@@ -69,7 +70,7 @@ pub fn write_addr_file(path: &Path, addr: SocketAddr) -> Result<()> {
 pub fn read_addr_file(path: &Path) -> Option<SocketAddr> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("addr")?.as_str()?.parse().ok()
+    v.get("lab")?.get("tcp")?.as_str()?.parse().ok()
 }
 
 #[cfg(test)]
