@@ -38,6 +38,8 @@ enum Command {
     Daytime(cmd::daytime::Args),
     /// Ask an RFC 868 time server (tcp or --udp 7037) for the time and show the clock offset.
     Time(cmd::time::Args),
+    /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
+    Lab(cmd::lab::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,5 +71,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Echo(args) => cmd::echo::run(args, g).await,
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
+        Command::Lab(args) => cmd::lab::run(args, g).await,
     }
 }

@@ -4,6 +4,7 @@ pub mod daytime;
 pub mod echo;
 pub mod greet;
 pub mod keygen;
+pub mod lab;
 pub mod ping;
 pub mod time;
 pub mod udp;
