@@ -1,0 +1,1 @@
+//! The `sockit lab bench tftp` benchmark (filled in below).
