@@ -378,8 +378,10 @@ async fn serve_read(
         .root
         .open_read(&relative)
         .map_err(|e| ServeError::from_io(&e))?;
-    // tsize is only answered in octet mode, where it is exact (as tftp-hpa does).
-    let known_size = (req.mode == Mode::Octet).then_some(size);
+    // tsize is only answered in octet mode, where it is exact (as tftp-hpa does), and
+    // not for an empty file: curl (up to at least 7.88) rejects `tsize 0` in an OACK
+    // as illegal and aborts; RFC 2349 lets a server leave tsize out.
+    let known_size = (req.mode == Mode::Octet && size > 0).then_some(size);
     let (negotiated, oack) = negotiate(
         &req.options,
         &shared.config.limits(),

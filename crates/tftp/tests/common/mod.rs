@@ -234,3 +234,18 @@ pub async fn run(program: &Path, args: &[String], cwd: &Path) -> std::process::O
         .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
         .expect("run client")
 }
+
+/// Reads `path` until it holds `want` (bounded: 5 s). atftpd sends the final ACK of an
+/// upload before it closes the file, so the last bytes land a moment after our client
+/// has finished; this polls the file, it does not wait for a server to start.
+pub async fn read_when_complete(path: &Path, want: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        got = std::fs::read(path).unwrap_or_default();
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    got
+}
