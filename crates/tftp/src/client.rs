@@ -368,7 +368,13 @@ pub async fn get(
     temp_path
         .persist(local_path)
         .map_err(|e| local(local_path)(e.error))?;
-    ack_final(&ep, received.final_block, &timing).await?;
+    ack_final(
+        &ep,
+        received.final_block,
+        &timing,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
     Ok(TransferSummary {
         bytes,
         wire_bytes: received.stats.wire_bytes,

@@ -129,6 +129,8 @@ struct Shared {
     transfer_bind: SocketAddr,
     /// Fires when the drain deadline passes: running transfers stop.
     abort: CancellationToken,
+    /// The server's shutdown signal: uploads stop lingering for a lost final ACK.
+    shutdown: CancellationToken,
 }
 
 /// Serves TFTP on `socket` until `shutdown` is cancelled, then drains.
@@ -151,6 +153,7 @@ pub async fn serve(
         transfer_bind: SocketAddr::new(local.ip(), 0),
         root,
         abort: CancellationToken::new(),
+        shutdown: shutdown.clone(),
         config,
     });
     let tracker = TaskTracker::new();
@@ -278,6 +281,8 @@ impl ServeError {
 /// What a finished transfer did, for the log line.
 struct Outcome {
     bytes: u64,
+    /// From the request to the last block (an upload's linger afterwards not included).
+    elapsed: Duration,
     negotiated: Negotiated,
     retransmits: u64,
 }
@@ -286,9 +291,9 @@ async fn run_transfer(
     shared: Arc<Shared>,
     peer: SocketAddr,
     req: OwnedRequest,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
-    let started = Instant::now();
+    let mut permit = Some(permit);
     let socket = match bind_udp(shared.transfer_bind) {
         Ok(socket) => socket,
         Err(err) => {
@@ -297,11 +302,11 @@ async fn run_transfer(
         }
     };
     let ep = Endpoint::new(socket, peer).with_cancel(shared.abort.clone());
+    let started = Instant::now();
     let result = match req.op {
-        Op::Get => serve_read(&shared, &ep, &req).await,
-        Op::Put => serve_write(&shared, &ep, &req).await,
+        Op::Get => serve_read(&shared, &ep, &req, started).await,
+        Op::Put => serve_write(&shared, &ep, &req, started, &mut permit).await,
     };
-    let elapsed = started.elapsed();
     let op = match req.op {
         Op::Get => "get",
         Op::Put => "put",
@@ -309,6 +314,7 @@ async fn run_transfer(
     match result {
         Ok(outcome) => {
             let n = outcome.negotiated;
+            let elapsed = outcome.elapsed;
             let mbps = outcome.bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
             info!(
                 peer = %peer,
@@ -336,7 +342,7 @@ async fn run_transfer(
                 op,
                 file = %req.filename,
                 mode = %req.mode,
-                elapsed_ms = elapsed.as_millis() as u64,
+                elapsed_ms = started.elapsed().as_millis() as u64,
                 error = %err,
                 "tftp transfer failed"
             );
@@ -345,7 +351,11 @@ async fn run_transfer(
 }
 
 fn timing_for(shared: &Shared, negotiated: &Negotiated) -> Timing {
-    Timing::new(negotiated.timeout, shared.config.retries)
+    let mut timing = Timing::new(negotiated.timeout, shared.config.retries);
+    // After an upload, linger long enough for a client's retransmissions of the last
+    // block at t, 3t, 7t and 15t (doubling intervals) to be answered.
+    timing.dally = timing.max_timeout.saturating_mul(2);
+    timing
 }
 
 /// Reads through a buffer big enough for a couple of windows.
@@ -371,6 +381,7 @@ async fn serve_read(
     shared: &Shared,
     ep: &Endpoint,
     req: &OwnedRequest,
+    started: Instant,
 ) -> Result<Outcome, ServeError> {
     let relative =
         resolve(&req.filename).map_err(|e| ServeError::refused(ErrorCode::AccessViolation, e.to_string()))?;
@@ -400,15 +411,20 @@ async fn serve_read(
     let stats = send_blocks(ep, &negotiated, &mut source, &timing, &mut |_| {}).await?;
     Ok(Outcome {
         bytes: stats.wire_bytes,
+        elapsed: started.elapsed(),
         negotiated,
         retransmits: retransmits + stats.retransmits,
     })
 }
 
+/// `permit` is released once the file is committed: lingering for a lost final ACK does
+/// not hold a transfer slot.
 async fn serve_write(
     shared: &Shared,
     ep: &Endpoint,
     req: &OwnedRequest,
+    started: Instant,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<Outcome, ServeError> {
     let config = &shared.config;
     if !config.write_allowed {
@@ -459,9 +475,12 @@ async fn serve_write(
         .await
         .map_err(|e| ServeError::refused(ErrorCode::NotDefined, e.to_string()))?
         .map_err(|e| ServeError::from_io(&e))?;
-    ack_final(ep, received.final_block, &timing).await?;
+    let elapsed = started.elapsed();
+    drop(permit.take());
+    ack_final(ep, received.final_block, &timing, &shared.shutdown).await?;
     Ok(Outcome {
         bytes: received.stats.wire_bytes,
+        elapsed,
         negotiated,
         retransmits: received.stats.retransmits,
     })

@@ -18,6 +18,7 @@ use crate::packets::{ack_bytes, ErrorCode, Packet};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The outcome of a completed receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,28 +178,44 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
     }
 }
 
-/// ACKs the final block, then lingers for `timing.dally` re-ACKing a retransmitted final
-/// block (the sender missed the ACK), as RFC 1350 recommends.
+/// ACKs the final block, then lingers re-ACKing a retransmitted final block (the sender
+/// missed the ACK), as RFC 1350 recommends. The linger lasts `timing.dally` and starts
+/// over at each retransmission, so it outlasts a sender still backing off.
+///
+/// Lingering ends early when `stop` is cancelled (server shutdown).
 ///
 /// # Errors
 /// [`TransferError::Network`] if the ACK cannot be sent.
-pub async fn ack_final(ep: &Endpoint, final_block: u16, timing: &Timing) -> Result<(), TransferError> {
+pub async fn ack_final(
+    ep: &Endpoint,
+    final_block: u16,
+    timing: &Timing,
+    stop: &CancellationToken,
+) -> Result<(), TransferError> {
     let ack = ack_bytes(final_block);
     ep.send(&ack).await.map_err(TransferError::Network)?;
     if timing.dally.is_zero() {
         return Ok(());
     }
-    let deadline = Instant::now() + timing.dally;
+    tokio::select! {
+        () = dally(ep, &ack, final_block, timing) => {}
+        () = stop.cancelled() => {}
+    }
+    Ok(())
+}
+
+async fn dally(ep: &Endpoint, ack: &[u8], final_block: u16, timing: &Timing) {
+    let mut deadline = Instant::now() + timing.dally;
     let mut buf = vec![0u8; 65536];
     // Errors while dallying do not matter: the data is already safe.
     while let Ok(Some(len)) = ep.recv(&mut buf, deadline).await {
         match Packet::parse(&buf[..len]) {
             Ok(Packet::Data { block, .. }) if block == final_block => {
-                let _ = ep.send(&ack).await;
+                let _ = ep.send(ack).await;
+                deadline = Instant::now() + timing.dally;
             }
             Ok(Packet::Error { .. }) => break,
             _ => {}
         }
     }
-    Ok(())
 }
