@@ -113,7 +113,8 @@ impl Root {
     ///
     /// # Errors
     /// `NotFound` when the parent directory does not exist, `AlreadyExists` when the
-    /// target exists and `overwrite` is false, `PermissionDenied` on escape attempts.
+    /// target exists and `overwrite` is false, `PermissionDenied` on escape attempts and
+    /// when the target is a symlink.
     pub fn create_staging(&self, relative: &Path, overwrite: bool) -> io::Result<Staging> {
         let target = relative
             .file_name()
@@ -128,6 +129,14 @@ impl Root {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     "file exists",
+                ));
+            }
+            if meta.is_symlink() {
+                // Replacing a symlink would be safe (rename does not follow it) but it
+                // silently breaks an administrator's setup; refuse instead.
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "target is a symbolic link",
                 ));
             }
             if meta.is_dir() {
