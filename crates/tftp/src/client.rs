@@ -7,6 +7,7 @@
 //! is fsynced and renamed into place only when complete.
 
 use crate::options::{accept_oack, Negotiated, OackError, RequestedOptions};
+use crate::packets::ack_bytes;
 use crate::packets::{ErrorCode, Mode, Packet, RawOption, Request};
 use crate::transfer::endpoint::bind_udp;
 use crate::transfer::receive::{ack_final, receive_blocks};
@@ -14,7 +15,6 @@ use crate::transfer::send::send_blocks;
 use crate::transfer::sink::BlockSink;
 use crate::transfer::source::BlockSource;
 use crate::transfer::{Endpoint, Timing, TransferError};
-use crate::packets::ack_bytes;
 use bytes::Bytes;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -328,8 +328,15 @@ pub async fn get(
     let mut sink = BlockSink::new(writer, opts.mode);
 
     let socket = client_socket(server)?;
-    let (answer, requested, fell_back) =
-        request_with_fallback(&socket, server, false, remote, opts, opts.requested(Some(0))).await?;
+    let (answer, requested, fell_back) = request_with_fallback(
+        &socket,
+        server,
+        false,
+        remote,
+        opts,
+        opts.requested(Some(0)),
+    )
+    .await?;
     let (ep, negotiated, first) = match answer {
         Answer::Oack(tid, datagram) => {
             let ep = Endpoint::new(socket, tid);
@@ -362,7 +369,8 @@ pub async fn get(
         file.sync_all().await
     };
     if let Err(err) = durable.await {
-        ep.send_error(ErrorCode::DiskFull, "cannot write file").await;
+        ep.send_error(ErrorCode::DiskFull, "cannot write file")
+            .await;
         return Err(local(local_path)(err));
     }
     temp_path
@@ -402,8 +410,15 @@ pub async fn put(
         .map_err(local(local_path))?;
     let size = file.metadata().await.map_err(local(local_path))?.len();
     let socket = client_socket(server)?;
-    let (answer, requested, fell_back) =
-        request_with_fallback(&socket, server, true, remote, opts, opts.requested(Some(size))).await?;
+    let (answer, requested, fell_back) = request_with_fallback(
+        &socket,
+        server,
+        true,
+        remote,
+        opts,
+        opts.requested(Some(size)),
+    )
+    .await?;
     let (ep, negotiated) = match answer {
         Answer::Oack(tid, datagram) => {
             let ep = Endpoint::new(socket, tid);

@@ -50,7 +50,10 @@ impl RequestedOptions {
                     _ => None,
                 };
             } else if name.eq_ignore_ascii_case("timeout") {
-                options.timeout = value.parse::<u8>().ok().filter(|t| TIMEOUT_RANGE.contains(t));
+                options.timeout = value
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|t| TIMEOUT_RANGE.contains(t));
             } else if name.eq_ignore_ascii_case("tsize") {
                 options.tsize = value.parse::<u64>().ok();
             } else if name.eq_ignore_ascii_case("windowsize") {

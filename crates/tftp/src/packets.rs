@@ -324,9 +324,10 @@ impl<'a> Packet<'a> {
                 let text = &body[2..];
                 // Some peers omit the final NUL; take the message up to a NUL or the end.
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                let message = std::str::from_utf8(&text[..end]).map_err(|_| ParseError::NotUtf8 {
-                    field: "error message",
-                })?;
+                let message =
+                    std::str::from_utf8(&text[..end]).map_err(|_| ParseError::NotUtf8 {
+                        field: "error message",
+                    })?;
                 Packet::Error { code, message }
             }
             Opcode::Oack => Packet::Oack {
@@ -459,7 +460,13 @@ mod tests {
     #[test]
     fn mode_is_case_insensitive() {
         let p = Packet::parse(b"\x00\x01f\x00OcTeT\x00").unwrap();
-        assert!(matches!(p, Packet::Rrq(Request { mode: Mode::Octet, .. })));
+        assert!(matches!(
+            p,
+            Packet::Rrq(Request {
+                mode: Mode::Octet,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -515,7 +522,13 @@ mod tests {
     #[test]
     fn empty_data_block() {
         let p = roundtrip(b"\x00\x03\x00\x01");
-        assert_eq!(p, Packet::Data { block: 1, data: b"" });
+        assert_eq!(
+            p,
+            Packet::Data {
+                block: 1,
+                data: b""
+            }
+        );
     }
 
     #[test]

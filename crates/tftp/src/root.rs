@@ -126,10 +126,7 @@ impl Root {
         };
         if let Ok(meta) = parent.symlink_metadata(&target) {
             if !overwrite {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "file exists",
-                ));
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
             }
             if meta.is_symlink() {
                 // Replacing a symlink would be safe (rename does not follow it) but it
@@ -232,19 +229,34 @@ mod tests {
 
     #[test]
     fn dot_dot() {
-        assert!(matches!(resolve("../etc/passwd"), Err(PathError::ParentComponent(_))));
-        assert!(matches!(resolve("a/../../b"), Err(PathError::ParentComponent(_))));
-        assert!(matches!(resolve("a\\..\\..\\b"), Err(PathError::ParentComponent(_))));
+        assert!(matches!(
+            resolve("../etc/passwd"),
+            Err(PathError::ParentComponent(_))
+        ));
+        assert!(matches!(
+            resolve("a/../../b"),
+            Err(PathError::ParentComponent(_))
+        ));
+        assert!(matches!(
+            resolve("a\\..\\..\\b"),
+            Err(PathError::ParentComponent(_))
+        ));
     }
 
     #[test]
     fn nul() {
-        assert!(matches!(resolve("a\0b"), Err(PathError::ControlCharacter(_))));
+        assert!(matches!(
+            resolve("a\0b"),
+            Err(PathError::ControlCharacter(_))
+        ));
     }
 
     #[test]
     fn drive() {
-        assert!(matches!(resolve("C:\\boot.ini"), Err(PathError::DrivePrefix(_))));
+        assert!(matches!(
+            resolve("C:\\boot.ini"),
+            Err(PathError::DrivePrefix(_))
+        ));
     }
 
     #[test]

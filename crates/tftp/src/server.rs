@@ -383,8 +383,8 @@ async fn serve_read(
     req: &OwnedRequest,
     started: Instant,
 ) -> Result<Outcome, ServeError> {
-    let relative =
-        resolve(&req.filename).map_err(|e| ServeError::refused(ErrorCode::AccessViolation, e.to_string()))?;
+    let relative = resolve(&req.filename)
+        .map_err(|e| ServeError::refused(ErrorCode::AccessViolation, e.to_string()))?;
     let (file, size) = shared
         .root
         .open_read(&relative)
@@ -433,12 +433,19 @@ async fn serve_write(
             "this server is read-only (writes need --tftp-write)",
         ));
     }
-    let relative =
-        resolve(&req.filename).map_err(|e| ServeError::refused(ErrorCode::AccessViolation, e.to_string()))?;
-    if req.options.tsize.is_some_and(|size| size > config.max_upload_bytes) {
+    let relative = resolve(&req.filename)
+        .map_err(|e| ServeError::refused(ErrorCode::AccessViolation, e.to_string()))?;
+    if req
+        .options
+        .tsize
+        .is_some_and(|size| size > config.max_upload_bytes)
+    {
         return Err(ServeError::refused(
             ErrorCode::DiskFull,
-            format!("upload larger than the limit of {} bytes", config.max_upload_bytes),
+            format!(
+                "upload larger than the limit of {} bytes",
+                config.max_upload_bytes
+            ),
         ));
     }
     let mut staging = shared
@@ -460,8 +467,16 @@ async fn serve_write(
         .ok_or_else(|| ServeError::refused(ErrorCode::NotDefined, "staging file unavailable"))?;
     let writer = BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
     let mut sink = BlockSink::new(writer, req.mode).with_limit(config.max_upload_bytes);
-    let received = receive_blocks(ep, &negotiated, &mut sink, &timing, initial, None, &mut |_| {})
-        .await?;
+    let received = receive_blocks(
+        ep,
+        &negotiated,
+        &mut sink,
+        &timing,
+        initial,
+        None,
+        &mut |_| {},
+    )
+    .await?;
     let durable = async {
         let mut file = sink.finish().await?.into_inner();
         file.flush().await?;

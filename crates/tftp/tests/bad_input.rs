@@ -41,10 +41,19 @@ async fn assert_still_serving(server: &TestServer) {
         timeout: Duration::from_millis(200),
         ..ClientOptions::default()
     };
-    get(server.addr, "alive", &dir.path().join("alive"), &opts, &mut |_| {})
-        .await
-        .unwrap();
-    assert_eq!(std::fs::read(dir.path().join("alive")).unwrap(), b"still here");
+    get(
+        server.addr,
+        "alive",
+        &dir.path().join("alive"),
+        &opts,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("alive")).unwrap(),
+        b"still here"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +93,10 @@ async fn malformed_packet_inside_a_transfer_gets_error_4() {
     std::fs::write(server.path("f"), content(5000, 1)).unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (first, tid) = exchange(&socket, server.addr, b"\x00\x01f\x00octet\x00").await;
-    assert!(matches!(Packet::parse(&first), Ok(Packet::Data { block: 1, .. })));
+    assert!(matches!(
+        Packet::parse(&first),
+        Ok(Packet::Data { block: 1, .. })
+    ));
     assert_ne!(tid, server.addr, "the transfer runs on its own port");
     let (answer, from) = exchange(&socket, tid, b"\x00\x04\x00").await;
     assert_eq!(from, tid);
@@ -173,7 +185,11 @@ async fn traversal_reads_get_error_2_and_nothing_leaks() {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for name in traversal_names(&jail) {
         let (answer, _) = exchange(&socket, jail.server.addr, &request(1, &name)).await;
-        assert_eq!(error_code(&answer), ErrorCode::AccessViolation, "RRQ {name:?}");
+        assert_eq!(
+            error_code(&answer),
+            ErrorCode::AccessViolation,
+            "RRQ {name:?}"
+        );
         assert!(
             !answer.windows(10).any(|w| w == b"TOP SECRET"),
             "secret leaked for {name:?}"
@@ -195,9 +211,17 @@ async fn traversal_writes_get_error_2_and_nothing_is_written_outside() {
     names.push("../evil".into());
     for name in names {
         let (answer, _) = exchange(&socket, jail.server.addr, &request(2, &name)).await;
-        assert_eq!(error_code(&answer), ErrorCode::AccessViolation, "WRQ {name:?}");
+        assert_eq!(
+            error_code(&answer),
+            ErrorCode::AccessViolation,
+            "WRQ {name:?}"
+        );
     }
-    assert_eq!(jail.parent_listing(), before, "nothing created outside the root");
+    assert_eq!(
+        jail.parent_listing(),
+        before,
+        "nothing created outside the root"
+    );
     assert_eq!(
         std::fs::read(jail.parent.path().join("secret")).unwrap(),
         b"TOP SECRET"

@@ -101,8 +101,17 @@ async fn interop_atftp_client_get() {
         atftp(
             &server,
             &[
-                "--option", "blksize 1428", "--option", "windowsize 8", "--option", "tsize 0",
-                "-g", "-r", name, "-l", name,
+                "--option",
+                "blksize 1428",
+                "--option",
+                "windowsize 8",
+                "--option",
+                "tsize 0",
+                "-g",
+                "-r",
+                name,
+                "-l",
+                name,
             ],
             dir.path(),
         )

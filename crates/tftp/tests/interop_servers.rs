@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{assert_same, content, read_when_complete, ExternalServer, ROLLOVER_SIZE, SMALL_SIZES};
+use common::{
+    assert_same, content, read_when_complete, ExternalServer, ROLLOVER_SIZE, SMALL_SIZES,
+};
 use sockit_tftp::client::{get, put, ClientOptions};
 use std::time::Duration;
 
@@ -92,9 +94,19 @@ async fn interop_tftpd_hpa_server_plain_rfc1350() {
         tsize: false,
         ..opts(512)
     };
-    let summary = get(server.addr, "plain", &dir.path().join("plain"), &o, &mut |_| {})
-        .await
-        .unwrap();
+    let summary = get(
+        server.addr,
+        "plain",
+        &dir.path().join("plain"),
+        &o,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert!(!summary.negotiated.oack);
-    assert_same("plain", &std::fs::read(dir.path().join("plain")).unwrap(), &data);
+    assert_same(
+        "plain",
+        &std::fs::read(dir.path().join("plain")).unwrap(),
+        &data,
+    );
 }

@@ -191,7 +191,10 @@ async fn lossy_roundtrip(loss: f64, windowsize: u16, size: usize, seed: u64) {
     assert_same("lossy put", &std::fs::read(server.path("up")).unwrap(), &up);
 
     let dropped = counters.dropped.load(Ordering::Relaxed);
-    assert!(dropped > 0, "the proxy dropped nothing: the test proved nothing");
+    assert!(
+        dropped > 0,
+        "the proxy dropped nothing: the test proved nothing"
+    );
     assert!(counters.duplicated.load(Ordering::Relaxed) > 0);
     assert!(counters.reordered.load(Ordering::Relaxed) > 0);
     proxy_task.abort();

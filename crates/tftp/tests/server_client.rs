@@ -24,10 +24,20 @@ async fn get_sizes_with_default_options() {
         let data = content(size, i as u64);
         std::fs::write(server.path(&format!("f{size}")), &data).unwrap();
         let local = out.path().join(format!("f{size}"));
-        let summary = get(server.addr, &format!("f{size}"), &local, &fast(), &mut |_| {})
-            .await
-            .unwrap();
-        assert_same(&format!("get {size}"), &std::fs::read(&local).unwrap(), &data);
+        let summary = get(
+            server.addr,
+            &format!("f{size}"),
+            &local,
+            &fast(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_same(
+            &format!("get {size}"),
+            &std::fs::read(&local).unwrap(),
+            &data,
+        );
         assert_eq!(summary.bytes, size as u64);
         assert_eq!(summary.negotiated.blksize, 1468);
         assert_eq!(summary.negotiated.windowsize, 16);
@@ -36,7 +46,10 @@ async fn get_sizes_with_default_options() {
         assert_eq!(summary.negotiated.tsize, want_tsize);
     }
     // Nothing but the downloads is left in the destination directory.
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), SMALL_SIZES.len());
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        SMALL_SIZES.len()
+    );
     server.stop().await;
 }
 
@@ -48,9 +61,15 @@ async fn put_sizes_with_default_options() {
         let data = content(size, 100 + i as u64);
         let local = src.path().join(format!("u{size}"));
         std::fs::write(&local, &data).unwrap();
-        let summary = put(server.addr, &local, &format!("u{size}"), &fast(), &mut |_| {})
-            .await
-            .unwrap();
+        let summary = put(
+            server.addr,
+            &local,
+            &format!("u{size}"),
+            &fast(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(summary.negotiated.tsize, Some(size as u64));
         assert_same(
             &format!("put {size}"),
@@ -109,7 +128,11 @@ async fn lockstep_without_options() {
         .unwrap();
     assert!(!summary.negotiated.oack);
     assert_eq!(summary.negotiated.blksize, 512);
-    assert_same("plain", &std::fs::read(dir.path().join("f")).unwrap(), &data);
+    assert_same(
+        "plain",
+        &std::fs::read(dir.path().join("f")).unwrap(),
+        &data,
+    );
     server.stop().await;
 }
 
@@ -128,7 +151,11 @@ async fn netascii_roundtrip() {
     put(server.addr, &local, "t.txt", &opts, &mut |_| {})
         .await
         .unwrap();
-    assert_same("netascii put", &std::fs::read(server.path("t.txt")).unwrap(), &text);
+    assert_same(
+        "netascii put",
+        &std::fs::read(server.path("t.txt")).unwrap(),
+        &text,
+    );
     let back = dir.path().join("back.txt");
     let summary = get(server.addr, "t.txt", &back, &opts, &mut |_| {})
         .await
@@ -149,10 +176,20 @@ async fn ipv6_get() {
     let data = content(70_000, 9);
     std::fs::write(server.path("v6"), &data).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    get(server.addr, "v6", &dir.path().join("v6"), &fast(), &mut |_| {})
-        .await
-        .unwrap();
-    assert_same("ipv6", &std::fs::read(dir.path().join("v6")).unwrap(), &data);
+    get(
+        server.addr,
+        "v6",
+        &dir.path().join("v6"),
+        &fast(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_same(
+        "ipv6",
+        &std::fs::read(dir.path().join("v6")).unwrap(),
+        &data,
+    );
     server.stop().await;
 }
 
@@ -183,7 +220,13 @@ async fn no_overwrite_unless_enabled() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ClientError::Refused { code: ErrorCode::FileExists, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::FileExists,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"original");
@@ -206,11 +249,23 @@ async fn no_overwrite_unless_enabled() {
 async fn missing_file_is_error_1_and_no_local_file() {
     let server = TestServer::start(|_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let err = get(server.addr, "nope", &dir.path().join("nope"), &fast(), &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = get(
+        server.addr,
+        "nope",
+        &dir.path().join("nope"),
+        &fast(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
     assert!(
-        matches!(err, ClientError::Refused { code: ErrorCode::FileNotFound, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::FileNotFound,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -224,9 +279,11 @@ async fn progress_reaches_tsize() {
     std::fs::write(server.path("p"), &data).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut seen: Vec<Progress> = Vec::new();
-    get(server.addr, "p", &dir.path().join("p"), &fast(), &mut |p| seen.push(p))
-        .await
-        .unwrap();
+    get(server.addr, "p", &dir.path().join("p"), &fast(), &mut |p| {
+        seen.push(p)
+    })
+    .await
+    .unwrap();
     assert!(seen.windows(2).all(|w| w[0].bytes <= w[1].bytes));
     let last = seen.last().unwrap();
     assert_eq!(last.bytes, data.len() as u64);
@@ -243,13 +300,21 @@ async fn concurrency_cap_refuses_extra_transfer() {
     std::fs::write(server.path("f"), content(100_000, 1)).unwrap();
     // A raw client that starts a transfer and never ACKs: it holds the only slot.
     let hog = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    hog.send_to(b"\x00\x01f\x00octet\x00", server.addr).await.unwrap();
+    hog.send_to(b"\x00\x01f\x00octet\x00", server.addr)
+        .await
+        .unwrap();
     let mut buf = [0u8; 1024];
     let (_, _) = hog.recv_from(&mut buf).await.unwrap(); // DATA 1 arrives: slot taken
     let dir = tempfile::tempdir().unwrap();
-    let err = get(server.addr, "f", &dir.path().join("f"), &fast(), &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = get(
+        server.addr,
+        "f",
+        &dir.path().join("f"),
+        &fast(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
     match err {
         ClientError::Refused { code, message } => {
             assert_eq!(code, ErrorCode::NotDefined);

@@ -161,7 +161,14 @@ impl ExternalServer {
         let user = current_user();
         let port = free_udp_port();
         let child = Command::new(program)
-            .args(["--daemon", "--no-fork", "--logfile", "/dev/null", "--user", &user])
+            .args([
+                "--daemon",
+                "--no-fork",
+                "--logfile",
+                "/dev/null",
+                "--user",
+                &user,
+            ])
             .args(["--group", &current_group()])
             .args(["--port", &port.to_string(), "--bind-address", "127.0.0.1"])
             .arg(root.path())
