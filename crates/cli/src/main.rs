@@ -1,1 +1,73 @@
-fn main() {}
+//! `sockit`: the command-line front end. Thin glue: parse flags, call the library crates,
+//! map errors to exit codes in one place.
+
+mod cmd;
+mod exit;
+mod global;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::global::GlobalArgs;
+
+/// A Swiss-army knife for classic socket protocols.
+#[derive(Debug, Parser)]
+#[command(name = "sockit", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service (greet, echo, daytime, time, framed, ...) until Ctrl-C.
+    Serve(serve::Args),
+    /// Write a new random 256-bit key to FILE (mode 0600) for --key.
+    Keygen(cmd::keygen::Args),
+    /// Check a framed server (tcp 7788) answers, and how fast.
+    Ping(cmd::ping::Args),
+    /// The greet dialogue (tcp 6000): interactive, from stdin, or one round with --name.
+    Greet(cmd::greet::Args),
+    /// Send stdin to an echo server (tcp or --udp 7007) and print what comes back.
+    Echo(cmd::echo::Args),
+    /// Ask a daytime server (tcp or --udp 7013) for the time.
+    Daytime(cmd::daytime::Args),
+    /// Ask an RFC 868 time server (tcp or --udp 7037) for the time and show the clock offset.
+    Time(cmd::time::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    global::init_logging(&cli.global, matches!(cli.command, Command::Serve(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sockit: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Connections still open past the drain deadline are dropped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    exit::report(result)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve(args) => serve::run(args, g).await,
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Ping(args) => cmd::ping::run(args, g).await,
+        Command::Greet(args) => cmd::greet::run(args, g).await,
+        Command::Echo(args) => cmd::echo::run(args, g).await,
+        Command::Daytime(args) => cmd::daytime::run(args, g).await,
+        Command::Time(args) => cmd::time::run(args, g).await,
+    }
+}

@@ -57,7 +57,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("peer", &self.peer).field("hello", &self.hello).finish()
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .field("hello", &self.hello)
+            .finish()
     }
 }
 
@@ -67,12 +70,18 @@ impl Client {
     ///
     /// # Errors
     /// Connection, handshake or timeout errors.
-    pub async fn connect(addr: &str, key: Option<&Key>, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        addr: &str,
+        key: Option<&Key>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let fut = async {
-            let stream = TcpStream::connect(addr).await.map_err(|source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
             let _ = stream.set_nodelay(true);
             let peer = stream.peer_addr().map_err(|source| ClientError::Connect {
                 addr: addr.to_owned(),
@@ -89,7 +98,11 @@ impl Client {
     ///
     /// # Errors
     /// Handshake errors.
-    pub async fn handshake(stream: BoxedStream, peer: SocketAddr, key: Option<&Key>) -> Result<Self, ClientError> {
+    pub async fn handshake(
+        stream: BoxedStream,
+        peer: SocketAddr,
+        key: Option<&Key>,
+    ) -> Result<Self, ClientError> {
         let mut conn = Connection::new(stream);
         let hello = handshake::client_handshake(&mut conn, key).await?;
         Ok(Self { conn, hello, peer })
@@ -124,7 +137,11 @@ impl Client {
     ///
     /// # Errors
     /// I/O, framing, or a remote error.
-    pub async fn request_with_body(&mut self, req: &Header, body: Bytes) -> Result<Header, ClientError> {
+    pub async fn request_with_body(
+        &mut self,
+        req: &Header,
+        body: Bytes,
+    ) -> Result<Header, ClientError> {
         self.conn.send_with_body(req, body).await?;
         self.read_response().await
     }

@@ -210,7 +210,9 @@ impl Decoder for FrameCodec {
                 if src.is_empty() {
                     return Ok(None);
                 }
-                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(src.len());
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(src.len());
                 let chunk = src.split_to(take).freeze();
                 self.consume_body(take as u64);
                 Ok(Some(Frame::Body(chunk)))
@@ -313,7 +315,9 @@ mod tests {
 
     #[test]
     fn split_at_every_byte_boundary() {
-        let h = Header::request("put").with("filename", "a.txt").with("size", 5);
+        let h = Header::request("put")
+            .with("filename", "a.txt")
+            .with("size", 5);
         let input = frame_bytes(&h, b"hello");
         let whole = decode_in_pieces(&input, &[]);
         assert_eq!(whole, vec![(h.clone(), b"hello".to_vec())]);
@@ -333,10 +337,7 @@ mod tests {
         input.extend(frame_bytes(&b, b"xyz"));
         input.extend(frame_bytes(&c, b""));
         let got = decode_in_pieces(&input, &[]);
-        assert_eq!(
-            got,
-            vec![(a, vec![]), (b, b"xyz".to_vec()), (c, vec![])]
-        );
+        assert_eq!(got, vec![(a, vec![]), (b, b"xyz".to_vec()), (c, vec![])]);
     }
 
     #[test]
@@ -377,7 +378,10 @@ mod tests {
         let h = Header::request("ping").with("p", pad);
         let mut b = encode_header(&h).unwrap();
         assert_eq!(b.len(), 4 + MAX_HEADER_LEN);
-        assert_eq!(FrameCodec::new().decode(&mut b).unwrap(), Some(Frame::Header(h)));
+        assert_eq!(
+            FrameCodec::new().decode(&mut b).unwrap(),
+            Some(Frame::Header(h))
+        );
     }
 
     #[test]
@@ -442,10 +446,17 @@ mod tests {
             codec.decode_eof(&mut b),
             Err(FrameError::Truncated("header"))
         ));
-        let mut b = BytesMut::from(&frame_bytes(&Header::request("put").with("size", 9), b"abc")[..]);
+        let mut b =
+            BytesMut::from(&frame_bytes(&Header::request("put").with("size", 9), b"abc")[..]);
         let mut codec = FrameCodec::new();
-        assert!(matches!(codec.decode(&mut b).unwrap(), Some(Frame::Header(_))));
-        assert!(matches!(codec.decode(&mut b).unwrap(), Some(Frame::Body(_))));
+        assert!(matches!(
+            codec.decode(&mut b).unwrap(),
+            Some(Frame::Header(_))
+        ));
+        assert!(matches!(
+            codec.decode(&mut b).unwrap(),
+            Some(Frame::Body(_))
+        ));
         assert!(matches!(
             codec.decode_eof(&mut b),
             Err(FrameError::Truncated("body"))

@@ -63,7 +63,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Some(Err(e)) => Err(e),
             Some(Ok(Frame::Header(h))) => Ok(Some(Incoming::Header(h))),
             Some(Ok(Frame::Invalid(e))) => Ok(Some(Incoming::Invalid(e))),
-            Some(Ok(Frame::Body(_))) => unreachable!("the codec yields body chunks only after a header"),
+            Some(Ok(Frame::Body(_))) => {
+                unreachable!("the codec yields body chunks only after a header")
+            }
         }
     }
 

@@ -160,7 +160,8 @@ impl FramedService {
         shutdown: CancellationToken,
         handshake_timeout: Duration,
     ) -> io::Result<String> {
-        let mut conn = Connection::with_codec(stream, FrameCodec::with_max_header(self.config.max_header));
+        let mut conn =
+            Connection::with_codec(stream, FrameCodec::with_max_header(self.config.max_header));
         let nonce = auth::fresh_nonce().map_err(io::Error::other)?;
         let mode = if self.config.key.is_some() {
             AuthMode::HmacSha256
@@ -189,18 +190,26 @@ impl FramedService {
             let req = match next {
                 Ok(None) => return Ok("client closed".into()),
                 Ok(Some(Incoming::Invalid(e))) => {
-                    send_or_io(&mut conn, &Header::error(ErrorCode::BadRequest, e.to_string())).await?;
+                    send_or_io(
+                        &mut conn,
+                        &Header::error(ErrorCode::BadRequest, e.to_string()),
+                    )
+                    .await?;
                     continue;
                 }
                 Ok(Some(Incoming::Header(h))) => h,
                 Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                    let _ = conn.send(&Header::error(ErrorCode::Timeout, e.to_string())).await;
+                    let _ = conn
+                        .send(&Header::error(ErrorCode::Timeout, e.to_string()))
+                        .await;
                     return Ok(e.to_string());
                 }
                 Err(FrameError::Io(e)) => return Err(e),
                 Err(e) => {
                     // The stream can no longer be trusted: say why, then close.
-                    let _ = conn.send(&Header::error(ErrorCode::BadRequest, e.to_string())).await;
+                    let _ = conn
+                        .send(&Header::error(ErrorCode::BadRequest, e.to_string()))
+                        .await;
                     return Ok(format!("framing error: {e}"));
                 }
             };
@@ -219,7 +228,10 @@ impl FramedService {
                     None => {
                         send_or_io(
                             &mut conn,
-                            &Header::error(ErrorCode::Unsupported, "server has no key; no authentication needed"),
+                            &Header::error(
+                                ErrorCode::Unsupported,
+                                "server has no key; no authentication needed",
+                            ),
                         )
                         .await?
                     }
@@ -229,12 +241,16 @@ impl FramedService {
                             send_or_io(&mut conn, &reply).await?;
                         }
                         AuthOutcome::BadRequest(msg) => {
-                            send_or_io(&mut conn, &Header::error(ErrorCode::BadRequest, msg)).await?
+                            send_or_io(&mut conn, &Header::error(ErrorCode::BadRequest, msg))
+                                .await?
                         }
                         AuthOutcome::Failed => {
                             tokio::time::sleep(self.config.auth_failure_delay).await;
                             let _ = conn
-                                .send(&Header::error(ErrorCode::AuthFailed, "wrong key: authentication failed"))
+                                .send(&Header::error(
+                                    ErrorCode::AuthFailed,
+                                    "wrong key: authentication failed",
+                                ))
                                 .await;
                             return Ok("authentication failed".into());
                         }
@@ -250,7 +266,10 @@ impl FramedService {
                     None => {
                         send_or_io(
                             &mut conn,
-                            &Header::error(ErrorCode::UnknownCommand, format!("unknown command `{other}`")),
+                            &Header::error(
+                                ErrorCode::UnknownCommand,
+                                format!("unknown command `{other}`"),
+                            ),
                         )
                         .await?
                     }
@@ -285,12 +304,19 @@ impl TcpService for FramedService {
     }
 
     async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
-        self.serve_connection(Box::new(stream), info.peer, info.shutdown, info.limits.handshake_timeout)
-            .await
+        self.serve_connection(
+            Box::new(stream),
+            info.peer,
+            info.shutdown,
+            info.limits.handshake_timeout,
+        )
+        .await
     }
 
     async fn refuse(&self, stream: TcpStream, refusal: Refusal) {
         let mut conn = Connection::new(stream);
-        let _ = conn.send(&Header::error(ErrorCode::Busy, refusal.to_string())).await;
+        let _ = conn
+            .send(&Header::error(ErrorCode::Busy, refusal.to_string()))
+            .await;
     }
 }

@@ -7,10 +7,10 @@
 //! - **write**: a write that makes no progress for the write timeout fails (a peer that
 //!   stops reading cannot pin the server's buffers forever).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -118,7 +118,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> GuardedStream<S> {
-    fn after_write<T>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn after_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match res {
             Poll::Ready(r) => {
                 self.write_deadline = None;
@@ -132,7 +136,9 @@ impl<S: AsyncWrite + Unpin> GuardedStream<S> {
                     self.write_deadline = Some(deadline);
                 }
                 match self.write_timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(timed_out("write timeout: peer is not reading"))),
+                    Poll::Ready(()) => {
+                        Poll::Ready(Err(timed_out("write timeout: peer is not reading")))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -141,7 +147,11 @@ impl<S: AsyncWrite + Unpin> GuardedStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.after_write(cx, res)
     }

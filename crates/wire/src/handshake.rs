@@ -100,7 +100,10 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         .parse()
         .map_err(|e| HandshakeError::BadHello(e.to_string()))?;
     if hello.cmd != "hello" {
-        return Err(HandshakeError::BadHello(format!("first frame is `{}`", hello.cmd)));
+        return Err(HandshakeError::BadHello(format!(
+            "first frame is `{}`",
+            hello.cmd
+        )));
     }
     let server_nonce = auth::parse_nonce(&hello.nonce)
         .ok_or_else(|| HandshakeError::BadHello("nonce is not 64 hex digits".into()))?;
@@ -109,7 +112,8 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         (AuthMode::None, Some(_)) => Err(HandshakeError::ServerUnauthenticated),
         (AuthMode::HmacSha256, None) => Err(HandshakeError::KeyRequired),
         (AuthMode::HmacSha256, Some(key)) => {
-            let client_nonce = auth::fresh_nonce().map_err(|e| HandshakeError::BadHello(e.to_string()))?;
+            let client_nonce =
+                auth::fresh_nonce().map_err(|e| HandshakeError::BadHello(e.to_string()))?;
             let mac = key.client_mac(&server_nonce, &client_nonce);
             let req = Header::request("auth")
                 .with("nonce", hex::encode(client_nonce))
@@ -154,7 +158,10 @@ mod tests {
             .with("mac", hex::encode(key.client_mac(&ns, &nc)));
         match check_auth(&key, &ns, &req) {
             AuthOutcome::Accepted(h) => {
-                assert!(auth::verify_mac(&key.server_mac(&ns, &nc), h.get_str("mac").unwrap()))
+                assert!(auth::verify_mac(
+                    &key.server_mac(&ns, &nc),
+                    h.get_str("mac").unwrap()
+                ))
             }
             other => panic!("{other:?}"),
         }
@@ -184,7 +191,12 @@ mod tests {
             check_auth(&key, &[1; 32], &Header::request("auth")),
             AuthOutcome::BadRequest(_)
         ));
-        let req = Header::request("auth").with("nonce", "abc").with("mac", "00");
-        assert!(matches!(check_auth(&key, &[1; 32], &req), AuthOutcome::BadRequest(_)));
+        let req = Header::request("auth")
+            .with("nonce", "abc")
+            .with("mac", "00");
+        assert!(matches!(
+            check_auth(&key, &[1; 32], &req),
+            AuthOutcome::BadRequest(_)
+        ));
     }
 }

@@ -27,6 +27,9 @@ pub use codec::{Frame, FrameCodec, FrameError, MAX_HEADER_LEN};
 pub use connection::{Connection, Incoming};
 pub use header::{ErrorCode, Header};
 
+/// The framed service's default TCP port.
+pub const FRAMED_PORT: u16 = 7788;
+
 /// The protocol version announced in `hello`.
 pub const PROTO_VERSION: u64 = 1;
 

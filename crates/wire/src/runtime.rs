@@ -194,7 +194,11 @@ impl ConnCounter {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut map = self.counter.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .counter
+            .per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -243,7 +247,11 @@ pub async fn serve_tcp(
                 warn!(service = name, %peer, reason = %refusal, "connection refused");
                 let service = service.clone();
                 tracker.spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), service.refuse(stream, refusal)).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        service.refuse(stream, refusal),
+                    )
+                    .await;
                 });
             }
             Ok(slot) => {
@@ -273,8 +281,15 @@ pub async fn serve_tcp(
     if open > 0 {
         info!(service = name, open, "draining connections");
     }
-    if tokio::time::timeout(limits.drain_timeout, tracker.wait()).await.is_err() {
-        warn!(service = name, open = tracker.len(), "drain deadline passed; closing remaining connections");
+    if tokio::time::timeout(limits.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            service = name,
+            open = tracker.len(),
+            "drain deadline passed; closing remaining connections"
+        );
     }
     Ok(())
 }

@@ -1,0 +1,179 @@
+//! daytime (RFC 867) over TCP, and the course's strftime time server over UDP.
+//!
+//! - TCP: on connect the server sends the local time as one line
+//!   (`Wed Nov 25 16:07:11 2026\r\n`, the format inetd uses) and closes.
+//! - UDP: a datagram holds a strftime format (UTF-8, at most [`MAX_FORMAT_LEN`] bytes,
+//!   trailing CR/LF ignored); the reply is the local time in that format, without a
+//!   newline. An empty datagram means [`DEFAULT_UDP_FORMAT`]. An invalid or oversized
+//!   format gets a reply starting with `error: `; it never crashes the server.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Local, TimeZone};
+use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService, UdpService};
+use tokio::io::AsyncWriteExt;
+
+/// The TCP reply format (inetd's).
+pub const TCP_FORMAT: &str = "%a %b %e %H:%M:%S %Y";
+/// The UDP format used for an empty datagram.
+pub const DEFAULT_UDP_FORMAT: &str = "%Y-%m-%d %X";
+/// The longest format accepted over UDP.
+pub const MAX_FORMAT_LEN: usize = 256;
+
+/// Why a format was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Over [`MAX_FORMAT_LEN`] bytes.
+    #[error("format is {0} bytes; the limit is {MAX_FORMAT_LEN}")]
+    TooLong(usize),
+    /// Not UTF-8.
+    #[error("format is not valid UTF-8")]
+    NotUtf8,
+    /// Contains an unknown or incomplete `%` specifier.
+    #[error("invalid strftime format {0:?}")]
+    Invalid(String),
+}
+
+/// Formats `time` with a strftime `format` (pure; never panics).
+///
+/// # Errors
+/// An invalid format.
+pub fn format_time<Tz: TimeZone>(time: &DateTime<Tz>, format: &str) -> Result<String, FormatError>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let items: Vec<Item<'_>> = StrftimeItems::new(format).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Err(FormatError::Invalid(format.to_owned()));
+    }
+    let mut out = String::new();
+    write!(out, "{}", time.format_with_items(items.iter()))
+        .map_err(|_| FormatError::Invalid(format.to_owned()))?;
+    Ok(out)
+}
+
+/// The UDP reply for a datagram at `time` (pure).
+pub fn udp_reply<Tz: TimeZone>(datagram: &[u8], time: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let result = parse_format(datagram).and_then(|f| format_time(time, f));
+    match result {
+        Ok(text) => text,
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+fn parse_format(datagram: &[u8]) -> Result<&str, FormatError> {
+    if datagram.len() > MAX_FORMAT_LEN {
+        return Err(FormatError::TooLong(datagram.len()));
+    }
+    let text = std::str::from_utf8(datagram).map_err(|_| FormatError::NotUtf8)?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    Ok(if text.is_empty() {
+        DEFAULT_UDP_FORMAT
+    } else {
+        text
+    })
+}
+
+/// The TCP daytime line for `time`.
+pub fn tcp_line<Tz: TimeZone>(time: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    format!("{}\r\n", time.format(TCP_FORMAT))
+}
+
+/// TCP daytime.
+#[derive(Debug, Default, Clone)]
+pub struct DaytimeTcp;
+
+#[async_trait]
+impl TcpService for DaytimeTcp {
+    fn name(&self) -> &'static str {
+        "daytime"
+    }
+
+    async fn handle(&self, mut stream: ServiceStream, _info: ConnInfo) -> io::Result<String> {
+        stream.write_all(tcp_line(&Local::now()).as_bytes()).await?;
+        stream.shutdown().await?;
+        Ok("sent daytime".into())
+    }
+}
+
+/// UDP daytime with strftime formats.
+#[derive(Debug, Default, Clone)]
+pub struct DaytimeUdp;
+
+impl UdpService for DaytimeUdp {
+    fn name(&self) -> &'static str {
+        "daytime"
+    }
+
+    fn respond(&self, datagram: &[u8], _peer: SocketAddr) -> Option<Vec<u8>> {
+        Some(udp_reply(datagram, &Local::now()).into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    fn t() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 5, 16, 7, 11).unwrap()
+    }
+
+    #[test]
+    fn empty_is_default() {
+        assert_eq!(udp_reply(b"", &t()), "2026-11-05 16:07:11");
+        assert_eq!(udp_reply(b"\n", &t()), "2026-11-05 16:07:11");
+    }
+
+    #[test]
+    fn custom_format() {
+        assert_eq!(udp_reply(b"%H:%M", &t()), "16:07");
+        assert_eq!(udp_reply(b"%d/%m/%Y\r\n", &t()), "05/11/2026");
+    }
+
+    #[test]
+    fn invalid_format() {
+        assert!(udp_reply(b"%Q", &t()).starts_with("error: invalid strftime format"));
+        assert!(udp_reply(b"%", &t()).starts_with("error:"));
+        assert!(udp_reply(b"\xff\xfe", &t()).starts_with("error: format is not valid UTF-8"));
+    }
+
+    #[test]
+    fn oversized_format() {
+        let long = vec![b'a'; MAX_FORMAT_LEN + 1];
+        assert_eq!(
+            udp_reply(&long, &t()),
+            "error: format is 257 bytes; the limit is 256"
+        );
+        let ok = vec![b'a'; MAX_FORMAT_LEN];
+        assert_eq!(udp_reply(&ok, &t()), "a".repeat(MAX_FORMAT_LEN));
+    }
+
+    #[test]
+    fn tcp_line_is_inetd_style() {
+        assert_eq!(tcp_line(&t()), "Thu Nov  5 16:07:11 2026\r\n");
+    }
+
+    proptest! {
+        #[test]
+        fn any_datagram_gets_a_reply(d in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = udp_reply(&d, &t());
+        }
+
+        #[test]
+        fn any_percent_soup_is_safe(s in "[%a-zA-Z0-9:.+#_-]{0,40}") {
+            let _ = udp_reply(s.as_bytes(), &t());
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `sockit time [--udp]`: RFC 868 time and the offset from the local clock.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sockit_basic::{ports, time};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::cmd::udp::{self, UdpArgs};
+use crate::global::GlobalArgs;
+
+/// Flags of `sockit time`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Use UDP.
+    #[arg(long)]
+    pub udp: bool,
+    #[command(flatten)]
+    pub udp_args: UdpArgs,
+}
+
+/// Prints the server's time and the local clock's offset.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let addr = g.server_addr(ports::TIME);
+    let sent = SystemTime::now();
+    let bytes: [u8; 4] = if args.udp {
+        let socket = udp::connect(&addr).await?;
+        let reply = udp::exchange(&socket, b"", &args.udp_args).await?;
+        reply.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!("server sent {} bytes; RFC 868 replies are 4", reply.len())
+        })?
+    } else {
+        let mut stream = TcpStream::connect(&addr)
+            .await
+            .with_context(|| format!("cannot connect to time server {addr}"))?;
+        let mut b = [0u8; 4];
+        stream
+            .read_exact(&mut b)
+            .await
+            .context("server closed before sending 4 bytes")?;
+        b
+    };
+    let received = SystemTime::now();
+    let rtt = received.duration_since(sent).unwrap_or_default();
+    let local_mid = sent + rtt / 2;
+    let server = time::from_rfc868(u32::from_be_bytes(bytes), local_mid);
+    let offset = signed_secs(server, local_mid);
+    let when: DateTime<Utc> = server.into();
+    if g.json {
+        let out = serde_json::json!({
+            "server": addr,
+            "rfc868": u32::from_be_bytes(bytes),
+            "server_time": when.to_rfc3339(),
+            "offset_secs": offset,
+            "rtt_ms": rtt.as_secs_f64() * 1000.0,
+        });
+        println!("{out}");
+    } else {
+        println!("server time: {}", when.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!(
+            "offset:      {offset:+.3} s (server minus local clock; RFC 868 counts whole seconds, so ±1 s is noise)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signed_secs(a: SystemTime, b: SystemTime) -> f64 {
+    match a.duration_since(b) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn offsets() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        assert_eq!(signed_secs(t + Duration::from_secs(2), t), 2.0);
+        assert_eq!(signed_secs(t, t + Duration::from_millis(500)), -0.5);
+    }
+}

@@ -1,0 +1,103 @@
+//! Flags shared by every subcommand, and what they resolve to.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use sockit_wire::Key;
+
+/// Global flags.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Server address: HOST, HOST:PORT or [V6]:PORT (default 127.0.0.1 and the service's port).
+    #[arg(long, global = true, env = "SOCKIT_SERVER", value_name = "ADDR")]
+    pub server: Option<String>,
+    /// Shared key file for the framed protocol's HMAC authentication (see `sockit keygen`).
+    #[arg(long, global = true, env = "SOCKIT_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Machine-readable JSON output where the output is a table or a record.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl GlobalArgs {
+    /// The server address for a service whose default port is `port`.
+    pub fn server_addr(&self, port: u16) -> String {
+        resolve_server(self.server.as_deref(), port)
+    }
+
+    /// Loads the key given with --key, if any.
+    pub fn load_key(&self) -> anyhow::Result<Option<Key>> {
+        self.key
+            .as_deref()
+            .map(|p| Key::load(p).context("cannot load --key"))
+            .transpose()
+    }
+}
+
+/// Completes a server address with the default port when it has none.
+pub fn resolve_server(server: Option<&str>, port: u16) -> String {
+    let Some(s) = server else {
+        return format!("127.0.0.1:{port}");
+    };
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return s.to_owned();
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return format!("[{s}]:{port}");
+    }
+    if s.starts_with('[') && s.ends_with(']') {
+        return format!("{s}:{port}");
+    }
+    let has_port = s.rsplit_once(':').is_some_and(|(host, p)| {
+        !host.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+    });
+    if has_port {
+        s.to_owned()
+    } else {
+        format!("{s}:{port}")
+    }
+}
+
+/// Sets up tracing to stderr: `info` for the server (one line per connection), `warn` for
+/// clients; -v/-q adjust it and RUST_LOG overrides everything.
+pub fn init_logging(g: &GlobalArgs, server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (g.quiet, g.verbose, server) {
+        (true, _, _) => "error",
+        (false, 0, true) => "info",
+        (false, 0, false) => "warn",
+        (false, 1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_server;
+
+    #[test]
+    fn default_and_completion() {
+        assert_eq!(resolve_server(None, 7), "127.0.0.1:7");
+        assert_eq!(resolve_server(Some("10.0.0.1"), 7), "10.0.0.1:7");
+        assert_eq!(resolve_server(Some("10.0.0.1:9"), 7), "10.0.0.1:9");
+        assert_eq!(resolve_server(Some("localhost"), 7), "localhost:7");
+        assert_eq!(resolve_server(Some("localhost:8"), 7), "localhost:8");
+        assert_eq!(resolve_server(Some("::1"), 7), "[::1]:7");
+        assert_eq!(resolve_server(Some("[::1]"), 7), "[::1]:7");
+        assert_eq!(resolve_server(Some("[::1]:9"), 7), "[::1]:9");
+    }
+}

@@ -1,0 +1,220 @@
+//! `sockit serve`: bind every selected service, print the table, serve until Ctrl-C or
+//! SIGTERM, then drain.
+
+mod addr_file;
+mod plan;
+mod registry;
+mod start;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sockit_wire::runtime::Limits;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::exit::usage;
+use crate::global::GlobalArgs;
+
+/// Flags of `sockit serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only these services (comma-separated: greet,echo,daytime,time,framed).
+    #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
+    pub only: Vec<String>,
+    /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
+    #[arg(long = "port", value_name = "SVC=N")]
+    pub ports: Vec<String>,
+    /// Address to bind. A non-loopback address needs --key (or --no-auth).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Data root (files, tftp/, books/). Default: the platform data dir + /sockit.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Write the bound addresses as JSON to FILE (atomically) once every service listens.
+    #[arg(long, value_name = "FILE")]
+    pub addr_file: Option<PathBuf>,
+    /// Allow a non-loopback bind without a key: anyone who reaches the port can use it.
+    #[arg(long)]
+    pub no_auth: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Connection limits and timeouts of every TCP service.
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Most open connections per service.
+    #[arg(long, default_value_t = Limits::default().max_conns)]
+    pub max_conns: usize,
+    /// Most open connections per service from one IP address.
+    #[arg(long, default_value_t = Limits::default().max_conns_per_ip)]
+    pub max_conns_per_ip: usize,
+    /// Close a connection idle this long.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Time a new connection has for its first byte and the authentication handshake.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Close a connection whose writes stall this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+    /// Listen backlog.
+    #[arg(long, default_value_t = Limits::default().backlog)]
+    pub backlog: u32,
+    /// On shutdown, how long open connections may finish before they are closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl LimitArgs {
+    fn to_limits(&self) -> Limits {
+        Limits {
+            max_conns: self.max_conns.max(1),
+            max_conns_per_ip: self.max_conns_per_ip.max(1),
+            idle_timeout: self.idle_timeout,
+            handshake_timeout: self.handshake_timeout,
+            write_timeout: self.write_timeout,
+            backlog: self.backlog.max(1),
+            drain_timeout: self.drain_timeout,
+        }
+    }
+}
+
+/// What every service gets from `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeContext {
+    /// Connection limits.
+    pub limits: Limits,
+    /// The data root.
+    pub root: PathBuf,
+    /// The shared key, if any.
+    pub key: Option<sockit_wire::Key>,
+    /// Cancelled on Ctrl-C / SIGTERM.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs the server.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let key = g.load_key()?;
+    if !args.bind.is_loopback() && key.is_none() && !args.no_auth {
+        return usage(format!(
+            "refusing to bind {} without authentication: anyone who can reach this host could use the \
+             framed service. Pass --key FILE (create one with `sockit keygen FILE`), or --no-auth to accept the risk",
+            args.bind
+        ));
+    }
+    let endpoints = match plan::plan(&args.only, &args.ports, args.bind) {
+        Ok(e) => e,
+        Err(e) => return usage(e.to_string()),
+    };
+    let root = match args.root {
+        Some(r) => r,
+        None => dirs::data_dir()
+            .context("no platform data dir; pass --root DIR")?
+            .join("sockit"),
+    };
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("cannot create data root {}", root.display()))?;
+    let root = root.canonicalize()?;
+    raise_fd_limit();
+
+    let bound = start::bind_all(&endpoints, args.limits.backlog)?;
+    let ctx = ServeContext {
+        limits: args.limits.to_limits(),
+        root,
+        key,
+        shutdown: CancellationToken::new(),
+    };
+    let addrs = start::addresses(&bound);
+    let mut tasks = start::start_all(bound, &ctx);
+
+    print_banner(&ctx, &addrs, args.bind, g.json);
+    if let Some(path) = &args.addr_file {
+        addr_file::write(path, &addrs)
+            .with_context(|| format!("cannot write --addr-file {}", path.display()))?;
+    }
+    tokio::spawn(wait_for_signals(ctx.shutdown.clone()));
+
+    ctx.shutdown.cancelled().await;
+    info!(
+        "shutting down: no new connections; draining for up to {:?}",
+        ctx.limits.drain_timeout
+    );
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(Err(e)) = joined {
+            tracing::warn!(error = %e, "service stopped with an error");
+        }
+    }
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, json: bool) {
+    if json {
+        println!("{}", addr_file::to_json(addrs));
+        return;
+    }
+    let auth = if ctx.key.is_some() {
+        "hmac-sha256"
+    } else if bind.is_loopback() {
+        "none (loopback only)"
+    } else {
+        "NONE (--no-auth)"
+    };
+    println!(
+        "sockit {} serving; data root {}; auth {}",
+        env!("CARGO_PKG_VERSION"),
+        ctx.root.display(),
+        auth
+    );
+    println!("{:<10} {:<6} ADDRESS", "SERVICE", "PROTO");
+    for a in addrs {
+        println!("{:<10} {:<6} {}", a.service, a.proto, a.addr);
+    }
+    println!(
+        "Ctrl-C or SIGTERM stops (open connections get {:?} to finish).",
+        ctx.limits.drain_timeout
+    );
+}
+
+/// First Ctrl-C/SIGTERM: graceful shutdown. Second: exit at once.
+async fn wait_for_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("interrupt received"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    eprintln!("sockit: second signal, exiting without draining");
+    std::process::exit(130);
+}
+
+/// Raises the soft open-file limit to the hard limit: every connection is a descriptor.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

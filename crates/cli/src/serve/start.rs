@@ -1,0 +1,151 @@
+//! Binding every endpoint first (so a port in use stops the start before anything runs),
+//! then starting each service on its sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sockit_basic::{daytime, echo, greet, time};
+use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
+use sockit_wire::runtime::{self, TcpService, UdpService};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+use crate::serve::plan::Endpoint;
+use crate::serve::registry::Proto;
+use crate::serve::ServeContext;
+
+/// A bound socket.
+#[derive(Debug)]
+pub enum BoundSocket {
+    /// A listening TCP socket.
+    Tcp(TcpListener),
+    /// A UDP socket.
+    Udp(UdpSocket),
+}
+
+/// One bound endpoint.
+#[derive(Debug)]
+pub struct Bound {
+    /// The service.
+    pub service: &'static str,
+    /// The transport.
+    pub proto: Proto,
+    /// The actual address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// The socket.
+    pub socket: BoundSocket,
+}
+
+/// What the table and the addr file show of a bound endpoint.
+#[derive(Debug, Clone)]
+pub struct BoundAddr {
+    /// The service.
+    pub service: &'static str,
+    /// The transport.
+    pub proto: Proto,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+/// Binds every endpoint; the first failure names the service and the flag to fix it.
+pub fn bind_all(endpoints: &[Endpoint], backlog: u32) -> anyhow::Result<Vec<Bound>> {
+    endpoints
+        .iter()
+        .map(|e| {
+            let bound = match e.proto {
+                Proto::Tcp => runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp),
+                Proto::Udp => runtime::bind_udp(e.addr).map(BoundSocket::Udp),
+            };
+            let socket = bound.map_err(|err| {
+                let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        "address in use; pick another with --port {}=N (or --port all=0 for free ports)",
+                        e.service
+                    )
+                } else {
+                    err.to_string()
+                };
+                anyhow::anyhow!("cannot bind {} ({} {}): {hint}", e.addr, e.service, e.proto)
+            })?;
+            let addr = match &socket {
+                BoundSocket::Tcp(l) => l.local_addr(),
+                BoundSocket::Udp(s) => s.local_addr(),
+            }
+            .with_context(|| format!("cannot read the address of {}", e.service))?;
+            Ok(Bound {
+                service: e.service,
+                proto: e.proto,
+                addr,
+                socket,
+            })
+        })
+        .collect()
+}
+
+/// The addresses of the bound endpoints.
+pub fn addresses(bound: &[Bound]) -> Vec<BoundAddr> {
+    bound
+        .iter()
+        .map(|b| BoundAddr {
+            service: b.service,
+            proto: b.proto,
+            addr: b.addr,
+        })
+        .collect()
+}
+
+type ServiceTask = anyhow::Result<()>;
+
+/// Starts each bound endpoint's service; every task ends after shutdown and drain.
+pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> {
+    let mut tasks = JoinSet::new();
+    for b in bound {
+        match b.socket {
+            BoundSocket::Tcp(listener) => {
+                let service = tcp_service(b.service, ctx);
+                let (limits, token) = (ctx.limits, ctx.shutdown.clone());
+                tasks.spawn(async move {
+                    Ok(runtime::serve_tcp(listener, service, limits, token).await?)
+                });
+            }
+            BoundSocket::Udp(socket) => {
+                let service = udp_service(b.service);
+                let token = ctx.shutdown.clone();
+                tasks.spawn(async move { Ok(runtime::serve_udp(socket, service, token).await?) });
+            }
+        }
+    }
+    tasks
+}
+
+fn tcp_service(name: &str, ctx: &ServeContext) -> Arc<dyn TcpService> {
+    match name {
+        "greet" => Arc::new(greet::GreetService),
+        "echo" => Arc::new(echo::EchoTcp),
+        "daytime" => Arc::new(daytime::DaytimeTcp),
+        "time" => Arc::new(time::TimeTcp),
+        "framed" => Arc::new(FramedService::new(
+            framed_commands(ctx),
+            FramedConfig {
+                key: ctx.key.clone(),
+                ..FramedConfig::default()
+            },
+        )),
+        other => unreachable!("registry has no tcp endpoint for {other}"),
+    }
+}
+
+fn udp_service(name: &str) -> Arc<dyn UdpService> {
+    match name {
+        "echo" => Arc::new(echo::EchoUdp),
+        "daytime" => Arc::new(daytime::DaytimeUdp),
+        "time" => Arc::new(time::TimeUdp),
+        other => unreachable!("registry has no udp endpoint for {other}"),
+    }
+}
+
+/// The framed commands beyond the built-ins (files and exec register here).
+fn framed_commands(_ctx: &ServeContext) -> CommandTable {
+    CommandTable::new()
+}
