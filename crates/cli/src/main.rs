@@ -38,6 +38,12 @@ enum Command {
     Daytime(cmd::daytime::Args),
     /// Ask an RFC 868 time server (tcp or --udp 7037) for the time and show the clock offset.
     Time(cmd::time::Args),
+    /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
+    #[command(subcommand)]
+    Tftp(cmd::tftp::Command),
+    /// Measurements: `lab bench tftp`.
+    #[command(subcommand)]
+    Lab(cmd::lab::Command),
 }
 
 fn main() -> ExitCode {
@@ -69,5 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Echo(args) => cmd::echo::run(args, g).await,
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
+        Command::Tftp(command) => cmd::tftp::run(command, g).await,
+        Command::Lab(command) => cmd::lab::run(command, g).await,
     }
 }

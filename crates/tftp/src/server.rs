@@ -12,7 +12,7 @@ use crate::options::{negotiate, Direction, Limits, Negotiated, RequestedOptions,
 use crate::packets::{ack_bytes, error_bytes, ErrorCode, Mode, Packet, RawOption};
 use crate::root::{resolve, Root};
 use crate::transfer::endpoint::bind_udp;
-use crate::transfer::receive::{ack_final, receive_blocks};
+use crate::transfer::receive::{linger, receive_blocks};
 use crate::transfer::send::{await_ack0, send_blocks};
 use crate::transfer::sink::BlockSink;
 use crate::transfer::source::BlockSource;
@@ -266,15 +266,21 @@ impl ServeError {
 
     /// Maps a file-open error to the TFTP code a client expects.
     fn from_io(err: &io::Error) -> ServeError {
-        let code = match err.kind() {
-            io::ErrorKind::NotFound => ErrorCode::FileNotFound,
-            io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
-                ErrorCode::AccessViolation
+        match err.kind() {
+            io::ErrorKind::NotFound => {
+                ServeError::refused(ErrorCode::FileNotFound, "file not found")
             }
-            io::ErrorKind::AlreadyExists => ErrorCode::FileExists,
-            _ => ErrorCode::NotDefined,
-        };
-        ServeError::refused(code, err.to_string())
+            io::ErrorKind::PermissionDenied => {
+                ServeError::refused(ErrorCode::AccessViolation, "access denied")
+            }
+            io::ErrorKind::InvalidInput => {
+                ServeError::refused(ErrorCode::AccessViolation, err.to_string())
+            }
+            io::ErrorKind::AlreadyExists => {
+                ServeError::refused(ErrorCode::FileExists, "file already exists")
+            }
+            _ => ServeError::refused(ErrorCode::NotDefined, err.to_string()),
+        }
     }
 }
 
@@ -285,6 +291,8 @@ struct Outcome {
     elapsed: Duration,
     negotiated: Negotiated,
     retransmits: u64,
+    /// After an upload: the final block to re-ACK while lingering, and the timing.
+    linger: Option<(u16, Timing)>,
 }
 
 async fn run_transfer(
@@ -332,6 +340,9 @@ async fn run_transfer(
                 retransmits = outcome.retransmits,
                 "tftp transfer complete"
             );
+            if let Some((final_block, timing)) = outcome.linger {
+                linger(&ep, final_block, &timing, &shared.shutdown).await;
+            }
         }
         Err(err) => {
             if let ServeError::Refused { code, message } = &err {
@@ -414,6 +425,7 @@ async fn serve_read(
         elapsed: started.elapsed(),
         negotiated,
         retransmits: retransmits + stats.retransmits,
+        linger: None,
     })
 }
 
@@ -490,13 +502,15 @@ async fn serve_write(
         .await
         .map_err(|e| ServeError::refused(ErrorCode::NotDefined, e.to_string()))?
         .map_err(|e| ServeError::from_io(&e))?;
-    let elapsed = started.elapsed();
+    ep.send(&ack_bytes(received.final_block))
+        .await
+        .map_err(|e| ServeError::Transfer(TransferError::Network(e)))?;
     drop(permit.take());
-    ack_final(ep, received.final_block, &timing, &shared.shutdown).await?;
     Ok(Outcome {
         bytes: received.stats.wire_bytes,
-        elapsed,
+        elapsed: started.elapsed(),
         negotiated,
         retransmits: received.stats.retransmits,
+        linger: Some((received.final_block, timing)),
     })
 }

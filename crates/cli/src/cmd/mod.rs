@@ -4,6 +4,8 @@ pub mod daytime;
 pub mod echo;
 pub mod greet;
 pub mod keygen;
+pub mod lab;
 pub mod ping;
+pub mod tftp;
 pub mod time;
 pub mod udp;

@@ -192,16 +192,24 @@ pub async fn ack_final(
     timing: &Timing,
     stop: &CancellationToken,
 ) -> Result<(), TransferError> {
-    let ack = ack_bytes(final_block);
-    ep.send(&ack).await.map_err(TransferError::Network)?;
+    ep.send(&ack_bytes(final_block))
+        .await
+        .map_err(TransferError::Network)?;
+    linger(ep, final_block, timing, stop).await;
+    Ok(())
+}
+
+/// The lingering half of [`ack_final`], for callers that send the final ACK themselves
+/// (the server logs the transfer in between).
+pub async fn linger(ep: &Endpoint, final_block: u16, timing: &Timing, stop: &CancellationToken) {
     if timing.dally.is_zero() {
-        return Ok(());
+        return;
     }
+    let ack = ack_bytes(final_block);
     tokio::select! {
         () = dally(ep, &ack, final_block, timing) => {}
         () = stop.cancelled() => {}
     }
-    Ok(())
 }
 
 async fn dally(ep: &Endpoint, ack: &[u8], final_block: u16, timing: &Timing) {
