@@ -65,7 +65,11 @@ fn tftp_errors_exit_1_with_the_reason() {
 
     let local = s.dir.path().join("x.bin");
     std::fs::write(&local, b"x").unwrap();
-    let o = run(sockit().args(["tftp", "put", &tftp]).arg(&local), b"", LIMIT);
+    let o = run(
+        sockit().args(["tftp", "put", &tftp]).arg(&local),
+        b"",
+        LIMIT,
+    );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
 }
