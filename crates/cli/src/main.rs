@@ -40,6 +40,9 @@ enum Command {
     Time(cmd::time::Args),
     /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
     Lab(cmd::lab::Args),
+    /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
+    #[command(subcommand)]
+    Tftp(cmd::tftp::Command),
 }
 
 fn main() -> ExitCode {
@@ -72,5 +75,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
         Command::Lab(args) => cmd::lab::run(args, g).await,
+        Command::Tftp(command) => cmd::tftp::run(command, g).await,
     }
 }

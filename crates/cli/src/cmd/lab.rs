@@ -71,7 +71,11 @@ pub struct ServeArgs {
 
 /// Flags of `sockit lab bench`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// A service benchmark instead of the concurrency-model matrix.
+    #[command(subcommand)]
+    pub service: Option<crate::cmd::bench_services::ServiceBench>,
     /// Models, comma-separated.
     #[arg(
         long,
@@ -145,6 +149,10 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         LabCommand::Models => models(g),
         LabCommand::Serve(a) => serve(a).await,
+        LabCommand::Bench(BenchArgs {
+            service: Some(target),
+            ..
+        }) => crate::cmd::bench_services::run(target, g).await,
         LabCommand::Bench(a) => bench(a).await,
         LabCommand::Report { file } => {
             let files = blocking(move || Ok(sockit_lab::report::report(&file)?)).await?;
