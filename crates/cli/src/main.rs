@@ -38,6 +38,11 @@ enum Command {
     Daytime(cmd::daytime::Args),
     /// Ask an RFC 868 time server (tcp or --udp 7037) for the time and show the clock offset.
     Time(cmd::time::Args),
+    /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
+    Lab(cmd::lab::Args),
+    /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
+    #[command(subcommand)]
+    Tftp(cmd::tftp::Command),
     /// Chat on IRC (tcp 6667; terminal UI, or --plain lines) or in the UDP room (--udp 7788).
     Chat(cmd::chat::Args),
     /// List the sockit servers on the LAN (UDP broadcast to port 7099).
@@ -73,6 +78,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Echo(args) => cmd::echo::run(args, g).await,
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
+        Command::Lab(args) => cmd::lab::run(args, g).await,
+        Command::Tftp(command) => cmd::tftp::run(command, g).await,
         Command::Chat(args) => cmd::chat::run(args, g).await,
         Command::Discover(args) => cmd::discover::run(args, g).await,
     }

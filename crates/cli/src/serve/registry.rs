@@ -68,6 +68,10 @@ pub const SERVICES: &[ServiceSpec] = &[
         endpoints: &[(Proto::Tcp, sockit_wire::FRAMED_PORT)],
     },
     ServiceSpec {
+        name: "tftp",
+        endpoints: &[(Proto::Udp, sockit_tftp::DEFAULT_PORT)],
+    },
+    ServiceSpec {
         name: "chat",
         endpoints: &[(Proto::Tcp, sockit_chat::ports::IRC)],
     },
