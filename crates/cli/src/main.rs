@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service (greet, echo, daytime, time, framed, ...) until Ctrl-C.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Write a new random 256-bit key to FILE (mode 0600) for --key.
     Keygen(cmd::keygen::Args),
     /// Check a framed server (tcp 7788) answers, and how fast.
@@ -40,6 +40,15 @@ enum Command {
     Time(cmd::time::Args),
     /// Browse and read the book server (http 8080) in the terminal.
     Read(cmd::read::Args),
+    /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
+    Lab(cmd::lab::Args),
+    /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
+    #[command(subcommand)]
+    Tftp(cmd::tftp::Command),
+    /// Chat on IRC (tcp 6667; terminal UI, or --plain lines) or in the UDP room (--udp 7788).
+    Chat(cmd::chat::Args),
+    /// List the sockit servers on the LAN (UDP broadcast to port 7099).
+    Discover(cmd::discover::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,7 +73,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve::run(args, g).await,
+        Command::Serve(args) => serve::run(*args, g).await,
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Ping(args) => cmd::ping::run(args, g).await,
         Command::Greet(args) => cmd::greet::run(args, g).await,
@@ -72,5 +81,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
         Command::Read(args) => cmd::read::run(args, g).await,
+        Command::Lab(args) => cmd::lab::run(args, g).await,
+        Command::Tftp(command) => cmd::tftp::run(command, g).await,
+        Command::Chat(args) => cmd::chat::run(args, g).await,
+        Command::Discover(args) => cmd::discover::run(args, g).await,
     }
 }

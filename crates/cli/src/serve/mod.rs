@@ -2,6 +2,7 @@
 //! SIGTERM, then drain.
 
 mod addr_file;
+mod chat_args;
 mod plan;
 mod reader;
 mod registry;
@@ -24,7 +25,7 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet,echo,daytime,time,framed).
+    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,tftp,chat,udp-chat,discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
     /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
@@ -56,6 +57,56 @@ pub struct Args {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub reader: reader::ReaderArgs,
+    #[command(flatten)]
+    pub tftp: TftpArgs,
+    #[command(flatten)]
+    pub chat: chat_args::ChatArgs,
+}
+
+/// Flags of the TFTP service (udp 6969).
+#[derive(Debug, clap::Args)]
+pub struct TftpArgs {
+    /// Directory the TFTP service serves. Default: the data root's tftp/ directory.
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: Option<PathBuf>,
+    /// Accept TFTP uploads (WRQ); without it the TFTP service is read-only.
+    #[arg(long)]
+    pub tftp_write: bool,
+    /// Let TFTP uploads replace existing files (needs --tftp-write).
+    #[arg(long, requires = "tftp_write")]
+    pub tftp_overwrite: bool,
+    /// Most TFTP transfers at once; more get "server busy".
+    #[arg(long, value_name = "N", default_value_t = sockit_tftp::ServerConfig::default().max_transfers)]
+    pub tftp_max_transfers: usize,
+    /// Largest TFTP blksize granted (lower it for clients that cannot reassemble IP fragments).
+    #[arg(long, value_name = "BYTES", default_value_t = sockit_tftp::ServerConfig::default().max_blksize,
+          value_parser = clap::value_parser!(u16).range(512..=65464))]
+    pub tftp_max_blksize: u16,
+}
+
+impl TftpArgs {
+    /// The TFTP server config; `data_root` gives the default root.
+    fn to_config(
+        &self,
+        data_root: &std::path::Path,
+        drain: Duration,
+    ) -> anyhow::Result<sockit_tftp::ServerConfig> {
+        let root = match &self.tftp_root {
+            Some(root) => root.clone(),
+            None => data_root.join("tftp"),
+        };
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create TFTP root {}", root.display()))?;
+        Ok(sockit_tftp::ServerConfig {
+            root: root.canonicalize()?,
+            write_allowed: self.tftp_write,
+            overwrite_allowed: self.tftp_overwrite,
+            max_transfers: self.tftp_max_transfers.max(1),
+            max_blksize: self.tftp_max_blksize,
+            drain_timeout: drain,
+            ..sockit_tftp::ServerConfig::default()
+        })
+    }
 }
 
 /// Connection limits and timeouts of every TCP service.
@@ -113,6 +164,10 @@ pub struct ServeContext {
     pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
     /// The book library, when the reader service runs.
     pub reader: Option<std::sync::Arc<sockit_reader::Library>>,
+    /// The TFTP service's settings.
+    pub tftp: sockit_tftp::ServerConfig,
+    /// The chat services' settings (IRC server, UDP room, discovery name).
+    pub chat: chat_args::ChatSettings,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -123,7 +178,8 @@ impl std::fmt::Debug for ServeContext {
             .field("key", &self.key.is_some())
             .field("tls", &self.tls.as_ref().map(|(_, fp)| fp))
             .field("reader", &self.reader.is_some())
-            .finish()
+            .field("chat_name", &self.chat.irc.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -163,13 +219,21 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let limits = args.limits.to_limits();
+    let tftp = if endpoints.iter().any(|e| e.service == "tftp") {
+        args.tftp.to_config(&root, limits.drain_timeout)?
+    } else {
+        sockit_tftp::ServerConfig::default()
+    };
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
     let mut ctx = ServeContext {
-        limits: args.limits.to_limits(),
+        limits,
         root,
         key,
         shutdown: CancellationToken::new(),
+        chat: args.chat.settings()?,
         tls,
+        tftp,
         reader: None,
     };
     if endpoints.iter().any(|e| e.service == "reader") {

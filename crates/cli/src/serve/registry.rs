@@ -77,6 +77,22 @@ pub const SERVICES: &[ServiceSpec] = &[
             (Proto::Http, sockit_reader::http::PORT),
         ],
     },
+    ServiceSpec {
+        name: "tftp",
+        endpoints: &[(Proto::Udp, sockit_tftp::DEFAULT_PORT)],
+    },
+    ServiceSpec {
+        name: "chat",
+        endpoints: &[(Proto::Tcp, sockit_chat::ports::IRC)],
+    },
+    ServiceSpec {
+        name: "udp-chat",
+        endpoints: &[(Proto::Udp, sockit_chat::ports::UDP_CHAT)],
+    },
+    ServiceSpec {
+        name: "discovery",
+        endpoints: &[(Proto::Udp, sockit_chat::ports::DISCOVERY)],
+    },
 ];
 
 /// Looks a service up by name.
