@@ -2,8 +2,18 @@
 
 pub mod daytime;
 pub mod echo;
+pub mod exec;
+pub mod framed_conn;
+pub mod get;
 pub mod greet;
 pub mod keygen;
+pub mod lab;
+pub mod ls;
+pub mod mkdir;
 pub mod ping;
+pub mod progress;
+pub mod put;
+pub mod rm;
+pub mod stat;
 pub mod time;
 pub mod udp;
