@@ -161,7 +161,7 @@ impl Command for Put {
         if total > limit {
             return refuse(conn, FilesError::TooLarge { size: total, limit }, trailer).await;
         }
-        let _guard = match self.root.claim_upload(&req.path) {
+        let guard = match self.root.claim_upload(&req.path) {
             Ok(g) => g,
             Err(e) => return refuse(conn, e, trailer).await,
         };
@@ -169,7 +169,11 @@ impl Command for Put {
         let r = req.clone();
         let file = match blocking(&self.root, move |root| prepare(root, &r)).await {
             Ok(f) => f,
-            Err(e) => return refuse(conn, e, trailer).await,
+            Err(e) => {
+                // Free the path before skipping the rest of the body.
+                drop(guard);
+                return refuse(conn, e, trailer).await;
+            }
         };
         let path = req.path.clone();
         let started = std::time::Instant::now();
@@ -182,6 +186,7 @@ impl Command for Put {
                             Err(e) => e,
                             Ok(_) => std::io::Error::other("disk writer stopped"),
                         };
+                        drop(guard);
                         return refuse(conn, FilesError::io(&path, e), trailer).await;
                     }
                 }
@@ -196,7 +201,10 @@ impl Command for Put {
         }
         let done = match sink.finish(true).await {
             Ok(d) => d,
-            Err(e) => return refuse(conn, FilesError::io(&path, e), trailer).await,
+            Err(e) => {
+                drop(guard);
+                return refuse(conn, FilesError::io(&path, e), trailer).await;
+            }
         };
         drop(done.file);
         let hash = done.hasher.finalize();
@@ -234,6 +242,7 @@ impl Command for Put {
         if let Err(e) = promoted {
             return reply_now(conn, e).await;
         }
+        drop(guard);
         tracing::info!(peer = %session.peer, %path, bytes = total, received = done.written, offset = req.offset, secs = started.elapsed().as_secs_f64(), "put done");
         let stored = serde_json::json!({
             "path": path.as_string(),
