@@ -140,23 +140,29 @@ where
             let h = next_header(&mut reader).await?;
             match h.get_str("cmd") {
                 Some(s @ ("stdout" | "stderr")) => {
-                    let out: &mut (dyn AsyncWrite + Unpin) = if s == "stdout" {
-                        &mut *stdout
-                    } else {
-                        &mut *stderr
-                    };
+                    let to_stdout = s == "stdout";
                     let mut left = h.body_len().map_err(FrameError::from)?;
                     while left > 0 {
                         match reader.next().await {
                             Some(Ok(Frame::Body(b))) => {
                                 left = left.saturating_sub(b.len() as u64);
-                                out.write_all(&b).await.map_err(ExecClientError::Local)?;
+                                let w = if to_stdout {
+                                    stdout.write_all(&b).await
+                                } else {
+                                    stderr.write_all(&b).await
+                                };
+                                w.map_err(ExecClientError::Local)?;
                             }
                             Some(Err(e)) => return Err(e.into()),
                             _ => return Err(FrameError::Truncated("output frame").into()),
                         }
                     }
-                    out.flush().await.map_err(ExecClientError::Local)?;
+                    let f = if to_stdout {
+                        stdout.flush().await
+                    } else {
+                        stderr.flush().await
+                    };
+                    f.map_err(ExecClientError::Local)?;
                 }
                 Some("exit") => {
                     if let Some(code) = h.get("code").and_then(|v| v.as_i64()) {
