@@ -11,6 +11,7 @@ nc netcat-openbsd
 socat socat
 rdate rdate
 python3 python3
+openssl openssl
 "
 
 need=()

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use sockit_wire::Key;
+use sockit_wire::tls::{Fingerprint, Trust};
+use sockit_wire::{Client, ConnectOptions, Key};
 
 /// Global flags.
 #[derive(Debug, Args)]
@@ -24,6 +25,24 @@ pub struct GlobalArgs {
     /// Machine-readable JSON output where the output is a table or a record.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Speak TLS to the framed port (the server runs with --tls).
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// With --tls: trust only servers whose certificate chains to the CA certificates in FILE.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "fingerprint"
+    )]
+    pub ca: Option<PathBuf>,
+    /// With --tls: trust exactly the certificate with this fingerprint (SHA256:... as `sockit serve --tls` prints it).
+    #[arg(long, global = true, value_name = "SHA256:...", requires = "tls")]
+    pub fingerprint: Option<String>,
+    /// With --tls: the known-hosts file for trust on first use (default: <config dir>/sockit/known_hosts).
+    #[arg(long, global = true, value_name = "FILE", env = "SOCKIT_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -38,6 +57,62 @@ impl GlobalArgs {
             .as_deref()
             .map(|p| Key::load(p).context("cannot load --key"))
             .transpose()
+    }
+}
+
+impl GlobalArgs {
+    /// How to connect to the framed port at `addr` (key, TLS trust).
+    pub fn connect_options(
+        &self,
+        addr: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<ConnectOptions> {
+        let tls = if !self.tls {
+            None
+        } else if let Some(ca) = &self.ca {
+            Some(Trust::ca_file(ca)?)
+        } else if let Some(fp) = &self.fingerprint {
+            let fp = Fingerprint::parse(fp).ok_or_else(|| {
+                crate::exit::UsageError(format!(
+                    "--fingerprint wants SHA256:<base64> or 64 hex digits, got `{fp}`"
+                ))
+            })?;
+            Some(Trust::Pinned(fp))
+        } else {
+            Some(Trust::KnownHosts {
+                file: self
+                    .known_hosts
+                    .clone()
+                    .unwrap_or_else(Trust::default_known_hosts),
+                host: addr.to_owned(),
+            })
+        };
+        Ok(ConnectOptions {
+            key: self.load_key()?,
+            timeout,
+            tls,
+        })
+    }
+
+    /// Connects and authenticates to the framed port (default port 7788), telling the user
+    /// on stderr when a new TLS host was recorded on first use.
+    pub async fn framed_client(&self, timeout: std::time::Duration) -> anyhow::Result<Client> {
+        let addr = self.server_addr(sockit_wire::FRAMED_PORT);
+        let opts = self.connect_options(&addr, timeout)?;
+        let client = Client::connect_with(&addr, &opts).await?;
+        if let Some((host, fp)) = client.recorded_host() {
+            eprintln!(
+                "sockit: trusting {host} on first use; its certificate fingerprint {fp} is now recorded in {}",
+                opts.tls
+                    .as_ref()
+                    .and_then(|t| match t {
+                        Trust::KnownHosts { file, .. } => Some(file.display().to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            );
+        }
+        Ok(client)
     }
 }
 

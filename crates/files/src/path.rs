@@ -20,6 +20,13 @@ pub const MAX_COMPONENT: usize = 255;
 pub const MAX_PATH: usize = 4096;
 /// The name of the staging directory inside the root; no client path may name it.
 pub const STAGING_DIR: &str = ".sockit-staging";
+/// Server-private state kept in the data root (e.g. the TLS key under `.sockit/tls/`).
+pub const PRIVATE_DIR: &str = ".sockit";
+
+/// Top-level names no client path may use or see.
+pub fn is_reserved(name: &str) -> bool {
+    name == STAGING_DIR || name == PRIVATE_DIR
+}
 
 /// Why a path was denied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +60,8 @@ pub enum PathError {
     /// The whole path is too long.
     #[error("path is over {MAX_PATH} bytes")]
     TooLong,
-    /// Names the server's staging area.
-    #[error("`{STAGING_DIR}` is reserved for the server's staging area")]
+    /// Names the server's staging area or private state.
+    #[error("`{STAGING_DIR}` and `{PRIVATE_DIR}` are reserved for the server")]
     Reserved,
 }
 
@@ -106,7 +113,7 @@ impl RelPath {
             if part.len() > MAX_COMPONENT {
                 return Err(PathError::ComponentTooLong);
             }
-            if parts.is_empty() && part == STAGING_DIR {
+            if parts.is_empty() && is_reserved(part) {
                 return Err(PathError::Reserved);
             }
             parts.push(part.to_owned());
@@ -308,6 +315,10 @@ mod tests {
             Err(PathError::Reserved)
         );
         assert!(RelPath::parse("d/.sockit-staging").is_ok());
+        assert_eq!(
+            RelPath::parse(".sockit/tls/key.pem"),
+            Err(PathError::Reserved)
+        );
     }
 
     #[test]

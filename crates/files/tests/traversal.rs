@@ -52,6 +52,8 @@ fn corpus(outside: &str) -> Vec<String> {
         "filelink",
         ".sockit-staging/x",
         ".sockit-staging",
+        ".sockit/tls/key.pem",
+        "./.sockit",
     ]
     .iter()
     .map(|s| s.to_string())

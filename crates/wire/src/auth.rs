@@ -6,6 +6,8 @@
 //! client → server  auth  {nonce: nc, mac: HMAC(key, "sockit-auth-v1/client" || ns || nc)}
 //! server → client  ok    {mac: HMAC(key, "sockit-auth-v1/server" || nc || ns)}
 //! ```
+//! Over TLS both MACs also cover the TLS channel binding (`|| binding`, 32 bytes of
+//! exported keying material), so a handshake relayed through another TLS session fails.
 //! Nonces are 32 bytes from the OS RNG, sent as hex; MACs are compared in constant time.
 
 use std::path::{Path, PathBuf};
@@ -123,24 +125,36 @@ impl Key {
         Ok(())
     }
 
-    fn mac(&self, label: &[u8], a: &[u8], b: &[u8]) -> [u8; 32] {
+    fn mac(&self, label: &[u8], a: &[u8], b: &[u8], binding: &[u8]) -> [u8; 32] {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(label);
         m.update(a);
         m.update(b);
+        m.update(binding);
         m.finalize().into_bytes().into()
     }
 
-    /// The client's proof: HMAC(key, "sockit-auth-v1/client" || ns || nc).
-    pub fn client_mac(&self, server_nonce: &Nonce, client_nonce: &Nonce) -> [u8; 32] {
-        self.mac(CLIENT_LABEL, server_nonce, client_nonce)
+    /// The client's proof: HMAC(key, "sockit-auth-v1/client" || ns || nc || binding), where
+    /// `binding` is the TLS channel binding (empty over plain TCP).
+    pub fn client_mac(
+        &self,
+        server_nonce: &Nonce,
+        client_nonce: &Nonce,
+        binding: &[u8],
+    ) -> [u8; 32] {
+        self.mac(CLIENT_LABEL, server_nonce, client_nonce, binding)
     }
 
-    /// The server's proof: HMAC(key, "sockit-auth-v1/server" || nc || ns).
-    pub fn server_mac(&self, server_nonce: &Nonce, client_nonce: &Nonce) -> [u8; 32] {
-        self.mac(SERVER_LABEL, client_nonce, server_nonce)
+    /// The server's proof: HMAC(key, "sockit-auth-v1/server" || nc || ns || binding).
+    pub fn server_mac(
+        &self,
+        server_nonce: &Nonce,
+        client_nonce: &Nonce,
+        binding: &[u8],
+    ) -> [u8; 32] {
+        self.mac(SERVER_LABEL, client_nonce, server_nonce, binding)
     }
 }
 
@@ -180,10 +194,10 @@ mod tests {
         let k = Key::from_bytes([7; 32]);
         let ns = [1; 32];
         let nc = [2; 32];
-        let c = k.client_mac(&ns, &nc);
-        let s = k.server_mac(&ns, &nc);
+        let c = k.client_mac(&ns, &nc, &[]);
+        let s = k.server_mac(&ns, &nc, &[]);
         assert_ne!(c, s);
-        assert_ne!(c, k.client_mac(&[3; 32], &nc));
+        assert_ne!(c, k.client_mac(&[3; 32], &nc, &[]));
         assert!(verify_mac(&c, &hex::encode(c)));
         assert!(!verify_mac(&c, &hex::encode(s)));
         assert!(!verify_mac(&c, "zz"));
@@ -191,11 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn binding_changes_both_macs() {
+        let k = Key::from_bytes([7; 32]);
+        assert_ne!(
+            k.client_mac(&[1; 32], &[2; 32], &[]),
+            k.client_mac(&[1; 32], &[2; 32], &[9; 32])
+        );
+        assert_ne!(
+            k.server_mac(&[1; 32], &[2; 32], &[]),
+            k.server_mac(&[1; 32], &[2; 32], &[9; 32])
+        );
+    }
+
+    #[test]
     fn known_vector() {
         // HMAC-SHA256 with key 32×0x00 over the client label and two zero nonces, checked
         // against Python: hmac.new(bytes(32), b"sockit-auth-v1/client"+bytes(64), "sha256").
         let k = Key::from_bytes([0; 32]);
-        let mac = k.client_mac(&[0; 32], &[0; 32]);
+        let mac = k.client_mac(&[0; 32], &[0; 32], &[]);
         assert_eq!(
             hex::encode(mac),
             "14775d793c8a9e8a0201e84c1e8bec708b794201c9a604ca68398534dd6ffc8c"

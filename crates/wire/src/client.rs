@@ -1,4 +1,5 @@
-//! Connecting to a framed server: TCP connect, hello, optional mutual auth, requests.
+//! Connecting to a framed server: TCP connect, optional TLS, hello, optional mutual auth,
+//! requests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::codec::FrameError;
 use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::handshake::{self, HandshakeError};
 use crate::header::{ErrorCode, Header, Hello};
+use crate::tls::{self, Fingerprint, Trust, TrustError};
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,20 @@ pub enum ClientError {
     /// The handshake failed.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
+    /// The server's certificate was not trusted.
+    #[error(transparent)]
+    Trust(TrustError),
+    /// The server answered a TLS ClientHello in plain text.
+    #[error("{0} answered in plain text: that port does not speak TLS (drop --tls, or use the server's TLS port)")]
+    NotTls(String),
+    /// Another TLS failure.
+    #[error("TLS with {addr} failed: {message}")]
+    Tls {
+        /// The server address.
+        addr: String,
+        /// The cause.
+        message: String,
+    },
     /// The connection failed mid-request.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -48,11 +64,33 @@ pub enum ClientError {
     Timeout(&'static str, Duration),
 }
 
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The shared key, when the server requires authentication.
+    pub key: Option<Key>,
+    /// Bound on connecting plus handshakes.
+    pub timeout: Duration,
+    /// `Some`: speak TLS and trust the server as given.
+    pub tls: Option<Trust>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            key: None,
+            timeout: Duration::from_secs(10),
+            tls: None,
+        }
+    }
+}
+
 /// A connected, authenticated framed client.
 pub struct Client {
     conn: Connection<BoxedStream>,
     hello: Hello,
     peer: SocketAddr,
+    recorded: Option<(String, Fingerprint)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -64,9 +102,15 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The host part of `host:port` / `[v6]:port`.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 impl Client {
-    /// Connects to `addr` (host:port, resolved), reads hello and authenticates with `key`
-    /// when the server requires it; the whole step is bounded by `timeout`.
+    /// Connects over plain TCP to `addr` (host:port), reads hello and authenticates with
+    /// `key` when the server requires it; the whole step is bounded by `timeout`.
     ///
     /// # Errors
     /// Connection, handshake or timeout errors.
@@ -75,26 +119,65 @@ impl Client {
         key: Option<&Key>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let fut = async {
-            let stream = TcpStream::connect(addr)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    addr: addr.to_owned(),
-                    source,
-                })?;
-            let _ = stream.set_nodelay(true);
-            let peer = stream.peer_addr().map_err(|source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-            Self::handshake(Box::new(stream), peer, key).await
+        let opts = ConnectOptions {
+            key: key.cloned(),
+            timeout,
+            tls: None,
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| ClientError::Timeout("connecting and authenticating", timeout))?
+        Self::connect_with(addr, &opts).await
     }
 
-    /// Runs the handshake over an already-connected stream.
+    /// Connects as `opts` say (TLS when `opts.tls` is set).
+    ///
+    /// # Errors
+    /// Connection, trust, TLS, handshake or timeout errors.
+    pub async fn connect_with(addr: &str, opts: &ConnectOptions) -> Result<Self, ClientError> {
+        let fut = async {
+            let connect_err = |source| ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            };
+            let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
+            let _ = stream.set_nodelay(true);
+            let peer = stream.peer_addr().map_err(connect_err)?;
+            let Some(trust) = &opts.tls else {
+                return Self::handshake(Box::new(stream), peer, opts.key.as_ref(), &[]).await;
+            };
+            let tls_err = |message: String| ClientError::Tls {
+                addr: addr.to_owned(),
+                message,
+            };
+            let (connector, report) =
+                tls::connector(trust.clone()).map_err(|e| tls_err(e.to_string()))?;
+            let name = tls::server_name(host_of(addr)).map_err(|e| tls_err(e.to_string()))?;
+            let tls_stream = match connector.connect(name, stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let refused = report.lock().ok().and_then(|mut r| r.error.take());
+                    if let Some(trust_err) = refused {
+                        return Err(ClientError::Trust(trust_err));
+                    }
+                    let text = e.to_string();
+                    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+                        return Err(ClientError::NotTls(addr.to_owned()));
+                    }
+                    return Err(tls_err(text));
+                }
+            };
+            let binding =
+                tls::binding_of_client(&tls_stream).map_err(|e| tls_err(e.to_string()))?;
+            let mut client =
+                Self::handshake(Box::new(tls_stream), peer, opts.key.as_ref(), &binding).await?;
+            client.recorded = report.lock().ok().and_then(|mut r| r.recorded.take());
+            Ok(client)
+        };
+        tokio::time::timeout(opts.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout("connecting and authenticating", opts.timeout))?
+    }
+
+    /// Runs the handshake over an already-connected stream; `binding` is the TLS channel
+    /// binding (empty over plain TCP).
     ///
     /// # Errors
     /// Handshake errors.
@@ -102,10 +185,16 @@ impl Client {
         stream: BoxedStream,
         peer: SocketAddr,
         key: Option<&Key>,
+        binding: &[u8],
     ) -> Result<Self, ClientError> {
         let mut conn = Connection::new(stream);
-        let hello = handshake::client_handshake(&mut conn, key).await?;
-        Ok(Self { conn, hello, peer })
+        let hello = handshake::client_handshake(&mut conn, key, binding).await?;
+        Ok(Self {
+            conn,
+            hello,
+            peer,
+            recorded: None,
+        })
     }
 
     /// The server's hello.
@@ -116,6 +205,12 @@ impl Client {
     /// The server's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// When this connection recorded a new host in the known-hosts file (trust on first
+    /// use): the `host:port` and the fingerprint.
+    pub fn recorded_host(&self) -> Option<&(String, Fingerprint)> {
+        self.recorded.as_ref()
     }
 
     /// The underlying connection, for streaming bodies.
@@ -167,5 +262,17 @@ impl Client {
     /// I/O or framing errors.
     pub async fn bye(mut self) -> Result<(), ClientError> {
         self.request(&Header::request("bye")).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_of("127.0.0.1:7788"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7788"), "::1");
+        assert_eq!(host_of("example.org:1"), "example.org");
     }
 }

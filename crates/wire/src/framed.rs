@@ -19,6 +19,11 @@ use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::handshake::{self, AuthOutcome};
 use crate::header::{AuthMode, ErrorCode, Header};
 use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use crate::tls::{Binding, TLS_HANDSHAKE_BYTE};
+
+/// How long a TLS port waits for a ClientHello before it decides the client speaks plain
+/// text and tells it so.
+const PLAIN_CLIENT_GRACE: Duration = Duration::from_secs(1);
 
 /// The connection type framed commands work with.
 pub type ServerConnection = Connection<BoxedStream>;
@@ -115,7 +120,7 @@ impl CommandTable {
 }
 
 /// Settings of the framed service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FramedConfig {
     /// The shared key; `Some` turns on hmac-sha256 authentication.
     pub key: Option<Key>,
@@ -123,6 +128,19 @@ pub struct FramedConfig {
     pub auth_failure_delay: Duration,
     /// Header cap.
     pub max_header: usize,
+    /// `Some`: the port speaks TLS only (plain-text clients get a clear error).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for FramedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedConfig")
+            .field("key", &self.key.as_ref().map(|_| "<key>"))
+            .field("auth_failure_delay", &self.auth_failure_delay)
+            .field("max_header", &self.max_header)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for FramedConfig {
@@ -131,6 +149,7 @@ impl Default for FramedConfig {
             key: None,
             auth_failure_delay: Duration::from_millis(500),
             max_header: crate::MAX_HEADER_LEN,
+            tls: None,
         }
     }
 }
@@ -148,8 +167,9 @@ impl FramedService {
         Self { table, config }
     }
 
-    /// Serves one connection over any stream (the TCP service calls this; tests and TLS
-    /// can call it directly).
+    /// Serves one connection over any stream (the TCP service calls this after TLS, if
+    /// any; tests can call it directly). `binding` is the TLS channel binding that the
+    /// authentication MACs must cover (`None` over plain TCP).
     ///
     /// # Errors
     /// I/O errors on the connection.
@@ -159,7 +179,9 @@ impl FramedService {
         peer: SocketAddr,
         shutdown: CancellationToken,
         handshake_timeout: Duration,
+        binding: Option<Binding>,
     ) -> io::Result<String> {
+        let binding: &[u8] = binding.as_ref().map_or(&[], |b| &b[..]);
         let mut conn =
             Connection::with_codec(stream, FrameCodec::with_max_header(self.config.max_header));
         let nonce = auth::fresh_nonce().map_err(io::Error::other)?;
@@ -235,7 +257,7 @@ impl FramedService {
                         )
                         .await?
                     }
-                    Some(key) => match handshake::check_auth(key, &nonce, &req) {
+                    Some(key) => match handshake::check_auth(key, &nonce, &req, binding) {
                         AuthOutcome::Accepted(reply) => {
                             session.authenticated = true;
                             send_or_io(&mut conn, &reply).await?;
@@ -290,6 +312,25 @@ impl FramedService {
     }
 }
 
+/// Closes after an error reply so that the reply arrives: half-close, then drain what the
+/// client already sent (closing with unread data would reset the connection and could
+/// destroy the reply in flight), bounded in time and bytes.
+async fn linger_close<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut buf = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut drained = 0usize;
+        while drained < 1 << 20 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
 async fn send_or_io(conn: &mut ServerConnection, header: &Header) -> io::Result<()> {
     conn.send(header).await.map_err(|e| match e {
         FrameError::Io(e) => e,
@@ -304,11 +345,47 @@ impl TcpService for FramedService {
     }
 
     async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
+        let timeout = info.limits.handshake_timeout;
+        let Some(acceptor) = &self.config.tls else {
+            return self
+                .serve_connection(Box::new(stream), info.peer, info.shutdown, timeout, None)
+                .await;
+        };
+        // TLS clients speak first (ClientHello) at once; a plain sockit client instead waits
+        // for our hello. So silence for a moment, or a first byte that cannot start a TLS
+        // record, means a plain-text client.
+        let mut first = [0u8; 1];
+        let wait = timeout.min(PLAIN_CLIENT_GRACE);
+        let plain = match tokio::time::timeout(wait, stream.get_ref().peek(&mut first)).await {
+            Err(_) => true,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(0)) => return Ok("client closed".into()),
+            Ok(Ok(_)) => first[0] != TLS_HANDSHAKE_BYTE,
+        };
+        if plain {
+            // Tell the plain-text client in its own framing, then close.
+            let mut conn = Connection::new(stream);
+            let _ = conn
+                .send(&Header::error(
+                    ErrorCode::Unsupported,
+                    "this port speaks TLS: connect with --tls (sockit clients) or a TLS client",
+                ))
+                .await;
+            linger_close(conn.into_inner()).await;
+            return Ok("plain-text client on the TLS port".into());
+        }
+        let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Err(_) => return Ok("TLS handshake timeout".into()),
+            Ok(Err(e)) => return Ok(format!("TLS handshake failed: {e}")),
+            Ok(Ok(tls)) => tls,
+        };
+        let binding = crate::tls::binding_of_server(&tls).map_err(io::Error::other)?;
         self.serve_connection(
-            Box::new(stream),
+            Box::new(tls),
             info.peer,
             info.shutdown,
-            info.limits.handshake_timeout,
+            timeout,
+            Some(binding),
         )
         .await
     }

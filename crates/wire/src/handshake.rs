@@ -34,7 +34,12 @@ pub fn hello(auth: AuthMode, nonce: &Nonce, services: &[String]) -> Header {
 }
 
 /// Checks a client's `auth` request against the key and the server nonce (pure).
-pub fn check_auth(key: &Key, server_nonce: &Nonce, request: &Header) -> AuthOutcome {
+pub fn check_auth(
+    key: &Key,
+    server_nonce: &Nonce,
+    request: &Header,
+    binding: &[u8],
+) -> AuthOutcome {
     let req: AuthRequest = match request.parse() {
         Ok(r) => r,
         Err(e) => return AuthOutcome::BadRequest(format!("auth needs `nonce` and `mac`: {e}")),
@@ -42,11 +47,11 @@ pub fn check_auth(key: &Key, server_nonce: &Nonce, request: &Header) -> AuthOutc
     let Some(client_nonce) = auth::parse_nonce(&req.nonce) else {
         return AuthOutcome::BadRequest("auth `nonce` must be 64 hex digits".into());
     };
-    let expected = key.client_mac(server_nonce, &client_nonce);
+    let expected = key.client_mac(server_nonce, &client_nonce, binding);
     if !auth::verify_mac(&expected, &req.mac) {
         return AuthOutcome::Failed;
     }
-    let proof = key.server_mac(server_nonce, &client_nonce);
+    let proof = key.server_mac(server_nonce, &client_nonce, binding);
     AuthOutcome::Accepted(Header::ok().with("mac", hex::encode(proof)))
 }
 
@@ -80,13 +85,15 @@ pub enum HandshakeError {
     Timeout(Duration),
 }
 
-/// Reads the server's hello and, when the server requires it, authenticates both ways.
+/// Reads the server's hello and, when the server requires it, authenticates both ways,
+/// binding the MACs to `binding` (the TLS channel binding; empty over plain TCP).
 ///
 /// # Errors
 /// See [`HandshakeError`].
 pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     key: Option<&Key>,
+    binding: &[u8],
 ) -> Result<Hello, HandshakeError> {
     let header = match conn.read_header().await? {
         None => return Err(HandshakeError::NoHello),
@@ -114,7 +121,7 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         (AuthMode::HmacSha256, Some(key)) => {
             let client_nonce =
                 auth::fresh_nonce().map_err(|e| HandshakeError::BadHello(e.to_string()))?;
-            let mac = key.client_mac(&server_nonce, &client_nonce);
+            let mac = key.client_mac(&server_nonce, &client_nonce, binding);
             let req = Header::request("auth")
                 .with("nonce", hex::encode(client_nonce))
                 .with("mac", hex::encode(mac));
@@ -127,7 +134,7 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             if let Some((code, message)) = reply.as_error() {
                 return Err(HandshakeError::Rejected(format!("{code}: {message}")));
             }
-            let expected = key.server_mac(&server_nonce, &client_nonce);
+            let expected = key.server_mac(&server_nonce, &client_nonce, binding);
             match reply.get_str("mac") {
                 Some(m) if auth::verify_mac(&expected, m) => Ok(hello),
                 _ => Err(HandshakeError::ServerProofFailed),
@@ -155,11 +162,11 @@ mod tests {
         let nc = [2; 32];
         let req = Header::request("auth")
             .with("nonce", hex::encode(nc))
-            .with("mac", hex::encode(key.client_mac(&ns, &nc)));
-        match check_auth(&key, &ns, &req) {
+            .with("mac", hex::encode(key.client_mac(&ns, &nc, &[])));
+        match check_auth(&key, &ns, &req, &[]) {
             AuthOutcome::Accepted(h) => {
                 assert!(auth::verify_mac(
-                    &key.server_mac(&ns, &nc),
+                    &key.server_mac(&ns, &nc, &[]),
                     h.get_str("mac").unwrap()
                 ))
             }
@@ -175,27 +182,30 @@ mod tests {
         let old_ns = [1; 32];
         let req = Header::request("auth")
             .with("nonce", hex::encode(nc))
-            .with("mac", hex::encode(other.client_mac(&old_ns, &nc)));
-        assert_eq!(check_auth(&key, &old_ns, &req), AuthOutcome::Failed);
+            .with("mac", hex::encode(other.client_mac(&old_ns, &nc, &[])));
+        assert_eq!(check_auth(&key, &old_ns, &req, &[]), AuthOutcome::Failed);
         // A mac recorded for an earlier server nonce does not pass against a fresh one.
         let recorded = Header::request("auth")
             .with("nonce", hex::encode(nc))
-            .with("mac", hex::encode(key.client_mac(&old_ns, &nc)));
-        assert_eq!(check_auth(&key, &[3; 32], &recorded), AuthOutcome::Failed);
+            .with("mac", hex::encode(key.client_mac(&old_ns, &nc, &[])));
+        assert_eq!(
+            check_auth(&key, &[3; 32], &recorded, &[]),
+            AuthOutcome::Failed
+        );
     }
 
     #[test]
     fn malformed_auth_is_bad_request() {
         let key = Key::from_bytes([9; 32]);
         assert!(matches!(
-            check_auth(&key, &[1; 32], &Header::request("auth")),
+            check_auth(&key, &[1; 32], &Header::request("auth"), &[]),
             AuthOutcome::BadRequest(_)
         ));
         let req = Header::request("auth")
             .with("nonce", "abc")
             .with("mac", "00");
         assert!(matches!(
-            check_auth(&key, &[1; 32], &req),
+            check_auth(&key, &[1; 32], &req, &[]),
             AuthOutcome::BadRequest(_)
         ));
     }

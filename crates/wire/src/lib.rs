@@ -20,9 +20,10 @@ pub mod guarded;
 pub mod handshake;
 pub mod header;
 pub mod runtime;
+pub mod tls;
 
 pub use auth::Key;
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, ConnectOptions};
 pub use codec::{Frame, FrameCodec, FrameError, MAX_HEADER_LEN};
 pub use connection::{Connection, Incoming};
 pub use header::{ErrorCode, Header};

@@ -175,7 +175,7 @@ async fn replayed_mac_is_rejected() {
     let nc = [5u8; 32];
     let auth = Header::request("auth")
         .with("nonce", hex::encode(nc))
-        .with("mac", hex::encode(key(1).client_mac(&ns, &nc)));
+        .with("mac", hex::encode(key(1).client_mac(&ns, &nc, &[])));
     first.send(&auth).await.unwrap();
     assert!(read(&mut first).await.is_ok());
     // ...and replay it on a second: the server's fresh nonce makes it fail.

@@ -3,18 +3,16 @@
 use std::time::Duration;
 
 use sockit_files::FilesClient;
-use sockit_wire::{Client, FRAMED_PORT};
+use sockit_wire::Client;
 
 use crate::global::GlobalArgs;
 
 /// Connect/handshake timeout of the file and exec commands.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects and authenticates with --server/--key.
+/// Connects and authenticates with --server/--key (and --tls when given).
 pub async fn connect(g: &GlobalArgs) -> anyhow::Result<Client> {
-    let addr = g.server_addr(FRAMED_PORT);
-    let key = g.load_key()?;
-    Ok(Client::connect(&addr, key.as_ref(), CONNECT_TIMEOUT).await?)
+    g.framed_client(CONNECT_TIMEOUT).await
 }
 
 /// A file-service client.

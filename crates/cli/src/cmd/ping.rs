@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sockit_wire::{Client, Header, FRAMED_PORT};
+use sockit_wire::{Header, FRAMED_PORT};
 
 use crate::global::GlobalArgs;
 
@@ -21,9 +21,8 @@ pub struct Args {
 /// Pings the server.
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let addr = g.server_addr(FRAMED_PORT);
-    let key = g.load_key()?;
     let start = Instant::now();
-    let mut client = Client::connect(&addr, key.as_ref(), args.timeout).await?;
+    let mut client = g.framed_client(args.timeout).await?;
     let connect = start.elapsed();
     let hello = client.hello().clone();
     let mut rtts = Vec::new();
@@ -39,15 +38,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "server": addr,
             "ident": hello.server,
             "auth": hello.auth.as_str(),
+            "tls": g.tls,
             "connect_ms": ms(connect),
             "rtt_ms": rtts.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         });
         println!("{out}");
     } else {
         println!(
-            "connected to {addr} ({}, auth {}) in {:.2} ms",
+            "connected to {addr} ({}, auth {}{}) in {:.2} ms",
             hello.server,
             hello.auth.as_str(),
+            if g.tls { ", tls" } else { "" },
             ms(connect)
         );
         for (i, d) in rtts.iter().enumerate() {

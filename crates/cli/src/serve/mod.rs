@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use sockit_exec::ExecConfig;
 use sockit_files::{FilesConfig, FilesRoot};
 use sockit_wire::runtime::Limits;
+use sockit_wire::tls::{Fingerprint, ServerIdentity};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -44,6 +45,16 @@ pub struct Args {
     /// Allow a non-loopback bind without a key: anyone who reaches the port can use it.
     #[arg(long)]
     pub no_auth: bool,
+    /// Speak TLS on the framed port. Uses --tls-cert/--tls-key, or a self-signed certificate
+    /// generated once and kept in the data root (its fingerprint is printed).
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM certificate chain for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -151,7 +162,7 @@ impl LimitArgs {
 }
 
 /// What every service gets from `serve`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeContext {
     /// Connection limits.
     pub limits: Limits,
@@ -165,6 +176,19 @@ pub struct ServeContext {
     pub files: Arc<FilesRoot>,
     /// The exec service's settings.
     pub exec: ExecConfig,
+    /// The TLS acceptor and certificate fingerprint when serving with --tls.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
+}
+
+impl std::fmt::Debug for ServeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeContext")
+            .field("limits", &self.limits)
+            .field("root", &self.root)
+            .field("key", &self.key.is_some())
+            .field("tls", &self.tls.as_ref().map(|(_, fp)| fp))
+            .finish()
+    }
 }
 
 /// Runs the server.
@@ -187,7 +211,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Ok(e) => e,
         Err(e) => return usage(e.to_string()),
     };
-    let root = match args.root {
+    let root = match args.root.clone() {
         Some(r) => r,
         None => dirs::data_dir()
             .context("no platform data dir; pass --root DIR")?
@@ -218,6 +242,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         max_execs: args.exec.max_execs.max(1),
         cwd: root.clone(),
     };
+    let tls = if args.tls || args.tls_cert.is_some() {
+        Some(tls_setup(&args, &root)?)
+    } else {
+        None
+    };
+    if !args.bind.is_loopback() && tls.is_none() {
+        eprintln!(
+            "sockit: warning: serving on {} without --tls: file contents, exec output and chat travel in clear text",
+            args.bind
+        );
+    }
 
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
     let ctx = ServeContext {
@@ -227,6 +262,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         shutdown: CancellationToken::new(),
         files,
         exec,
+        tls,
     };
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
@@ -252,6 +288,25 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn tls_setup(
+    args: &Args,
+    root: &std::path::Path,
+) -> anyhow::Result<(tokio_rustls::TlsAcceptor, Fingerprint)> {
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
+        _ => {
+            let dir = sockit_wire::tls::cert::default_dir(root);
+            let (identity, fresh) = ServerIdentity::load_or_generate(&dir)?;
+            if fresh {
+                info!(dir = %dir.display(), "generated a self-signed TLS certificate");
+            }
+            identity
+        }
+    };
+    let fp = identity.fingerprint();
+    Ok((sockit_wire::tls::acceptor(&identity)?, fp))
+}
+
 fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, json: bool) {
     if json {
         println!("{}", addr_file::to_json(addrs));
@@ -272,7 +327,17 @@ fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, js
     );
     println!("{:<10} {:<6} ADDRESS", "SERVICE", "PROTO");
     for a in addrs {
-        println!("{:<10} {:<6} {}", a.service, a.proto, a.addr);
+        let note = match (&ctx.tls, a.service) {
+            (Some(_), "framed") => "  (TLS)",
+            _ => "",
+        };
+        println!("{:<10} {:<6} {}{note}", a.service, a.proto, a.addr);
+    }
+    if let Some((_, fp)) = &ctx.tls {
+        println!("TLS certificate fingerprint: {fp}");
+        println!(
+            "  clients: sockit --tls --fingerprint {fp} ...  (or trust on first use with --tls)"
+        );
     }
     println!(
         "Ctrl-C or SIGTERM stops (open connections get {:?} to finish).",

@@ -129,6 +129,7 @@ fn tcp_service(name: &str, ctx: &ServeContext) -> Arc<dyn TcpService> {
             framed_commands(ctx),
             FramedConfig {
                 key: ctx.key.clone(),
+                tls: ctx.tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
                 ..FramedConfig::default()
             },
         )),

@@ -13,7 +13,7 @@ use sockit_wire::Header;
 
 use crate::cmd::{path_arg, u64_arg};
 use crate::error::FilesError;
-use crate::path::STAGING_DIR;
+use crate::path::is_reserved;
 use crate::root::{blocking, mtime_secs, FilesRoot};
 
 /// Budget for the entries of one reply (the header cap is 64 KiB).
@@ -75,7 +75,7 @@ impl Command for Ls {
                 let Ok(name) = entry.file_name().into_string() else {
                     continue; // not UTF-8: the protocol cannot name it
                 };
-                if path.is_root() && name == STAGING_DIR {
+                if path.is_root() && is_reserved(&name) {
                     continue;
                 }
                 let Ok(meta) = entry.metadata() else { continue };

@@ -1,0 +1,137 @@
+//! `sockit serve --tls` and `sockit --tls` clients as a user runs them, plus openssl.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run, sockit, stderr, stdout, Serve};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn fingerprint_from_table(s: &mut Serve) -> String {
+    // The table goes to stdout before the addr file is written; read the first lines.
+    use std::io::{BufRead, BufReader};
+    let out = s.child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    loop {
+        let line = lines.next().expect("no fingerprint line").unwrap();
+        if let Some(fp) = line.strip_prefix("TLS certificate fingerprint: ") {
+            return fp.trim().to_owned();
+        }
+    }
+}
+
+#[test]
+fn tofu_pinning_and_changed_certificate() {
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_hosts");
+    let kh = known.to_str().unwrap();
+    let mut s = Serve::start(&["--only", "framed", "--tls"]);
+    let fp = fingerprint_from_table(&mut s);
+    assert!(fp.starts_with("SHA256:"), "{fp}");
+    let addr = s.addr("framed", "tcp");
+
+    let o = run(
+        sockit().args(["--tls", "--known-hosts", kh, "ping", "--server", &addr]),
+        b"",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stderr(&o).contains("trusting") && stderr(&o).contains(&fp),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("tls"), "{}", stdout(&o));
+    let o = run(
+        sockit().args(["--tls", "--known-hosts", kh, "ping", "--server", &addr]),
+        b"",
+        LIMIT,
+    );
+    assert!(
+        o.status.success() && !stderr(&o).contains("trusting"),
+        "{o:?}"
+    );
+    let o = run(
+        sockit().args(["--tls", "--fingerprint", &fp, "ping", "--server", &addr]),
+        b"",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+
+    // Plain client on the TLS port: a clear error, and the server keeps serving.
+    let o = run(sockit().args(["ping", "--server", &addr]), b"", LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("this port speaks TLS"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Restart on the same port with a new data root, hence a new certificate.
+    let port = addr.rsplit_once(':').unwrap().1.to_owned();
+    s.terminate();
+    assert!(s.wait_exit(LIMIT).success());
+    let s2 = Serve::start(&[
+        "--only",
+        "framed",
+        "--tls",
+        "--port",
+        &format!("framed={port}"),
+    ]);
+    assert_eq!(s2.addr("framed", "tcp"), addr);
+    let o = run(
+        sockit().args(["--tls", "--known-hosts", kh, "ping", "--server", &addr]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("HAS CHANGED") && err.contains(&fp), "{err}");
+}
+
+#[test]
+fn tls_client_on_plain_port_gets_clear_error() {
+    let s = Serve::start(&["--only", "framed"]);
+    let dir = tempfile::tempdir().unwrap();
+    let kh = dir.path().join("kh");
+    let o = run(
+        sockit()
+            .args([
+                "--tls",
+                "--known-hosts",
+                kh.to_str().unwrap(),
+                "ping",
+                "--server",
+            ])
+            .arg(s.addr("framed", "tcp")),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not speak TLS"), "{}", stderr(&o));
+    let o = run(
+        sockit().args(["ping", "--server", &s.addr("framed", "tcp")]),
+        b"",
+        LIMIT,
+    );
+    assert!(o.status.success());
+}
+
+#[test]
+fn interop_openssl_s_client_reaches_tls_port() {
+    let s = Serve::start(&["--only", "framed", "--tls"]);
+    let o = run(
+        Command::new("openssl").args(["s_client", "-connect", &s.addr("framed", "tcp"), "-brief"]),
+        b"",
+        LIMIT,
+    );
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        text.contains("CONNECTION ESTABLISHED") || text.contains("Protocol version"),
+        "{text}"
+    );
+    // Through TLS, the server's hello frame arrives.
+    assert!(text.contains("\"cmd\":\"hello\""), "{text}");
+}
