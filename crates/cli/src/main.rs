@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service (greet, echo, daytime, time, framed, ...) until Ctrl-C.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Write a new random 256-bit key to FILE (mode 0600) for --key.
     Keygen(cmd::keygen::Args),
     /// Check a framed server (tcp 7788) answers, and how fast.
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve::run(args, g).await,
+        Command::Serve(args) => serve::run(*args, g).await,
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Ping(args) => cmd::ping::run(args, g).await,
         Command::Greet(args) => cmd::greet::run(args, g).await,

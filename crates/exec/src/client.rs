@@ -103,10 +103,8 @@ where
         if let (Some(mut input), true) = (stdin, request.stdin) {
             let mut buf = vec![0u8; STDIN_CHUNK];
             loop {
-                let n = match input.read(&mut buf).await {
-                    Ok(n) => n,
-                    Err(_) => 0, // an unreadable stdin ends like an empty one
-                };
+                // An unreadable stdin ends like an empty one.
+                let n: usize = input.read(&mut buf).await.unwrap_or_default();
                 let h = Header::new().with("cmd", "stdin").with("size", n);
                 let sent = if n == 0 {
                     writer.send(&h).await
