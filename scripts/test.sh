@@ -12,7 +12,19 @@ socat socat
 rdate rdate
 python3 python3
 openssl openssl
+tftp tftp-hpa
+in.tftpd tftpd-hpa
+atftp atftp
+curl curl
 "
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
+apt_update() {
+    [ -n "$apt_updated" ] || $SUDO apt-get update -qq
+    apt_updated=1
+}
 
 need=()
 while read -r cmd pkg; do
@@ -21,10 +33,24 @@ while read -r cmd pkg; do
 done <<<"$APT_PEERS"
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing test peers: ${need[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
+    apt_update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# atftpd and tftpd-hpa conflict as Debian packages (both provide the system tftp
+# service), but the tests start both servers themselves on free ports. So atftpd's
+# binary is unpacked from its .deb (with its libraries installed) instead of installed.
+if ! command -v atftpd >/dev/null 2>&1 && [ ! -x /usr/local/sbin/atftpd ]; then
+    echo "==> unpacking atftpd (it conflicts with tftpd-hpa as a package)"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libwrap0 libpcre2-8-0 >/dev/null
+    deb_dir=$(mktemp -d)
+    chmod 777 "$deb_dir"
+    (cd "$deb_dir" && $SUDO apt-get download -qq atftpd)
+    $SUDO mkdir -p /opt/sockit-peers/atftpd
+    $SUDO dpkg-deb -x "$deb_dir"/atftpd_*.deb /opt/sockit-peers/atftpd
+    $SUDO ln -sf /opt/sockit-peers/atftpd/usr/sbin/atftpd /usr/local/sbin/atftpd
+    rm -rf "$deb_dir"
 fi
 
 for comp in rustfmt clippy; do

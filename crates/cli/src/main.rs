@@ -52,8 +52,11 @@ enum Command {
     Mkdir(cmd::mkdir::Args),
     /// Run a command on the server (needs --allow-exec and --key there): exec -- CMD ARGS.
     Exec(cmd::exec::Args),
-    /// The concurrency lab (for now: `lab bench files`).
+    /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
     Lab(cmd::lab::Args),
+    /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
+    #[command(subcommand)]
+    Tftp(cmd::tftp::Command),
 }
 
 fn main() -> ExitCode {
@@ -93,5 +96,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkdir(args) => cmd::mkdir::run(args, g).await,
         Command::Exec(args) => cmd::exec::run(args, g).await,
         Command::Lab(args) => cmd::lab::run(args, g).await,
+        Command::Tftp(command) => cmd::tftp::run(command, g).await,
     }
 }

@@ -21,6 +21,7 @@ fn table_lists_every_service() {
         ("daytime", &["tcp", "udp"]),
         ("time", &["tcp", "udp"]),
         ("framed", &["tcp"]),
+        ("tftp", &["udp"]),
     ] {
         for p in protos {
             assert!(

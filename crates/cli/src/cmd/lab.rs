@@ -1,14 +1,17 @@
-//! `sockit lab bench files`: the file-service benchmark (the rest of `lab` lives in the lab
-//! crate; this is the files entry).
+//! `sockit lab ...`: the concurrency lab (echo servers in every I/O model, load generator,
+//! benchmark matrix, report with plots, TCP-internals experiments). Glue over sockit-lab.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use sockit_files::bench::{self, BenchOptions};
+use sockit_lab::bench::{command_launcher, run_bench, BenchConfig};
+use sockit_lab::{Model, ServeConfig, Shutdown};
 
+use crate::exit::usage;
 use crate::global::GlobalArgs;
-use crate::serve::parse_size;
 
 /// Flags of `sockit lab`.
 #[derive(Debug, clap::Args)]
@@ -17,53 +20,280 @@ pub struct Args {
     pub command: LabCommand,
 }
 
-/// Lab subcommands.
+/// The lab's subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Benchmarks.
-    Bench {
-        #[command(subcommand)]
-        what: BenchWhat,
+    /// List the concurrency models.
+    Models,
+    /// Run an echo server in one model until Ctrl-C/SIGTERM.
+    Serve(ServeArgs),
+    /// Measure models × connection counts; writes bench-results/lab-<timestamp>.json.
+    Bench(BenchArgs),
+    /// Write a markdown table and PNG plots next to a results file.
+    Report {
+        /// A bench-results/lab-*.json file.
+        file: PathBuf,
     },
+    /// Experiment: a listener that never accepts; watch the accept queue overflow.
+    Backlog {
+        /// listen(2) backlog.
+        #[arg(long, default_value_t = 4)]
+        backlog: i32,
+        /// Clients that connect.
+        #[arg(long, default_value_t = 12)]
+        clients: usize,
+    },
+    /// Experiment: one connection through SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, TIME_WAIT.
+    States,
+    /// Experiment: rebinding a port with TIME_WAIT connections, without and with SO_REUSEADDR.
+    Reuseaddr,
 }
 
-/// What to benchmark.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchWhat {
-    /// get and put of one large file over loopback against a raw socat pipe.
-    Files {
-        /// Bytes per transfer.
-        #[arg(long, default_value = "1G", value_parser = parse_size)]
-        size: u64,
-        /// Scratch directory for the test files (needs 3 × size free).
-        #[arg(long, default_value_os_t = std::env::temp_dir())]
-        dir: PathBuf,
-        /// Where files.json and files.md are written.
-        #[arg(long, default_value = "bench-results")]
-        out: PathBuf,
-    },
+/// Flags of `sockit lab serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The model (see `sockit lab models`).
+    #[arg(long, short)]
+    pub model: String,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Threads / event loops, for the models that have them.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// listen(2) backlog.
+    #[arg(long, default_value_t = sockit_lab::listener::DEFAULT_BACKLOG)]
+    pub backlog: i32,
+    /// Write {"lab":{"tcp":ADDR}} here (atomically) once listening.
+    #[arg(long, value_name = "FILE")]
+    pub addr_file: Option<PathBuf>,
 }
 
-/// Runs a lab command.
-pub async fn run(args: Args, _g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+/// Flags of `sockit lab bench`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    /// A service benchmark instead of the concurrency-model matrix.
+    #[command(subcommand)]
+    pub service: Option<crate::cmd::bench_services::ServiceBench>,
+    /// Models, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tokio,epoll-et,thread,python-threads"
+    )]
+    pub models: Vec<String>,
+    /// Connection counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
+    pub conns: Vec<usize>,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Measurement time per cell (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Also run open-loop cells at this total rate (req/s), latency corrected for
+    /// coordinated omission.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Also run a connect-rate cell per model with this many concurrent connectors.
+    #[arg(long, value_name = "N")]
+    pub connect: Option<usize>,
+    /// `--workers` for the servers.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Output directory.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// Do not pin server and client to different cores.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Spread client sockets over 127.0.0.1..N.
+    #[arg(long, default_value_t = 16)]
+    pub source_ips: u8,
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+    /// Stop each cell after this many requests.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Write the report (markdown + PNGs) when done.
+    #[arg(long)]
+    pub report: bool,
+}
+
+/// Runs a blocking lab function on its own OS thread (the lab builds its own runtimes,
+/// which cannot nest inside the CLI's).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let handle = std::thread::Builder::new()
+        .name("lab".into())
+        .spawn(f)
+        .context("cannot start the lab thread")?;
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .context("lab thread")?
+        .map_err(|_| anyhow::anyhow!("the lab thread panicked"))?
+}
+
+fn parse_model(name: &str) -> anyhow::Result<Model> {
+    match name.parse::<Model>() {
+        Ok(m) => Ok(m),
+        Err(e) => usage(e.to_string()),
+    }
+}
+
+/// Dispatches `sockit lab ...`.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        LabCommand::Bench {
-            what: BenchWhat::Files { size, dir, out },
-        } => {
-            let exe = std::env::current_exe().context("cannot find the sockit binary")?;
-            let opts = BenchOptions {
-                size,
-                dir,
-                out_dir: out.clone(),
-                server: vec![exe.into_os_string(), "serve".into()],
-            };
-            let report = bench::run(&opts).await?;
-            print!("{}", bench::markdown(&report));
-            eprintln!(
-                "results written to {}/files.json and files.md",
-                out.display()
-            );
+        LabCommand::Models => models(g),
+        LabCommand::Serve(a) => serve(a).await,
+        LabCommand::Bench(BenchArgs {
+            service: Some(target),
+            ..
+        }) => crate::cmd::bench_services::run(target, g).await,
+        LabCommand::Bench(a) => bench(a).await,
+        LabCommand::Report { file } => {
+            let files = blocking(move || Ok(sockit_lab::report::report(&file)?)).await?;
+            println!("{}", files.markdown.display());
+            for p in files.plots {
+                println!("{}", p.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
+        LabCommand::Backlog { backlog, clients } => {
+            let cfg = sockit_lab::experiments::backlog::BacklogConfig {
+                backlog,
+                clients,
+                ..Default::default()
+            };
+            blocking(move || {
+                sockit_lab::experiments::backlog::run(&cfg, &mut std::io::stdout())?;
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        LabCommand::States => {
+            blocking(|| {
+                sockit_lab::experiments::states::run(&mut std::io::stdout())?;
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        LabCommand::Reuseaddr => {
+            blocking(|| {
+                sockit_lab::experiments::reuseaddr::run(&mut std::io::stdout())?;
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
     }
+}
+
+fn models(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if g.json {
+        let list: Vec<_> = sockit_lab::models()
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name(),
+                    "workers": m.workers_meaning(),
+                    "description": m.description(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<15} {:<34} DESCRIPTION", "MODEL", "--workers MEANS");
+    for m in sockit_lab::models() {
+        println!(
+            "{:<15} {:<34} {}",
+            m.name(),
+            m.workers_meaning().unwrap_or("(ignored)"),
+            m.description()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let model = parse_model(&a.model)?;
+    let cfg = ServeConfig {
+        model,
+        addr: a.addr,
+        workers: a.workers,
+        backlog: a.backlog,
+    };
+    let shutdown = Shutdown::new();
+    let s = shutdown.clone();
+    let addr_file = a.addr_file.clone();
+    let server = blocking(move || {
+        let _ = sockit_lab::affinity::raise_nofile();
+        let mut file_err = None;
+        let r = sockit_lab::run_model(&cfg, &s, |addr| {
+            eprintln!("lab: {model} echo server listening on {addr}; Ctrl-C or SIGTERM stops");
+            if let Some(p) = &addr_file {
+                if let Err(e) = sockit_lab::write_addr_file(p, addr) {
+                    file_err = Some(e);
+                    s.trigger();
+                }
+            }
+        });
+        if let Some(e) = file_err {
+            return Err(e).context("cannot write --addr-file");
+        }
+        r.with_context(|| format!("lab serve --model {model}"))?;
+        Ok(ExitCode::SUCCESS)
+    });
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r,
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.trigger();
+    server.await
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let models = a
+        .models
+        .iter()
+        .map(|m| parse_model(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cfg = BenchConfig {
+        models,
+        conns: a.conns,
+        size: a.size,
+        duration: a.duration,
+        rate: a.rate,
+        connect: a.connect,
+        workers: a.workers,
+        out_dir: a.out,
+        pin: !a.no_pin,
+        source_ips: a.source_ips,
+        client_threads: a.client_threads,
+        max_requests: a.max_requests,
+    };
+    let exe = std::env::current_exe().context("cannot find the sockit binary to start servers")?;
+    let want_report = a.report;
+    blocking(move || {
+        let launcher = command_launcher(exe, vec!["lab".into(), "serve".into()]);
+        let (path, _) = run_bench(&cfg, &*launcher)?;
+        println!("{}", path.display());
+        if want_report {
+            let files = sockit_lab::report::report(&path)?;
+            println!("{}", files.markdown.display());
+            for p in files.plots {
+                println!("{}", p.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }

@@ -1,5 +1,6 @@
 //! One module per client subcommand.
 
+pub mod bench_services;
 pub mod daytime;
 pub mod echo;
 pub mod exec;
@@ -15,5 +16,6 @@ pub mod progress;
 pub mod put;
 pub mod rm;
 pub mod stat;
+pub mod tftp;
 pub mod time;
 pub mod udp;

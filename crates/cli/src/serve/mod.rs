@@ -27,7 +27,7 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet,echo,daytime,time,framed).
+    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,tftp).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
     /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
@@ -57,6 +57,8 @@ pub struct Args {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tftp: TftpArgs,
     #[command(flatten)]
     pub files: FilesArgs,
     #[command(flatten)]
@@ -121,6 +123,52 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is not a size (examples: 1048576, 512K, 16M, 2G)"))
 }
 
+/// Flags of the TFTP service (udp 6969).
+#[derive(Debug, clap::Args)]
+pub struct TftpArgs {
+    /// Directory the TFTP service serves. Default: the data root's tftp/ directory.
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: Option<PathBuf>,
+    /// Accept TFTP uploads (WRQ); without it the TFTP service is read-only.
+    #[arg(long)]
+    pub tftp_write: bool,
+    /// Let TFTP uploads replace existing files (needs --tftp-write).
+    #[arg(long, requires = "tftp_write")]
+    pub tftp_overwrite: bool,
+    /// Most TFTP transfers at once; more get "server busy".
+    #[arg(long, value_name = "N", default_value_t = sockit_tftp::ServerConfig::default().max_transfers)]
+    pub tftp_max_transfers: usize,
+    /// Largest TFTP blksize granted (lower it for clients that cannot reassemble IP fragments).
+    #[arg(long, value_name = "BYTES", default_value_t = sockit_tftp::ServerConfig::default().max_blksize,
+          value_parser = clap::value_parser!(u16).range(512..=65464))]
+    pub tftp_max_blksize: u16,
+}
+
+impl TftpArgs {
+    /// The TFTP server config; `data_root` gives the default root.
+    fn to_config(
+        &self,
+        data_root: &std::path::Path,
+        drain: Duration,
+    ) -> anyhow::Result<sockit_tftp::ServerConfig> {
+        let root = match &self.tftp_root {
+            Some(root) => root.clone(),
+            None => data_root.join("tftp"),
+        };
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create TFTP root {}", root.display()))?;
+        Ok(sockit_tftp::ServerConfig {
+            root: root.canonicalize()?,
+            write_allowed: self.tftp_write,
+            overwrite_allowed: self.tftp_overwrite,
+            max_transfers: self.tftp_max_transfers.max(1),
+            max_blksize: self.tftp_max_blksize,
+            drain_timeout: drain,
+            ..sockit_tftp::ServerConfig::default()
+        })
+    }
+}
+
 /// Connection limits and timeouts of every TCP service.
 #[derive(Debug, clap::Args)]
 pub struct LimitArgs {
@@ -178,6 +226,8 @@ pub struct ServeContext {
     pub exec: ExecConfig,
     /// The TLS acceptor and certificate fingerprint when serving with --tls.
     pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
+    /// The TFTP service's settings.
+    pub tftp: sockit_tftp::ServerConfig,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -254,15 +304,22 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let limits = args.limits.to_limits();
+    let tftp = if endpoints.iter().any(|e| e.service == "tftp") {
+        args.tftp.to_config(&root, limits.drain_timeout)?
+    } else {
+        sockit_tftp::ServerConfig::default()
+    };
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
     let ctx = ServeContext {
-        limits: args.limits.to_limits(),
+        limits,
         root,
         key,
         shutdown: CancellationToken::new(),
         files,
         exec,
         tls,
+        tftp,
     };
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);

@@ -67,6 +67,10 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "framed",
         endpoints: &[(Proto::Tcp, sockit_wire::FRAMED_PORT)],
     },
+    ServiceSpec {
+        name: "tftp",
+        endpoints: &[(Proto::Udp, sockit_tftp::DEFAULT_PORT)],
+    },
 ];
 
 /// Looks a service up by name.

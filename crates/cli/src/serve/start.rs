@@ -109,6 +109,10 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                     Ok(runtime::serve_tcp(listener, service, limits, token).await?)
                 });
             }
+            BoundSocket::Udp(socket) if b.service == "tftp" => {
+                let (config, token) = (ctx.tftp.clone(), ctx.shutdown.clone());
+                tasks.spawn(async move { Ok(sockit_tftp::serve(socket, config, token).await?) });
+            }
             BoundSocket::Udp(socket) => {
                 let service = udp_service(b.service);
                 let token = ctx.shutdown.clone();

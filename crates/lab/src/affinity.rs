@@ -1,0 +1,91 @@
+//! CPU pinning and descriptor limits for benchmarks.
+
+/// The cores this process may run on.
+pub fn allowed_cores() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data, zeroed is a valid empty set; sched_getaffinity
+    // fills at most size_of::<cpu_set_t>() bytes.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Splits the allowed cores between server and client: the first half (at least one)
+/// for the server, the rest for the client. With one core both get it (no pinning).
+pub fn split_cores() -> (Vec<usize>, Vec<usize>) {
+    let cores = allowed_cores();
+    if cores.len() < 2 {
+        return (Vec::new(), Vec::new());
+    }
+    let half = cores.len() / 2;
+    (cores[..half].to_vec(), cores[half..].to_vec())
+}
+
+/// Pins the calling thread (and threads it creates later) to `cores`.
+///
+/// # Errors
+/// As sched_setaffinity(2).
+pub fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET indices are bounded by CPU_SETSIZE;
+    // sched_setaffinity(0) only affects this thread. It is async-signal-safe, so this is
+    // also usable between fork and exec.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cores.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+/// Child processes (the benchmarked servers) inherit it.
+///
+/// # Errors
+/// As setrlimit(2).
+pub fn raise_nofile() -> std::io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(lim.rlim_cur)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_least_one_core() {
+        assert!(!allowed_cores().is_empty());
+    }
+
+    #[test]
+    fn split_is_disjoint() {
+        let (s, c) = split_cores();
+        assert!(s.iter().all(|x| !c.contains(x)));
+    }
+
+    #[test]
+    fn raise_never_lowers() {
+        let a = raise_nofile().unwrap();
+        assert!(raise_nofile().unwrap() >= a);
+    }
+}

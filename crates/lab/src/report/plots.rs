@@ -1,0 +1,243 @@
+//! The PNG plots, drawn with plotters' bitmap backend and an embedded DejaVu Sans Mono
+//! (Bitstream Vera license, see assets/) so no system font library is needed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{LabError, Result};
+use crate::results::{BenchResults, Cell};
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
+const FAMILY: &str = "sans-serif";
+const SIZE: (u32, u32) = (1000, 620);
+
+fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::Plot {
+            path: "assets/DejaVuSansMono.ttf".into(),
+            message: "embedded font cannot be parsed".into(),
+        })
+    }
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> LabError + '_ {
+    move |message| LabError::Plot {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Measured closed-loop cells grouped by model.
+fn closed_by_model(data: &BenchResults) -> BTreeMap<&str, Vec<&Cell>> {
+    let mut m: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
+    for c in data
+        .cells
+        .iter()
+        .filter(|c| c.mode == "closed" && c.skipped.is_none())
+    {
+        m.entry(c.model.as_str()).or_default().push(c);
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|c| c.conns);
+    }
+    m
+}
+
+fn color(i: usize) -> RGBColor {
+    const P: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    P[i % P.len()]
+}
+
+/// Draws one log-log line chart: a series per model of (x, y) points.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &BTreeMap<&str, Vec<(f64, f64)>>,
+) -> Result<()> {
+    ensure_font()?;
+    let e = plot_err(path);
+    let pts = series.values().flatten();
+    let (mut xmax, mut ymin, mut ymax) = (1.0f64, f64::MAX, 0.0f64);
+    for &(x, y) in pts {
+        xmax = xmax.max(x);
+        ymin = ymin.min(y);
+        ymax = ymax.max(y);
+    }
+    if ymax <= 0.0 {
+        ymin = 0.1;
+        ymax = 1.0;
+    }
+    let ymin = (ymin * 0.5).max(1e-3);
+    let ymax = ymax * 2.0;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0.8f64..xmax * 1.5).log_scale(), (ymin..ymax).log_scale())
+        .map_err(|x| e(x.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FAMILY, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if *y >= 1.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.2}")
+            }
+        })
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))
+            .map_err(|x| e(x.to_string()))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(|x| e(x.to_string()))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 15))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+/// Requests per second against connections, one line per model.
+///
+/// # Errors
+/// [`LabError::Plot`] when drawing or writing fails.
+pub fn throughput(data: &BenchResults, path: &Path) -> Result<()> {
+    let series = closed_by_model(data)
+        .into_iter()
+        .map(|(m, cells)| {
+            (
+                m,
+                cells
+                    .iter()
+                    .filter(|c| c.rps > 0.0)
+                    .map(|c| (c.conns as f64, c.rps))
+                    .collect(),
+            )
+        })
+        .collect();
+    line_chart(
+        path,
+        &format!("Throughput, closed loop, {} B echo", data.size),
+        "concurrent connections",
+        "requests / s",
+        &series,
+    )
+}
+
+/// Latency percentiles per model (x: percentile, y: µs), at the connection count where
+/// most models were measured (preferring 100).
+///
+/// # Errors
+/// [`LabError::Plot`] when drawing or writing fails.
+pub fn latency(data: &BenchResults, path: &Path) -> Result<()> {
+    let by_model = closed_by_model(data);
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for cells in by_model.values() {
+        for c in cells {
+            *counts.entry(c.conns).or_default() += 1;
+        }
+    }
+    let best = counts.values().copied().max().unwrap_or(0);
+    let n = if counts.get(&100) == Some(&best) {
+        100
+    } else {
+        counts
+            .iter()
+            .filter(|(_, &v)| v == best)
+            .map(|(&k, _)| k)
+            .next_back()
+            .unwrap_or(1)
+    };
+    // x positions: p50=50%, p90=90%, p99, p99.9 as "nines" 1,2,3,4 → plotted at 10^k.
+    let series = by_model
+        .into_iter()
+        .filter_map(|(m, cells)| {
+            let c = cells.iter().find(|c| c.conns == n && c.requests > 0)?;
+            let l = &c.latency;
+            Some((
+                m,
+                vec![
+                    (2.0, l.p50_us.max(1e-3)),
+                    (10.0, l.p90_us.max(1e-3)),
+                    (100.0, l.p99_us.max(1e-3)),
+                    (1000.0, l.p999_us.max(1e-3)),
+                ],
+            ))
+        })
+        .collect();
+    line_chart(
+        path,
+        &format!("Latency at {n} connections (x: 2=p50, 10=p90, 100=p99, 1000=p99.9)"),
+        "1 / (1 - percentile)",
+        "latency µs",
+        &series,
+    )
+}
+
+/// Server memory per open connection (KiB) against connections.
+///
+/// # Errors
+/// [`LabError::Plot`] when drawing or writing fails.
+pub fn memory(data: &BenchResults, path: &Path) -> Result<()> {
+    let series = closed_by_model(data)
+        .into_iter()
+        .map(|(m, cells)| {
+            (
+                m,
+                cells
+                    .iter()
+                    .filter(|c| c.kib_per_conn > 0.0)
+                    .map(|c| (c.conns as f64, c.kib_per_conn))
+                    .collect(),
+            )
+        })
+        .collect();
+    line_chart(
+        path,
+        "Server memory per connection (PSS delta / connections)",
+        "concurrent connections",
+        "KiB per connection",
+        &series,
+    )
+}

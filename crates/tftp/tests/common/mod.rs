@@ -1,0 +1,258 @@
+//! Shared test fixtures: our server in-process, external peers as child processes,
+//! deterministic file contents.
+#![allow(dead_code)]
+
+use sockit_tftp::packets::{Packet, Request};
+use sockit_tftp::{serve, Mode, ServerConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+/// The sizes the issue asks every interop pairing to move byte-exact.
+pub const SMALL_SIZES: [usize; 5] = [0, 511, 512, 513, 1 << 20];
+/// Past the 65535-block rollover at blksize 512 (65535 × 512 = 32 MiB − 512).
+pub const ROLLOVER_SIZE: usize = 33 << 20;
+
+/// Deterministic pseudo-random bytes (SplitMix64) so failures are reproducible.
+pub fn content(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// Asserts two byte strings are equal without printing megabytes on failure.
+#[track_caller]
+pub fn assert_same(label: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{label}: contents differ (got {} bytes, want {}, first difference at {:?})",
+            got.len(),
+            want.len(),
+            first
+        );
+    }
+}
+
+/// Our server running in-process on 127.0.0.1:0 with a temporary root.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server; `tweak` adjusts the config (root is set afterwards).
+    pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_on("127.0.0.1:0".parse().unwrap(), tweak).await
+    }
+
+    /// Starts a server bound to `bind`.
+    pub async fn start_on(bind: SocketAddr, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let root = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig {
+            default_timeout: Duration::from_millis(200),
+            ..ServerConfig::default()
+        };
+        tweak(&mut config);
+        config.root = root.path().to_owned();
+        let socket = UdpSocket::bind(bind).await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            serve(socket, config, token).await.unwrap();
+        });
+        TestServer {
+            addr,
+            root,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("server drains")
+            .unwrap();
+    }
+}
+
+/// Fails with an install hint when an external peer is missing.
+pub fn require(program: &str) -> PathBuf {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&paths)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+    {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{program} is not installed; run scripts/test.sh (it installs the interop peers)");
+}
+
+/// A UDP port that was free a moment ago on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// An external TFTP server child, killed on drop.
+pub struct ExternalServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    child: Child,
+}
+
+impl Drop for ExternalServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl ExternalServer {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// tftpd-hpa in the foreground, chrooted to a temporary root, writes allowed.
+    pub async fn tftpd_hpa() -> ExternalServer {
+        let program = require("in.tftpd");
+        let root = world_writable_tempdir();
+        let user = current_user();
+        let port = free_udp_port();
+        let child = Command::new(program)
+            .args(["-L", "-s", "-c", "-p", "-u", &user, "-a"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start in.tftpd");
+        ExternalServer::ready(child, root, port).await
+    }
+
+    /// atftpd in the foreground (`--daemon --no-fork`), rooted in a temporary directory.
+    pub async fn atftpd() -> ExternalServer {
+        let program = require("atftpd");
+        let root = world_writable_tempdir();
+        let user = current_user();
+        let port = free_udp_port();
+        let child = Command::new(program)
+            .args([
+                "--daemon",
+                "--no-fork",
+                "--logfile",
+                "/dev/null",
+                "--user",
+                &user,
+            ])
+            .args(["--group", &current_group()])
+            .args(["--port", &port.to_string(), "--bind-address", "127.0.0.1"])
+            .arg(root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start atftpd");
+        ExternalServer::ready(child, root, port).await
+    }
+
+    /// Waits until the server answers a request (no sleeping: a bounded series of
+    /// requests, each waiting up to 100 ms for an answer).
+    async fn ready(mut child: Child, root: tempfile::TempDir, port: u16) -> ExternalServer {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let request = Packet::Rrq(Request {
+            filename: "sockit-readiness-probe",
+            mode: Mode::Octet,
+            options: vec![],
+        })
+        .to_bytes();
+        let mut buf = [0u8; 1024];
+        for _ in 0..100 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("TFTP server exited early: {status}");
+            }
+            probe.send_to(&request, addr).await.unwrap();
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(100), probe.recv_from(&mut buf)).await
+            {
+                return ExternalServer { addr, root, child };
+            }
+        }
+        panic!("TFTP server on {addr} never answered");
+    }
+}
+
+fn world_writable_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+fn id(flag: &str) -> String {
+    let out = std::process::Command::new("id").arg(flag).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub fn current_user() -> String {
+    id("-un")
+}
+
+pub fn current_group() -> String {
+    id("-gn")
+}
+
+/// Runs an external client to completion (bounded by a timeout) and returns its output.
+pub async fn run(program: &Path, args: &[String], cwd: &Path) -> std::process::Output {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
+        .expect("run client")
+}
+
+/// Reads `path` until it holds `want` (bounded: 5 s). atftpd sends the final ACK of an
+/// upload before it closes the file, so the last bytes land a moment after our client
+/// has finished; this polls the file, it does not wait for a server to start.
+pub async fn read_when_complete(path: &Path, want: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        got = std::fs::read(path).unwrap_or_default();
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    got
+}
