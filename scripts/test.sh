@@ -16,6 +16,8 @@ tftp tftp-hpa
 in.tftpd tftpd-hpa
 atftp atftp
 curl curl
+tmux tmux
+irssi irssi
 "
 
 SUDO=""

@@ -57,6 +57,10 @@ enum Command {
     /// TFTP client (udp 6969 by default): get and put files, fast options with fallback.
     #[command(subcommand)]
     Tftp(cmd::tftp::Command),
+    /// Chat on IRC (tcp 6667; terminal UI, or --plain lines) or in the UDP room (--udp 7788).
+    Chat(cmd::chat::Args),
+    /// List the sockit servers on the LAN (UDP broadcast to port 7099).
+    Discover(cmd::discover::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,5 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => cmd::exec::run(args, g).await,
         Command::Lab(args) => cmd::lab::run(args, g).await,
         Command::Tftp(command) => cmd::tftp::run(command, g).await,
+        Command::Chat(args) => cmd::chat::run(args, g).await,
+        Command::Discover(args) => cmd::discover::run(args, g).await,
     }
 }

@@ -1,7 +1,9 @@
 //! One module per client subcommand.
 
 pub mod bench_services;
+pub mod chat;
 pub mod daytime;
+pub mod discover;
 pub mod echo;
 pub mod exec;
 pub mod framed_conn;

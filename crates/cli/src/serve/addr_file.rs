@@ -7,15 +7,20 @@ use std::path::Path;
 
 use crate::serve::start::BoundAddr;
 
+/// The addresses as a table: service → protocol → address.
+pub fn to_table(addrs: &[BoundAddr]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for a in addrs {
+        map.entry(a.service.to_owned())
+            .or_default()
+            .insert(a.proto.as_str().to_owned(), a.addr.to_string());
+    }
+    map
+}
+
 /// The addresses as the addr-file JSON object.
 pub fn to_json(addrs: &[BoundAddr]) -> serde_json::Value {
-    let mut map: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
-    for a in addrs {
-        map.entry(a.service)
-            .or_default()
-            .insert(a.proto.as_str(), a.addr.to_string());
-    }
-    serde_json::json!(map)
+    serde_json::json!(to_table(addrs))
 }
 
 /// Writes the addr file atomically.

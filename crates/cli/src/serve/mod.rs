@@ -2,6 +2,7 @@
 //! SIGTERM, then drain.
 
 mod addr_file;
+mod chat_args;
 mod plan;
 mod registry;
 mod start;
@@ -27,7 +28,7 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,tftp).
+    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,tftp,chat,udp-chat,discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
     /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
@@ -59,6 +60,8 @@ pub struct Args {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub tftp: TftpArgs,
+    #[command(flatten)]
+    pub chat: chat_args::ChatArgs,
     #[command(flatten)]
     pub files: FilesArgs,
     #[command(flatten)]
@@ -228,6 +231,8 @@ pub struct ServeContext {
     pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
     /// The TFTP service's settings.
     pub tftp: sockit_tftp::ServerConfig,
+    /// The chat services' settings (IRC server, UDP room, discovery name).
+    pub chat: chat_args::ChatSettings,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -237,7 +242,8 @@ impl std::fmt::Debug for ServeContext {
             .field("root", &self.root)
             .field("key", &self.key.is_some())
             .field("tls", &self.tls.as_ref().map(|(_, fp)| fp))
-            .finish()
+            .field("chat_name", &self.chat.irc.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -318,6 +324,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         shutdown: CancellationToken::new(),
         files,
         exec,
+        chat: args.chat.settings()?,
         tls,
         tftp,
     };

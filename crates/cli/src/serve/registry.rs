@@ -71,6 +71,18 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "tftp",
         endpoints: &[(Proto::Udp, sockit_tftp::DEFAULT_PORT)],
     },
+    ServiceSpec {
+        name: "chat",
+        endpoints: &[(Proto::Tcp, sockit_chat::ports::IRC)],
+    },
+    ServiceSpec {
+        name: "udp-chat",
+        endpoints: &[(Proto::Udp, sockit_chat::ports::UDP_CHAT)],
+    },
+    ServiceSpec {
+        name: "discovery",
+        endpoints: &[(Proto::Udp, sockit_chat::ports::DISCOVERY)],
+    },
 ];
 
 /// Looks a service up by name.

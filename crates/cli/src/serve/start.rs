@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use sockit_basic::{daytime, echo, greet, time};
+use sockit_chat::discovery::{self, Announcement};
+use sockit_chat::irc::IrcServer;
+use sockit_chat::udp_room;
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
 use sockit_wire::runtime::{self, TcpService, UdpService};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 
+use crate::serve::addr_file;
 use crate::serve::plan::Endpoint;
 use crate::serve::registry::Proto;
 use crate::serve::ServeContext;
@@ -100,8 +104,21 @@ type ServiceTask = anyhow::Result<()>;
 /// Starts each bound endpoint's service; every task ends after shutdown and drain.
 pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> {
     let mut tasks = JoinSet::new();
+    // Discovery answers with the whole table, so it needs every bound address.
+    let table = addr_file::to_table(&addresses(&bound));
     for b in bound {
         match b.socket {
+            // UDP services that are not request → one reply run their own loops.
+            BoundSocket::Udp(socket) if b.service == "udp-chat" => {
+                let (room, token) = (ctx.chat.room, ctx.shutdown.clone());
+                tasks.spawn(async move { Ok(udp_room::serve_room(socket, room, token).await?) });
+            }
+            BoundSocket::Udp(socket) if b.service == "discovery" => {
+                let me = Announcement::new(ctx.chat.irc.name.clone(), table.clone());
+                let token = ctx.shutdown.clone();
+                tasks
+                    .spawn(async move { Ok(discovery::serve_discovery(socket, me, token).await?) });
+            }
             BoundSocket::Tcp(listener) => {
                 let service = tcp_service(b.service, ctx);
                 let (limits, token) = (ctx.limits, ctx.shutdown.clone());
@@ -129,6 +146,7 @@ fn tcp_service(name: &str, ctx: &ServeContext) -> Arc<dyn TcpService> {
         "echo" => Arc::new(echo::EchoTcp),
         "daytime" => Arc::new(daytime::DaytimeTcp),
         "time" => Arc::new(time::TimeTcp),
+        "chat" => Arc::new(IrcServer::new(ctx.chat.irc.clone())),
         "framed" => Arc::new(FramedService::new(
             framed_commands(ctx),
             FramedConfig {

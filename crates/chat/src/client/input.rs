@@ -1,0 +1,188 @@
+//! What the user typed: plain text goes to the current channel, `/commands` do the rest.
+//!
+//! | input | effect |
+//! |---|---|
+//! | `text` | PRIVMSG to the current channel or query |
+//! | `/join #c` | JOIN |
+//! | `/part [#c] [reason]` | PART (the current channel by default) |
+//! | `/msg nick text` | PRIVMSG to anyone |
+//! | `/me text` | CTCP ACTION to the current target |
+//! | `/nick new` | NICK |
+//! | `/topic [text]` | TOPIC of the current channel |
+//! | `/names`, `/who`, `/whois nick`, `/list` | the queries |
+//! | `/quote LINE` (`/raw`) | a raw IRC line |
+//! | `/quit [reason]` | QUIT |
+//! | `//text` | text starting with `/` |
+
+use crate::irc::message::Message;
+use crate::irc::names;
+
+/// What one input line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing (an empty line).
+    Nothing,
+    /// Messages to send, and the buffer to show them in if they are our own chat text
+    /// (target, text, is_action).
+    Send(Vec<Message>, Option<(String, String, bool)>),
+    /// Switch to (or open) a buffer.
+    Switch(String),
+    /// Quit with this message.
+    Quit(Option<String>),
+    /// A mistake to show the user.
+    Error(String),
+}
+
+/// The CTCP ACTION form of `/me text`.
+pub fn action(text: &str) -> String {
+    format!("\x01ACTION {text}\x01")
+}
+
+/// Parses one input line; `current` is the active channel or query, if any.
+pub fn parse(line: &str, current: Option<&str>) -> Input {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Input::Nothing;
+    }
+    let say = |target: Option<&str>, text: &str, is_action: bool| match target {
+        None => Input::Error("no channel: /join #channel first".into()),
+        Some(t) => {
+            let body = if is_action {
+                action(text)
+            } else {
+                text.to_owned()
+            };
+            Input::Send(
+                vec![Message::new("PRIVMSG", vec![t.to_owned(), body])],
+                Some((t.to_owned(), text.to_owned(), is_action)),
+            )
+        }
+    };
+    let Some(cmdline) = line.strip_prefix('/') else {
+        return say(current, line, false);
+    };
+    if cmdline.starts_with('/') {
+        return say(current, cmdline, false);
+    }
+    let (cmd, rest) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
+    let rest = rest.trim();
+    let one = |c: &str, p: Vec<String>| Input::Send(vec![Message::new(c, p)], None);
+    match cmd.to_ascii_lowercase().as_str() {
+        "join" | "j" => {
+            let Some(chan) = rest.split(' ').next().filter(|c| !c.is_empty()) else {
+                return Input::Error("usage: /join #channel".into());
+            };
+            let chan = if names::is_channel(chan) {
+                chan.to_owned()
+            } else {
+                format!("#{chan}")
+            };
+            one("JOIN", vec![chan])
+        }
+        "part" | "leave" => {
+            let (chan, reason) = match rest.split_once(' ') {
+                Some((c, r)) if names::is_channel(c) => (Some(c), Some(r)),
+                None if names::is_channel(rest) => (Some(rest), None),
+                _ => (
+                    current.filter(|c| names::is_channel(c)),
+                    Some(rest).filter(|r| !r.is_empty()),
+                ),
+            };
+            let Some(chan) = chan else {
+                return Input::Error("usage: /part [#channel] [reason]".into());
+            };
+            let mut p = vec![chan.to_owned()];
+            p.extend(reason.map(str::to_owned));
+            one("PART", p)
+        }
+        "msg" | "query" => match rest.split_once(' ') {
+            Some((to, text)) if !text.trim().is_empty() => say(Some(to), text, false),
+            _ if cmd.eq_ignore_ascii_case("query") && !rest.is_empty() => {
+                Input::Switch(rest.to_owned())
+            }
+            _ => Input::Error("usage: /msg nick text".into()),
+        },
+        "me" => say(current, rest, true),
+        "nick" => match rest {
+            "" => Input::Error("usage: /nick newnick".into()),
+            n => one("NICK", vec![n.to_owned()]),
+        },
+        "topic" => match current.filter(|c| names::is_channel(c)) {
+            None => Input::Error("/topic works in a channel".into()),
+            Some(c) if rest.is_empty() => one("TOPIC", vec![c.to_owned()]),
+            Some(c) => one("TOPIC", vec![c.to_owned(), rest.to_owned()]),
+        },
+        "names" | "who" => match (rest, current) {
+            ("", Some(c)) => one(&cmd.to_ascii_uppercase(), vec![c.to_owned()]),
+            ("", None) => Input::Error(format!("usage: /{cmd} #channel")),
+            (c, _) => one(&cmd.to_ascii_uppercase(), vec![c.to_owned()]),
+        },
+        "whois" if !rest.is_empty() => one("WHOIS", vec![rest.to_owned()]),
+        "list" => one("LIST", vec![]),
+        "quote" | "raw" => match Message::parse(rest.as_bytes()) {
+            Ok(m) => Input::Send(vec![m], None),
+            Err(e) => Input::Error(format!("/quote: {e}")),
+        },
+        "quit" | "exit" => Input::Quit(Some(rest.to_owned()).filter(|r| !r.is_empty())),
+        "window" | "win" | "go" => Input::Switch(rest.to_owned()),
+        other => Input::Error(format!(
+            "unknown command /{other} (try /join /part /msg /me /nick /topic /quit)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(i: Input) -> Vec<String> {
+        match i {
+            Input::Send(m, _) => m.iter().map(ToString::to_string).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_goes_to_current() {
+        assert_eq!(
+            sent(parse("hi there", Some("#c"))),
+            vec!["PRIVMSG #c :hi there"]
+        );
+        assert!(matches!(parse("hi", None), Input::Error(_)));
+        assert_eq!(parse("  ", Some("#c")), Input::Nothing);
+        assert_eq!(
+            sent(parse("//slash", Some("#c"))),
+            vec!["PRIVMSG #c /slash"]
+        );
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(sent(parse("/join rust", None)), vec!["JOIN #rust"]);
+        assert_eq!(sent(parse("/part", Some("#c"))), vec!["PART #c"]);
+        assert_eq!(
+            sent(parse("/part #d bye now", Some("#c"))),
+            vec!["PART #d :bye now"]
+        );
+        assert_eq!(sent(parse("/part bye", Some("#c"))), vec!["PART #c bye"]);
+        assert_eq!(
+            sent(parse("/msg bob hello you", None)),
+            vec!["PRIVMSG bob :hello you"]
+        );
+        assert_eq!(
+            sent(parse("/me waves", Some("#c"))),
+            vec!["PRIVMSG #c :\x01ACTION waves\x01"]
+        );
+        assert_eq!(sent(parse("/nick z", None)), vec!["NICK z"]);
+        assert_eq!(
+            sent(parse("/topic new topic", Some("#c"))),
+            vec!["TOPIC #c :new topic"]
+        );
+        assert_eq!(sent(parse("/quote MODE #c b", None)), vec!["MODE #c b"]);
+        assert_eq!(parse("/quit gone", None), Input::Quit(Some("gone".into())));
+        assert_eq!(parse("/QUIT", None), Input::Quit(None));
+        assert_eq!(parse("/query bob", None), Input::Switch("bob".into()));
+        assert!(matches!(parse("/frob", None), Input::Error(_)));
+        assert!(matches!(parse("/msg bob", None), Input::Error(_)));
+    }
+}

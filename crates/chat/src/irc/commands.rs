@@ -1,0 +1,140 @@
+//! Command dispatch: one function per IRC command, run with the state locked.
+//!
+//! Before registration only CAP, PASS, NICK, USER, PING, PONG and QUIT are accepted;
+//! everything else gets 451 (irssi ≥ 1.3 relies on this: it probes with a bare `JOIN :`
+//! during `CAP LS` and waits for the 451). After registration, an unknown command gets
+//! 421. Handlers for related commands live in [`register`](super::register),
+//! [`channel_cmds`](super::channel_cmds), [`messaging`](super::messaging) and
+//! [`query`](super::query).
+
+use crate::irc::channel::ClientId;
+use crate::irc::message::Message;
+use crate::irc::numeric::*;
+use crate::irc::state::{Client, ServerConfig, State};
+use crate::irc::{channel_cmds, messaging, query, register};
+
+/// What the connection does after a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Keep reading.
+    Continue,
+    /// Send `ERROR :Closing Link: host (reason)` and close; neighbours see QUIT with the
+    /// reason.
+    Close(String),
+}
+
+/// The context of one command: the configuration, the locked state and who sent it.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The server configuration.
+    pub cfg: &'a ServerConfig,
+    /// The state, locked.
+    pub st: &'a mut State,
+    /// The client that sent the command.
+    pub id: ClientId,
+    /// When the server started (for 003), human-readable.
+    pub created: &'a str,
+}
+
+impl Ctx<'_> {
+    /// The sending client. Present while its command runs (only its own connection task
+    /// removes it).
+    pub fn me(&self) -> Option<&Client> {
+        self.st.clients.get(&self.id)
+    }
+
+    /// The sending client, mutably.
+    pub fn me_mut(&mut self) -> Option<&mut Client> {
+        self.st.clients.get_mut(&self.id)
+    }
+
+    /// The sender's nick, or `*`.
+    pub fn nick(&self) -> String {
+        self.me().map_or("*", Client::nick_or_star).to_owned()
+    }
+
+    /// The sender's `nick!user@host`.
+    pub fn prefix(&self) -> String {
+        self.me().map(Client::prefix).unwrap_or_default()
+    }
+
+    /// Sends `msg` to the sender.
+    pub fn send(&self, msg: &Message) {
+        if let Some(c) = self.me() {
+            c.handle.send_msg(msg);
+        }
+    }
+
+    /// A message from the server.
+    pub fn from_server(&self, command: &str, params: Vec<String>) -> Message {
+        Message::new(command, params).with_prefix(self.cfg.name.clone())
+    }
+
+    /// Sends the numeric `code` to the sender: `:server CODE nick params...`.
+    pub fn num(&self, code: &str, params: &[&str]) {
+        let mut p = Vec::with_capacity(params.len() + 1);
+        p.push(self.nick());
+        p.extend(params.iter().map(|s| (*s).to_owned()));
+        self.send(&self.from_server(code, p));
+    }
+
+    /// 461 for `command`.
+    pub fn need_more_params(&self, command: &str) {
+        self.num(ERR_NEEDMOREPARAMS, &[command, "Not enough parameters"]);
+    }
+
+    /// Whether the sender completed registration.
+    pub fn registered(&self) -> bool {
+        self.me().is_some_and(|c| c.registered)
+    }
+}
+
+/// Runs one command from client `ctx.id`.
+pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
+    match msg.command.as_str() {
+        "CAP" => return register::cap(ctx, msg),
+        "PASS" => register::pass(ctx, msg),
+        "NICK" => return register::nick(ctx, msg),
+        "USER" => return register::user(ctx, msg),
+        "PING" => ping(ctx, msg),
+        "PONG" => {}
+        "QUIT" => return quit(msg),
+        _ if !ctx.registered() => ctx.num(ERR_NOTREGISTERED, &["You have not registered"]),
+        "JOIN" => channel_cmds::join(ctx, msg),
+        "PART" => channel_cmds::part(ctx, msg),
+        "TOPIC" => channel_cmds::topic(ctx, msg),
+        "NAMES" => channel_cmds::names(ctx, msg),
+        "LIST" => channel_cmds::list(ctx, msg),
+        "KICK" => channel_cmds::kick(ctx, msg),
+        "MODE" => channel_cmds::mode(ctx, msg),
+        "PRIVMSG" | "NOTICE" => messaging::privmsg(ctx, msg),
+        "AWAY" => messaging::away(ctx, msg),
+        "WHO" => query::who(ctx, msg),
+        "WHOIS" => query::whois(ctx, msg),
+        "ISON" => query::ison(ctx, msg),
+        "LUSERS" => query::lusers(ctx),
+        "MOTD" => query::motd(ctx),
+        "VERSION" => query::version_cmd(ctx),
+        other => ctx.num(ERR_UNKNOWNCOMMAND, &[other, "Unknown command"]),
+    }
+    Outcome::Continue
+}
+
+/// PING token → `:server PONG server :token` (the server name first, as clients expect).
+fn ping(ctx: &mut Ctx<'_>, msg: &Message) {
+    match msg.param(0) {
+        None | Some("") => ctx.num(ERR_NOORIGIN, &["No origin specified"]),
+        Some(token) => {
+            let pong = ctx.from_server("PONG", vec![ctx.cfg.name.clone(), token.to_owned()]);
+            ctx.send(&pong);
+        }
+    }
+}
+
+/// QUIT [reason].
+fn quit(msg: &Message) -> Outcome {
+    match msg.param(0) {
+        Some(r) if !r.is_empty() => Outcome::Close(format!("Quit: {r}")),
+        _ => Outcome::Close("Client Quit".into()),
+    }
+}

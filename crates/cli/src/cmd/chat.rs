@@ -1,0 +1,104 @@
+//! `sockit chat`: the IRC client (terminal UI, or `--plain` lines for scripts) and the
+//! full-duplex UDP chat-room client (`--udp`).
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sockit_chat::client::{plain, tui, ClientConfig, Connection};
+use sockit_chat::irc::names;
+use sockit_chat::{ports, udp_room};
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::usage;
+use crate::global::GlobalArgs;
+
+/// Flags of `sockit chat`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Channel to join (the leading # may be left out).
+    pub channel: Option<String>,
+    /// Nick (default: $USER, or `sockit`).
+    #[arg(long, value_name = "NICK")]
+    pub nick: Option<String>,
+    /// IRC server password (PASS).
+    #[arg(long, env = "SOCKIT_CHAT_PASSWORD", value_name = "PASS")]
+    pub password: Option<String>,
+    /// Line mode: stdin lines go to the channel, received lines go to stdout. Used
+    /// automatically when stdin or stdout is not a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// The UDP chat room (udp 7788) instead of IRC: stdin → room, room → stdout.
+    #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password"])]
+    pub udp: bool,
+}
+
+fn default_nick() -> String {
+    let user: String = std::env::var("USER")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(names::NICKLEN)
+        .collect();
+    if names::valid_nick(&user) {
+        user
+    } else {
+        "sockit".into()
+    }
+}
+
+/// Runs the chosen client.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.udp {
+        let addr = g.server_addr(ports::UDP_CHAT);
+        let socket = crate::cmd::udp::connect(&addr).await?;
+        let stop = CancellationToken::new();
+        let ctrl_c = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            ctrl_c.cancel();
+        });
+        udp_room::run_client(&socket, tokio::io::stdin(), tokio::io::stdout(), stop)
+            .await
+            .with_context(|| format!("udp chat with {addr}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let nick = args.nick.clone().unwrap_or_else(default_nick);
+    if !names::valid_nick(&nick) {
+        return usage(format!(
+            "--nick `{nick}` is not a valid nick: a letter or one of []\\`_^{{|}} first, then letters, digits, those or -, at most {} characters",
+            names::NICKLEN
+        ));
+    }
+    let channel = args.channel.as_deref().map(|c| {
+        if names::is_channel(c) {
+            c.to_owned()
+        } else {
+            format!("#{c}")
+        }
+    });
+    if let Some(c) = &channel {
+        if !names::valid_channel(c) {
+            return usage(format!("`{c}` is not a valid channel name"));
+        }
+    }
+    let addr = g.server_addr(ports::IRC);
+    let conn = Connection::connect(&ClientConfig {
+        addr: addr.clone(),
+        nick,
+        realname: "sockit chat".into(),
+        password: args.password.clone(),
+    })
+    .await
+    .with_context(|| format!("cannot connect to IRC server {addr}"))?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if args.plain || !interactive {
+        let closing = plain::run(conn, channel, tokio::io::stdin(), tokio::io::stdout()).await?;
+        if let Some(text) = closing {
+            tracing::info!("server closed: {text}");
+        }
+    } else {
+        tui::run(conn, &addr, channel).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
