@@ -38,6 +38,20 @@ enum Command {
     Daytime(cmd::daytime::Args),
     /// Ask an RFC 868 time server (tcp or --udp 7037) for the time and show the clock offset.
     Time(cmd::time::Args),
+    /// List a remote directory (framed tcp 7788).
+    Ls(cmd::ls::Args),
+    /// Show a remote path's kind, size, time, hash and staged upload.
+    Stat(cmd::stat::Args),
+    /// Download a file (or a tree with -r), verified by BLAKE3; --resume continues.
+    Get(cmd::get::Args),
+    /// Upload a file (or a tree with -r), verified by BLAKE3; --resume continues.
+    Put(cmd::put::Args),
+    /// Remove a remote file (or a tree with -r).
+    Rm(cmd::rm::Args),
+    /// Create a remote directory.
+    Mkdir(cmd::mkdir::Args),
+    /// Run a command on the server (needs --allow-exec and --key there): exec -- CMD ARGS.
+    Exec(cmd::exec::Args),
     /// Browse and read the book server (http 8080) in the terminal.
     Read(cmd::read::Args),
     /// The concurrency lab: echo servers in every I/O model, load generator, reports, TCP experiments.
@@ -80,6 +94,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Echo(args) => cmd::echo::run(args, g).await,
         Command::Daytime(args) => cmd::daytime::run(args, g).await,
         Command::Time(args) => cmd::time::run(args, g).await,
+        Command::Ls(args) => cmd::ls::run(args, g).await,
+        Command::Stat(args) => cmd::stat::run(args, g).await,
+        Command::Get(args) => cmd::get::run(args, g).await,
+        Command::Put(args) => cmd::put::run(args, g).await,
+        Command::Rm(args) => cmd::rm::run(args, g).await,
+        Command::Mkdir(args) => cmd::mkdir::run(args, g).await,
+        Command::Exec(args) => cmd::exec::run(args, g).await,
         Command::Read(args) => cmd::read::run(args, g).await,
         Command::Lab(args) => cmd::lab::run(args, g).await,
         Command::Tftp(command) => cmd::tftp::run(command, g).await,

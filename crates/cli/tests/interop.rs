@@ -88,10 +88,11 @@ import json, socket, struct, sys
 host, port = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.connect((host, port))
-# The course way: length with struct.pack('i'), JSON header, no reading of hello first.
-header = json.dumps({"cmd": "ping"}).encode("utf-8")
-s.send(struct.pack("i", len(header)))
-s.send(header)
+# The course way: length with struct.pack('i'), JSON header, no waiting for a greeting.
+for cmd in ("hello", "ping"):
+    header = json.dumps({"cmd": cmd}).encode("utf-8")
+    s.send(struct.pack("i", len(header)))
+    s.send(header)
 def recv_exact(n):
     data = b""
     while len(data) < n:

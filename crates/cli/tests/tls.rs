@@ -122,9 +122,23 @@ fn tls_client_on_plain_port_gets_clear_error() {
 #[test]
 fn interop_openssl_s_client_reaches_tls_port() {
     let s = Serve::start(&["--only", "framed", "--tls"]);
+    // Two framed requests through openssl: hello, then bye (the server answers and closes,
+    // which ends s_client; -ign_eof keeps it reading after its stdin ends).
+    let mut input = Vec::new();
+    for cmd in ["hello", "bye"] {
+        let header = format!("{{\"cmd\":\"{cmd}\"}}");
+        input.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        input.extend_from_slice(header.as_bytes());
+    }
     let o = run(
-        Command::new("openssl").args(["s_client", "-connect", &s.addr("framed", "tcp"), "-brief"]),
-        b"",
+        Command::new("openssl").args([
+            "s_client",
+            "-connect",
+            &s.addr("framed", "tcp"),
+            "-brief",
+            "-ign_eof",
+        ]),
+        &input,
         LIMIT,
     );
     let text = format!("{}{}", stdout(&o), stderr(&o));

@@ -191,7 +191,13 @@ impl FramedService {
             AuthMode::None
         };
         let hello = handshake::hello(mode, &nonce, &self.table.names());
-        send_or_io(&mut conn, &hello).await?;
+        // Course-style clients on a plain, key-less port send requests without reading the
+        // hello and may close without reading anything; an unread hello makes their kernel
+        // reset the connection and drop the tail of what they sent (a half-delivered
+        // upload). So there the hello is sent only when asked for (`{"cmd":"hello"}`).
+        if self.config.key.is_some() || !binding.is_empty() {
+            send_or_io(&mut conn, &hello).await?;
+        }
         let mut session = Session {
             peer,
             authenticated: false,

@@ -85,7 +85,17 @@ pub enum HandshakeError {
     Timeout(Duration),
 }
 
-/// Reads the server's hello and, when the server requires it, authenticates both ways,
+async fn read_hello_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+) -> Result<Header, HandshakeError> {
+    match conn.read_header().await? {
+        None => Err(HandshakeError::NoHello),
+        Some(Incoming::Invalid(e)) => Err(HandshakeError::BadHello(e.to_string())),
+        Some(Incoming::Header(h)) => Ok(h),
+    }
+}
+
+/// Asks for and reads the server's hello and, when the server requires it, authenticates both ways,
 /// binding the MACs to `binding` (the TLS channel binding; empty over plain TCP).
 ///
 /// # Errors
@@ -95,11 +105,13 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     key: Option<&Key>,
     binding: &[u8],
 ) -> Result<Hello, HandshakeError> {
-    let header = match conn.read_header().await? {
-        None => return Err(HandshakeError::NoHello),
-        Some(Incoming::Invalid(e)) => return Err(HandshakeError::BadHello(e.to_string())),
-        Some(Incoming::Header(h)) => h,
-    };
+    // Ask for the hello: a key-less plain server sends it only on request; a server that
+    // also sent one unsolicited answers this request too, so skip to the answer.
+    conn.send(&Header::request("hello")).await?;
+    let mut header = read_hello_frame(conn).await?;
+    if header.as_error().is_none() && !header.is_ok() {
+        header = read_hello_frame(conn).await?;
+    }
     if let Some((code, message)) = header.as_error() {
         return Err(HandshakeError::BadHello(format!("{code}: {message}")));
     }

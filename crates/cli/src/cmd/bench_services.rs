@@ -12,6 +12,18 @@ use crate::global::GlobalArgs;
 /// Which service to benchmark.
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceBench {
+    /// get and put of one file (default 1 GiB) over loopback against a raw socat pipe.
+    Files {
+        /// Bytes per transfer (K, M, G suffixes).
+        #[arg(long, default_value = "1G", value_parser = crate::serve::parse_size)]
+        size: u64,
+        /// Scratch directory for the test files (needs 3 × size free).
+        #[arg(long, default_value_os_t = std::env::temp_dir())]
+        dir: PathBuf,
+        /// Directory for files.json and files.md.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
     /// 100 MiB over loopback: tftp-hpa ↔ tftpd-hpa vs sockit (needs tftp-hpa and tftpd-hpa).
     Tftp {
         /// File size in MiB.
@@ -34,6 +46,29 @@ pub enum ServiceBench {
 /// Runs one service benchmark.
 pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match target {
+        ServiceBench::Files { size, dir, out } => {
+            let exe = std::env::current_exe().context("cannot find the sockit binary")?;
+            let opts = sockit_files::bench::BenchOptions {
+                size,
+                dir,
+                out_dir: out.clone(),
+                server: vec![exe.into_os_string(), "serve".into()],
+            };
+            let report = sockit_files::bench::run(&opts)
+                .await
+                .context("files benchmark")?;
+            if g.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", sockit_files::bench::markdown(&report));
+                println!(
+                    "written: {} and {}",
+                    out.join("files.json").display(),
+                    out.join("files.md").display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ServiceBench::Tftp {
             size_mib,
             blksize,

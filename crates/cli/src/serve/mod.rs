@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use sockit_exec::ExecConfig;
+use sockit_files::{FilesConfig, FilesRoot};
 use sockit_wire::runtime::Limits;
 use sockit_wire::tls::{Fingerprint, ServerIdentity};
 use tokio_util::sync::CancellationToken;
@@ -61,6 +65,68 @@ pub struct Args {
     pub tftp: TftpArgs,
     #[command(flatten)]
     pub chat: chat_args::ChatArgs,
+    #[command(flatten)]
+    pub files: FilesArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Limits of the file service.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    /// Largest file an upload may produce (bytes; K, M, G, T suffixes are powers of 1024).
+    #[arg(long, default_value = "16G", value_parser = parse_size, value_name = "SIZE")]
+    pub max_upload: u64,
+    /// Staged (interrupted) uploads untouched this long are deleted when the server starts.
+    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+    pub staging_ttl: Duration,
+    /// How many whole-file hashes the server remembers for `get`.
+    #[arg(long, default_value_t = FilesConfig::default().hash_cache_entries, value_name = "N")]
+    pub hash_cache: usize,
+}
+
+/// Remote exec (off by default).
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Enable `exec` for clients that authenticate with --key (refused without a key).
+    #[arg(long)]
+    pub allow_exec: bool,
+    /// Longest a remote command may run before its process group is killed.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub exec_timeout: Duration,
+    /// Most output (stdout + stderr) one remote command may send before it is killed.
+    #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
+    pub exec_output_cap: u64,
+    /// Most remote commands running at once; one more gets `busy`.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_execs: usize,
+}
+
+/// Parses a byte size: `123`, `64K`, `16M`, `2G`, `1T` (powers of 1024; `B`/`iB` allowed).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix in `{s}`; use K, M, G or T")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (examples: 1048576, 512K, 16M, 2G)"))
 }
 
 /// Flags of the TFTP service (udp 6969).
@@ -160,6 +226,10 @@ pub struct ServeContext {
     pub key: Option<sockit_wire::Key>,
     /// Cancelled on Ctrl-C / SIGTERM.
     pub shutdown: CancellationToken,
+    /// The file service's root, staging area and caches.
+    pub files: Arc<FilesRoot>,
+    /// The exec service's settings.
+    pub exec: ExecConfig,
     /// The TLS acceptor and certificate fingerprint when serving with --tls.
     pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
     /// The book library, when the reader service runs.
@@ -193,6 +263,12 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             args.bind
         ));
     }
+    if args.exec.allow_exec && key.is_none() {
+        return usage(
+            "refusing --allow-exec without --key: anyone who can connect could run commands. \
+             Create a key with `sockit keygen FILE` and pass --key FILE to both server and client",
+        );
+    }
     let endpoints = match plan::plan(&args.only, &args.ports, args.bind) {
         Ok(e) => e,
         Err(e) => return usage(e.to_string()),
@@ -207,6 +283,27 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create data root {}", root.display()))?;
     let root = root.canonicalize()?;
     raise_fd_limit();
+    let files = FilesRoot::open(
+        &root,
+        FilesConfig {
+            max_upload: args.files.max_upload,
+            staging_ttl: args.files.staging_ttl,
+            hash_cache_entries: args.files.hash_cache,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the data root {} for the file service",
+            root.display()
+        )
+    })?;
+    let exec = ExecConfig {
+        enabled: args.exec.allow_exec,
+        timeout: args.exec.exec_timeout,
+        output_cap: args.exec.exec_output_cap,
+        max_execs: args.exec.max_execs.max(1),
+        cwd: root.clone(),
+    };
     let tls = if args.tls || args.tls_cert.is_some() {
         Some(tls_setup(&args, &root)?)
     } else {
@@ -231,6 +328,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         root,
         key,
         shutdown: CancellationToken::new(),
+        files,
+        exec,
         chat: args.chat.settings()?,
         tls,
         tftp,
@@ -355,5 +454,21 @@ fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max;
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("5Q").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

@@ -179,6 +179,9 @@ fn udp_service(name: &str) -> Arc<dyn UdpService> {
 }
 
 /// The framed commands beyond the built-ins (files and exec register here).
-fn framed_commands(_ctx: &ServeContext) -> CommandTable {
-    CommandTable::new()
+fn framed_commands(ctx: &ServeContext) -> CommandTable {
+    let mut table = CommandTable::new();
+    sockit_files::cmd::register(&mut table, ctx.files.clone());
+    sockit_exec::register(&mut table, ctx.exec.clone());
+    table
 }

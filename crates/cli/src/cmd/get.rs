@@ -1,0 +1,83 @@
+//! `sockit get REMOTE [LOCAL]`: download a file (or, with -r, a tree), verified by BLAKE3.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sockit_files::client::{remote_basename, GetOptions};
+
+use crate::cmd::framed_conn;
+use crate::cmd::progress::Bar;
+use crate::exit::usage;
+use crate::global::GlobalArgs;
+
+/// Flags of `sockit get`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remote path.
+    pub remote: String,
+    /// Local destination (default: the remote name in the current directory; an existing
+    /// directory receives the file inside it).
+    pub local: Option<PathBuf>,
+    /// Continue an interrupted download (a changed remote file is detected and restarted).
+    #[arg(long)]
+    pub resume: bool,
+    /// Download a whole directory tree.
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Downloads.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let name = remote_basename(&args.remote);
+    if name.is_empty() && args.local.is_none() {
+        return usage("give a LOCAL destination when downloading the data root");
+    }
+    let mut local = args.local.clone().unwrap_or_else(|| PathBuf::from(name));
+    if local.is_dir() && !name.is_empty() {
+        local = local.join(name);
+    }
+    let mut client = framed_conn::files(g).await?;
+    let mut bar = Bar::new(g.quiet);
+    let opts = GetOptions {
+        resume: args.resume,
+    };
+    if args.recursive {
+        let r = client
+            .get_tree(&args.remote, &local, opts, &mut bar)
+            .await?;
+        for s in &r.skipped {
+            eprintln!("sockit: skipped {s}");
+        }
+        if !g.quiet {
+            eprintln!(
+                "{} files, {} directories, {} bytes into {}",
+                r.files,
+                r.dirs,
+                r.bytes,
+                local.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = client.get(&args.remote, &local, opts, &mut bar).await?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({"local": r.local, "size": r.size, "received": r.received,
+                "resumed_from": r.resumed_from, "restarted": r.restarted, "blake3": r.blake3})
+        );
+    } else if !g.quiet {
+        let resumed = if r.resumed_from > 0 {
+            format!(" (resumed at {})", r.resumed_from)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{} bytes → {}{resumed}, blake3 {} verified",
+            r.size,
+            r.local.display(),
+            r.blake3
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

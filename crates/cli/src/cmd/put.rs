@@ -1,0 +1,99 @@
+//! `sockit put LOCAL [REMOTE]`: upload a file (or, with -r, a tree), verified by BLAKE3.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sockit_files::client::{remote_join, PutOptions};
+
+use crate::cmd::framed_conn;
+use crate::cmd::progress::Bar;
+use crate::exit::usage;
+use crate::global::GlobalArgs;
+
+/// Flags of `sockit put`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Local file (or directory with -r).
+    pub local: PathBuf,
+    /// Remote path (default: the local name in the data root; an existing remote directory
+    /// or a path ending in `/` receives the file inside it).
+    pub remote: Option<String>,
+    /// Continue an interrupted upload from what the server has staged.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace existing remote files.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Upload a whole directory tree.
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Uploads.
+pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let Some(name) = args
+        .local
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+    else {
+        return usage(format!(
+            "{}: no such file, or its name is not UTF-8",
+            args.local.display()
+        ));
+    };
+    if args.local.is_dir() && !args.recursive {
+        return usage(format!(
+            "{} is a directory; use put -r",
+            args.local.display()
+        ));
+    }
+    let mut client = framed_conn::files(g).await?;
+    let remote = match &args.remote {
+        None => name.clone(),
+        Some(r) if r.ends_with('/') => remote_join(r, &name),
+        Some(r) => match client.stat(r, false).await {
+            Ok(st) if st.kind == "dir" => remote_join(r, &name),
+            _ => r.clone(),
+        },
+    };
+    let mut bar = Bar::new(g.quiet);
+    let opts = PutOptions {
+        resume: args.resume,
+        overwrite: args.overwrite,
+    };
+    if args.recursive && args.local.is_dir() {
+        let r = client
+            .put_tree(&args.local, &remote, opts, &mut bar)
+            .await?;
+        for s in &r.skipped {
+            eprintln!("sockit: skipped {s}");
+        }
+        if !g.quiet {
+            eprintln!(
+                "{} files, {} directories, {} bytes → {remote}",
+                r.files, r.dirs, r.bytes
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = client.put(&args.local, &remote, opts, &mut bar).await?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({"remote": r.remote, "size": r.size, "sent": r.sent,
+                "resumed_from": r.resumed_from, "restarted": r.restarted, "blake3": r.blake3})
+        );
+    } else if !g.quiet {
+        let resumed = if r.resumed_from > 0 {
+            format!(" (resumed at {})", r.resumed_from)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{} bytes → {}{resumed}, blake3 {} verified",
+            r.size, r.remote, r.blake3
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

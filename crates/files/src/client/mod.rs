@@ -1,0 +1,245 @@
+//! The client side of the file service: what `sockit ls/stat/get/put/rm/mkdir` call.
+//!
+//! Transfers stream between disk and socket on a blocking thread, hash as they go, and are
+//! verified end to end: a download lands in a hidden `.NAME.sockit-part` file next to its
+//! destination and is renamed into place only when its BLAKE3 matches the server's; an
+//! upload sends its hash in a `commit` frame after the body, and the server promotes it
+//! only if its own hash agrees.
+
+mod get;
+mod put;
+mod tree;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sockit_wire::{Client, ClientError, ErrorCode, Header, Key};
+
+pub use crate::cmd::ls::Entry;
+pub use crate::cmd::stat::StatInfo;
+pub use get::{GetOptions, GetReport};
+pub use put::{PutOptions, PutReport};
+pub use tree::TreeReport;
+
+/// A file-service client failure.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesClientError {
+    /// The connection or the server failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Local {
+        /// The local path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// What arrived does not hash to what the server announced.
+    #[error("{0}")]
+    Verify(String),
+    /// The transfer stopped part way; what arrived is kept for `--resume`.
+    #[error("{0}")]
+    Interrupted(String),
+    /// The server answered something this client does not understand.
+    #[error("unexpected reply from server: {0}")]
+    Protocol(String),
+    /// An earlier transfer on this connection was abandoned mid-body.
+    #[error("the connection is out of step after an abandoned transfer; reconnect")]
+    Broken,
+}
+
+impl FilesClientError {
+    /// Wraps a local I/O error with its path.
+    pub fn local(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Local {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The server's error code, when the server refused.
+    pub fn remote_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Client(ClientError::Remote { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Progress of one transfer (the CLI draws a bar; tests and scripts use [`NoProgress`]).
+pub trait Progress: Send {
+    /// A transfer of `name` starts: `total` bytes, of which `done` are already there.
+    fn start(&mut self, name: &str, total: u64, done: u64);
+    /// `n` more bytes moved.
+    fn advance(&mut self, n: u64);
+    /// The transfer ended (successfully or not).
+    fn finish(&mut self);
+    /// A note for the user (e.g. "remote file changed; restarting").
+    fn warn(&mut self, message: &str);
+}
+
+/// Reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&mut self, _: &str, _: u64, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+    fn warn(&mut self, _: &str) {}
+}
+
+/// A connected file-service client.
+#[derive(Debug)]
+pub struct FilesClient {
+    client: Client,
+    /// Set when a transfer stopped mid-body: the server still expects bytes.
+    broken: bool,
+}
+
+impl FilesClient {
+    /// Wraps a connected client.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            broken: false,
+        }
+    }
+
+    /// Connects and authenticates.
+    ///
+    /// # Errors
+    /// Connection, handshake or timeout errors.
+    pub async fn connect(
+        addr: &str,
+        key: Option<&Key>,
+        timeout: Duration,
+    ) -> Result<Self, FilesClientError> {
+        Ok(Self::new(Client::connect(addr, key, timeout).await?))
+    }
+
+    /// The underlying framed client.
+    pub fn inner(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    pub(crate) async fn request(&mut self, req: &Header) -> Result<Header, FilesClientError> {
+        if self.broken {
+            return Err(FilesClientError::Broken);
+        }
+        Ok(self.client.request(req).await?)
+    }
+
+    /// Lists a directory (every page).
+    ///
+    /// # Errors
+    /// The server refused (`not_found`, `denied`, ...) or the connection failed.
+    pub async fn ls(&mut self, path: &str) -> Result<Vec<Entry>, FilesClientError> {
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        // Each page holds at least one entry, so this ends; the cap guards a broken server.
+        for _ in 0..1_000_000 {
+            let reply = self
+                .request(
+                    &Header::request("ls")
+                        .with("path", path)
+                        .with("offset", offset),
+                )
+                .await?;
+            let entries: Vec<Entry> = reply
+                .get("entries")
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| FilesClientError::Protocol(format!("ls entries: {e}")))?
+                .unwrap_or_default();
+            out.extend(entries);
+            match reply.get_u64("next") {
+                Some(n) if n > offset => offset = n,
+                _ => return Ok(out),
+            }
+        }
+        Err(FilesClientError::Protocol("ls never ended".into()))
+    }
+
+    /// Stats a path; with `hash`, the server computes the BLAKE3 if it does not know it.
+    ///
+    /// # Errors
+    /// The server refused or the connection failed.
+    pub async fn stat(&mut self, path: &str, hash: bool) -> Result<StatInfo, FilesClientError> {
+        let reply = self
+            .request(
+                &Header::request("stat")
+                    .with("path", path)
+                    .with("hash", hash),
+            )
+            .await?;
+        let stat = reply
+            .get("stat")
+            .cloned()
+            .ok_or_else(|| FilesClientError::Protocol("stat reply has no `stat`".into()))?;
+        serde_json::from_value(stat).map_err(|e| FilesClientError::Protocol(format!("stat: {e}")))
+    }
+
+    /// Creates a directory (`parents`: like `mkdir -p`).
+    ///
+    /// # Errors
+    /// The server refused or the connection failed.
+    pub async fn mkdir(&mut self, path: &str, parents: bool) -> Result<(), FilesClientError> {
+        self.request(
+            &Header::request("mkdir")
+                .with("path", path)
+                .with("parents", parents),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a file or (with `recursive`) a directory tree.
+    ///
+    /// # Errors
+    /// The server refused or the connection failed.
+    pub async fn rm(&mut self, path: &str, recursive: bool) -> Result<(), FilesClientError> {
+        self.request(
+            &Header::request("rm")
+                .with("path", path)
+                .with("recursive", recursive),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The last component of a remote path (`""` for the root).
+pub fn remote_basename(remote: &str) -> &str {
+    remote
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+}
+
+/// Joins remote path components with `/`.
+pub fn remote_join(dir: &str, name: &str) -> String {
+    let dir = dir.trim_end_matches('/');
+    if dir.is_empty() || dir == "." {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basenames() {
+        assert_eq!(remote_basename("a/b.txt"), "b.txt");
+        assert_eq!(remote_basename("a/dir/"), "dir");
+        assert_eq!(remote_basename("x"), "x");
+        assert_eq!(remote_join("", "x"), "x");
+        assert_eq!(remote_join("d/", "x"), "d/x");
+    }
+}

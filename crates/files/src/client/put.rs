@@ -1,0 +1,212 @@
+//! Uploading one file: stream it while hashing, then `commit` the hash.
+//!
+//! The file is read once: a blocking thread reads 1 MiB chunks, hashes them and hands them
+//! to the socket; the hash goes in a `commit` frame after the body (`trailer: true`), so
+//! the server promotes the upload only if both sides hashed the same bytes. With `resume`,
+//! the server's staged size (from `stat`) is the starting offset; the local prefix is
+//! hashed but not sent. If the staged prefix turns out not to match the local file (the
+//! server reports a hash mismatch), the upload restarts once from 0.
+
+use std::path::Path;
+
+use futures::FutureExt;
+use sockit_wire::{ClientError, ErrorCode, Header, Incoming};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{FilesClient, FilesClientError, Progress};
+use crate::disk::DiskSource;
+
+/// How to upload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    /// Continue an interrupted upload from what the server has staged.
+    pub resume: bool,
+    /// Replace an existing remote file.
+    pub overwrite: bool,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutReport {
+    /// The remote path as the server stored it.
+    pub remote: String,
+    /// The file's size.
+    pub size: u64,
+    /// Bytes sent this time.
+    pub sent: u64,
+    /// Where this transfer started (non-zero when resumed).
+    pub resumed_from: u64,
+    /// Whether a staged prefix was found not to match and the upload started over.
+    pub restarted: bool,
+    /// The verified BLAKE3, hex.
+    pub blake3: String,
+}
+
+impl FilesClient {
+    /// Uploads `local` to `remote` (a file path on the server).
+    ///
+    /// # Errors
+    /// The server refused (`exists`, `busy`, `too_large`, `denied`, disk full, hash
+    /// mismatch), the connection failed (the server keeps what arrived for `resume`), or
+    /// the local file could not be read.
+    pub async fn put(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: PutOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<PutReport, FilesClientError> {
+        let meta = std::fs::metadata(local).map_err(|e| FilesClientError::local(local, e))?;
+        if meta.is_dir() {
+            return Err(FilesClientError::local(
+                local,
+                std::io::Error::other("is a directory; use put -r for directory trees"),
+            ));
+        }
+        let size = meta.len();
+        let mut offset = 0;
+        if opts.resume {
+            match self.stat(remote, false).await {
+                Ok(st) => {
+                    if let Some(p) = st.partial.filter(|&p| p <= size && !st.uploading) {
+                        offset = p;
+                    }
+                }
+                Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let first = self
+            .put_from(local, remote, size, offset, opts, progress)
+            .await;
+        match first {
+            Err(FilesClientError::Client(ClientError::Remote { code, message }))
+                if offset > 0
+                    && code == ErrorCode::BadRequest
+                    && message.contains("blake3 mismatch") =>
+            {
+                progress.warn(&format!(
+                    "the server's partial upload of {remote} does not match {}; starting over",
+                    local.display()
+                ));
+                let r = self
+                    .put_from(local, remote, size, 0, opts, progress)
+                    .await?;
+                Ok(PutReport {
+                    restarted: true,
+                    ..r
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn put_from(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        size: u64,
+        offset: u64,
+        opts: PutOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<PutReport, FilesClientError> {
+        if self.broken {
+            return Err(FilesClientError::Broken);
+        }
+        let file = std::fs::File::open(local).map_err(|e| FilesClientError::local(local, e))?;
+        let len = size - offset;
+        let req = Header::request("put")
+            .with("path", remote)
+            .with("size", len)
+            .with("offset", offset)
+            .with("overwrite", opts.overwrite)
+            .with("trailer", true);
+        let conn = self.client.connection();
+        conn.send(&req).await.map_err(ClientError::from)?;
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        progress.start(&name, size, offset);
+        let mut source = DiskSource::spawn(file, offset, len, true);
+        let mut sent = 0u64;
+        let outcome: Result<(), FilesClientError> = async {
+            loop {
+                let chunk = match source.next().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(FilesClientError::local(local, e)),
+                };
+                conn.stream_mut()
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| ClientError::from(sockit_wire::FrameError::Io(e)))?;
+                sent += chunk.len() as u64;
+                progress.advance(chunk.len() as u64);
+                // A refusal can arrive while we send (exists, disk full, ...): stop early.
+                if let Some(early) = conn.read_header().now_or_never() {
+                    return Err(match early.map_err(ClientError::from)? {
+                        Some(Incoming::Header(h)) => match h.as_error() {
+                            Some((code, message)) => ClientError::Remote { code, message }.into(),
+                            None => FilesClientError::Protocol(format!(
+                                "unexpected {h:?} during upload"
+                            )),
+                        },
+                        Some(Incoming::Invalid(e)) => FilesClientError::Protocol(e.to_string()),
+                        None => ClientError::Closed.into(),
+                    });
+                }
+            }
+        }
+        .await;
+        progress.finish();
+        if let Err(e) = outcome {
+            if sent < len {
+                // The server still expects body bytes: this connection cannot be reused.
+                self.broken = true;
+            }
+            if let FilesClientError::Client(ClientError::Frame(_) | ClientError::Closed) = e {
+                return Err(FilesClientError::Interrupted(format!(
+                    "upload of {} interrupted after {} of {size} bytes ({e}); run again with --resume to continue",
+                    local.display(),
+                    offset + sent
+                )));
+            }
+            return Err(e);
+        }
+        let conn = self.client.connection();
+        conn.stream_mut()
+            .flush()
+            .await
+            .map_err(|e| ClientError::from(sockit_wire::FrameError::Io(e)))?;
+        let hash = source
+            .finish()
+            .await
+            .map_err(|e| FilesClientError::local(local, e))?
+            .ok_or_else(|| FilesClientError::local(local, std::io::Error::other("hash missing")))?;
+        let commit = Header::request("commit").with("blake3", hash.to_hex().as_str());
+        let reply = self.request(&commit).await?;
+        let stored = reply
+            .get("stored")
+            .ok_or_else(|| FilesClientError::Protocol("put reply has no `stored`".into()))?;
+        let server_hash = stored.get("blake3").and_then(|v| v.as_str()).unwrap_or("");
+        if server_hash != hash.to_hex().as_str() {
+            return Err(FilesClientError::Verify(format!(
+                "server stored {remote} with blake3 {server_hash}, expected {}",
+                hash.to_hex()
+            )));
+        }
+        Ok(PutReport {
+            remote: stored
+                .get("path")
+                .and_then(|v| v.as_str())
+                .unwrap_or(remote)
+                .to_owned(),
+            size,
+            sent,
+            resumed_from: offset,
+            restarted: false,
+            blake3: hash.to_hex().to_string(),
+        })
+    }
+}

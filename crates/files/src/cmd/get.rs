@@ -1,0 +1,104 @@
+//! `get {path, offset?}` → `{filename, path, size, filesize, total, offset, blake3, mtime}`
+//! + the file's bytes from `offset`.
+//!
+//! `size` (= `filesize`) is the body length, `total - offset`; `blake3` is the hash of the
+//! whole file, so a resumed download is verified end to end. The hash comes from the
+//! [`HashCache`](crate::hash_cache::HashCache) (recorded when the file was uploaded), or is
+//! computed once on the first `get` of a file that arrived by other means. The body is read
+//! from disk by a blocking thread in 1 MiB chunks and written straight to the socket.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
+use sockit_wire::{FrameError, Header};
+use tokio::io::AsyncWriteExt;
+
+use crate::cmd::{path_arg, u64_arg};
+use crate::disk::{hash_prefix, DiskSource};
+use crate::error::FilesError;
+use crate::root::{blocking, mtime_secs, FilesRoot};
+
+/// The `get` command.
+#[derive(Debug)]
+pub struct Get {
+    /// The data root.
+    pub root: Arc<FilesRoot>,
+}
+
+#[async_trait]
+impl Command for Get {
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        session: &Session,
+    ) -> Result<(), CommandError> {
+        let path = path_arg(&req, &["path", "filename"], false)?;
+        let offset = u64_arg(&req, "offset")?.unwrap_or(0);
+        let p = path.clone();
+        let (file, total, hash, mtime) = blocking(&self.root, move |root| {
+            let file = root
+                .dir()
+                .open(p.to_path())
+                .map_err(|e| FilesError::io(&p, e))?;
+            let meta = file.metadata().map_err(|e| FilesError::io(&p, e))?;
+            if meta.is_dir() {
+                return Err(FilesError::BadRequest(format!(
+                    "{p} is a directory; use get -r for directory trees"
+                )));
+            }
+            if offset > meta.len() {
+                return Err(FilesError::BadRequest(format!(
+                    "offset {offset} is past the end of {p} ({} bytes); the file changed, download it again",
+                    meta.len()
+                )));
+            }
+            let key = FilesRoot::file_key(&p, &meta);
+            let mut file = file.into_std();
+            let hash = match root.hashes().get(&key) {
+                Some(h) => h,
+                None => {
+                    let h = hash_prefix(&mut file, meta.len())
+                        .map_err(|e| FilesError::io(&p, e))?
+                        .finalize();
+                    root.hashes().insert(key, h);
+                    h
+                }
+            };
+            Ok((file, meta.len(), hash, mtime_secs(&meta)))
+        })
+        .await?;
+        let len = total - offset;
+        let reply = Header::ok()
+            .with("filename", path.file_name().unwrap_or(""))
+            .with("path", path.as_string())
+            .with("size", len)
+            .with("filesize", len)
+            .with("total", total)
+            .with("offset", offset)
+            .with("blake3", hash.to_hex().as_str())
+            .with("mtime", mtime);
+        conn.send(&reply).await?;
+        let started = std::time::Instant::now();
+        let mut source = DiskSource::spawn(file, offset, len, false);
+        let stream = conn.stream_mut();
+        loop {
+            let chunk = match source.next().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    // The header promised `len` bytes we cannot deliver: the stream is out of
+                    // sync, so the connection must close (the client sees a short body).
+                    tracing::warn!(peer = %session.peer, %path, error = %e, "get aborted");
+                    return Err(FrameError::Io(e).into());
+                }
+            };
+            stream.write_all(&chunk).await?;
+        }
+        stream.flush().await?;
+        let _ = source.finish().await;
+        tracing::info!(peer = %session.peer, %path, bytes = len, offset, secs = started.elapsed().as_secs_f64(), "get done");
+        Ok(())
+    }
+}

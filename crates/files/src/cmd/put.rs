@@ -1,0 +1,255 @@
+//! `put {filename|path, size|filesize, offset?, blake3?, overwrite?, trailer?}` + body →
+//! `{stored:{path,size,blake3}}`.
+//!
+//! The body streams into the path's staging file (hashed as it arrives, never buffered
+//! whole), is fsynced, checked against the client's hash when one is given, and only then
+//! moved into place. A hash can come in the header (`blake3`, when the client knew it up
+//! front) or, with `trailer: true`, in a `{cmd:"commit", blake3}` frame right after the body
+//! (so the client can hash while it sends instead of reading its file twice). A transfer
+//! cut short keeps its staging file: `put` with `offset` = the staged size resumes it.
+//! Refusals (`exists`, `busy`, `too_large`, `denied`, disk full) are sent as soon as they
+//! are known, before the body is consumed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
+use sockit_wire::{Header, Incoming};
+
+use crate::cmd::{bool_arg, path_arg, reply_now, u64_arg};
+use crate::disk::DiskSink;
+use crate::error::FilesError;
+use crate::path::RelPath;
+use crate::root::{blocking, FilesRoot};
+
+/// The `put` command.
+#[derive(Debug)]
+pub struct Put {
+    /// The data root.
+    pub root: Arc<FilesRoot>,
+}
+
+/// The parsed request.
+struct PutRequest {
+    path: RelPath,
+    offset: u64,
+    len: u64,
+    blake3: Option<blake3::Hash>,
+    overwrite: bool,
+    trailer: bool,
+}
+
+fn parse(req: &Header, len: u64) -> Result<PutRequest, FilesError> {
+    let path = path_arg(req, &["path", "filename"], false)?;
+    if path.is_root() {
+        return Err(FilesError::BadRequest(
+            "put needs a file name, not the root".into(),
+        ));
+    }
+    let blake3 = match req.get("blake3") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(|s| blake3::Hash::from_hex(s).ok())
+                .ok_or_else(|| FilesError::BadRequest("`blake3` must be 64 hex digits".into()))?,
+        ),
+    };
+    Ok(PutRequest {
+        path,
+        offset: u64_arg(req, "offset")?.unwrap_or(0),
+        len,
+        blake3,
+        overwrite: bool_arg(req, "overwrite")?,
+        trailer: bool_arg(req, "trailer")?,
+    })
+}
+
+/// Checks the target before any byte is written and opens the staging file.
+fn prepare(root: &FilesRoot, req: &PutRequest) -> Result<std::fs::File, FilesError> {
+    let path = &req.path;
+    match root.dir().metadata(path.to_path()) {
+        Ok(m) if m.is_dir() => {
+            return Err(FilesError::BadRequest(format!(
+                "{path} is a directory; put the file inside it"
+            )))
+        }
+        Ok(_) if !req.overwrite => return Err(FilesError::Exists(path.clone())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(FilesError::io(path, e)),
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+        match root.dir().metadata(parent.to_path()) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(FilesError::BadRequest(format!(
+                    "{parent} is not a directory"
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FilesError::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("directory {parent} does not exist; create it with mkdir -p"),
+                    ),
+                ))
+            }
+            Err(e) => return Err(FilesError::io(&parent, e)),
+        }
+    }
+    root.open_staging(path, req.offset)
+}
+
+/// Reads the `commit` frame that follows the body of a `trailer: true` upload.
+async fn read_commit(conn: &mut ServerConnection) -> Result<Option<blake3::Hash>, FilesError> {
+    match conn.read_header().await {
+        Ok(Some(Incoming::Header(h))) if h.cmd() == Some("commit") => h
+            .get_str("blake3")
+            .and_then(|s| blake3::Hash::from_hex(s).ok())
+            .map(Some)
+            .ok_or_else(|| FilesError::BadRequest("`commit` needs `blake3`: 64 hex digits".into())),
+        Ok(Some(_)) => Err(FilesError::BadRequest(
+            "expected {\"cmd\":\"commit\",\"blake3\":...} after the body of a trailer upload"
+                .into(),
+        )),
+        Ok(None) | Err(_) => Ok(None),
+    }
+}
+
+/// Refuses an upload at once. For a `trailer` upload the rest of the body and its `commit`
+/// frame are then consumed here, so the connection stays in step for the next request (a
+/// client that stops sending instead must close the connection).
+async fn refuse(
+    conn: &mut ServerConnection,
+    err: FilesError,
+    expect_commit: bool,
+) -> Result<(), CommandError> {
+    reply_now(conn, err).await?;
+    if expect_commit {
+        conn.discard_body().await?;
+        match conn.read_header().await? {
+            Some(Incoming::Header(h)) if h.cmd() == Some("commit") => {}
+            None => {}
+            Some(_) => {
+                conn.send(&Header::error(
+                    sockit_wire::ErrorCode::BadRequest,
+                    "expected the `commit` frame of the refused upload",
+                ))
+                .await?
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Command for Put {
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        session: &Session,
+    ) -> Result<(), CommandError> {
+        let trailer = req.get_bool("trailer").unwrap_or(false);
+        let req = match parse(&req, conn.body_remaining()) {
+            Ok(r) => r,
+            Err(e) => return refuse(conn, e, trailer).await,
+        };
+        let total = req.offset.saturating_add(req.len);
+        let limit = self.root.config().max_upload;
+        if total > limit {
+            return refuse(conn, FilesError::TooLarge { size: total, limit }, trailer).await;
+        }
+        let guard = match self.root.claim_upload(&req.path) {
+            Ok(g) => g,
+            Err(e) => return refuse(conn, e, trailer).await,
+        };
+        let req = Arc::new(req);
+        let r = req.clone();
+        let file = match blocking(&self.root, move |root| prepare(root, &r)).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Free the path before skipping the rest of the body.
+                drop(guard);
+                return refuse(conn, e, trailer).await;
+            }
+        };
+        let path = req.path.clone();
+        let started = std::time::Instant::now();
+        let mut sink = DiskSink::spawn(file, req.offset);
+        loop {
+            match conn.read_body_chunk().await {
+                Ok(Some(chunk)) => {
+                    if sink.write(chunk).await.is_err() {
+                        let e = match sink.finish(false).await {
+                            Err(e) => e,
+                            Ok(_) => std::io::Error::other("disk writer stopped"),
+                        };
+                        drop(guard);
+                        return refuse(conn, FilesError::io(&path, e), trailer).await;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The client went away mid-body: keep what arrived so `offset` resumes it.
+                    let kept = sink.finish(false).await.map(|d| d.written).unwrap_or(0);
+                    tracing::info!(peer = %session.peer, %path, received = kept, error = %e, "upload interrupted; staged for resume");
+                    return Err(e.into());
+                }
+            }
+        }
+        let done = match sink.finish(true).await {
+            Ok(d) => d,
+            Err(e) => {
+                drop(guard);
+                return refuse(conn, FilesError::io(&path, e), trailer).await;
+            }
+        };
+        drop(done.file);
+        let hash = done.hasher.finalize();
+        let mut expected = req.blake3;
+        if req.trailer {
+            match read_commit(conn).await {
+                Ok(Some(h)) => expected = Some(h),
+                Ok(None) => {
+                    tracing::info!(peer = %session.peer, %path, "client left before commit; staged for resume");
+                    return Ok(());
+                }
+                Err(e) => return reply_now(conn, e).await,
+            }
+        }
+        if let Some(exp) = expected {
+            if exp != hash {
+                self.root.discard_staging(&path);
+                let e = FilesError::HashMismatch {
+                    path: path.clone(),
+                    expected: exp.to_hex().to_string(),
+                    actual: hash.to_hex().to_string(),
+                };
+                return reply_now(conn, e).await;
+            }
+        }
+        let (p, overwrite) = (path.clone(), req.overwrite);
+        let promoted = blocking(&self.root, move |root| {
+            root.promote(&p, overwrite)?;
+            if let Ok(meta) = root.dir().metadata(p.to_path()) {
+                root.hashes().insert(FilesRoot::file_key(&p, &meta), hash);
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = promoted {
+            return reply_now(conn, e).await;
+        }
+        drop(guard);
+        tracing::info!(peer = %session.peer, %path, bytes = total, received = done.written, offset = req.offset, secs = started.elapsed().as_secs_f64(), "put done");
+        let stored = serde_json::json!({
+            "path": path.as_string(),
+            "size": total,
+            "blake3": hash.to_hex().as_str(),
+        });
+        conn.send(&Header::ok().with("stored", stored)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! The sockit file service: `ls`, `stat`, `get`, `put`, `rm`, `mkdir` over the framed
+//! protocol, confined to a data root with a capability filesystem, resumable, and verified
+//! end to end with BLAKE3.
+//!
+//! - [`path`]: what a client may name (pure parsing, the first fence);
+//! - [`root`]: the data root as a `cap-std` directory (the second fence), the staging area,
+//!   the upload registry and the hash cache;
+//! - [`disk`]: blocking reader/writer threads that stream between disk and the network
+//!   with large buffers, hashing as the bytes pass;
+//! - [`cmd`]: one server command per file, registered with [`cmd::register`];
+//! - [`client`]: the client side (what `sockit ls/get/put/...` call);
+//! - [`bench`]: `sockit lab bench files`.
+//!
+//! The wire format is documented in `docs/files.md`.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod client;
+pub mod cmd;
+pub mod disk;
+pub mod error;
+pub mod hash_cache;
+pub mod path;
+pub mod root;
+
+pub use client::{FilesClient, FilesClientError, Progress};
+pub use error::FilesError;
+pub use path::{PathError, RelPath};
+pub use root::{FilesConfig, FilesRoot};
