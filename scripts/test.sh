@@ -18,6 +18,7 @@ atftp atftp
 curl curl
 tmux tmux
 irssi irssi
+ngircd ngircd
 chromium chromium
 "
 

@@ -24,6 +24,31 @@ pub enum ServiceBench {
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
     },
+    /// IRC load: clients in one channel and in many small ones at a fixed total PRIVMSG
+    /// rate; delivered/s and latency p50/p99, ngircd vs sockit's in-process server.
+    Chat {
+        /// Clients per scenario.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Channel counts, one scenario each (clients spread evenly).
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 100])]
+        channels: Vec<usize>,
+        /// Total PRIVMSG rate over all clients, messages per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Send window per scenario.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// The ngircd binary.
+        #[arg(long, default_value = "ngircd")]
+        ngircd: PathBuf,
+        /// Skip ngircd (sockit only).
+        #[arg(long)]
+        no_ngircd: bool,
+        /// Directory for chat.json and chat.md.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
     /// 100 MiB over loopback: tftp-hpa ↔ tftpd-hpa vs sockit (needs tftp-hpa and tftpd-hpa).
     Tftp {
         /// File size in MiB.
@@ -46,6 +71,38 @@ pub enum ServiceBench {
 /// Runs one service benchmark.
 pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match target {
+        ServiceBench::Chat {
+            clients,
+            channels,
+            rate,
+            duration,
+            ngircd,
+            no_ngircd,
+            out,
+        } => {
+            let config = sockit_chat::bench::BenchConfig {
+                clients,
+                channels,
+                rate,
+                duration,
+                ngircd: (!no_ngircd).then(|| find_ngircd(ngircd)),
+                out_dir: Some(out.clone()),
+            };
+            let report = sockit_chat::bench::run(&config)
+                .await
+                .context("chat benchmark")?;
+            if g.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.markdown);
+                println!(
+                    "written: {} and {}",
+                    out.join("chat.json").display(),
+                    out.join("chat.md").display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ServiceBench::Files { size, dir, out } => {
             let exe = std::env::current_exe().context("cannot find the sockit binary")?;
             let opts = sockit_files::bench::BenchOptions {
@@ -95,4 +152,17 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A bare `ngircd` also looked up in the sbin directories (often not on a user's PATH).
+fn find_ngircd(bin: PathBuf) -> PathBuf {
+    if bin.components().count() > 1 {
+        return bin;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|d| d.join(&bin))
+        .find(|p| p.is_file())
+        .unwrap_or(bin)
 }
