@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod atomic;
+pub mod bench;
 pub mod catalog;
 pub mod classic;
 pub mod client;

@@ -49,6 +49,22 @@ pub enum ServiceBench {
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
     },
+    /// Reader over loopback HTTP: PDF page render p50/p99 cold and cached, TXT pages, and
+    /// concurrent readers paging through books.
+    Reader {
+        /// Pages of the generated PDF (the TXT gets about as many).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        pages: u32,
+        /// Concurrent readers.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        readers: u64,
+        /// Seconds the concurrent readers page.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        duration: u64,
+        /// Directory for reader.json and reader.md.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
     /// 100 MiB over loopback: tftp-hpa ↔ tftpd-hpa vs sockit (needs tftp-hpa and tftpd-hpa).
     Tftp {
         /// File size in MiB.
@@ -122,6 +138,34 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                     "written: {} and {}",
                     out.join("files.json").display(),
                     out.join("files.md").display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ServiceBench::Reader {
+            pages,
+            readers,
+            duration,
+            out,
+        } => {
+            let config = sockit_reader::bench::BenchConfig {
+                pages,
+                readers: usize::try_from(readers)?,
+                duration: std::time::Duration::from_secs(duration),
+                out_dir: Some(out.clone()),
+                ..sockit_reader::bench::BenchConfig::default()
+            };
+            let report = sockit_reader::bench::run(&config)
+                .await
+                .context("reader benchmark")?;
+            if g.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.markdown);
+                println!(
+                    "written: {} and {}",
+                    out.join("reader.json").display(),
+                    out.join("reader.md").display()
                 );
             }
             Ok(ExitCode::SUCCESS)
