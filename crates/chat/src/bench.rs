@@ -561,10 +561,8 @@ async fn client(
                             .await
                             .map_err(|e| fail(format!("write: {e}")))?;
                     }
-                    "366" => {
-                        if permit.take().is_some() {
-                            let _ = joined_tx.try_send(());
-                        }
+                    "366" if permit.take().is_some() => {
+                        let _ = joined_tx.try_send(());
                     }
                     "ERROR" => return Err(fail(format!("ERROR {}", msg.param(0).unwrap_or("")))),
                     c if c.len() == 3 && c != "422" && (c.starts_with('4') || c.starts_with('5')) => {
