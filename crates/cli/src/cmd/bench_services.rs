@@ -107,16 +107,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             let report = sockit_chat::bench::run(&config)
                 .await
                 .context("chat benchmark")?;
-            if g.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{}", report.markdown);
-                println!(
-                    "written: {} and {}",
-                    out.join("chat.json").display(),
-                    out.join("chat.md").display()
-                );
-            }
+            print_report(g, &report, &format!("{}\n", report.markdown), &out, "chat")?;
             Ok(ExitCode::SUCCESS)
         }
         ServiceBench::Files { size, dir, out } => {
@@ -130,16 +121,13 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             let report = sockit_files::bench::run(&opts)
                 .await
                 .context("files benchmark")?;
-            if g.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", sockit_files::bench::markdown(&report));
-                println!(
-                    "written: {} and {}",
-                    out.join("files.json").display(),
-                    out.join("files.md").display()
-                );
-            }
+            print_report(
+                g,
+                &report,
+                &sockit_files::bench::markdown(&report),
+                &out,
+                "files",
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         ServiceBench::Reader {
@@ -158,16 +146,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             let report = sockit_reader::bench::run(&config)
                 .await
                 .context("reader benchmark")?;
-            if g.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", report.markdown);
-                println!(
-                    "written: {} and {}",
-                    out.join("reader.json").display(),
-                    out.join("reader.md").display()
-                );
-            }
+            print_report(g, &report, &report.markdown, &out, "reader")?;
             Ok(ExitCode::SUCCESS)
         }
         ServiceBench::Tftp {
@@ -183,16 +162,13 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 out_dir: out,
             };
             let report = bench::run(&config).await.context("tftp benchmark")?;
-            if g.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{}", report.markdown);
-                println!(
-                    "written: {} and {}",
-                    config.out_dir.join("tftp.json").display(),
-                    config.out_dir.join("tftp.md").display()
-                );
-            }
+            print_report(
+                g,
+                &report,
+                &format!("{}\n", report.markdown),
+                &config.out_dir,
+                "tftp",
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -209,4 +185,26 @@ fn find_ngircd(bin: PathBuf) -> PathBuf {
         .map(|d| d.join(&bin))
         .find(|p| p.is_file())
         .unwrap_or(bin)
+}
+
+/// Prints a benchmark's result: its JSON with --json, else its markdown and where both
+/// files were written (`<out>/<name>.json` and `.md`).
+fn print_report(
+    g: &GlobalArgs,
+    report: &impl serde::Serialize,
+    markdown: &str,
+    out: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    if g.json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{markdown}");
+        println!(
+            "written: {} and {}",
+            out.join(format!("{name}.json")).display(),
+            out.join(format!("{name}.md")).display()
+        );
+    }
+    Ok(())
 }
