@@ -22,6 +22,8 @@ pub mod udp_room;
 pub mod ports {
     /// IRC (tcp).
     pub const IRC: u16 = 6667;
+    /// IRC over TLS (tcp; `sockit serve --tls`), the port ircds and clients use for TLS.
+    pub const IRC_TLS: u16 = 6697;
     /// The UDP chat room.
     pub const UDP_CHAT: u16 = 7788;
     /// LAN discovery (udp).

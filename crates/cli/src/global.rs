@@ -25,7 +25,8 @@ pub struct GlobalArgs {
     /// Machine-readable JSON output where the output is a table or a record.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Speak TLS to the framed port (the server runs with --tls).
+    /// Speak TLS (the server runs with --tls): to the framed port, to IRC on 6697
+    /// (`sockit chat`), to the reader's HTTPS on 8443 (`sockit read`).
     #[arg(long, global = true)]
     pub tls: bool,
     /// With --tls: trust only servers whose certificate chains to the CA certificates in FILE.
@@ -61,13 +62,10 @@ impl GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// How to connect to the framed port at `addr` (key, TLS trust).
-    pub fn connect_options(
-        &self,
-        addr: &str,
-        timeout: std::time::Duration,
-    ) -> anyhow::Result<ConnectOptions> {
-        let tls = if !self.tls {
+    /// How to trust the TLS server at `addr` when `tls` is on: --ca, --fingerprint, or
+    /// trust on first use with the known-hosts file.
+    pub fn trust(&self, addr: &str, tls: bool) -> anyhow::Result<Option<Trust>> {
+        Ok(if !tls {
             None
         } else if let Some(ca) = &self.ca {
             Some(Trust::ca_file(ca)?)
@@ -86,11 +84,19 @@ impl GlobalArgs {
                     .unwrap_or_else(Trust::default_known_hosts),
                 host: addr.to_owned(),
             })
-        };
+        })
+    }
+
+    /// How to connect to the framed port at `addr` (key, TLS trust).
+    pub fn connect_options(
+        &self,
+        addr: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<ConnectOptions> {
         Ok(ConnectOptions {
             key: self.load_key()?,
             timeout,
-            tls,
+            tls: self.trust(addr, self.tls)?,
         })
     }
 
@@ -100,20 +106,21 @@ impl GlobalArgs {
         let addr = self.server_addr(sockit_wire::FRAMED_PORT);
         let opts = self.connect_options(&addr, timeout)?;
         let client = Client::connect_with(&addr, &opts).await?;
-        if let Some((host, fp)) = client.recorded_host() {
-            eprintln!(
-                "sockit: trusting {host} on first use; its certificate fingerprint {fp} is now recorded in {}",
-                opts.tls
-                    .as_ref()
-                    .and_then(|t| match t {
-                        Trust::KnownHosts { file, .. } => Some(file.display().to_string()),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
-            );
-        }
+        tell_recorded(client.recorded_host(), opts.tls.as_ref());
         Ok(client)
     }
+}
+
+/// Tells the user on stderr that a host was trusted on first use and where it was recorded.
+pub fn tell_recorded(recorded: Option<&(String, Fingerprint)>, trust: Option<&Trust>) {
+    let Some((host, fp)) = recorded else { return };
+    let file = match trust {
+        Some(Trust::KnownHosts { file, .. }) => file.display().to_string(),
+        _ => String::new(),
+    };
+    eprintln!(
+        "sockit: trusting {host} on first use; its certificate fingerprint {fp} is now recorded in {file}"
+    );
 }
 
 /// Completes a server address with the default port when it has none.

@@ -667,3 +667,100 @@ fn discovery_across_network_namespaces_by_broadcast() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "[]");
 }
+
+/// A python `ssl` client that trusts exactly the server's certificate file: registers on the
+/// TLS port, joins #sec, says one line, quits, and prints the TLS version it got.
+const PYTHON_SSL_CLIENT: &str = r#"
+import socket, ssl, sys
+host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection((host, port), timeout=20))
+s.sendall(b"NICK pyssl\r\nUSER py 0 * :py\r\nJOIN #sec\r\n")
+buf = b""
+while b" 366 " not in buf:
+    chunk = s.recv(4096)
+    if not chunk:
+        sys.exit("closed before joining")
+    buf += chunk
+s.sendall(b"PRIVMSG #sec :from python over tls\r\nQUIT :done\r\n")
+while b"ERROR" not in buf:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(s.version())
+"#;
+
+#[test]
+fn irc_over_tls_shares_the_network_with_the_plain_port() {
+    let s = Serve::start(&["--only", "chat", "--tls"]);
+    let plain = s.addr("chat", "tcp");
+    let tls = s.addr("chat", "tls");
+    let cert = s.dir.path().join("root/.sockit/tls/cert.pem");
+    let mut raw = Raw::register(&plain, "plainuser", "#sec");
+
+    // python's ssl module, verifying the certificate file (no hostname check: the
+    // self-signed certificate names no host).
+    let (host, port) = common::host_port(&tls);
+    let o = common::run(
+        Command::new("python3")
+            .args(["-c", PYTHON_SSL_CLIENT, &host, &port])
+            .arg(&cert),
+        b"",
+        WAIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).starts_with("TLSv1."), "{}", stdout(&o));
+    raw.until(|l| l.starts_with(":pyssl!") && l.ends_with("PRIVMSG #sec :from python over tls"));
+
+    // sockit chat --tls, trusting on first use.
+    let kh = common::tmp_path(&s, "known_hosts");
+    let o = common::run(
+        sockit()
+            .args(["--server", &tls, "--tls", "--known-hosts"])
+            .arg(&kh)
+            .args(["chat", "--plain", "--nick", "tlsuser", "#sec"]),
+        b"from sockit over tls\n",
+        WAIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(stderr(&o).contains("trusting"), "{}", stderr(&o));
+    raw.until(|l| l.starts_with(":tlsuser!") && l.ends_with("PRIVMSG #sec :from sockit over tls"));
+
+    // A plain-text client on the TLS port reads why it is dropped; the port keeps serving.
+    let mut wrong = TcpStream::connect(&tls).unwrap();
+    wrong.set_read_timeout(Some(WAIT)).unwrap();
+    wrong.write_all(b"NICK oops\r\nUSER o 0 * :o\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = wrong.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("ERROR :") && answer.contains("this port speaks TLS"),
+        "{answer:?}"
+    );
+
+    // openssl s_client registers through TLS too.
+    let o = common::run(
+        Command::new("openssl").args(["s_client", "-connect", &tls, "-quiet", "-ign_eof"]),
+        b"NICK ossl\r\nUSER o 0 * :o\r\nQUIT\r\n",
+        WAIT,
+    );
+    assert!(stdout(&o).contains(" 001 ossl "), "{}", stdout(&o));
+
+    // irssi over TLS, driven in tmux, chats with the plain client.
+    let home = common::tmp_path(&s, "irssi-tls");
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux::start(
+        "irssi-tls",
+        &format!("irssi --home={} --nick=irtls", home.display()),
+    );
+    tmux.wait_for("(status)");
+    tmux.keys(&format!("/connect -tls -notls_verify {host} {port}"));
+    tmux.wait_for("Welcome to the sockit IRC Network");
+    tmux.keys("/join #sec");
+    raw.until(|l| l.starts_with(":irtls!") && l.ends_with("JOIN #sec"));
+    raw.send("PRIVMSG #sec :hello irssi over tls");
+    tmux.wait_for("hello irssi over tls");
+    tmux.keys("/quit done");
+    raw.until(|l| l.starts_with(":irtls!") && l.contains(" QUIT :"));
+}

@@ -68,3 +68,75 @@ fn serve_reader_addr_file_and_terminal_client() {
     );
     assert!(stdout(&out).contains("[2/"), "{}", stdout(&out));
 }
+
+#[test]
+fn reader_over_https_with_tls_only() {
+    let s = Serve::start(&["--only", "reader", "--tls-only"]);
+    assert!(
+        s.addrs["reader"].get("http").is_none(),
+        "--tls-only keeps plain HTTP closed: {}",
+        s.addrs
+    );
+    let https = s.addr("reader", "https");
+    let limit = Duration::from_secs(30);
+
+    // curl, like a browser that accepted the self-signed certificate.
+    let o = run(
+        std::process::Command::new("curl").args([
+            "-sS",
+            "--insecure",
+            &format!("https://{https}/api/books"),
+        ]),
+        b"",
+        limit,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let books: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        books["books"].as_array().is_some_and(|b| !b.is_empty()),
+        "{books}"
+    );
+
+    // Plain HTTP on the HTTPS port: 400 with a reason, and the port keeps serving.
+    let o = run(
+        std::process::Command::new("curl").args(["-sS", "-i", &format!("http://{https}/")]),
+        b"",
+        limit,
+    );
+    let text = stdout(&o);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("This port speaks HTTPS"), "{text}");
+
+    // sockit read with an https:// URL: trust on first use, then the catalog.
+    let kh = s.dir.path().join("known_hosts");
+    let o = run(
+        sockit()
+            .args(["--server", &format!("https://{https}"), "--known-hosts"])
+            .arg(&kh)
+            .args(["read", "--cache"])
+            .arg(s.dir.path().join("cache")),
+        b"q\n",
+        limit,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("山庙故事"), "{}", stdout(&o));
+    assert!(
+        common::stderr(&o).contains("trusting"),
+        "{}",
+        common::stderr(&o)
+    );
+
+    // A wrong pin is refused loudly.
+    let wrong = format!("SHA256:{}", "A".repeat(43));
+    let o = run(
+        sockit().args(["--server", &https, "--tls", "--fingerprint", &wrong, "read"]),
+        b"q\n",
+        limit,
+    );
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        common::stderr(&o).contains(&wrong),
+        "{}",
+        common::stderr(&o)
+    );
+}

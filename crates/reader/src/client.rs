@@ -1,12 +1,16 @@
 //! A small HTTP/1.1 client for the reader's JSON API (what `sockit read` and the tests
 //! use): one request per connection (`Connection: close`), bodies by `Content-Length`,
-//! chunked, or to EOF, with a size cap and a timeout.
+//! chunked, or to EOF, with a size cap and a timeout; HTTPS with sockit's trust rules
+//! (CA file, pinned fingerprint, or trust on first use).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use sockit_wire::client::dial;
+use sockit_wire::tls::{Fingerprint, Trust};
 
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Largest response accepted, in bytes.
 pub const MAX_RESPONSE: usize = 256 << 20;
@@ -23,6 +27,9 @@ pub enum ClientError {
         #[source]
         err: std::io::Error,
     },
+    /// Connecting (TCP, TLS, trust) failed.
+    #[error(transparent)]
+    Connect(#[from] sockit_wire::client::ClientError),
     /// The server did not answer in time.
     #[error("{0}: no answer in time")]
     Timeout(String),
@@ -60,26 +67,50 @@ impl Response {
     }
 }
 
-/// A client for one server (`HOST:PORT`, or `http://HOST:PORT`).
+/// A host recorded in the known-hosts file on first use.
+type Recorded = Arc<Mutex<Option<(String, Fingerprint)>>>;
+
+/// A client for one server (`HOST:PORT`, or `http://HOST:PORT`; HTTPS with [`Client::with_tls`]).
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: String,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    tls: Option<Trust>,
+    recorded: Recorded,
+}
+
+/// Splits `https://HOST:PORT/` or `http://HOST:PORT` into whether it is HTTPS and the
+/// address; anything else is taken as a bare address.
+pub fn split_url(server: &str) -> (bool, &str) {
+    let server = server.trim_end_matches('/');
+    match server.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, server.strip_prefix("http://").unwrap_or(server)),
+    }
 }
 
 impl Client {
-    /// A client for `server`.
+    /// A client for `server` (plain HTTP; see [`Client::with_tls`]).
     pub fn new(server: &str) -> Self {
-        let addr = server
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
         Self {
-            addr,
+            addr: split_url(server).1.to_owned(),
             headers: Vec::new(),
             timeout: Duration::from_secs(60),
+            tls: None,
+            recorded: Recorded::default(),
         }
+    }
+
+    /// Speaks HTTPS, trusting the server as `trust` says.
+    pub fn with_tls(mut self, trust: Trust) -> Self {
+        self.tls = Some(trust);
+        self
+    }
+
+    /// The host this client recorded in its known-hosts file on first use, once.
+    pub fn take_recorded(&self) -> Option<(String, Fingerprint)> {
+        self.recorded.lock().ok().and_then(|mut r| r.take())
     }
 
     /// Adds a header sent with every request.
@@ -121,7 +152,13 @@ impl Client {
             addr: self.addr.clone(),
             err,
         };
-        let mut s = TcpStream::connect(&self.addr).await.map_err(io)?;
+        let dialed = dial(&self.addr, self.tls.as_ref()).await?;
+        if let Some(rec) = dialed.recorded {
+            if let Ok(mut slot) = self.recorded.lock() {
+                *slot = Some(rec);
+            }
+        }
+        let mut s = dialed.stream;
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.addr,

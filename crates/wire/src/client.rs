@@ -18,7 +18,7 @@ use crate::tls::{self, Fingerprint, Trust, TrustError};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Could not connect.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The server address.
         addr: String,
@@ -85,6 +85,81 @@ impl Default for ConnectOptions {
     }
 }
 
+/// A connected stream, plain TCP or TLS, as [`dial`] returns it.
+pub struct Dialed {
+    /// The stream.
+    pub stream: BoxedStream,
+    /// The server's address.
+    pub peer: SocketAddr,
+    /// The TLS channel binding (`None` over plain TCP).
+    pub binding: Option<tls::Binding>,
+    /// The host and fingerprint recorded in the known-hosts file on first use, if that
+    /// happened during this connection.
+    pub recorded: Option<(String, Fingerprint)>,
+}
+
+impl std::fmt::Debug for Dialed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialed")
+            .field("peer", &self.peer)
+            .field("tls", &self.binding.is_some())
+            .field("recorded", &self.recorded)
+            .finish()
+    }
+}
+
+/// Connects to `addr` (`host:port`) over TCP, then speaks TLS when `tls` is given,
+/// trusting the server as it says. Used by every sockit client (framed, IRC, HTTP).
+///
+/// # Errors
+/// Connection, trust or TLS errors; a server that answers the ClientHello in plain text
+/// gives [`ClientError::NotTls`].
+pub async fn dial(addr: &str, tls: Option<&Trust>) -> Result<Dialed, ClientError> {
+    let connect_err = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map_err(connect_err)?;
+    let Some(trust) = tls else {
+        return Ok(Dialed {
+            stream: Box::new(stream),
+            peer,
+            binding: None,
+            recorded: None,
+        });
+    };
+    let tls_err = |message: String| ClientError::Tls {
+        addr: addr.to_owned(),
+        message,
+    };
+    let (connector, report) = tls::connector(trust.clone()).map_err(|e| tls_err(e.to_string()))?;
+    let name = tls::server_name(host_of(addr)).map_err(|e| tls_err(e.to_string()))?;
+    let tls_stream = match connector.connect(name, stream).await {
+        Ok(s) => s,
+        Err(e) => {
+            let refused = report.lock().ok().and_then(|mut r| r.error.take());
+            if let Some(trust_err) = refused {
+                return Err(ClientError::Trust(trust_err));
+            }
+            let text = e.to_string();
+            if text.contains("InvalidContentType") || text.contains("corrupt message") {
+                return Err(ClientError::NotTls(addr.to_owned()));
+            }
+            return Err(tls_err(text));
+        }
+    };
+    let binding = tls::binding_of_client(&tls_stream).map_err(|e| tls_err(e.to_string()))?;
+    let recorded = report.lock().ok().and_then(|mut r| r.recorded.take());
+    Ok(Dialed {
+        stream: Box::new(tls_stream),
+        peer,
+        binding: Some(binding),
+        recorded,
+    })
+}
+
 /// A connected, authenticated framed client.
 pub struct Client {
     conn: Connection<BoxedStream>,
@@ -133,42 +208,15 @@ impl Client {
     /// Connection, trust, TLS, handshake or timeout errors.
     pub async fn connect_with(addr: &str, opts: &ConnectOptions) -> Result<Self, ClientError> {
         let fut = async {
-            let connect_err = |source| ClientError::Connect {
-                addr: addr.to_owned(),
-                source,
-            };
-            let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
-            let _ = stream.set_nodelay(true);
-            let peer = stream.peer_addr().map_err(connect_err)?;
-            let Some(trust) = &opts.tls else {
-                return Self::handshake(Box::new(stream), peer, opts.key.as_ref(), &[]).await;
-            };
-            let tls_err = |message: String| ClientError::Tls {
-                addr: addr.to_owned(),
-                message,
-            };
-            let (connector, report) =
-                tls::connector(trust.clone()).map_err(|e| tls_err(e.to_string()))?;
-            let name = tls::server_name(host_of(addr)).map_err(|e| tls_err(e.to_string()))?;
-            let tls_stream = match connector.connect(name, stream).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let refused = report.lock().ok().and_then(|mut r| r.error.take());
-                    if let Some(trust_err) = refused {
-                        return Err(ClientError::Trust(trust_err));
-                    }
-                    let text = e.to_string();
-                    if text.contains("InvalidContentType") || text.contains("corrupt message") {
-                        return Err(ClientError::NotTls(addr.to_owned()));
-                    }
-                    return Err(tls_err(text));
-                }
-            };
-            let binding =
-                tls::binding_of_client(&tls_stream).map_err(|e| tls_err(e.to_string()))?;
-            let mut client =
-                Self::handshake(Box::new(tls_stream), peer, opts.key.as_ref(), &binding).await?;
-            client.recorded = report.lock().ok().and_then(|mut r| r.recorded.take());
+            let dialed = dial(addr, opts.tls.as_ref()).await?;
+            let mut client = Self::handshake(
+                dialed.stream,
+                dialed.peer,
+                opts.key.as_ref(),
+                dialed.binding.as_ref().map_or(&[][..], |b| &b[..]),
+            )
+            .await?;
+            client.recorded = dialed.recorded;
             Ok(client)
         };
         tokio::time::timeout(opts.timeout, fut)

@@ -19,7 +19,7 @@ use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::handshake::{self, AuthOutcome};
 use crate::header::{AuthMode, ErrorCode, Header};
 use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
-use crate::tls::{Binding, TLS_HANDSHAKE_BYTE};
+use crate::tls::{Accepted, Binding};
 
 /// How long a TLS port waits for a ClientHello before it decides the client speaks plain
 /// text and tells it so.
@@ -321,7 +321,7 @@ impl FramedService {
 /// Closes after an error reply so that the reply arrives: half-close, then drain what the
 /// client already sent (closing with unread data would reset the connection and could
 /// destroy the reply in flight), bounded in time and bytes.
-async fn linger_close<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
+pub async fn linger_close<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
     let mut buf = [0u8; 8192];
@@ -360,40 +360,27 @@ impl TcpService for FramedService {
         // TLS clients speak first (ClientHello) at once; a plain sockit client instead waits
         // for our hello. So silence for a moment, or a first byte that cannot start a TLS
         // record, means a plain-text client.
-        let mut first = [0u8; 1];
-        let wait = timeout.min(PLAIN_CLIENT_GRACE);
-        let plain = match tokio::time::timeout(wait, stream.get_ref().peek(&mut first)).await {
-            Err(_) => true,
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(0)) => return Ok("client closed".into()),
-            Ok(Ok(_)) => first[0] != TLS_HANDSHAKE_BYTE,
-        };
-        if plain {
-            // Tell the plain-text client in its own framing, then close.
-            let mut conn = Connection::new(stream);
-            let _ = conn
-                .send(&Header::error(
-                    ErrorCode::Unsupported,
-                    "this port speaks TLS: connect with --tls (sockit clients) or a TLS client",
-                ))
-                .await;
-            linger_close(conn.into_inner()).await;
-            return Ok("plain-text client on the TLS port".into());
+        let grace = Some(timeout.min(PLAIN_CLIENT_GRACE));
+        match crate::tls::accept_tls(acceptor, stream, timeout, grace).await {
+            Accepted::Gone(why) => Ok(why),
+            Accepted::Plain(stream) => {
+                // Tell the plain-text client in its own framing, then close.
+                let mut conn = Connection::new(stream);
+                let _ = conn
+                    .send(&Header::error(
+                        ErrorCode::Unsupported,
+                        "this port speaks TLS: connect with --tls (sockit clients) or a TLS client",
+                    ))
+                    .await;
+                linger_close(conn.into_inner()).await;
+                Ok("plain-text client on the TLS port".into())
+            }
+            Accepted::Tls(tls) => {
+                let binding = crate::tls::binding_of_server(&tls).map_err(io::Error::other)?;
+                self.serve_connection(tls, info.peer, info.shutdown, timeout, Some(binding))
+                    .await
+            }
         }
-        let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Err(_) => return Ok("TLS handshake timeout".into()),
-            Ok(Err(e)) => return Ok(format!("TLS handshake failed: {e}")),
-            Ok(Ok(tls)) => tls,
-        };
-        let binding = crate::tls::binding_of_server(&tls).map_err(io::Error::other)?;
-        self.serve_connection(
-            Box::new(tls),
-            info.peer,
-            info.shutdown,
-            timeout,
-            Some(binding),
-        )
-        .await
     }
 
     async fn refuse(&self, stream: TcpStream, refusal: Refusal) {

@@ -4,8 +4,10 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use sockit_wire::client::dial;
+use sockit_wire::connection::BoxedStream;
+use sockit_wire::tls::{Fingerprint, Trust};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf};
 use tokio::sync::mpsc;
 
 use crate::irc::line::{Line, LineBuffer};
@@ -23,6 +25,8 @@ pub struct ClientConfig {
     pub realname: String,
     /// The server password, if any.
     pub password: Option<String>,
+    /// `Some`: speak TLS (port 6697) and trust the server as given.
+    pub tls: Option<Trust>,
 }
 
 /// What the connection reports.
@@ -43,17 +47,22 @@ pub struct Connection {
     /// Events from the server, in order; ends with [`Event::Closed`].
     pub events: mpsc::Receiver<Event>,
     nick: Arc<Mutex<String>>,
+    /// The host and fingerprint recorded on first use (TLS with a known-hosts file), if
+    /// this connection recorded one.
+    pub recorded: Option<(String, Fingerprint)>,
 }
 
 impl Connection {
     /// Connects and starts registration; the first events are the welcome burst.
     ///
     /// # Errors
-    /// The TCP connection failed.
+    /// The TCP connection or the TLS handshake failed, or the server was not trusted.
     pub async fn connect(cfg: &ClientConfig) -> io::Result<Connection> {
-        let stream = TcpStream::connect(&cfg.addr).await?;
-        let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
+        let dialed = dial(&cfg.addr, cfg.tls.as_ref())
+            .await
+            .map_err(io::Error::other)?;
+        let recorded = dialed.recorded;
+        let (rd, mut wr) = tokio::io::split(dialed.stream);
         let (out, mut out_rx) = mpsc::channel::<Message>(256);
         let (ev_tx, events) = mpsc::channel(1024);
         let nick = Arc::new(Mutex::new(cfg.nick.clone()));
@@ -92,7 +101,12 @@ impl Connection {
         .ok();
 
         tokio::spawn(read_loop(rd, out.clone(), ev_tx, nick.clone()));
-        Ok(Connection { out, events, nick })
+        Ok(Connection {
+            out,
+            events,
+            nick,
+            recorded,
+        })
     }
 
     /// Sends a message.
@@ -113,7 +127,7 @@ impl Connection {
 }
 
 async fn read_loop(
-    rd: tokio::net::tcp::OwnedReadHalf,
+    rd: ReadHalf<BoxedStream>,
     out: mpsc::Sender<Message>,
     events: mpsc::Sender<Event>,
     nick: Arc<Mutex<String>>,

@@ -9,7 +9,8 @@
 //! - [`commands`] (dispatch), [`register`], [`channel_cmds`], [`messaging`], [`query`]:
 //!   the commands;
 //! - [`flood`]: the per-client penalty timer;
-//! - [`server`]: connections, queues, pings, the [`TcpService`](sockit_wire::runtime::TcpService).
+//! - [`server`]: connections, queues, pings, the [`TcpService`](sockit_wire::runtime::TcpService);
+//! - [`tls`]: the same server behind TLS (port 6697), sharing the plain port's network.
 
 pub mod channel;
 pub mod channel_cmds;
@@ -24,7 +25,9 @@ pub mod query;
 pub mod register;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use message::{Message, ParseError};
 pub use server::IrcServer;
 pub use state::ServerConfig;
+pub use tls::IrcTlsServer;

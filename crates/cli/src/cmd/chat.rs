@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub plain: bool,
     /// The UDP chat room (udp 7788) instead of IRC: stdin → room, room → stdout.
-    #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password"])]
+    #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password", "tls"])]
     pub udp: bool,
 }
 
@@ -82,15 +82,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return usage(format!("`{c}` is not a valid channel name"));
         }
     }
-    let addr = g.server_addr(ports::IRC);
+    let addr = g.server_addr(if g.tls { ports::IRC_TLS } else { ports::IRC });
+    let tls = g.trust(&addr, g.tls)?;
     let conn = Connection::connect(&ClientConfig {
         addr: addr.clone(),
         nick,
         realname: "sockit chat".into(),
         password: args.password.clone(),
+        tls: tls.clone(),
     })
-    .await
-    .with_context(|| format!("cannot connect to IRC server {addr}"))?;
+    .await?;
+    crate::global::tell_recorded(conn.recorded.as_ref(), tls.as_ref());
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if args.plain || !interactive {
         let closing = plain::run(conn, channel, tokio::io::stdin(), tokio::io::stdout()).await?;

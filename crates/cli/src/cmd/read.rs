@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde::Deserialize;
-use sockit_reader::client::Client;
+use sockit_reader::client::{split_url, Client};
 
 use crate::global::GlobalArgs;
 
@@ -47,8 +47,25 @@ struct Listing {
 
 /// Runs the client until `q` or end of input.
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let server = g.server_addr(sockit_reader::http::PORT);
+    // `https://HOST[:PORT]` (like curl) or --tls: HTTPS on 8443 unless a port is given.
+    let (https, bare) = match g.server.as_deref() {
+        Some(s) => {
+            let (https, rest) = split_url(s);
+            (https || g.tls, Some(rest))
+        }
+        None => (g.tls, None),
+    };
+    let port = if https {
+        sockit_reader::http::tls::PORT
+    } else {
+        sockit_reader::http::PORT
+    };
+    let server = crate::global::resolve_server(bare, port);
+    let trust = g.trust(&server, https)?;
     let mut client = Client::new(&server);
+    if let Some(trust) = trust.clone() {
+        client = client.with_tls(trust);
+    }
     if let (Some(u), Some(p)) = (&args.user, &args.password) {
         client = client
             .with_header("x-auth-user", u)
@@ -67,6 +84,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .get_json(&path)
             .await
             .with_context(|| format!("cannot list books from {server}"))?;
+        crate::global::tell_recorded(client.take_recorded().as_ref(), trust.as_ref());
         cache.sync(&listing.books);
         println!("{:>4}  {:<4} {:>6}  TITLE", "ID", "FMT", "PAGES");
         for b in &listing.books {

@@ -47,10 +47,16 @@ pub struct Args {
     /// Allow a non-loopback bind without a key: anyone who reaches the port can use it.
     #[arg(long)]
     pub no_auth: bool,
-    /// Speak TLS on the framed port. Uses --tls-cert/--tls-key, or a self-signed certificate
+    /// Speak TLS: on the framed port, IRC on 6697 (chat.tls) and HTTPS for the reader on
+    /// 8443 (reader.https). Uses --tls-cert/--tls-key, or a self-signed certificate
     /// generated once and kept in the data root (its fingerprint is printed).
     #[arg(long)]
     pub tls: bool,
+    /// Like --tls, and do not open the plain twins of the TLS ports (IRC 6667, reader HTTP
+    /// 8080). Services with no TLS form (greet, echo, daytime, time, tftp, the classic
+    /// reader protocol, the UDP room, discovery) still run; drop them with --only.
+    #[arg(long)]
+    pub tls_only: bool,
     /// PEM certificate chain for --tls.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -269,7 +275,14 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
              Create a key with `sockit keygen FILE` and pass --key FILE to both server and client",
         );
     }
-    let endpoints = match plan::plan(&args.only, &args.ports, args.bind) {
+    let tls_mode = if args.tls_only {
+        plan::TlsMode::Only
+    } else if args.tls || args.tls_cert.is_some() {
+        plan::TlsMode::Also
+    } else {
+        plan::TlsMode::Off
+    };
+    let endpoints = match plan::plan(&args.only, &args.ports, args.bind, tls_mode) {
         Ok(e) => e,
         Err(e) => return usage(e.to_string()),
     };
@@ -304,7 +317,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         max_execs: args.exec.max_execs.max(1),
         cwd: root.clone(),
     };
-    let tls = if args.tls || args.tls_cert.is_some() {
+    let tls = if tls_mode != plan::TlsMode::Off {
         Some(tls_setup(&args, &root)?)
     } else {
         None
@@ -403,6 +416,7 @@ fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, js
     for a in addrs {
         let note = match (&ctx.tls, a.service) {
             (Some(_), "framed") => "  (TLS)",
+            _ if a.proto.is_tls() => "  (TLS)",
             _ => "",
         };
         println!("{:<10} {:<6} {}{note}", a.service, a.proto, a.addr);

@@ -16,6 +16,17 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
+/// Which TLS endpoints to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// No TLS endpoints.
+    Off,
+    /// TLS endpoints next to the plain ones.
+    Also,
+    /// TLS endpoints instead of their plain twins (`--tls-only`).
+    Only,
+}
+
 /// Why the plan is invalid (a usage error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -23,42 +34,100 @@ pub enum PlanError {
     #[error("unknown service `{0}` (known: {known})", known = registry::names())]
     UnknownService(String),
     /// A `--port` value that is not `SVC=N`.
-    #[error("--port wants SVC=N (e.g. greet=6001, or all=0 for free ports), got `{0}`")]
+    #[error("--port wants SVC=N or SVC.PROTO=N (e.g. greet=6001, chat.tls=6698, or all=0 for free ports), got `{0}`")]
     BadPort(String),
+    /// A `SVC.PROTO` naming an endpoint the service does not have.
+    #[error("service `{0}` has no `{1}` endpoint (it has: {2})")]
+    UnknownEndpoint(String, String, String),
+    /// Two TCP endpoints (or two UDP ones) would bind the same port.
+    #[error("{0} and {1} would both listen on port {2}; set one apart with --port {3}=N")]
+    PortClash(String, String, u16, String),
     /// `--only` left nothing to run.
     #[error("--only selected no service")]
     Empty,
 }
 
-/// Resolves the selection and port overrides into endpoints, in table order.
+/// Port overrides: `all=N`, `SVC=N`, `SVC.PROTO=N`; the most specific wins.
+#[derive(Debug, Default)]
+struct Ports {
+    all: Option<u16>,
+    service: BTreeMap<&'static str, u16>,
+    endpoint: BTreeMap<(&'static str, Proto), u16>,
+}
+
+impl Ports {
+    fn parse(ports: &[String]) -> Result<Self, PlanError> {
+        let mut out = Ports::default();
+        for p in ports {
+            let (name, port) = p
+                .split_once('=')
+                .ok_or_else(|| PlanError::BadPort(p.clone()))?;
+            let port: u16 = port
+                .trim()
+                .parse()
+                .map_err(|_| PlanError::BadPort(p.clone()))?;
+            let name = name.trim();
+            if name == "all" {
+                out.all = Some(port);
+                continue;
+            }
+            let (svc, proto) = match name.split_once('.') {
+                Some((svc, proto)) => (svc, Some(proto)),
+                None => (name, None),
+            };
+            let spec =
+                registry::find(svc).ok_or_else(|| PlanError::UnknownService(svc.to_owned()))?;
+            match proto {
+                None => {
+                    out.service.insert(spec.name, port);
+                }
+                Some(proto) => {
+                    let known = Proto::parse(proto)
+                        .filter(|p| spec.endpoints.iter().any(|(e, _)| e == p))
+                        .ok_or_else(|| {
+                            let has = spec
+                                .endpoints
+                                .iter()
+                                .map(|(e, _)| e.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            PlanError::UnknownEndpoint(spec.name.into(), proto.into(), has)
+                        })?;
+                    out.endpoint.insert((spec.name, known), port);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn port(&self, service: &'static str, proto: Proto, default: u16) -> u16 {
+        self.endpoint
+            .get(&(service, proto))
+            .or_else(|| self.service.get(service))
+            .copied()
+            .or(self.all)
+            .unwrap_or(default)
+    }
+}
+
+/// Resolves the selection, the TLS mode and the port overrides into endpoints, in table
+/// order.
 ///
-/// `ports` entries are `SVC=N` or `all=N`; later entries win, and a service's own entry
-/// wins over `all`. A port applies to every endpoint of its service.
-pub fn plan(only: &[String], ports: &[String], bind: IpAddr) -> Result<Vec<Endpoint>, PlanError> {
+/// `ports` entries are `SVC=N`, `SVC.PROTO=N` or `all=N`; later entries win, and the most
+/// specific entry wins. A `SVC=N` port applies to every endpoint of the service, so a
+/// service with several TCP endpoints needs `SVC.PROTO=N` for a fixed port (0 is fine).
+pub fn plan(
+    only: &[String],
+    ports: &[String],
+    bind: IpAddr,
+    tls: TlsMode,
+) -> Result<Vec<Endpoint>, PlanError> {
     for name in only {
         if registry::find(name).is_none() {
             return Err(PlanError::UnknownService(name.clone()));
         }
     }
-    let mut all: Option<u16> = None;
-    let mut per: BTreeMap<&'static str, u16> = BTreeMap::new();
-    for p in ports {
-        let (name, port) = p
-            .split_once('=')
-            .ok_or_else(|| PlanError::BadPort(p.clone()))?;
-        let port: u16 = port
-            .trim()
-            .parse()
-            .map_err(|_| PlanError::BadPort(p.clone()))?;
-        match name.trim() {
-            "all" => all = Some(port),
-            n => {
-                let spec =
-                    registry::find(n).ok_or_else(|| PlanError::UnknownService(n.to_owned()))?;
-                per.insert(spec.name, port);
-            }
-        }
-    }
+    let ports = Ports::parse(ports)?;
     let selected: Vec<&ServiceSpec> = registry::SERVICES
         .iter()
         .filter(|s| only.is_empty() || only.iter().any(|o| o == s.name))
@@ -66,10 +135,33 @@ pub fn plan(only: &[String], ports: &[String], bind: IpAddr) -> Result<Vec<Endpo
     if selected.is_empty() {
         return Err(PlanError::Empty);
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Endpoint> = Vec::new();
     for spec in selected {
         for &(proto, default) in spec.endpoints {
-            let port = per.get(spec.name).copied().or(all).unwrap_or(default);
+            let replaced_by_tls = spec
+                .endpoints
+                .iter()
+                .any(|(other, _)| other.plain_twin() == Some(proto));
+            let wanted = match tls {
+                TlsMode::Off => !proto.is_tls(),
+                TlsMode::Also => true,
+                TlsMode::Only => !replaced_by_tls,
+            };
+            if !wanted {
+                continue;
+            }
+            let port = ports.port(spec.name, proto, default);
+            if let Some(clash) = out
+                .iter()
+                .find(|e| port != 0 && e.addr.port() == port && e.proto.is_tcp() == proto.is_tcp())
+            {
+                return Err(PlanError::PortClash(
+                    format!("{}.{}", clash.service, clash.proto),
+                    format!("{}.{}", spec.name, proto),
+                    port,
+                    format!("{}.{}", spec.name, proto),
+                ));
+            }
             out.push(Endpoint {
                 service: spec.name,
                 proto,
@@ -90,7 +182,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let p = plan(&[], &[], lo()).unwrap();
+        let p = plan(&[], &[], lo(), TlsMode::Off).unwrap();
         assert!(p.contains(&Endpoint {
             service: "greet",
             proto: Proto::Tcp,
@@ -105,6 +197,7 @@ mod tests {
             &["echo".into(), "time".into()],
             &["all=0".into(), "time=9037".into()],
             lo(),
+            TlsMode::Off,
         )
         .unwrap();
         assert_eq!(p.len(), 4);
@@ -121,24 +214,70 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            plan(&["nope".into()], &[], lo()),
+            plan(&["nope".into()], &[], lo(), TlsMode::Off),
             Err(PlanError::UnknownService("nope".into()))
         );
         assert!(matches!(
-            plan(&[], &["greet".into()], lo()),
+            plan(&[], &["chat.udp=1".into()], lo(), TlsMode::Off),
+            Err(PlanError::UnknownEndpoint(..))
+        ));
+        let clash = plan(&[], &["chat=7000".into()], lo(), TlsMode::Also).unwrap_err();
+        assert_eq!(
+            clash.to_string(),
+            "chat.tcp and chat.tls would both listen on port 7000; set one apart with --port chat.tls=N"
+        );
+        assert!(matches!(
+            plan(
+                &[],
+                &["greet=6001".into(), "echo=6001".into()],
+                lo(),
+                TlsMode::Off
+            ),
+            Err(PlanError::PortClash(..))
+        ));
+        assert!(matches!(
+            plan(&[], &["greet".into()], lo(), TlsMode::Off),
             Err(PlanError::BadPort(_))
         ));
         assert!(matches!(
-            plan(&[], &["greet=x".into()], lo()),
+            plan(&[], &["greet=x".into()], lo(), TlsMode::Off),
             Err(PlanError::BadPort(_))
         ));
         assert!(matches!(
-            plan(&[], &["greet=70000".into()], lo()),
+            plan(&[], &["greet=70000".into()], lo(), TlsMode::Off),
             Err(PlanError::BadPort(_))
         ));
         assert!(matches!(
-            plan(&[], &["zz=1".into()], lo()),
+            plan(&[], &["zz=1".into()], lo(), TlsMode::Off),
             Err(PlanError::UnknownService(_))
         ));
+    }
+
+    #[test]
+    fn tls_modes() {
+        let has = |p: &[Endpoint], svc: &str, proto: Proto| {
+            p.iter().any(|e| e.service == svc && e.proto == proto)
+        };
+        let off = plan(&[], &[], lo(), TlsMode::Off).unwrap();
+        assert!(has(&off, "chat", Proto::Tcp) && !has(&off, "chat", Proto::Tls));
+        assert!(has(&off, "reader", Proto::Http) && !has(&off, "reader", Proto::Https));
+        let also = plan(&[], &[], lo(), TlsMode::Also).unwrap();
+        assert!(has(&also, "chat", Proto::Tcp) && has(&also, "chat", Proto::Tls));
+        assert!(also
+            .iter()
+            .any(|e| e.proto == Proto::Tls && e.addr.port() == 6697));
+        assert!(has(&also, "reader", Proto::Https));
+        let only = plan(&[], &[], lo(), TlsMode::Only).unwrap();
+        assert!(!has(&only, "chat", Proto::Tcp) && has(&only, "chat", Proto::Tls));
+        assert!(!has(&only, "reader", Proto::Http) && has(&only, "reader", Proto::Https));
+        // The classic reader protocol has no TLS form; it stays.
+        assert!(has(&only, "reader", Proto::Tcp));
+        let one = plan(&[], &["chat.tls=7001".into()], lo(), TlsMode::Also).unwrap();
+        assert!(one
+            .iter()
+            .any(|e| e.proto == Proto::Tls && e.addr.port() == 7001));
+        assert!(one
+            .iter()
+            .any(|e| e.service == "chat" && e.proto == Proto::Tcp && e.addr.port() == 6667));
     }
 }

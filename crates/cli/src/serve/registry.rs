@@ -11,6 +11,10 @@ pub enum Proto {
     Udp,
     /// A TCP listener serving HTTP (shown as `http` in the table and the addr file).
     Http,
+    /// A TCP listener speaking the service's protocol inside TLS (only with `--tls`).
+    Tls,
+    /// A TCP listener serving HTTPS (only with `--tls`).
+    Https,
 }
 
 impl Proto {
@@ -20,7 +24,41 @@ impl Proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
             Proto::Http => "http",
+            Proto::Tls => "tls",
+            Proto::Https => "https",
         }
+    }
+
+    /// Parses the addr-file key (`tcp`, `udp`, `http`, `tls`, `https`).
+    pub fn parse(s: &str) -> Option<Proto> {
+        [
+            Proto::Tcp,
+            Proto::Udp,
+            Proto::Http,
+            Proto::Tls,
+            Proto::Https,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+
+    /// Whether it exists only when the server runs with `--tls`.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Proto::Tls | Proto::Https)
+    }
+
+    /// The plain endpoint this TLS endpoint stands in for (`--tls-only` drops it).
+    pub fn plain_twin(self) -> Option<Proto> {
+        match self {
+            Proto::Tls => Some(Proto::Tcp),
+            Proto::Https => Some(Proto::Http),
+            _ => None,
+        }
+    }
+
+    /// Whether it is a TCP port (everything but UDP).
+    pub fn is_tcp(self) -> bool {
+        self != Proto::Udp
     }
 }
 
@@ -75,6 +113,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         endpoints: &[
             (Proto::Tcp, sockit_reader::classic::PORT),
             (Proto::Http, sockit_reader::http::PORT),
+            (Proto::Https, sockit_reader::http::tls::PORT),
         ],
     },
     ServiceSpec {
@@ -83,7 +122,10 @@ pub const SERVICES: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "chat",
-        endpoints: &[(Proto::Tcp, sockit_chat::ports::IRC)],
+        endpoints: &[
+            (Proto::Tcp, sockit_chat::ports::IRC),
+            (Proto::Tls, sockit_chat::ports::IRC_TLS),
+        ],
     },
     ServiceSpec {
         name: "udp-chat",

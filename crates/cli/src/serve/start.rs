@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sockit_basic::{daytime, echo, greet, time};
 use sockit_chat::discovery::{self, Announcement};
-use sockit_chat::irc::IrcServer;
+use sockit_chat::irc::{IrcServer, IrcTlsServer};
 use sockit_chat::udp_room;
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
 use sockit_wire::runtime::{self, TcpService, UdpService};
@@ -58,7 +58,9 @@ pub fn bind_all(endpoints: &[Endpoint], backlog: u32) -> anyhow::Result<Vec<Boun
         .iter()
         .map(|e| {
             let bound = match e.proto {
-                Proto::Tcp | Proto::Http => runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp),
+                Proto::Tcp | Proto::Http | Proto::Tls | Proto::Https => {
+                    runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp)
+                }
                 Proto::Udp => runtime::bind_udp(e.addr).map(BoundSocket::Udp),
             };
             let socket = bound.map_err(|err| {
@@ -106,6 +108,8 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     let mut tasks = JoinSet::new();
     // Discovery answers with the whole table, so it needs every bound address.
     let table = addr_file::to_table(&addresses(&bound));
+    // The plain and the TLS IRC port serve one network.
+    let irc = IrcServer::new(ctx.chat.irc.clone());
     for b in bound {
         match b.socket {
             BoundSocket::Tcp(listener) if b.proto == Proto::Http => {
@@ -114,6 +118,20 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 tasks.spawn(
                     async move { Ok(sockit_reader::http::serve(listener, lib, token).await?) },
                 );
+            }
+            BoundSocket::Tcp(listener) if b.proto == Proto::Https => {
+                let token = ctx.shutdown.clone();
+                let lib = crate::serve::reader::library(ctx);
+                let acceptor = tls_acceptor(ctx);
+                let limits = sockit_reader::http::tls::TlsLimits {
+                    handshake_timeout: ctx.limits.handshake_timeout,
+                    ..Default::default()
+                };
+                tasks.spawn(async move {
+                    let served =
+                        sockit_reader::http::serve_tls(listener, acceptor, limits, lib, token);
+                    Ok(served.await?)
+                });
             }
             // UDP services that are not request → one reply run their own loops.
             BoundSocket::Udp(socket) if b.service == "udp-chat" => {
@@ -127,7 +145,7 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                     .spawn(async move { Ok(discovery::serve_discovery(socket, me, token).await?) });
             }
             BoundSocket::Tcp(listener) => {
-                let service = tcp_service(b.service, ctx);
+                let service = tcp_service(b.service, b.proto, ctx, &irc);
                 let (limits, token) = (ctx.limits, ctx.shutdown.clone());
                 tasks.spawn(async move {
                     Ok(runtime::serve_tcp(listener, service, limits, token).await?)
@@ -147,13 +165,29 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     tasks
 }
 
-fn tcp_service(name: &str, ctx: &ServeContext) -> Arc<dyn TcpService> {
+/// The TLS acceptor; TLS endpoints are only planned when the server has one.
+fn tls_acceptor(ctx: &ServeContext) -> tokio_rustls::TlsAcceptor {
+    match &ctx.tls {
+        Some((acceptor, _)) => acceptor.clone(),
+        None => unreachable!("TLS endpoints are planned only with --tls"),
+    }
+}
+
+fn tcp_service(
+    name: &str,
+    proto: Proto,
+    ctx: &ServeContext,
+    irc: &IrcServer,
+) -> Arc<dyn TcpService> {
     match name {
+        "chat" if proto == Proto::Tls => {
+            Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
+        }
+        "chat" => Arc::new(irc.clone()),
         "greet" => Arc::new(greet::GreetService),
         "echo" => Arc::new(echo::EchoTcp),
         "daytime" => Arc::new(daytime::DaytimeTcp),
         "time" => Arc::new(time::TimeTcp),
-        "chat" => Arc::new(IrcServer::new(ctx.chat.irc.clone())),
         "framed" => Arc::new(FramedService::new(
             framed_commands(ctx),
             FramedConfig {

@@ -1,10 +1,11 @@
-//! The HTTP side of the reader (tcp 8080): the web UI, its JSON API, file downloads with
+//! The HTTP side of the reader (tcp 8080, and HTTPS on 8443 with `--tls`, see [`tls`]): the web UI, its JSON API, file downloads with
 //! ETag and range requests, OPDS 1.2 with page streaming, and kosync progress sync.
 
 pub mod api;
 pub mod download;
 pub mod kosync;
 pub mod opds;
+pub mod tls;
 pub mod web;
 
 use std::sync::Arc;
@@ -50,6 +51,24 @@ pub async fn serve(
     lib: Arc<Library>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    axum::serve(listener, router(lib))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Serves the application over HTTPS (see [`tls`]) until `shutdown`, then lets open
+/// requests finish.
+///
+/// # Errors
+/// The listener's address cannot be read, or serving failed.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    limits: tls::TlsLimits,
+    lib: Arc<Library>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, acceptor, limits, shutdown.clone())?;
     axum::serve(listener, router(lib))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

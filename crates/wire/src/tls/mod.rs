@@ -124,3 +124,53 @@ pub fn binding_of_client<S: AsyncRead + AsyncWrite + Unpin>(
         .1
         .export_keying_material([0u8; BINDING_LEN], EXPORTER_LABEL, None)?)
 }
+
+/// What the first bytes on a TLS port turned out to be.
+pub enum Accepted<S> {
+    /// A completed TLS handshake.
+    Tls(Box<tokio_rustls::server::TlsStream<S>>),
+    /// A client that does not speak TLS (its first byte cannot start a TLS handshake, or it
+    /// stayed silent for the grace period): the caller tells it so in its own protocol.
+    Plain(S),
+    /// The connection ended before anything usable arrived; the reason is for the log.
+    Gone(String),
+}
+
+impl<S> std::fmt::Debug for Accepted<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Accepted::Tls(_) => f.write_str("Accepted::Tls"),
+            Accepted::Plain(_) => f.write_str("Accepted::Plain"),
+            Accepted::Gone(why) => write!(f, "Accepted::Gone({why})"),
+        }
+    }
+}
+
+/// Accepts TLS on a connection of a TLS port, telling plain-text clients apart first.
+///
+/// The first byte is peeked: a TLS handshake record goes through the handshake (bounded
+/// by `timeout`); any other byte means a plain-text client. Silence for `grace` (protocols
+/// whose plain clients wait for the server to speak first) also counts as plain; `None`
+/// waits up to `timeout` and then gives up.
+pub async fn accept_tls(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: crate::guarded::GuardedStream<tokio::net::TcpStream>,
+    timeout: std::time::Duration,
+    grace: Option<std::time::Duration>,
+) -> Accepted<crate::guarded::GuardedStream<tokio::net::TcpStream>> {
+    let mut first = [0u8; 1];
+    let wait = grace.map_or(timeout, |g| g.min(timeout));
+    match tokio::time::timeout(wait, stream.get_ref().peek(&mut first)).await {
+        Err(_) if grace.is_some() => return Accepted::Plain(stream),
+        Err(_) => return Accepted::Gone("TLS handshake timeout".into()),
+        Ok(Err(e)) => return Accepted::Gone(format!("read failed: {e}")),
+        Ok(Ok(0)) => return Accepted::Gone("client closed".into()),
+        Ok(Ok(_)) if first[0] != TLS_HANDSHAKE_BYTE => return Accepted::Plain(stream),
+        Ok(Ok(_)) => {}
+    }
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Err(_) => Accepted::Gone("TLS handshake timeout".into()),
+        Ok(Err(e)) => Accepted::Gone(format!("TLS handshake failed: {e}")),
+        Ok(Ok(tls)) => Accepted::Tls(Box::new(tls)),
+    }
+}

@@ -1,0 +1,75 @@
+//! IRC over TLS (port 6697): the TLS handshake, then the very same [`IrcServer`], so users
+//! on the plain and the TLS port share one network (channels, nicks, messages).
+
+use std::io;
+
+use async_trait::async_trait;
+use sockit_wire::framed::linger_close;
+use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_wire::tls::{accept_tls, Accepted};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::irc::message::Message;
+use crate::irc::server::IrcServer;
+
+/// The line a plain-text client on the TLS port gets before the server closes.
+pub const PLAIN_ON_TLS_PORT: &str =
+    "Closing Link: this port speaks TLS (connect with TLS, e.g. irssi -tls, or use the plain port)";
+
+/// [`IrcServer`] behind a TLS acceptor.
+#[derive(Clone)]
+pub struct IrcTlsServer {
+    irc: IrcServer,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for IrcTlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IrcTlsServer")
+            .field("irc", &self.irc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IrcTlsServer {
+    /// Serves `irc` (a clone sharing its state) to TLS clients accepted with `acceptor`.
+    pub fn new(irc: IrcServer, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        Self { irc, acceptor }
+    }
+}
+
+fn error_line(text: &str) -> Vec<u8> {
+    Message::new("ERROR", vec![text.to_owned()]).to_line()
+}
+
+#[async_trait]
+impl TcpService for IrcTlsServer {
+    fn name(&self) -> &'static str {
+        "chat-tls"
+    }
+
+    async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
+        // IRC clients speak first (CAP or NICK), so there is no grace period: silence is
+        // simply a handshake that never came.
+        match accept_tls(&self.acceptor, stream, info.limits.handshake_timeout, None).await {
+            Accepted::Gone(why) => Ok(why),
+            Accepted::Plain(mut stream) => {
+                let _ = stream.write_all(&error_line(PLAIN_ON_TLS_PORT)).await;
+                linger_close(stream).await;
+                Ok("plain-text client on the TLS port".into())
+            }
+            Accepted::Tls(tls) => {
+                self.irc
+                    .serve_connection(tls, info.peer, info.shutdown)
+                    .await
+            }
+        }
+    }
+
+    async fn refuse(&self, stream: TcpStream, refusal: Refusal) {
+        // The refusal happens before any handshake; a TLS client cannot read plain text,
+        // so close and let it report the failed handshake.
+        let _ = (stream, refusal);
+    }
+}
