@@ -149,3 +149,39 @@ fn interop_openssl_s_client_reaches_tls_port() {
     // Through TLS, the server's hello frame arrives.
     assert!(text.contains("\"cmd\":\"hello\""), "{text}");
 }
+
+#[test]
+fn files_bench_has_tls_rows_with_ratio_to_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        sockit()
+            .args(["--json", "lab", "bench", "files", "--size", "3M", "--dir"])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join("out")),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{o:?}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(rows.len(), 5, "{names:?}");
+    for row in &rows[3..] {
+        assert!(row["name"].as_str().unwrap().contains("TLS"), "{row}");
+        let ratio = row["ratio_to_plain"].as_f64().unwrap();
+        assert!(ratio > 0.0 && ratio.is_finite(), "{row}");
+        assert_eq!(row["bytes"], 3 << 20);
+    }
+    assert!(report["tls_target_met"].is_boolean(), "{report}");
+    let md = std::fs::read_to_string(dir.path().join("out/files.md")).unwrap();
+    assert!(md.contains("| sockit get over TLS |"), "{md}");
+    // The scratch files are cleaned up.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "out")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

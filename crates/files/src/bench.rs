@@ -1,5 +1,7 @@
 //! `sockit lab bench files`: upload and download one large file over loopback and compare
-//! with a raw `socat` TCP pipe into a file, measured in the same run.
+//! with a raw `socat` TCP pipe into a file, measured in the same run; then the same
+//! transfers over TLS (a second server with `--tls`, its certificate pinned), reported as a
+//! ratio to the plain-text run.
 //!
 //! The server is a separate process (the caller passes the command that starts it, e.g.
 //! the running `sockit` binary with `serve`), so its peak RSS (`VmHWM`) is its own. The
@@ -27,8 +29,10 @@ pub struct BenchOptions {
     /// Where `files.json` and `files.md` are written.
     pub out_dir: PathBuf,
     /// Program and arguments that start a sockit server; the bench appends
-    /// `--root R --addr-file F --only framed --port framed=0`.
+    /// `--root R --addr-file F --only framed --port framed=0` (and `--tls` for the TLS rows).
     pub server: Vec<OsString>,
+    /// Also measure put and get over TLS.
+    pub tls: bool,
 }
 
 /// One measured transfer.
@@ -44,6 +48,9 @@ pub struct Measure {
     pub mb_s: f64,
     /// Throughput relative to the socat ceiling.
     pub ratio_to_socat: f64,
+    /// For a TLS row: throughput relative to the same transfer in plain text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_plain: Option<f64>,
 }
 
 /// The result of a run.
@@ -51,15 +58,27 @@ pub struct Measure {
 pub struct BenchReport {
     /// Bytes per transfer.
     pub size: u64,
-    /// The socat ceiling, then put, then get.
+    /// The socat ceiling, then put, then get, then (with TLS) put and get over TLS.
     pub results: Vec<Measure>,
-    /// The server's peak resident set size over the whole run, MiB.
+    /// The plain-text server's peak resident set size over its run, MiB.
     pub server_peak_rss_mib: f64,
+    /// The TLS server's peak resident set size over its run, MiB (when measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_peak_rss_mib: Option<f64>,
     /// The target.
     pub target: String,
     /// Whether both directions reached 0.9× socat with server RSS under 64 MiB.
     pub target_met: bool,
+    /// The TLS target (when measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_target: Option<String>,
+    /// Whether put and get over TLS reached 0.7× plain text (when measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_target_met: Option<bool>,
 }
+
+/// The TLS target of issue #9.
+const TLS_TARGET_RATIO: f64 = 0.7;
 
 /// A benchmark failure.
 #[derive(Debug, thiserror::Error)]
@@ -183,9 +202,8 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let work = opts
         .dir
         .join(format!("sockit-bench-{}", std::process::id()));
-    let root = work.join("root");
-    std::fs::create_dir_all(&root).map_err(io("create bench dir"))?;
-    let result = run_in(opts, &work, &root).await;
+    std::fs::create_dir_all(&work).map_err(io("create bench dir"))?;
+    let result = run_in(opts, &work).await;
     let _ = std::fs::remove_dir_all(&work);
     let report = result?;
     std::fs::create_dir_all(&opts.out_dir).map_err(io("create results dir"))?;
@@ -197,31 +215,51 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
-async fn run_in(opts: &BenchOptions, work: &Path, root: &Path) -> Result<BenchReport, BenchError> {
-    let src = work.join("src.bin");
-    make_source(&src, opts.size)?;
+/// One server's put and get times and its peak RSS.
+struct Timed {
+    put_secs: f64,
+    get_secs: f64,
+    rss_mib: f64,
+}
 
-    let ceiling_dst = work.join("socat.bin");
-    let socat_secs = socat_ceiling(&src, &ceiling_dst)?;
-    let _ = std::fs::remove_file(&ceiling_dst);
-
+/// Starts a server (with `--tls` when `tls`), uploads `src`, downloads it back, and
+/// checks the copy is byte-identical (the client already verified BLAKE3; this also
+/// catches a bench bug).
+async fn measure(
+    opts: &BenchOptions,
+    work: &Path,
+    src: &Path,
+    tls: bool,
+) -> Result<Timed, BenchError> {
+    let tag = if tls { "tls" } else { "plain" };
+    let root = work.join(format!("root-{tag}"));
+    std::fs::create_dir_all(&root).map_err(io("create server root"))?;
+    let trust = if tls {
+        // Generate the certificate the server will load, so the client can pin it.
+        let dir = sockit_wire::tls::cert::default_dir(&root);
+        let (identity, _) = sockit_wire::tls::ServerIdentity::load_or_generate(&dir)
+            .map_err(|e| BenchError::Step(format!("TLS certificate: {e}")))?;
+        Some(sockit_wire::tls::Trust::Pinned(identity.fingerprint()))
+    } else {
+        None
+    };
     let (program, args) = opts
         .server
         .split_first()
         .ok_or_else(|| BenchError::Step("no server command".into()))?;
-    let addr_file = work.join("addrs.json");
-    let mut server = Reaper(
-        Command::new(program)
-            .args(args)
-            .arg("--root")
-            .arg(root)
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .args(["--only", "framed", "--port", "framed=0", "-q"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(io("start the server"))?,
-    );
+    let addr_file = work.join(format!("addrs-{tag}.json"));
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .arg("--root")
+        .arg(&root)
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .args(["--only", "framed", "--port", "framed=0", "-q"])
+        .stdout(Stdio::null());
+    if tls {
+        cmd.arg("--tls");
+    }
+    let mut server = Reaper(cmd.spawn().map_err(io("start the server"))?);
     let addrs = wait_file(&addr_file, &mut server.0, Duration::from_secs(30))?;
     let addrs: serde_json::Value =
         serde_json::from_str(&addrs).map_err(|e| BenchError::Step(format!("addr file: {e}")))?;
@@ -230,13 +268,19 @@ async fn run_in(opts: &BenchOptions, work: &Path, root: &Path) -> Result<BenchRe
         .ok_or_else(|| BenchError::Step("addr file has no framed/tcp".into()))?
         .to_owned();
 
-    let mut client = FilesClient::connect(&addr, None, Duration::from_secs(10))
+    let connect = sockit_wire::client::ConnectOptions {
+        key: None,
+        timeout: Duration::from_secs(10),
+        tls: trust,
+    };
+    let mut client = sockit_wire::client::Client::connect_with(&addr, &connect)
         .await
-        .map_err(|e| BenchError::Step(format!("connect: {e}")))?;
+        .map(FilesClient::new)
+        .map_err(|e| BenchError::Step(format!("connect ({tag}): {e}")))?;
     let t = Instant::now();
     client
         .put(
-            &src,
+            src,
             "bench.bin",
             PutOptions {
                 resume: false,
@@ -245,10 +289,10 @@ async fn run_in(opts: &BenchOptions, work: &Path, root: &Path) -> Result<BenchRe
             &mut NoProgress,
         )
         .await
-        .map_err(|e| BenchError::Step(format!("put: {e}")))?;
+        .map_err(|e| BenchError::Step(format!("put ({tag}): {e}")))?;
     let put_secs = t.elapsed().as_secs_f64();
 
-    let got = work.join("got.bin");
+    let got = work.join(format!("got-{tag}.bin"));
     let t = Instant::now();
     client
         .get(
@@ -258,44 +302,96 @@ async fn run_in(opts: &BenchOptions, work: &Path, root: &Path) -> Result<BenchRe
             &mut NoProgress,
         )
         .await
-        .map_err(|e| BenchError::Step(format!("get: {e}")))?;
+        .map_err(|e| BenchError::Step(format!("get ({tag}): {e}")))?;
     let get_secs = t.elapsed().as_secs_f64();
-    let rss = peak_rss_mib(server.0.id());
+    let rss_mib = peak_rss_mib(server.0.id());
+    drop(server);
+    let _ = std::fs::remove_file(&got);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(Timed {
+        put_secs,
+        get_secs,
+        rss_mib,
+    })
+}
+
+async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchError> {
+    let src = work.join("src.bin");
+    make_source(&src, opts.size)?;
+
+    let ceiling_dst = work.join("socat.bin");
+    let socat_secs = socat_ceiling(&src, &ceiling_dst)?;
+    let _ = std::fs::remove_file(&ceiling_dst);
+
+    let plain = measure(opts, work, &src, false).await?;
+    let tls = if opts.tls {
+        Some(measure(opts, work, &src, true).await?)
+    } else {
+        None
+    };
 
     let mb = |secs: f64| opts.size as f64 / 1e6 / secs.max(1e-9);
     let ceiling = mb(socat_secs);
-    let m = |name: &str, secs: f64| Measure {
+    let m = |name: &str, secs: f64, plain_secs: Option<f64>| Measure {
         name: name.into(),
         bytes: opts.size,
         secs,
         mb_s: mb(secs),
         ratio_to_socat: mb(secs) / ceiling,
+        ratio_to_plain: plain_secs.map(|p| p / secs.max(1e-9)),
     };
-    let results = vec![
-        m("socat file→tcp→file (ceiling)", socat_secs),
-        m("sockit put (blake3 both ends + fsync)", put_secs),
-        m("sockit get (blake3 verified + fsync)", get_secs),
+    let mut results = vec![
+        m("socat file→tcp→file (ceiling)", socat_secs, None),
+        m(
+            "sockit put (blake3 both ends + fsync)",
+            plain.put_secs,
+            None,
+        ),
+        m("sockit get (blake3 verified + fsync)", plain.get_secs, None),
     ];
-    let target_met =
-        results[1].ratio_to_socat >= 0.9 && results[2].ratio_to_socat >= 0.9 && rss < 64.0;
-    Ok(BenchReport {
+    let target_met = results[1].ratio_to_socat >= 0.9
+        && results[2].ratio_to_socat >= 0.9
+        && plain.rss_mib < 64.0;
+    let mut report = BenchReport {
         size: opts.size,
-        results,
-        server_peak_rss_mib: rss,
+        results: Vec::new(),
+        server_peak_rss_mib: plain.rss_mib,
+        tls_server_peak_rss_mib: None,
         target: "put and get ≥ 0.9× socat, server RSS < 64 MiB".into(),
         target_met,
-    })
+        tls_target: None,
+        tls_target_met: None,
+    };
+    if let Some(t) = tls {
+        let put = m("sockit put over TLS", t.put_secs, Some(plain.put_secs));
+        let get = m("sockit get over TLS", t.get_secs, Some(plain.get_secs));
+        let met = [&put, &get]
+            .iter()
+            .all(|r| r.ratio_to_plain.is_some_and(|x| x >= TLS_TARGET_RATIO));
+        results.push(put);
+        results.push(get);
+        report.tls_server_peak_rss_mib = Some(t.rss_mib);
+        report.tls_target = Some(format!(
+            "put and get over TLS ≥ {TLS_TARGET_RATIO}× plain text"
+        ));
+        report.tls_target_met = Some(met);
+    }
+    report.results = results;
+    Ok(report)
 }
 
 /// The report as a markdown table.
 pub fn markdown(r: &BenchReport) -> String {
     let mut s = format!(
-        "| transfer ({} MiB over loopback) | seconds | MB/s | × socat |\n|---|---:|---:|---:|\n",
+        "| transfer ({} MiB over loopback) | seconds | MB/s | × socat | × plain |\n|---|---:|---:|---:|---:|\n",
         r.size / (1 << 20)
     );
     for m in &r.results {
+        let plain = m
+            .ratio_to_plain
+            .map_or(String::new(), |x| format!("{x:.2}"));
         s.push_str(&format!(
-            "| {} | {:.2} | {:.0} | {:.2} |\n",
+            "| {} | {:.2} | {:.0} | {:.2} | {plain} |\n",
             m.name, m.secs, m.mb_s, m.ratio_to_socat
         ));
     }
@@ -305,5 +401,13 @@ pub fn markdown(r: &BenchReport) -> String {
         r.target,
         if r.target_met { "met" } else { "NOT met" }
     ));
+    if let (Some(target), Some(met), Some(rss)) =
+        (&r.tls_target, r.tls_target_met, r.tls_server_peak_rss_mib)
+    {
+        s.push_str(&format!(
+            "TLS server peak RSS: {rss:.1} MiB; TLS target ({target}): {}\n",
+            if met { "met" } else { "NOT met" }
+        ));
+    }
     s
 }

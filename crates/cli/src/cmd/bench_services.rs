@@ -12,7 +12,8 @@ use crate::global::GlobalArgs;
 /// Which service to benchmark.
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceBench {
-    /// get and put of one file (default 1 GiB) over loopback against a raw socat pipe.
+    /// get and put of one file (default 1 GiB) over loopback against a raw socat pipe, then
+    /// over TLS with the ratio to plain text.
     Files {
         /// Bytes per transfer (K, M, G suffixes).
         #[arg(long, default_value = "1G", value_parser = crate::serve::parse_size)]
@@ -23,6 +24,9 @@ pub enum ServiceBench {
         /// Directory for files.json and files.md.
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
+        /// Skip the TLS rows (put and get through a second server with --tls).
+        #[arg(long)]
+        no_tls: bool,
     },
     /// IRC load: clients in one channel and in many small ones at a fixed total PRIVMSG
     /// rate; delivered/s and latency p50/p99, ngircd vs sockit's in-process server.
@@ -110,13 +114,19 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             print_report(g, &report, &format!("{}\n", report.markdown), &out, "chat")?;
             Ok(ExitCode::SUCCESS)
         }
-        ServiceBench::Files { size, dir, out } => {
+        ServiceBench::Files {
+            size,
+            dir,
+            out,
+            no_tls,
+        } => {
             let exe = std::env::current_exe().context("cannot find the sockit binary")?;
             let opts = sockit_files::bench::BenchOptions {
                 size,
                 dir,
                 out_dir: out.clone(),
                 server: vec![exe.into_os_string(), "serve".into()],
+                tls: !no_tls,
             };
             let report = sockit_files::bench::run(&opts)
                 .await
