@@ -242,10 +242,10 @@ fn run_cell(
     load.threads = cfg.client_threads;
     let mem_idle = procstat::tree_memory_kib(pid);
     let mut mem_loaded = mem_idle;
-    let mut cpu0 = procstat::cpu_time(pid);
+    let mut cpu0 = procstat::cpu_times(pid);
     let mut on_connected = |_n: usize| {
         mem_loaded = procstat::tree_memory_kib(pid);
-        cpu0 = procstat::cpu_time(pid);
+        cpu0 = procstat::cpu_times(pid);
     };
     let stats: LoadStats = match mode {
         "open" => loadgen::open::run(&load, cfg.rate.unwrap_or(1000.0), on_connected)?,
@@ -256,7 +256,17 @@ fn run_cell(
         }
         _ => loadgen::closed::run(&load, on_connected)?,
     };
-    let cpu = procstat::cpu_time(pid).saturating_sub(cpu0).as_secs_f64();
+    let cpu1 = procstat::cpu_times(pid);
+    let user = cpu1.0.saturating_sub(cpu0.0).as_secs_f64();
+    let sys = cpu1.1.saturating_sub(cpu0.1).as_secs_f64();
+    let cpu = user + sys;
+    let per_req = |secs: f64| {
+        if stats.requests > 0 {
+            secs * 1e6 / stats.requests as f64
+        } else {
+            0.0
+        }
+    };
     let peak = procstat::peak_rss_kib(pid);
     drop(server);
     let per_conn = if mode == "connect" || stats.connected == 0 {
@@ -275,11 +285,8 @@ fn run_cell(
         latency: stats.latency,
         uncorrected: stats.uncorrected,
         server_cpu_s: cpu,
-        cpu_us_per_req: if stats.requests > 0 {
-            cpu * 1e6 / stats.requests as f64
-        } else {
-            0.0
-        },
+        cpu_us_per_req: per_req(cpu),
+        sys_us_per_req: per_req(sys),
         mem_idle_kib: mem_idle,
         mem_loaded_kib: mem_loaded,
         kib_per_conn: per_conn,

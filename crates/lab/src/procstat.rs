@@ -48,16 +48,26 @@ fn stat_times(pid: u32) -> Option<[u64; 4]> {
 
 /// CPU time (user + system) used by `pid`, its reaped children and its live descendants.
 pub fn cpu_time(pid: u32) -> Duration {
-    let mut ticks = 0u64;
+    let (user, system) = cpu_times(pid);
+    user + system
+}
+
+/// User and system (kernel) CPU time used by `pid`, its reaped children and its live
+/// descendants.
+pub fn cpu_times(pid: u32) -> (Duration, Duration) {
+    let (mut user, mut system) = (0u64, 0u64);
     for (i, p) in process_tree(pid).into_iter().enumerate() {
         if let Some([u, s, cu, cs]) = stat_times(p) {
-            ticks += u + s;
+            user += u;
+            system += s;
             if i == 0 {
-                ticks += cu + cs;
+                user += cu;
+                system += cs;
             }
         }
     }
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
+    let secs = |ticks: u64| Duration::from_secs_f64(ticks as f64 / clock_ticks());
+    (secs(user), secs(system))
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {

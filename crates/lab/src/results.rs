@@ -67,6 +67,10 @@ pub struct Cell {
     pub server_cpu_s: f64,
     /// Server CPU microseconds per request.
     pub cpu_us_per_req: f64,
+    /// Of those, microseconds spent in the kernel (system time): the socket calls' own
+    /// cost, which every model pays.
+    #[serde(default)]
+    pub sys_us_per_req: f64,
     /// Server memory (PSS, KiB) before the clients connected.
     pub mem_idle_kib: u64,
     /// Server memory (PSS, KiB) with all connections open.

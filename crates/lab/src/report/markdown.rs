@@ -102,15 +102,15 @@ pub fn render(data: &BenchResults, plots: &[String]) -> String {
 /// The results table.
 pub fn table(cells: &[Cell]) -> String {
     let mut s = String::from(
-        "| model | mode | conns | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | KiB/conn | peak RSS MiB | errors |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| model | mode | conns | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | kernel µs/req | KiB/conn | peak RSS MiB | errors |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for c in cells {
         match &c.skipped {
             Some(reason) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | skipped: {} | | | | | | | |",
+                    "| {} | {} | {} | skipped: {} | | | | | | | | |",
                     c.model,
                     c.mode,
                     c.conns,
@@ -120,7 +120,7 @@ pub fn table(cells: &[Cell]) -> String {
             None => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                    "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
                     c.model,
                     c.mode,
                     c.conns,
@@ -129,6 +129,7 @@ pub fn table(cells: &[Cell]) -> String {
                     c.latency.p99_us,
                     c.latency.p999_us,
                     c.cpu_us_per_req,
+                    c.sys_us_per_req,
                     c.kib_per_conn,
                     c.peak_rss_kib as f64 / 1024.0,
                     c.errors
