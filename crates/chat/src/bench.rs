@@ -4,8 +4,10 @@
 //! `PRIVMSG` at a fixed total rate; every receiver records the delivery latency (the send
 //! timestamp travels in the message text) in an HDR histogram and counts what arrives.
 //! The same load runs, in the same process run, against `ngircd` (started on a free port
-//! with a generated config in a temporary directory) and against sockit's own server
-//! started in-process on a free port.
+//! with a generated config in a temporary directory) and against sockit's own server:
+//! `sockit serve --only chat` as a child process when [`BenchConfig::sockit`] names the
+//! binary (what `sockit lab bench chat` does, so both servers are measured the same way),
+//! else started in-process on a free port (the library tests).
 //!
 //! Each client: connects, registers (`NICK`/`USER`), waits for 001, joins its channel,
 //! waits for the end of `NAMES` (366); when every client has joined the send window opens
@@ -14,6 +16,7 @@
 //!
 //! Results go to `OUT/chat.json` and `OUT/chat.md`.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -100,6 +103,10 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// The ngircd binary; `None` skips ngircd (the report says so).
     pub ngircd: Option<PathBuf>,
+    /// The `sockit` binary: sockit's server then runs as its own process
+    /// (`sockit serve --only chat`), on the same footing as ngircd. `None` runs it
+    /// in-process, in the load generator's runtime (the library tests do this).
+    pub sockit: Option<PathBuf>,
     /// Where `chat.json` and `chat.md` are written; `None` writes nothing.
     pub out_dir: Option<PathBuf>,
 }
@@ -112,6 +119,7 @@ impl Default for BenchConfig {
             rate: 100.0,
             duration: Duration::from_secs(10),
             ngircd: Some(PathBuf::from("ngircd")),
+            sockit: None,
             out_dir: Some(PathBuf::from("bench-results")),
         }
     }
@@ -173,19 +181,32 @@ pub struct BenchReport {
 }
 
 /// Raises the soft open-file limit to the hard limit (every client is a descriptor, and
-/// the in-process server holds the other end).
-pub fn raise_fd_limit() {
+/// the in-process server holds the other end; child servers inherit the limit) and
+/// returns the soft limit now in force (0 when it cannot be read).
+pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            }
         }
     }
+    lim.rlim_cur
+}
+
+/// Descriptors a scenario of `clients` needs in the benchmark process: one per client,
+/// one more per client when the server runs in-process, and some headroom.
+pub fn fds_needed(clients: usize, in_process: bool) -> u64 {
+    (clients as u64) * (1 + u64::from(in_process)) + 64
 }
 
 /// sockit's IRC server running in-process; stopped on drop.
@@ -236,6 +257,115 @@ pub fn start_sockit(cfg: ServerConfig) -> Result<SockitServer, BenchError> {
         token.clone(),
     ));
     Ok(SockitServer { addr, token })
+}
+
+/// `sockit serve --only chat` as a child process; killed on drop.
+#[derive(Debug)]
+pub struct SockitProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for SockitProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `sockit serve` arguments of the benchmark: only the chat service on a free
+/// loopback port, the same settings as [`sockit_config`] (flood control at its defaults,
+/// long ping timeouts, no MOTD file) and connection limits raised the way ngircd's
+/// config raises its own (`MaxConnections`/`MaxConnectionsIP` unlimited).
+pub fn sockit_serve_args(dir: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-q",
+        "serve",
+        "--only",
+        "chat",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "chat=0",
+        "--max-conns",
+        "100000",
+        "--max-conns-per-ip",
+        "100000",
+        "--idle-timeout",
+        "600s",
+        "--backlog",
+        "4096",
+        "--chat-name",
+        "bench.sockit",
+        "--chat-ping-interval",
+        "600s",
+        "--chat-ping-timeout",
+        "600s",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push("--chat-flood-penalty".into());
+    args.push(format!("{}ms", SOCKIT_FLOOD.penalty.as_millis()).into());
+    args.push("--chat-flood-burst".into());
+    args.push(format!("{}ms", SOCKIT_FLOOD.burst.as_millis()).into());
+    args.push("--root".into());
+    args.push(dir.join("root").into());
+    args.push("--addr-file".into());
+    args.push(dir.join("addr.json").into());
+    args
+}
+
+/// Starts `BIN serve --only chat` (see [`sockit_serve_args`]) and waits (≤ 10 s) for
+/// its addr file.
+///
+/// # Errors
+/// The binary cannot run, exits, or never writes its addr file.
+pub async fn start_sockit_process(bin: &Path) -> Result<SockitProcess, BenchError> {
+    let dir = std::env::temp_dir().join(format!(
+        "sockit-chat-bench-sockit-{}-{}",
+        std::process::id(),
+        free_port()?
+    ));
+    std::fs::create_dir_all(&dir).map_err(io_err("sockit temp dir"))?;
+    let child = Command::new(bin)
+        .args(sockit_serve_args(&dir))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BenchError::Config(format!("cannot run {}: {e}", bin.display())))?;
+    let mut server = SockitProcess {
+        addr: ([127, 0, 0, 1], 0).into(),
+        child,
+        dir,
+    };
+    let addr_file = server.dir.join("addr.json");
+    for _ in 0..200 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(BenchError::Config(format!(
+                "{} serve exited with {status}",
+                bin.display()
+            )));
+        }
+        // The file is renamed into place whole, so a readable file is complete.
+        if let Ok(text) = std::fs::read_to_string(&addr_file) {
+            let addr = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["chat"]["tcp"].as_str().and_then(|a| a.parse().ok()))
+                .ok_or_else(|| BenchError::Config(format!("bad addr file: {text}")))?;
+            server.addr = addr;
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(BenchError::Config(format!(
+        "{} serve wrote no addr file in 10 s",
+        bin.display()
+    )))
 }
 
 /// An `ngircd -n` child with its generated config; killed on drop.
@@ -496,13 +626,17 @@ async fn client(
     let mut seq: u64 = 0;
     // The sends of this client: offset i/rate, then every `interval`, inside the window.
     let offset = Duration::from_secs_f64(i as f64 / plan.rate);
+    // Three timers, each registered once and moved with `reset` (not a new timer per
+    // received line: at 1,000 clients the load generator reads ~100k lines/s).
+    let hard = tokio::time::sleep_until(hard_end);
+    let drain = tokio::time::sleep_until(hard_end);
+    let send = tokio::time::sleep_until(hard_end);
+    tokio::pin!(hard, drain, send);
     loop {
-        let send_at = next_send.map(tokio::time::Instant::from_std);
-        let drain_end = start.map(|s| tokio::time::Instant::from_std(s + plan.duration + DRAIN));
         tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(hard_end) => return Err(fail("did not finish in time".into())),
-            _ = async { tokio::time::sleep_until(drain_end.unwrap_or(hard_end)).await }, if drain_end.is_some() => break,
+            _ = &mut hard => return Err(fail("did not finish in time".into())),
+            _ = &mut drain, if start.is_some() => break,
             r = start_rx.changed(), if start.is_none() => {
                 if r.is_err() {
                     return Err(fail("coordinator gone".into()));
@@ -510,9 +644,11 @@ async fn client(
                 if let Some(s) = *start_rx.borrow_and_update() {
                     start = Some(s);
                     next_send = Some(s + offset);
+                    drain.as_mut().reset(tokio::time::Instant::from_std(s + plan.duration + DRAIN));
+                    send.as_mut().reset(tokio::time::Instant::from_std(s + offset));
                 }
             }
-            _ = async { tokio::time::sleep_until(send_at.unwrap_or(hard_end)).await }, if send_at.is_some() => {
+            _ = &mut send, if next_send.is_some() => {
                 let (Some(s), Some(at)) = (start, next_send) else { continue };
                 let ts = Instant::now().duration_since(plan.base).as_micros();
                 wr.write_all(format!("PRIVMSG {chan} :bench {seq} {ts}\r\n").as_bytes())
@@ -522,6 +658,9 @@ async fn client(
                 res.sent += 1;
                 let next = at + plan.interval;
                 next_send = (next < s + plan.duration && res.sent < 10_000_000).then_some(next);
+                if let Some(n) = next_send {
+                    send.as_mut().reset(tokio::time::Instant::from_std(n));
+                }
             }
             r = async {
                 let room = MAX_LINE.saturating_sub(buf.len()) as u64;
@@ -583,7 +722,15 @@ async fn client(
 /// # Errors
 /// A server cannot start, a scenario fails, or the results cannot be written.
 pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
-    raise_fd_limit();
+    let nofile = raise_fd_limit();
+    let needed = fds_needed(config.clients, config.sockit.is_none());
+    if nofile < needed {
+        return Err(BenchError::Config(format!(
+            "the open-file limit is {nofile} but {} clients need about {needed} descriptors; \
+             raise the hard limit (ulimit -Hn, or LimitNOFILE) or use fewer --clients",
+            config.clients
+        )));
+    }
     let mut notes = vec![
         format!(
             "sockit's flood control: penalty {} s per command, burst {} s (its defaults); \
@@ -594,9 +741,17 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             SOCKIT_FLOOD.burst.as_secs_f64(),
             config.rate / config.clients.max(1) as f64
         ),
-        "ngircd config: MaxConnections 0, MaxConnectionsIP 0, MaxJoins 0 (unlimited), \
-         DNS/Ident/PAM off; sockit: in-process in the same tokio runtime as the load clients."
-            .into(),
+        format!(
+            "ngircd config: MaxConnections 0, MaxConnectionsIP 0, MaxJoins 0 (unlimited), \
+             DNS/Ident/PAM off; sockit: {}.",
+            match &config.sockit {
+                Some(_) =>
+                    "its own process (`sockit serve --only chat`, connection limits \
+                            raised with --max-conns/--max-conns-per-ip, flood control at its \
+                            defaults), like ngircd",
+                None => "in-process, in the same tokio runtime as the load clients",
+            }
+        ),
     ];
     let mut runs = Vec::new();
     let prefixes = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
@@ -616,9 +771,18 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             }
             None => notes.push("ngircd skipped (not configured).".into()),
         }
-        let sk = start_sockit(sockit_config())?;
-        runs.push(measure(sk.addr, "sockit", &sc).await?);
-        drop(sk);
+        match &config.sockit {
+            Some(bin) => {
+                let sk = start_sockit_process(bin).await?;
+                runs.push(measure(sk.addr, "sockit", &sc).await?);
+                drop(sk);
+            }
+            None => {
+                let sk = start_sockit(sockit_config())?;
+                runs.push(measure(sk.addr, "sockit", &sc).await?);
+                drop(sk);
+            }
+        }
     }
     let markdown = markdown(&runs, &notes);
     let report = BenchReport {

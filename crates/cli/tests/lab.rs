@@ -111,3 +111,43 @@ fn lab_backlog_experiment_reports_overflow() {
     assert!(text.contains("Recv-Q=2 Send-Q=1"), "{text}");
     assert!(text.contains("EXPLAINS:"), "{text}");
 }
+
+#[test]
+fn lab_bench_chat_small_runs_sockit_as_its_own_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sockit()
+        .args([
+            "--json",
+            "lab",
+            "bench",
+            "chat",
+            "--clients",
+            "20",
+            "--channels",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+            "--no-ngircd",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{report}");
+    let m = &runs[0];
+    assert_eq!(m["server"], "sockit");
+    let (delivered, expected) = (
+        m["delivered"].as_u64().unwrap(),
+        m["expected"].as_u64().unwrap(),
+    );
+    assert!(delivered > 0 && delivered <= expected, "{m}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("its own process"), "{notes}");
+    assert!(dir.path().join("chat.json").is_file());
+}

@@ -29,7 +29,8 @@ pub enum ServiceBench {
         no_tls: bool,
     },
     /// IRC load: clients in one channel and in many small ones at a fixed total PRIVMSG
-    /// rate; delivered/s and latency p50/p99, ngircd vs sockit's in-process server.
+    /// rate; delivered/s and latency p50/p99, ngircd vs `sockit serve --only chat`, each
+    /// its own process.
     Chat {
         /// Clients per scenario.
         #[arg(long, default_value_t = 1000)]
@@ -49,6 +50,10 @@ pub enum ServiceBench {
         /// Skip ngircd (sockit only).
         #[arg(long)]
         no_ngircd: bool,
+        /// Run sockit's server inside the benchmark's own runtime, sharing it with the
+        /// load clients, instead of as its own `sockit serve` process.
+        #[arg(long)]
+        in_process: bool,
         /// Directory for chat.json and chat.md.
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
@@ -98,14 +103,20 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             duration,
             ngircd,
             no_ngircd,
+            in_process,
             out,
         } => {
+            let sockit = match in_process {
+                true => None,
+                false => Some(std::env::current_exe().context("cannot find the sockit binary")?),
+            };
             let config = sockit_chat::bench::BenchConfig {
                 clients,
                 channels,
                 rate,
                 duration,
                 ngircd: (!no_ngircd).then(|| find_ngircd(ngircd)),
+                sockit,
                 out_dir: Some(out.clone()),
             };
             let report = sockit_chat::bench::run(&config)
