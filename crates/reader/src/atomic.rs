@@ -6,6 +6,8 @@ use std::path::Path;
 use crate::error::{ReaderError, Result};
 
 /// Writes `bytes` to `path` so readers see either the old file or the whole new one.
+/// The file is world-readable (0644), like a file a user creates: it holds demo books,
+/// page caches and benchmark results, never secrets.
 ///
 /// # Errors
 /// The staging file cannot be created, written, synced or renamed.
@@ -16,6 +18,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".staging-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(|e| ReaderError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| ReaderError::io(path, e))?;
