@@ -67,16 +67,10 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 "resumed_from": r.resumed_from, "restarted": r.restarted, "blake3": r.blake3})
         );
     } else if !g.quiet {
-        let resumed = if r.resumed_from > 0 {
-            format!(" (resumed at {})", r.resumed_from)
-        } else {
-            String::new()
-        };
+        let local = r.local.display().to_string();
         eprintln!(
-            "{} bytes → {}{resumed}, blake3 {} verified",
-            r.size,
-            r.local.display(),
-            r.blake3
+            "{}",
+            crate::cmd::progress::done_line(r.size, &local, r.resumed_from, &r.blake3)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,17 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sockit_files::Progress;
 
+/// The line a finished transfer prints on stderr:
+/// `N bytes → TARGET (resumed at M), blake3 H verified`.
+pub fn done_line(size: u64, target: &str, resumed_from: u64, blake3: &str) -> String {
+    let resumed = if resumed_from > 0 {
+        format!(" (resumed at {resumed_from})")
+    } else {
+        String::new()
+    };
+    format!("{size} bytes → {target}{resumed}, blake3 {blake3} verified")
+}
+
 /// Draws an indicatif bar per transfer (or nothing when stderr is not a terminal / -q).
 #[derive(Debug)]
 pub struct Bar {
@@ -57,5 +68,22 @@ impl Progress for Bar {
             Some(b) => b.suspend(|| eprintln!("sockit: {message}")),
             None => eprintln!("sockit: {message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::done_line;
+
+    #[test]
+    fn done_line_mentions_resume_only_when_resumed() {
+        assert_eq!(
+            done_line(10, "a.bin", 0, "ab12"),
+            "10 bytes → a.bin, blake3 ab12 verified"
+        );
+        assert_eq!(
+            done_line(10, "a.bin", 4, "ab12"),
+            "10 bytes → a.bin (resumed at 4), blake3 ab12 verified"
+        );
     }
 }
