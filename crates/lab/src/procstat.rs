@@ -46,12 +46,6 @@ fn stat_times(pid: u32) -> Option<[u64; 4]> {
     Some([get(11)?, get(12)?, get(13)?, get(14)?])
 }
 
-/// CPU time (user + system) used by `pid`, its reaped children and its live descendants.
-pub fn cpu_time(pid: u32) -> Duration {
-    let (user, system) = cpu_times(pid);
-    user + system
-}
-
 /// User and system (kernel) CPU time used by `pid`, its reaped children and its live
 /// descendants.
 pub fn cpu_times(pid: u32) -> (Duration, Duration) {

@@ -5,10 +5,9 @@ use std::io;
 
 use async_trait::async_trait;
 use sockit_wire::framed::linger_close;
-use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService};
 use sockit_wire::tls::{accept_tls, Accepted};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::irc::message::Message;
 use crate::irc::server::IrcServer;
@@ -67,9 +66,6 @@ impl TcpService for IrcTlsServer {
         }
     }
 
-    async fn refuse(&self, stream: TcpStream, refusal: Refusal) {
-        // The refusal happens before any handshake; a TLS client cannot read plain text,
-        // so close and let it report the failed handshake.
-        let _ = (stream, refusal);
-    }
+    // `refuse` keeps the default (close silently): the refusal happens before any
+    // handshake, and a TLS client cannot read a plain-text ERROR line.
 }

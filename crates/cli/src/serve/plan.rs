@@ -40,8 +40,8 @@ pub enum PlanError {
     #[error("service `{0}` has no `{1}` endpoint (it has: {2})")]
     UnknownEndpoint(String, String, String),
     /// Two TCP endpoints (or two UDP ones) would bind the same port.
-    #[error("{0} and {1} would both listen on port {2}; set one apart with --port {3}=N")]
-    PortClash(String, String, u16, String),
+    #[error("{0} and {1} would both listen on port {2}; set one apart with --port {1}=N")]
+    PortClash(String, String, u16),
     /// `--only` left nothing to run.
     #[error("--only selected no service")]
     Empty,
@@ -159,7 +159,6 @@ pub fn plan(
                     format!("{}.{}", clash.service, clash.proto),
                     format!("{}.{}", spec.name, proto),
                     port,
-                    format!("{}.{}", spec.name, proto),
                 ));
             }
             out.push(Endpoint {
