@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::error::Result;
-use crate::loadgen::percentiles::{new_histogram, record, Percentiles};
+use crate::loadgen::percentiles::{new_histogram, record};
 use crate::loadgen::source::connect_from;
 use crate::loadgen::{LoadConfig, LoadStats};
 
@@ -59,27 +59,7 @@ pub fn run(cfg: &LoadConfig, on_connected: impl FnOnce(usize)) -> Result<LoadSta
             let budget = Arc::clone(&budget);
             set.spawn(ping_pong(s, cfg.size, deadline, budget));
         }
-        let mut hist = new_histogram();
-        let mut errors = connect_errors;
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok((h, e)) => {
-                    hist.add(&h).expect("same bounds");
-                    errors += e;
-                }
-                Err(_) => errors += 1,
-            }
-        }
-        let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-        Ok(LoadStats {
-            requests: hist.len(),
-            errors,
-            connected,
-            elapsed_s: elapsed,
-            rps: hist.len() as f64 / elapsed,
-            latency: Percentiles::from_histogram(&hist),
-            uncorrected: None,
-        })
+        Ok(LoadStats::collect(set, connect_errors, connected, start).await)
     })
 }
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::error::Result;
 use crate::loadgen::closed::take_budget;
-use crate::loadgen::percentiles::{new_histogram, record, Percentiles};
+use crate::loadgen::percentiles::{new_histogram, record};
 use crate::loadgen::source::connect_from;
 use crate::loadgen::{LoadConfig, LoadStats};
 
@@ -55,26 +55,6 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadStats> {
                 (hist, errors)
             });
         }
-        let mut hist = new_histogram();
-        let mut errors = 0;
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok((h, e)) => {
-                    hist.add(&h).expect("same bounds");
-                    errors += e;
-                }
-                Err(_) => errors += 1,
-            }
-        }
-        let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-        Ok(LoadStats {
-            requests: hist.len(),
-            errors,
-            connected: cfg.conns,
-            elapsed_s: elapsed,
-            rps: hist.len() as f64 / elapsed,
-            latency: Percentiles::from_histogram(&hist),
-            uncorrected: None,
-        })
+        Ok(LoadStats::collect(set, 0, cfg.conns, start).await)
     })
 }

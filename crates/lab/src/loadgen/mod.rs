@@ -108,3 +108,36 @@ pub struct LoadStats {
     /// Open loop only: latency measured from the actual send (what a naive tool shows).
     pub uncorrected: Option<Percentiles>,
 }
+
+impl LoadStats {
+    /// Waits for every load task, merges their histograms and error counts (a task that
+    /// panicked counts as one error, on top of `errors`), and summarises the run started
+    /// at `start` with `connected` connections. Closed loop and connect rate share this.
+    pub(crate) async fn collect(
+        mut set: tokio::task::JoinSet<(hdrhistogram::Histogram<u64>, u64)>,
+        mut errors: u64,
+        connected: usize,
+        start: tokio::time::Instant,
+    ) -> Self {
+        let mut hist = percentiles::new_histogram();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((h, e)) => {
+                    hist.add(&h).expect("same bounds");
+                    errors += e;
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+        LoadStats {
+            requests: hist.len(),
+            errors,
+            connected,
+            elapsed_s: elapsed,
+            rps: hist.len() as f64 / elapsed,
+            latency: Percentiles::from_histogram(&hist),
+            uncorrected: None,
+        }
+    }
+}
