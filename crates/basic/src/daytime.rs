@@ -6,6 +6,11 @@
 //!   trailing CR/LF ignored); the reply is the local time in that format, without a
 //!   newline. An empty datagram means [`DEFAULT_UDP_FORMAT`]. An invalid or oversized
 //!   format gets a reply starting with `error: `; it never crashes the server.
+//! - UDP replies stay within the amplification budget (3× the request, counting 28 bytes
+//!   of IPv4/UDP headers on each side; see `sockit_wire::udp_guard`): a format whose
+//!   reply would be longer is refused, not truncated, with
+//!   `error: reply is N bytes, over 3x the request; pad to M bytes with newlines`. The
+//!   client pads by appending newlines (they are ignored) until the request is M bytes.
 
 use std::fmt::Write as _;
 use std::io;
@@ -15,13 +20,14 @@ use async_trait::async_trait;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Local, TimeZone};
 use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService, UdpService};
+use sockit_wire::udp_guard::min_request_for;
 use tokio::io::AsyncWriteExt;
 
 /// The TCP reply format (inetd's).
 pub const TCP_FORMAT: &str = "%a %b %e %H:%M:%S %Y";
 /// The UDP format used for an empty datagram.
 pub const DEFAULT_UDP_FORMAT: &str = "%Y-%m-%d %X";
-/// The longest format accepted over UDP.
+/// The longest format accepted over UDP (trailing CR/LF padding not counted).
 pub const MAX_FORMAT_LEN: usize = 256;
 
 /// Why a format was refused.
@@ -68,12 +74,39 @@ where
     }
 }
 
+/// The UDP reply for a datagram at `time` when at most `limit` bytes may be sent (pure):
+/// [`udp_reply`], or a short refusal that says how far to pad the request.
+pub fn udp_reply_within<Tz: TimeZone>(datagram: &[u8], time: &DateTime<Tz>, limit: usize) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let reply = udp_reply(datagram, time);
+    if reply.len() <= limit {
+        return reply;
+    }
+    let pad_to = min_request_for(reply.len());
+    let refusal = format!(
+        "error: reply is {} bytes, over 3x the request; pad to {pad_to} bytes with newlines",
+        reply.len()
+    );
+    if refusal.len() <= limit {
+        refusal
+    } else {
+        // Always within the budget: an empty request may get 56 bytes.
+        "error: reply over 3x the request".to_owned()
+    }
+}
+
 fn parse_format(datagram: &[u8]) -> Result<&str, FormatError> {
+    let end = datagram
+        .iter()
+        .rposition(|b| *b != b'\r' && *b != b'\n')
+        .map_or(0, |i| i + 1);
+    let datagram = &datagram[..end];
     if datagram.len() > MAX_FORMAT_LEN {
         return Err(FormatError::TooLong(datagram.len()));
     }
     let text = std::str::from_utf8(datagram).map_err(|_| FormatError::NotUtf8)?;
-    let text = text.trim_end_matches(['\r', '\n']);
     Ok(if text.is_empty() {
         DEFAULT_UDP_FORMAT
     } else {
@@ -118,6 +151,10 @@ impl UdpService for DaytimeUdp {
     fn respond(&self, datagram: &[u8], _peer: SocketAddr) -> Option<Vec<u8>> {
         Some(udp_reply(datagram, &Local::now()).into_bytes())
     }
+
+    fn respond_within(&self, datagram: &[u8], _peer: SocketAddr, limit: usize) -> Option<Vec<u8>> {
+        Some(udp_reply_within(datagram, &Local::now(), limit).into_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +195,59 @@ mod tests {
         );
         let ok = vec![b'a'; MAX_FORMAT_LEN];
         assert_eq!(udp_reply(&ok, &t()), "a".repeat(MAX_FORMAT_LEN));
+    }
+
+    #[test]
+    fn long_replies_are_refused_within_the_budget() {
+        use sockit_wire::udp_guard::{reply_limit, within_budget};
+        let format = b"%c %c %c %c %c %c";
+        let full = udp_reply(format, &t());
+        assert!(full.len() > reply_limit(format.len()));
+        let refused = udp_reply_within(format, &t(), reply_limit(format.len()));
+        assert!(
+            refused.starts_with("error: reply is 149 bytes"),
+            "{refused}"
+        );
+        assert!(within_budget(format.len(), refused.len()));
+        // Padded with newlines to the size the refusal names, the format is answered.
+        let pad_to: usize = refused
+            .split("pad to ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let mut padded = format.to_vec();
+        padded.resize(pad_to, b'\n');
+        assert_eq!(
+            udp_reply_within(&padded, &t(), reply_limit(padded.len())),
+            full
+        );
+        // The smallest budget still gets a refusal that fits.
+        let tiny = udp_reply_within(b"%c%c%c%c", &t(), reply_limit(8));
+        assert!(
+            tiny.starts_with("error:") && within_budget(8, tiny.len()),
+            "{tiny}"
+        );
+        // Short replies are untouched.
+        assert_eq!(
+            udp_reply_within(b"", &t(), reply_limit(0)),
+            "2026-11-05 16:07:11"
+        );
+    }
+
+    #[test]
+    fn padding_newlines_do_not_count_against_the_format_limit() {
+        let mut padded = b"%Y".to_vec();
+        padded.resize(2000, b'\n');
+        assert_eq!(udp_reply(&padded, &t()), "2026");
+    }
+
+    proptest! {
+        #[test]
+        fn every_reply_is_within_the_budget(d in prop::collection::vec(any::<u8>(), 0..300)) {
+            let limit = sockit_wire::udp_guard::reply_limit(d.len());
+            prop_assert!(udp_reply_within(&d, &t(), limit).len() <= limit);
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ impl TcpService for EchoTcp {
                 stream.shutdown().await?;
                 return Ok(format!("client closed after {total} bytes"));
             }
+            // RFC 862 is a byte stream and course clients send each message in one
+            // unterminated send(), so every read is a whole request.
+            info.clock.request_complete();
             stream.write_all(&buf[..n]).await?;
             total += n as u64;
         }

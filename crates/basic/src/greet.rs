@@ -13,6 +13,7 @@
 use std::io;
 
 use async_trait::async_trait;
+use sockit_wire::guarded::RequestClock;
 use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -63,9 +64,13 @@ pub struct GreetService;
 ///
 /// # Errors
 /// I/O errors (including the runtime's timeouts).
+///
+/// Every read is a whole message in this protocol (the course client sends each name in
+/// one unterminated `send()`), so each one is reported on `clock`.
 pub async fn serve_dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     shutdown: &tokio_util::sync::CancellationToken,
+    clock: &RequestClock,
 ) -> io::Result<String> {
     stream.write_all(WELCOME).await?;
     stream.write_all(PROMPT).await?;
@@ -81,6 +86,7 @@ pub async fn serve_dialogue<S: AsyncRead + AsyncWrite + Unpin>(
         if n == 0 {
             return Ok("client closed".into());
         }
+        clock.request_complete();
         for message in split_messages(&buf[..n]) {
             let (text, done) = reply(&message);
             stream.write_all(&text).await?;
@@ -99,7 +105,7 @@ impl TcpService for GreetService {
     }
 
     async fn handle(&self, mut stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
-        serve_dialogue(&mut stream, &info.shutdown).await
+        serve_dialogue(&mut stream, &info.shutdown, &info.clock).await
     }
 
     async fn refuse(&self, mut stream: TcpStream, refusal: Refusal) {
@@ -211,7 +217,10 @@ mod tests {
     async fn dialogue_over_a_pipe() {
         let (mut server, client) = tokio::io::duplex(1024);
         let token = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(async move { serve_dialogue(&mut server, &token).await });
+        let task =
+            tokio::spawn(
+                async move { serve_dialogue(&mut server, &token, &RequestClock::new()).await },
+            );
         let mut c = GreetClient::new(client);
         assert_eq!(
             c.next().await.unwrap(),

@@ -12,6 +12,14 @@
 //! timeout, and lists each server once (by its random per-run `id`). Addresses a server
 //! reports as unspecified (`0.0.0.0`) are shown with the address the answer came from.
 //! Anything that is not exactly a request gets no answer.
+//!
+//! The request is padded with spaces to [`PROBE_LEN`] bytes (as QUIC pads its first
+//! packet to 1200 bytes), because an answer must not be larger than 3× its request
+//! (counting 28 bytes of IPv4/UDP headers on each side): the server must not be a
+//! reflection amplifier for a forged source. A request too short for the answer gets a
+//! short hint instead, `SOCKIT-DISCOVER 1 PAD <n>` (n: the request size needed), and
+//! the client asks that server again with that much padding. Each source is also
+//! rate-limited; requests over the rate get nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -19,12 +27,19 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sockit_wire::udp_guard::{min_request_for, reply_limit, RateLimit, RateLimiter};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-/// The request datagram.
+/// The request datagram (before padding).
 pub const REQUEST: &[u8] = b"SOCKIT-DISCOVER 1";
+/// The size the client pads its request to, with spaces.
+pub const PROBE_LEN: usize = 1200;
+/// The largest request the client sends when a server asks for more padding.
+pub const MAX_PROBE_LEN: usize = 65_507;
+/// How a hint to pad the request starts (then a space and the size needed).
+pub const PAD_HINT: &str = "SOCKIT-DISCOVER 1 PAD";
 /// The protocol marker in every answer.
 pub const MARKER: &str = "discover/1";
 
@@ -81,7 +96,37 @@ pub fn parse_answer(datagram: &[u8]) -> Result<Announcement, AnswerError> {
     Ok(a)
 }
 
-/// Answers discovery requests on `socket` until `shutdown`.
+/// A request of `len` bytes: [`REQUEST`] followed by spaces.
+pub fn probe(len: usize) -> Vec<u8> {
+    let mut p = REQUEST.to_vec();
+    p.resize(len.clamp(REQUEST.len(), MAX_PROBE_LEN), b' ');
+    p
+}
+
+/// The size a hint asks the request to be padded to, if `datagram` is a hint.
+pub fn parse_hint(datagram: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(datagram).ok()?;
+    let n = text.strip_prefix(PAD_HINT)?.strip_prefix(' ')?.trim_end();
+    n.parse().ok()
+}
+
+/// What the server sends for a datagram of `datagram.len()` bytes (pure): the answer if
+/// it is a request and the answer fits 3× of it, a padding hint if it is a request too
+/// short for the answer, else nothing.
+pub fn reply_to(datagram: &[u8], answer: &[u8]) -> Option<Vec<u8>> {
+    if datagram.trim_ascii_end() != REQUEST {
+        return None;
+    }
+    let limit = reply_limit(datagram.len());
+    if answer.len() <= limit {
+        return Some(answer.to_vec());
+    }
+    let hint = format!("{PAD_HINT} {}\n", min_request_for(answer.len()));
+    (hint.len() <= limit).then(|| hint.into_bytes())
+}
+
+/// Answers discovery requests on `socket` until `shutdown`, with the default per-source
+/// rate limit.
 ///
 /// # Errors
 /// Never once bound: errors are logged and serving goes on.
@@ -90,8 +135,22 @@ pub async fn serve_discovery(
     announcement: Announcement,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    serve_discovery_with(socket, announcement, RateLimit::default(), shutdown).await
+}
+
+/// [`serve_discovery`] with a given per-source rate limit.
+///
+/// # Errors
+/// Never once bound: errors are logged and serving goes on.
+pub async fn serve_discovery_with(
+    socket: UdpSocket,
+    announcement: Announcement,
+    rate: RateLimit,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let answer = serde_json::to_vec(&announcement).map_err(io::Error::other)?;
-    let mut buf = vec![0u8; 2048];
+    let mut limiter = RateLimiter::new(rate);
+    let mut buf = vec![0u8; 65536];
     loop {
         let (n, from) = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -103,11 +162,14 @@ pub async fn serve_discovery(
                 }
             },
         };
-        if buf[..n].trim_ascii_end() != REQUEST {
+        if !limiter.admit("discovery", from, tokio::time::Instant::now().into_std()) {
             continue;
         }
-        debug!(service = "discovery", peer = %from, "discovery request");
-        if let Err(e) = socket.send_to(&answer, from).await {
+        let Some(reply) = reply_to(&buf[..n], &answer) else {
+            continue;
+        };
+        debug!(service = "discovery", peer = %from, len = n, reply = reply.len(), "discovery request");
+        if let Err(e) = socket.send_to(&reply, from).await {
             debug!(service = "discovery", peer = %from, error = %e, "send failed");
         }
     }
@@ -171,14 +233,17 @@ pub fn broadcast_targets(port: u16) -> Vec<SocketAddr> {
 pub async fn discover(targets: &[SocketAddr], wait: Duration) -> io::Result<Vec<Found>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     socket.set_broadcast(true)?;
+    let request = probe(PROBE_LEN);
     for t in targets {
-        if let Err(e) = socket.send_to(REQUEST, t).await {
+        if let Err(e) = socket.send_to(&request, t).await {
             debug!(target = %t, error = %e, "discovery send failed");
         }
     }
     let deadline = tokio::time::Instant::now() + wait;
     let mut found = Vec::new();
     let mut ids = HashSet::new();
+    // Servers asked again with more padding (once each).
+    let mut repadded = HashSet::new();
     let mut buf = vec![0u8; 65536];
     loop {
         let r = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
@@ -191,6 +256,15 @@ pub async fn discover(targets: &[SocketAddr], wait: Duration) -> io::Result<Vec<
                 continue;
             }
         };
+        if let Some(len) = parse_hint(&buf[..n]) {
+            if len > PROBE_LEN && len <= MAX_PROBE_LEN && repadded.insert(from) {
+                debug!(%from, len, "server asks for a larger request");
+                if let Err(e) = socket.send_to(&probe(len), from).await {
+                    debug!(target = %from, error = %e, "discovery send failed");
+                }
+            }
+            continue;
+        }
         match parse_answer(&buf[..n]) {
             Ok(a) => {
                 if ids.insert(a.id.clone()) {
@@ -241,6 +315,30 @@ mod tests {
             announcement: Announcement::new("box".into(), table()),
         };
         assert_eq!(f.services()["chat"]["tcp"], "192.168.1.7:6667");
+    }
+
+    #[test]
+    fn answers_fit_three_times_the_request_or_get_a_hint() {
+        let answer = serde_json::to_vec(&Announcement::new("box".into(), table())).unwrap();
+        let padded = probe(PROBE_LEN);
+        assert_eq!(padded.len(), PROBE_LEN);
+        assert_eq!(reply_to(&padded, &answer), Some(answer.clone()));
+        // The unpadded request of older clients: a hint within 3×, or the answer when
+        // it is small enough.
+        let short = reply_to(REQUEST, &answer).unwrap();
+        assert!(short.len() <= reply_limit(REQUEST.len()));
+        let big = vec![b'x'; 3000];
+        let hint = reply_to(REQUEST, &big).unwrap();
+        let need = parse_hint(&hint).unwrap();
+        assert_eq!(need, min_request_for(3000));
+        assert_eq!(reply_to(&probe(need), &big), Some(big.clone()));
+        assert_eq!(
+            parse_hint(&reply_to(&probe(need - 1), &big).unwrap()),
+            Some(need)
+        );
+        assert_eq!(reply_to(b"hello?", &answer), None);
+        assert_eq!(reply_to(b"", &answer), None);
+        assert_eq!(parse_hint(b"SOCKIT-DISCOVER 1 PAD x"), None);
     }
 
     #[test]

@@ -12,6 +12,18 @@ use clap::{Parser, Subcommand};
 
 use crate::global::GlobalArgs;
 
+/// jemalloc instead of the platform's malloc: glibc keeps the memory of freed connection
+/// buffers in its arenas (RSS grew with every burst of connections and never came back),
+/// while jemalloc returns dirty pages to the kernel after a short decay, from a background
+/// thread, so a server's memory follows its current load.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options: purge from a background thread, unused dirty pages after 1 s.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// A Swiss-army knife for classic socket protocols.
 #[derive(Debug, Parser)]
 #[command(name = "sockit", version, about, propagate_version = true)]
@@ -25,9 +37,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service (greet, echo, daytime, time, framed, ...) until Ctrl-C.
+    #[command(after_long_help = serve::services_help())]
     Serve(Box<serve::Args>),
     /// Write a new random 256-bit key to FILE (mode 0600) for --key.
     Keygen(cmd::keygen::Args),
+    /// Manage the server's accounts (reader logins, IRC SASL/PASS): add, passwd, remove, list.
+    Account(cmd::account::Args),
     /// Check a framed server (tcp 7788) answers, and how fast.
     Ping(cmd::ping::Args),
     /// The greet dialogue (tcp 6000): interactive, from stdin, or one round with --name.
@@ -89,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(*args, g).await,
         Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Account(args) => cmd::account::run(args),
         Command::Ping(args) => cmd::ping::run(args, g).await,
         Command::Greet(args) => cmd::greet::run(args, g).await,
         Command::Echo(args) => cmd::echo::run(args, g).await,

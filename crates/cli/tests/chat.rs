@@ -697,7 +697,7 @@ fn irc_over_tls_shares_the_network_with_the_plain_port() {
     let s = Serve::start(&["--only", "chat", "--tls"]);
     let plain = s.addr("chat", "tcp");
     let tls = s.addr("chat", "tls");
-    let cert = s.dir.path().join("root/.sockit/tls/cert.pem");
+    let cert = s.dir.path().join("root/state/tls/cert.pem");
     let mut raw = Raw::register(&plain, "plainuser", "#sec");
 
     // python's ssl module, verifying the certificate file (no hostname check: the

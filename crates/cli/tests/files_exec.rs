@@ -102,7 +102,7 @@ client.client_close()
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("upload successful"));
-    let stored = s.dir.path().join("root/course.txt");
+    let stored = s.dir.path().join("root/files/course.txt");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !stored.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -167,7 +167,7 @@ fn client_killed_mid_upload_leaves_no_visible_file_and_resume_finishes() {
     reached.recv_timeout(LIMIT).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    let root = s.dir.path().join("root");
+    let root = s.dir.path().join("root/files");
     // Whatever the server is doing with the staged bytes, the name never appears.
     let ls = run(
         sockit().args(["--server", &framed(&s), "--json", "ls"]),
@@ -181,7 +181,14 @@ fn client_killed_mid_upload_leaves_no_visible_file_and_resume_finishes() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from(".sockit-staging")]);
+    assert!(names.is_empty(), "{names:?}");
+    // The staged bytes live in the state directory, out of every served tree.
+    assert_eq!(
+        std::fs::read_dir(s.dir.path().join("root/state/staging"))
+            .unwrap()
+            .count(),
+        1
+    );
     // The upload is staged, and resumes byte-exact once the server noticed the client left.
     let deadline = Instant::now() + LIMIT;
     loop {

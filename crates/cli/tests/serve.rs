@@ -168,10 +168,18 @@ fn non_loopback_without_key_refuses_to_start() {
     );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
+    assert!(err.contains("--public greet"), "{err}");
+    let o = run(
+        sockit().args([
+            "serve", "--bind", "0.0.0.0", "--only", "framed", "--port", "all=0",
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
     assert!(
-        err.contains("without authentication")
-            && err.contains("--key")
-            && err.contains("--no-auth"),
+        err.contains("--key FILE") && err.contains("sockit keygen"),
         "{err}"
     );
 }

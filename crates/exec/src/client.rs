@@ -12,41 +12,13 @@ use sockit_wire::{Client, ClientError, ErrorCode, Frame, FrameCodec, FrameError,
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::request::ExecRequest;
+pub use crate::request::RemoteExit;
+use crate::request::{ExecRequest, ExitFrame};
 
 /// How often the client tells a quiet server it is still there.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Largest stdin frame body.
 const STDIN_CHUNK: usize = 64 * 1024;
-
-/// How the remote command ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteExit {
-    /// It exited with this code.
-    Code(i32),
-    /// It was killed by a signal; `reason` is set when the server killed it
-    /// (`timeout`, `output_cap`).
-    Signal {
-        /// The signal number.
-        signal: i32,
-        /// Why the server killed it, if it did.
-        reason: Option<String>,
-        /// The server's explanation.
-        message: Option<String>,
-    },
-}
-
-impl RemoteExit {
-    /// The exit code a local process should end with: the remote code, 124 for a timeout
-    /// (like `timeout(1)`), 128 + N for signal N (like a shell).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Code(c) => u8::try_from(*c & 0xff).unwrap_or(1),
-            Self::Signal { reason, .. } if reason.as_deref() == Some("timeout") => 124,
-            Self::Signal { signal, .. } => u8::try_from(128 + (*signal & 0x7f)).unwrap_or(1),
-        }
-    }
-}
 
 /// An exec failure.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +41,8 @@ impl From<FrameError> for ExecClientError {
 }
 
 /// Runs `request` on the server; output goes to `stdout`/`stderr` as it arrives, `stdin`
-/// (when given, and when `request.stdin` is set) is forwarded until its end.
+/// (when given, and when `request.stdin` is set) is forwarded until its end. Returns the
+/// exit frame: how the command ended and which containment held it.
 ///
 /// # Errors
 /// The server refused (`denied`, `busy`, `not_found`, ...), or the connection broke.
@@ -79,7 +52,7 @@ pub async fn run_remote<I, O, E>(
     stdin: Option<I>,
     stdout: &mut O,
     stderr: &mut E,
-) -> Result<RemoteExit, ExecClientError>
+) -> Result<ExitFrame, ExecClientError>
 where
     I: AsyncRead + Unpin,
     O: AsyncWrite + Unpin,
@@ -162,21 +135,7 @@ where
                     };
                     f.map_err(ExecClientError::Local)?;
                 }
-                Some("exit") => {
-                    if let Some(code) = h.get("code").and_then(|v| v.as_i64()) {
-                        return Ok(RemoteExit::Code(i32::try_from(code).unwrap_or(1)));
-                    }
-                    let signal = h
-                        .get("signal")
-                        .and_then(|v| v.as_i64())
-                        .and_then(|s| i32::try_from(s).ok())
-                        .unwrap_or(libc::SIGKILL);
-                    return Ok(RemoteExit::Signal {
-                        signal,
-                        reason: h.get_str("reason").map(str::to_owned),
-                        message: h.get_str("message").map(str::to_owned),
-                    });
-                }
+                Some("exit") => return Ok(ExitFrame::parse(&h)),
                 _ => return Err(ExecClientError::Protocol(format!("{h:?}"))),
             }
         }

@@ -1,5 +1,7 @@
 //! The child's process group: the child is started as the leader of a new group
-//! (`setpgid(0, 0)`), so everything it starts can be killed at once with `killpg`.
+//! (`setpgid(0, 0)`), so everything it starts can be killed at once with `killpg`. A
+//! process that calls `setsid` or `setpgid` leaves the group: [`crate::contain`] covers
+//! those.
 
 /// Kills the whole group with SIGKILL when dropped (every way out of an exec: normal end,
 /// timeout, output cap, client gone, server shutdown, a panic).
@@ -24,6 +26,14 @@ impl ProcessGroup {
                 libc::killpg(self.pgid, libc::SIGKILL);
             }
         }
+    }
+}
+
+impl ProcessGroup {
+    /// Lets go of the group without killing it (once it is known to be empty, so its id,
+    /// which the kernel may hand out again, is not signalled later).
+    pub fn release(self) {
+        std::mem::forget(self);
     }
 }
 

@@ -12,9 +12,11 @@
 //!                                       <- {status:ok, cmd:exit, code | signal, reason?}
 //! ```
 //!
-//! The child leads its own process group, which is killed whole (SIGKILL) when the child
+//! Everything the child starts is contained ([`crate::contain`]: a cgroup per run, or the
+//! subreaper fallback, plus its process group) and killed whole (SIGKILL) when the child
 //! exits (leftover background processes), on timeout, when the output cap is reached, when
-//! the client disconnects, and when the server stops.
+//! the client disconnects, and when the server stops. The run holds its `--max-execs` slot
+//! until all of them are dead; the exit frame says which containment ran.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -28,8 +30,8 @@ use sockit_wire::{ErrorCode, FrameError, Header, Incoming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::group::{signal_name, ProcessGroup};
-use crate::request::{ExecRequest, Stream};
+use crate::contain::{Backend, Containment, SpawnError};
+use crate::request::{ExecRequest, ExitFrame, RemoteExit, Stream};
 
 /// Settings of the exec service (each has a `sockit serve` flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +46,12 @@ pub struct ExecConfig {
     pub max_execs: usize,
     /// Working directory of every run: the data root.
     pub cwd: PathBuf,
+    /// How every process a run starts is contained and killed (`--exec-containment`).
+    pub containment: Containment,
 }
 
 impl ExecConfig {
-    /// Defaults for a data root: disabled, 5 min, 64 MiB, 4 at once.
+    /// Defaults for a data root: disabled, 5 min, 64 MiB, 4 at once, containment `auto`.
     pub fn new(cwd: PathBuf) -> Self {
         Self {
             enabled: false,
@@ -55,6 +59,7 @@ impl ExecConfig {
             output_cap: 64 * 1024 * 1024,
             max_execs: 4,
             cwd,
+            containment: Containment::Auto,
         }
     }
 }
@@ -69,6 +74,8 @@ const PIPE_CHUNK: usize = 64 * 1024;
 pub struct Exec {
     config: ExecConfig,
     slots: Arc<Semaphore>,
+    /// The containment resolved at start, or why the requested one is unavailable.
+    backend: Result<Backend, String>,
 }
 
 /// Frames that only make sense inside an `exec` and may arrive just after it ended (the
@@ -89,10 +96,34 @@ impl Command for LateFrame {
     }
 }
 
-/// Adds `exec` (and the no-reply `stdin`/`keepalive` stragglers) to `table`.
+/// Adds `exec` (and the no-reply `stdin`/`keepalive` stragglers) to `table`. When exec is
+/// enabled, the containment is resolved now (see [`crate::contain::resolve`]); if the one
+/// asked for is unavailable, the reason is logged and every `exec` is refused with
+/// `internal` (call [`crate::contain::resolve`] first to refuse to start instead).
 pub fn register(table: &mut CommandTable, config: ExecConfig) {
     let slots = Arc::new(Semaphore::new(config.max_execs.max(1)));
-    table.register("exec", Arc::new(Exec { config, slots }));
+    let backend = if config.enabled {
+        match crate::contain::resolve(config.containment) {
+            Ok(b) => {
+                tracing::info!(containment = %b.path(), "exec containment");
+                Ok(b)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requested = %config.containment, "exec containment unavailable; every exec will be refused");
+                Err(e.to_string())
+            }
+        }
+    } else {
+        Err("exec is disabled".to_owned())
+    };
+    table.register(
+        "exec",
+        Arc::new(Exec {
+            config,
+            slots,
+            backend,
+        }),
+    );
     table.register("stdin", Arc::new(LateFrame));
     table.register("keepalive", Arc::new(LateFrame));
 }
@@ -190,7 +221,16 @@ impl Command for Exec {
         }
         let request = ExecRequest::parse(&req)
             .map_err(|e| CommandError::reply(ErrorCode::BadRequest, e.to_string()))?;
-        let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
+        let backend = self.backend.as_ref().map_err(|_| {
+            CommandError::reply(
+                ErrorCode::Internal,
+                format!(
+                    "exec containment `{}` is unavailable on this server (see its log)",
+                    self.config.containment
+                ),
+            )
+        })?;
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return Err(CommandError::reply(
                 ErrorCode::Busy,
                 format!(
@@ -213,11 +253,17 @@ impl Command for Exec {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
+        let (mut child, run) = match backend.spawn(&mut cmd, permit) {
             Ok(c) => c,
-            Err(e) => {
+            Err(SpawnError::Contain(e)) => {
+                tracing::error!(error = %e, "exec: cannot create the command's cgroup");
+                return Err(CommandError::reply(
+                    ErrorCode::Internal,
+                    "cannot set up the command's containment (see the server log)",
+                ));
+            }
+            Err(SpawnError::Spawn(e)) => {
                 let (code, what) = match e.kind() {
                     std::io::ErrorKind::NotFound => (ErrorCode::NotFound, "no such program"),
                     std::io::ErrorKind::PermissionDenied => {
@@ -235,8 +281,7 @@ impl Command for Exec {
             }
         };
         let pid = child.id().unwrap_or(0);
-        let group = ProcessGroup::new(pid);
-        tracing::info!(peer = %session.peer, pid, argv = ?request.argv, "exec started");
+        tracing::info!(peer = %session.peer, pid, argv = ?request.argv, containment = %run.path(), "exec started");
         let started = std::time::Instant::now();
         conn.send(&Header::ok().with("cmd", "started").with("pid", pid))
             .await?;
@@ -275,16 +320,17 @@ impl Command for Exec {
                 biased;
                 _ = tokio::time::sleep_until(deadline), if reason.is_none() && status.is_none() => {
                     reason = Some(Reason::Timeout);
-                    group.kill();
+                    run.kill();
                 }
                 _ = tokio::time::sleep_until(drain_deadline.unwrap_or(deadline)), if drain_deadline.is_some() => {
                     break;
                 }
                 s = child.wait(), if status.is_none() => {
                     status = Some(s?);
-                    // Leftover background processes of the group go with the child, so its
-                    // pipes close and the run ends.
-                    group.kill();
+                    run.leader_reaped();
+                    // Leftover background processes go with the child, so its pipes close
+                    // and the run ends.
+                    run.kill();
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
                 }
                 out = out_rx.recv(), if outputs_open => match out {
@@ -295,13 +341,13 @@ impl Command for Exec {
                         if bytes.len() as u64 > room {
                             bytes.truncate(room as usize);
                             reason = Some(Reason::OutputCap);
-                            group.kill();
+                            run.kill();
                         }
                         if !bytes.is_empty() {
                             sent += bytes.len() as u64;
                             let h = Header::new().with("cmd", stream.as_str()).with("size", bytes.len());
                             if let Err(e) = conn.send_with_body(&h, bytes).await {
-                                tracing::info!(peer = %session.peer, pid, error = %e, "exec client gone; killing process group");
+                                tracing::info!(peer = %session.peer, pid, error = %e, "exec client gone; killing the command");
                                 return Err(e.into());
                             }
                         }
@@ -337,8 +383,8 @@ impl Command for Exec {
                         stdin_tx = None;
                     }
                     Input::Gone(why) => {
-                        tracing::info!(peer = %session.peer, pid, %why, "exec client gone; killing process group");
-                        group.kill();
+                        tracing::info!(peer = %session.peer, pid, %why, "exec client gone; killing the command");
+                        run.kill();
                         return Err(FrameError::Truncated("exec stream").into());
                     }
                 },
@@ -347,31 +393,38 @@ impl Command for Exec {
         drop(stdin_tx);
         let status = match status {
             Some(s) => s,
-            None => child.wait().await?,
-        };
-        let mut exit = Header::ok().with("cmd", "exit");
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) if reason.is_none() => exit.set("code", code),
-            (_, Some(sig)) => {
-                exit.set("signal", sig);
-                exit.set("signal_name", signal_name(sig));
+            None => {
+                let s = child.wait().await?;
+                run.leader_reaped();
+                s
             }
-            (Some(code), None) => exit.set("code", code),
-            (None, None) => exit.set("signal", libc::SIGKILL),
+        };
+        // Every process of the run is dead (and its slot free) before the exit frame.
+        let containment = run.finish().await;
+        use std::os::unix::process::ExitStatusExt;
+        let message = reason.map(|r| match r {
+            Reason::Timeout => format!("killed after the time limit of {limit:?}"),
+            Reason::OutputCap => format!(
+                "killed after the output cap of {} bytes",
+                self.config.output_cap
+            ),
+        });
+        let signal = |sig: i32| RemoteExit::Signal {
+            signal: sig,
+            reason: reason.map(|r| r.as_str().to_owned()),
+            message: message.clone(),
+        };
+        let exit = match (status.code(), status.signal()) {
+            (Some(code), _) => RemoteExit::Code(code),
+            (_, Some(sig)) => signal(sig),
+            (None, None) => signal(libc::SIGKILL),
+        };
+        tracing::info!(peer = %session.peer, pid, ?status, reason = reason.map(Reason::as_str), output = sent, secs = started.elapsed().as_secs_f64(), %containment, "exec done");
+        let exit = ExitFrame {
+            exit,
+            containment: Some(containment),
         }
-        if let Some(r) = reason {
-            exit.set("reason", r.as_str());
-            let msg = match r {
-                Reason::Timeout => format!("killed after the time limit of {limit:?}"),
-                Reason::OutputCap => format!(
-                    "killed after the output cap of {} bytes",
-                    self.config.output_cap
-                ),
-            };
-            exit.set("message", msg);
-        }
-        tracing::info!(peer = %session.peer, pid, ?status, reason = reason.map(Reason::as_str), output = sent, secs = started.elapsed().as_secs_f64(), "exec done");
+        .to_header();
         conn.send(&exit).await?;
         Ok(())
     }

@@ -94,14 +94,15 @@ impl Server {
             &mut out,
             &mut err,
         )
-        .await;
+        .await
+        .map(|f| f.exit);
         (r, out, err)
     }
 }
 
+/// Whether `pid` runs (a zombie, dead and waiting to be reaped, does not).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks whether the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    sockit_exec::subreaper::stat_of(pid).is_some_and(|s| !s.zombie)
 }
 
 /// Waits (bounded) until none of `pids` exists.
@@ -225,7 +226,8 @@ async fn output_streams_live_and_stdin_is_forwarded() {
         .await
         .unwrap()
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .exit;
     assert_eq!(exit, RemoteExit::Code(0));
     let mut all = Vec::new();
     while let Ok(chunk) = rx.try_recv() {

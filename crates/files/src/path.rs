@@ -18,9 +18,12 @@ use std::path::PathBuf;
 pub const MAX_COMPONENT: usize = 255;
 /// Longest accepted path, in bytes (Linux `PATH_MAX`).
 pub const MAX_PATH: usize = 4096;
-/// The name of the staging directory inside the root; no client path may name it.
+/// The name of the staging directory inside the root in the older single-tree layout
+/// ([`crate::FilesRoot::open`]); no client path may name it, and roots that still hold it
+/// never show it.
 pub const STAGING_DIR: &str = ".sockit-staging";
-/// Server-private state kept in the data root (e.g. the TLS key under `.sockit/tls/`).
+/// Where older servers kept private state in the data root (e.g. the TLS key under
+/// `.sockit/tls/`); still reserved so an old root never exposes it.
 pub const PRIVATE_DIR: &str = ".sockit";
 
 /// Top-level names no client path may use or see.

@@ -5,10 +5,18 @@
 //! `cap_std::fs::Dir`: paths are resolved by the capability filesystem, which refuses any
 //! resolution that would leave the root (`..` through a symlink, absolute symlink targets,
 //! symlinks pointing outside) with `PermissionDenied`, mapped to `denied`.
+//!
+//! Uploads in progress live in a second, separate capability directory (the staging
+//! area). With [`FilesRoot::open_split`] it sits outside the served tree (e.g.
+//! `ROOT/files` served, `ROOT/state/staging` for staging), so no client path can name it;
+//! [`FilesRoot::open`] keeps the older layout with staging in the root's hidden
+//! `.sockit-staging`. Either way a finished upload is moved into place by one `renameat`
+//! from the staging directory into the root, which is atomic only within one mounted
+//! filesystem: opening checks that, and refuses two filesystems (or two mounts).
 
 use std::collections::HashSet;
 use std::io;
-use std::path::Path;
+use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +25,7 @@ use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
 
 use crate::error::FilesError;
 use crate::hash_cache::{FileKey, HashCache};
-use crate::path::{RelPath, STAGING_DIR};
+use crate::path::{is_reserved, RelPath, STAGING_DIR};
 
 /// Limits and settings of the file service (each has a `sockit serve` flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +36,10 @@ pub struct FilesConfig {
     pub staging_ttl: Duration,
     /// How many whole-file hashes the server remembers (`--hash-cache`).
     pub hash_cache_entries: usize,
+    /// Keep the staged part of an upload that failed for lack of space (ENOSPC, EDQUOT)
+    /// so it can be resumed once space exists (`--keep-partial`). By default it is removed,
+    /// so a full disk does not stay full.
+    pub keep_partial: bool,
 }
 
 impl Default for FilesConfig {
@@ -36,6 +48,7 @@ impl Default for FilesConfig {
             max_upload: 16 * 1024 * 1024 * 1024,
             staging_ttl: Duration::from_secs(7 * 24 * 3600),
             hash_cache_entries: 4096,
+            keep_partial: false,
         }
     }
 }
@@ -65,8 +78,9 @@ impl Drop for UploadGuard {
 }
 
 impl FilesRoot {
-    /// Opens the data root `path` (which must exist), creates its staging area and deletes
-    /// staged uploads older than the TTL.
+    /// Opens the data root `path` (which must exist) in the older single-tree layout: its
+    /// staging area is the root's hidden `.sockit-staging` (never listed, never nameable by
+    /// a client). Stale staged uploads (older than the TTL) are deleted.
     ///
     /// # Errors
     /// The root cannot be opened or the staging area cannot be created.
@@ -78,6 +92,70 @@ impl FilesRoot {
             Err(e) => return Err(e),
         }
         let staging = dir.open_dir(STAGING_DIR)?;
+        Self::from_dirs(dir, staging, config)
+    }
+
+    /// Opens the served tree `files_root` (which must exist) with its staging area in
+    /// `staging_dir` (created if missing, mode 0700), a directory outside the served tree.
+    /// Uploads are moved from staging into the tree by an atomic rename, so both must be on
+    /// the same mounted filesystem; that is checked here. Uploads staged by an older server
+    /// in `files_root/.sockit-staging` are moved into `staging_dir` (so they can still be
+    /// resumed) and the old directory is removed, with a log line. Stale staged uploads
+    /// (older than the TTL) are deleted.
+    ///
+    /// # Errors
+    /// Either directory cannot be opened or created; `staging_dir` is inside `files_root`
+    /// (clients could see uploads in progress); the two are on different filesystems or
+    /// different mounts (the rename into place would fail with `EXDEV`).
+    pub fn open_split(
+        files_root: &Path,
+        staging_dir: &Path,
+        config: FilesConfig,
+    ) -> io::Result<Arc<Self>> {
+        let dir = Dir::open_ambient_dir(files_root, ambient_authority()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open the files root {}: {e}", files_root.display()),
+            )
+        })?;
+        if !staging_dir.exists() {
+            create_private_dir_all(staging_dir).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot create the staging directory {}: {e}",
+                        staging_dir.display()
+                    ),
+                )
+            })?;
+        }
+        let staging = Dir::open_ambient_dir(staging_dir, ambient_authority()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the staging directory {}: {e}",
+                    staging_dir.display()
+                ),
+            )
+        })?;
+        check_outside(files_root, staging_dir)?;
+        check_same_mount(&dir, &staging).map_err(|why| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the staging directory {} and the files root {} are on {why}: finished \
+                     uploads are moved into place by an atomic rename, which cannot cross \
+                     filesystems or mounts; put both on one filesystem (e.g. under one data root)",
+                    staging_dir.display(),
+                    files_root.display()
+                ),
+            )
+        })?;
+        migrate_legacy_staging(&dir, &staging);
+        Self::from_dirs(dir, staging, config)
+    }
+
+    fn from_dirs(dir: Dir, staging: Dir, config: FilesConfig) -> io::Result<Arc<Self>> {
         let root = Self {
             dir,
             staging,
@@ -177,6 +255,22 @@ impl FilesRoot {
         let _ = self.staging.remove_file(Self::staging_name(path));
     }
 
+    /// After a write to the staging file of `path` failed for lack of space: removes the
+    /// staging file (so the space comes back and the next put can succeed), or, with
+    /// [`FilesConfig::keep_partial`], keeps it for a later resume. Returns the bytes kept
+    /// (`None` when removed).
+    pub fn after_no_space(&self, path: &RelPath) -> Option<u64> {
+        if self.config.keep_partial {
+            let kept = self.staged_len(path).unwrap_or(0);
+            tracing::warn!(%path, kept, "out of space; partial upload kept (--keep-partial)");
+            Some(kept)
+        } else {
+            self.discard_staging(path);
+            tracing::warn!(%path, "out of space; partial upload removed");
+            None
+        }
+    }
+
     /// Moves the complete staging file of `path` into place. Without `overwrite` an existing
     /// target is never replaced (a hard link, which fails if the name exists, then the
     /// staging name is removed); with it, an atomic rename replaces it. The parent directory
@@ -247,6 +341,131 @@ impl FilesRoot {
     }
 }
 
+/// Creates `path` and its missing parents; the last one gets mode 0700 (staged uploads are
+/// for the server only).
+fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    match b.create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}
+
+/// Refuses a staging directory inside the served tree, unless it is one of the reserved
+/// top-level names clients can neither name nor list.
+fn check_outside(files_root: &Path, staging_dir: &Path) -> io::Result<()> {
+    let (Ok(root), Ok(staging)) = (files_root.canonicalize(), staging_dir.canonicalize()) else {
+        return Ok(()); // both opened fine; a path that cannot be canonicalized is not inside
+    };
+    let Ok(rel) = staging.strip_prefix(&root) else {
+        return Ok(());
+    };
+    let first = rel.components().next();
+    let hidden = matches!(first, Some(Component::Normal(n)) if n.to_str().is_some_and(is_reserved));
+    if hidden {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the staging directory {} is inside the served files root {}: clients could read \
+             uploads in progress; keep service state outside the served tree",
+            staging_dir.display(),
+            files_root.display()
+        ),
+    ))
+}
+
+/// `Err(why)` unless `a` and `b` are on the same filesystem and the same mount (a rename
+/// between two mounts of one filesystem, e.g. bind mounts, fails with `EXDEV` too).
+fn check_same_mount(a: &Dir, b: &Dir) -> Result<(), &'static str> {
+    let (Ok(ma), Ok(mb)) = (a.dir_metadata(), b.dir_metadata()) else {
+        return Err("filesystems that cannot be compared");
+    };
+    if ma.dev() != mb.dev() {
+        return Err("different filesystems");
+    }
+    match (mount_id(a), mount_id(b)) {
+        (Some(x), Some(y)) if x != y => Err("different mounts of the same filesystem"),
+        _ => Ok(()),
+    }
+}
+
+/// The mount a directory is on (Linux `statx` `STATX_MNT_ID`, kernel 5.8+), when known.
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+fn mount_id(dir: &Dir) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the descriptor is open for the call's duration, the path is a valid empty C
+    // string (AT_EMPTY_PATH: stat the descriptor itself), and `buf` is large enough.
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statx succeeded and filled the buffer (which was zeroed anyway).
+    let st = unsafe { buf.assume_init() };
+    (st.stx_mask & libc::STATX_MNT_ID != 0).then_some(st.stx_mnt_id)
+}
+
+/// The mount a directory is on: unknown on this platform (the device check still runs).
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+fn mount_id(_dir: &Dir) -> Option<u64> {
+    None
+}
+
+/// Moves uploads staged by an older server in the root's `.sockit-staging` into the new
+/// staging directory (same names, so they still resume) and removes the old directory.
+fn migrate_legacy_staging(root: &Dir, staging: &Dir) {
+    let Ok(old) = root.open_dir(STAGING_DIR) else {
+        return;
+    };
+    if let (Ok(a), Ok(b)) = (old.dir_metadata(), staging.dir_metadata()) {
+        if a.dev() == b.dev() && a.ino() == b.ino() {
+            return; // the staging directory is the legacy one itself
+        }
+    }
+    let mut moved = 0usize;
+    let mut left = 0usize;
+    if let Ok(entries) = old.entries() {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_part = name.to_str().is_some_and(|n| n.ends_with(".part"));
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if is_part && is_file && old.rename(&name, staging, &name).is_ok() {
+                moved += 1;
+            } else {
+                left += 1;
+            }
+        }
+    }
+    drop(old);
+    if left == 0 && root.remove_dir(STAGING_DIR).is_ok() {
+        tracing::info!(
+            moved,
+            "moved staged uploads from the files root's legacy `{STAGING_DIR}` into the staging directory"
+        );
+    } else {
+        tracing::warn!(
+            moved,
+            left,
+            "the files root's legacy `{STAGING_DIR}` still holds entries that are not staged uploads; left in place (hidden from clients)"
+        );
+    }
+}
+
 /// Runs filesystem work on the blocking pool.
 ///
 /// # Errors
@@ -259,7 +478,13 @@ where
     let root = root.clone();
     tokio::task::spawn_blocking(move || f(&root))
         .await
-        .map_err(|e| FilesError::io(&RelPath::root(), io::Error::other(e.to_string())))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "file service task failed");
+            FilesError::io(
+                &RelPath::root(),
+                io::Error::other("a server task failed; see the server log"),
+            )
+        })?
 }
 
 /// Seconds since the epoch of a modification time (0 when unknown).

@@ -21,6 +21,7 @@ pub mod report;
 pub mod results;
 pub mod serve;
 pub mod shutdown;
+pub mod soak;
 
 pub use error::{LabError, Result};
 pub use listener::{read_addr_file, write_addr_file};

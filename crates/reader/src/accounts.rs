@@ -1,12 +1,18 @@
-//! Accounts and reading positions, stored in the catalog database, shared by kosync, the
-//! web UI and OPDS Basic auth. As in koreader-sync-server the stored key is whatever the
-//! client registered as its password (KOReader sends MD5(password)).
+//! Reading positions (stored in the catalog, per account name) and web UI sessions.
+//!
+//! The accounts themselves live in [`sockit_accounts::Accounts`] (argon2id hashes, shared
+//! with IRC). Older catalogs kept kosync keys in clear in a `users` table:
+//! [`clear_keys`] and [`drop_clear_keys`] let the library move them into the hashed store
+//! when it opens.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use subtle_eq::ct_eq;
 
-use crate::error::Result;
+use crate::error::{ReaderError, Result};
 
 /// A stored reading position, in kosync's shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,40 +32,31 @@ pub struct Progress {
     pub timestamp: i64,
 }
 
-/// Creates a user; `false` when the name is taken.
+/// The `(username, key)` pairs an older catalog kept in clear (its `users` table),
+/// to be moved into the hashed [`sockit_accounts::Accounts`] store.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn create_user(conn: &Connection, username: &str, key: &str) -> Result<bool> {
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO users(username, key, created) VALUES (?1, ?2, ?3)",
-        params![username, key, chrono::Utc::now().timestamp()],
-    )?;
-    Ok(n == 1)
+pub fn clear_keys(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT username, key FROM users ORDER BY username")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
-/// Whether `key` is `username`'s key (constant-time comparison).
+/// Deletes the clear keys from the catalog for good: the freed pages are zeroed
+/// (`secure_delete`) and the write-ahead log is checkpointed and truncated, so no copy of
+/// a key stays in the catalog files.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn check(conn: &Connection, username: &str, key: &str) -> Result<bool> {
-    let stored: Option<String> = conn
-        .prepare_cached("SELECT key FROM users WHERE username = ?1")?
-        .query_row(params![username], |r| r.get(0))
-        .optional()?;
-    Ok(stored.is_some_and(|s| ct_eq(s.as_bytes(), key.as_bytes())))
-}
-
-/// Whether any account exists (OPDS asks for Basic auth only then).
-///
-/// # Errors
-/// SQLite errors.
-pub fn any(conn: &Connection) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM users LIMIT 1")?
-        .query_row([], |_| Ok(()))
-        .optional()?
-        .is_some())
+pub fn drop_clear_keys(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.execute("DELETE FROM users", [])?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    Ok(())
 }
 
 /// The stored position of `username` in `document`.
@@ -108,13 +105,80 @@ pub fn put(conn: &Connection, username: &str, p: &Progress) -> Result<()> {
     Ok(())
 }
 
-/// Constant-time byte comparison (no early exit on the first difference).
-mod subtle_eq {
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
+/// Web UI logins: random session tokens (sent as an HttpOnly, SameSite=Strict cookie)
+/// mapped, in memory, to their account and expiry. Tokens are kept as their BLAKE3 hash.
+#[derive(Debug)]
+pub struct Sessions {
+    ttl: Duration,
+    max: usize,
+    map: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+impl Sessions {
+    /// An empty table: sessions last `ttl`, at most `max` are kept.
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self {
+            ttl,
+            max: max.max(1),
+            map: Mutex::new(HashMap::new()),
         }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// How long a session lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session for `user`; its token (64 hex digits).
+    ///
+    /// # Errors
+    /// The system's random source failed.
+    pub fn create(&self, user: &str) -> Result<String> {
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw)
+            .map_err(|e| ReaderError::Worker(format!("drawing a session token ({e})")))?;
+        let token = hex::encode(raw);
+        let now = Instant::now();
+        let mut map = self.lock();
+        if map.len() >= self.max {
+            map.retain(|_, (_, exp)| *exp > now);
+        }
+        while map.len() >= self.max {
+            let oldest = map.iter().min_by_key(|(_, (_, exp))| *exp).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        map.insert(
+            *blake3::hash(token.as_bytes()).as_bytes(),
+            (user.to_owned(), now + self.ttl),
+        );
+        Ok(token)
+    }
+
+    /// The account of a live session.
+    pub fn user(&self, token: &str) -> Option<String> {
+        let id = *blake3::hash(token.as_bytes()).as_bytes();
+        let mut map = self.lock();
+        match map.get(&id) {
+            Some((user, exp)) if *exp > Instant::now() => Some(user.clone()),
+            Some(_) => {
+                map.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends a session (logout).
+    pub fn remove(&self, token: &str) {
+        self.lock()
+            .remove(blake3::hash(token.as_bytes()).as_bytes());
     }
 }
 
@@ -123,15 +187,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn users_and_progress() {
+    fn clear_keys_and_progress() {
         let dir = tempfile::tempdir().unwrap();
         let c = crate::catalog::open(&dir.path().join("c.db")).unwrap();
-        assert!(!any(&c).unwrap());
-        assert!(create_user(&c, "u", "k").unwrap());
-        assert!(!create_user(&c, "u", "other").unwrap());
-        assert!(check(&c, "u", "k").unwrap());
-        assert!(!check(&c, "u", "K").unwrap());
-        assert!(!check(&c, "nobody", "k").unwrap());
+        c.execute(
+            "INSERT INTO users(username, key, created) VALUES ('u', 'k', 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(clear_keys(&c).unwrap(), vec![("u".into(), "k".into())]);
+        drop_clear_keys(&c).unwrap();
+        assert!(clear_keys(&c).unwrap().is_empty());
         let p = Progress {
             document: "d".into(),
             progress: "/body/DocFragment[2]".into(),
@@ -143,5 +209,23 @@ mod tests {
         put(&c, "u", &p).unwrap();
         assert_eq!(get(&c, "u", "d").unwrap(), Some(p));
         assert_eq!(get(&c, "u", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bounded() {
+        let s = Sessions::new(Duration::from_secs(60), 2);
+        let a = s.create("alice").unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(s.user(&a).as_deref(), Some("alice"));
+        assert_eq!(s.user("nope"), None);
+        let b = s.create("bob").unwrap();
+        let c = s.create("carol").unwrap();
+        assert_eq!(s.user(&a), None, "oldest dropped at the bound");
+        assert_eq!(s.user(&b).as_deref(), Some("bob"));
+        s.remove(&c);
+        assert_eq!(s.user(&c), None);
+        let short = Sessions::new(Duration::ZERO, 4);
+        let t = short.create("x").unwrap();
+        assert_eq!(short.user(&t), None, "expired");
     }
 }

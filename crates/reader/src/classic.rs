@@ -10,12 +10,19 @@
 //! C: 3             close the book: S answers 已关闭文件 ("file closed")
 //! ```
 //! A request is one `send()` (the course client sends each in one piece) or a line. Any
-//! failure is answered with `error: MESSAGE` as text and the connection goes on.
+//! failure is answered with `error: MESSAGE` as text and the connection goes on, up to
+//! [`MAX_BAD_REQUESTS`] unparsable requests in a row.
+//!
+//! Every request that parses is reported on the connection's [`RequestClock`]: a client
+//! whose first request does not parse within the handshake timeout (one trickling
+//! `1 NAME` a byte at a time sends only fragments) is dropped, and idle time counts from
+//! the last request.
 
 use std::io;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sockit_wire::guarded::RequestClock;
 use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,6 +40,9 @@ pub const CLOSED: &str = "已关闭文件";
 pub const CATALOG_NAME: &str = "PDF.db";
 /// Longest request read at once.
 const MAX_REQUEST: usize = 4096;
+/// Unparsable requests in a row after which the connection is closed (a client feeding
+/// fragments or garbage cannot keep it open on the error answers).
+pub const MAX_BAD_REQUESTS: u32 = 16;
 
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,17 +146,20 @@ struct Session {
     open: Option<(Book, u64)>,
 }
 
-/// Serves the classic protocol on any stream until EOF or shutdown.
+/// Serves the classic protocol on any stream until EOF or shutdown, reporting each
+/// request that parses on `clock`.
 ///
 /// # Errors
 /// I/O errors on the stream.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     lib: &Arc<Library>,
     stream: &mut S,
+    clock: &RequestClock,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> io::Result<String> {
     let mut buf = vec![0u8; MAX_REQUEST];
     let mut session = Session { open: None };
+    let mut bad_in_a_row = 0u32;
     loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok("server shutting down".into()),
@@ -158,6 +171,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         for raw in split_requests(&buf[..n]) {
             let req = parse(raw);
             debug!(request = ?req, "classic request");
+            if matches!(req, Request::Invalid(_)) {
+                bad_in_a_row += 1;
+                if bad_in_a_row > MAX_BAD_REQUESTS {
+                    let bye = "error: too many bad requests in a row; closing the connection";
+                    stream.write_all(bye.as_bytes()).await?;
+                    return Ok("too many bad requests".into());
+                }
+            } else {
+                bad_in_a_row = 0;
+                clock.request_complete();
+            }
             if let Err(e) = answer(lib, stream, &mut session, req).await {
                 match e {
                     Answer::Io(e) => return Err(e),
@@ -288,7 +312,7 @@ impl TcpService for ClassicService {
     }
 
     async fn handle(&self, mut stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
-        serve(&self.lib, &mut stream, &info.shutdown).await
+        serve(&self.lib, &mut stream, &info.clock, &info.shutdown).await
     }
 
     async fn refuse(&self, mut stream: TcpStream, refusal: Refusal) {

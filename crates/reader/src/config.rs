@@ -1,7 +1,10 @@
 //! The reader's settings (every limit here has a `sockit serve` flag).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use sockit_accounts::Accounts;
 
 /// Settings of one library.
 #[derive(Debug, Clone)]
@@ -22,8 +25,19 @@ pub struct ReaderConfig {
     pub max_pdf_bytes: u64,
     /// Size the render/cover cache is trimmed to, in bytes.
     pub cache_max_bytes: u64,
-    /// Whether `POST /users/create` (kosync registration) is open.
+    /// Whether `POST /users/create` (kosync registration) and the web UI's "Register"
+    /// are open.
     pub allow_registration: bool,
+    /// The server's accounts (shared with IRC). `None`: the library opens
+    /// `state_dir/accounts.db` itself.
+    pub accounts: Option<Arc<Accounts>>,
+    /// Require a login on every route even while no account exists (set when the server
+    /// has a key). Logins are required anyway as soon as one account exists.
+    pub require_auth: bool,
+    /// How long a web UI login (session cookie) lasts.
+    pub session_ttl: Duration,
+    /// Most web UI sessions kept at once (the oldest are dropped first).
+    pub max_sessions: usize,
     /// Write the sample library into the books root (also done when it is empty).
     pub demo: bool,
 }
@@ -41,6 +55,10 @@ impl ReaderConfig {
             max_pdf_bytes: 512 << 20,
             cache_max_bytes: 512 << 20,
             allow_registration: true,
+            accounts: None,
+            require_auth: false,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_sessions: 10_000,
             demo: false,
         }
     }

@@ -1,7 +1,13 @@
 //! The reader's error type: every variant names the thing that failed and, where there is
 //! one, the fix. Each maps to an HTTP status and to the classic protocol's error text.
+//!
+//! The text of every error may be sent to a client, so it never contains a server-side
+//! path: an I/O error shows only the last component of its path (the name the client
+//! asked for, or a neutral one) and the OS's reason; the full path is logged on the server
+//! when the error is made ([`ReaderError::io`]).
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 /// Everything the reader can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +58,11 @@ pub enum ReaderError {
     /// A worker panicked or was cancelled; the server goes on.
     #[error("internal error while {0}; the server keeps running")]
     Worker(String),
-    /// An I/O error on a file.
-    #[error("{path}: {err}")]
+    /// An I/O error on a file (shown without the server-side directory, see the module
+    /// documentation).
+    #[error("{}", io_message(.path, .err))]
     Io {
-        /// The file.
+        /// The file (full path: for logs, never for clients).
         path: PathBuf,
         /// The error.
         #[source]
@@ -69,13 +76,51 @@ pub enum ReaderError {
     Image(String),
 }
 
+/// Longest file name shown in an error (a client may send a very long one).
+const MAX_SHOWN_NAME: usize = 80;
+
+/// `` `NAME`: REASON `` with NAME the path's last component and REASON the OS's text (or
+/// the error kind when the error is not from the OS: wrapped errors may carry paths).
+fn io_message(path: &Path, err: &std::io::Error) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    let shown: String = if name.chars().count() > MAX_SHOWN_NAME {
+        let mut s: String = name.chars().take(MAX_SHOWN_NAME).collect();
+        s.push('…');
+        s
+    } else {
+        name
+    };
+    let reason = if err.raw_os_error().is_some() {
+        err.to_string()
+    } else {
+        err.kind().to_string()
+    };
+    format!("`{shown}`: {reason}")
+}
+
+/// Whether an I/O error means the client named something that is not there (or cannot
+/// be: a name too long, a file where a directory was expected).
+fn is_missing(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename
+    )
+}
+
 impl ReaderError {
-    /// Wraps an I/O error with the path it happened on.
+    /// Wraps an I/O error with the path it happened on, logging the full path (the error's
+    /// text shows only its last component).
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            err,
+        let path = path.into();
+        if is_missing(err.kind()) {
+            tracing::debug!(path = %path.display(), error = %err, "file error");
+        } else {
+            tracing::warn!(path = %path.display(), error = %err, "file error");
         }
+        Self::Io { path, err }
     }
 
     /// The HTTP status code this error is answered with.
@@ -89,7 +134,7 @@ impl ReaderError {
             Self::Unsupported(_) => 415,
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
-            Self::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => 404,
+            Self::Io { err, .. } if is_missing(err.kind()) => 404,
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => 500,
         }
     }
@@ -107,7 +152,7 @@ impl ReaderError {
             Self::Unsupported(_) => "unsupported",
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge(_) => "too_large",
-            Self::Io { err, .. } if err.kind() == std::io::ErrorKind::NotFound => "not_found",
+            Self::Io { err, .. } if is_missing(err.kind()) => "not_found",
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => "internal",
         }
     }
@@ -115,3 +160,34 @@ impl ReaderError {
 
 /// The reader's result type.
 pub type Result<T, E = ReaderError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_hide_the_directory() {
+        let long = "a".repeat(300);
+        let path = Path::new("/srv/data/books").join(&long);
+        let e = ReaderError::io(&path, std::io::Error::from_raw_os_error(36));
+        let text = e.to_string();
+        assert!(!text.contains("/srv"), "{text}");
+        assert!(text.contains("aaaa") && text.contains('…'), "{text}");
+        assert!(text.chars().count() < 200, "{text}");
+        assert_eq!(e.http_status(), 404);
+        assert_eq!(e.code(), "not_found");
+    }
+
+    #[test]
+    fn wrapped_io_errors_show_only_their_kind() {
+        let inner = std::io::Error::new(
+            ErrorKind::PermissionDenied,
+            "cannot create temporary file in /srv/state/staging",
+        );
+        let e = ReaderError::io("/srv/state/staging/x", inner);
+        let text = e.to_string();
+        assert!(!text.contains("/srv"), "{text}");
+        assert_eq!(text, "`x`: permission denied");
+        assert_eq!(e.http_status(), 500);
+    }
+}

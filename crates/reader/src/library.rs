@@ -12,6 +12,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use sockit_accounts::Accounts;
+
+use crate::accounts::Sessions;
 use crate::catalog::{self, Book, Format};
 use crate::config::ReaderConfig;
 use crate::disk_cache::DiskCache;
@@ -84,6 +87,32 @@ pub struct Library {
     course_db_built: Mutex<Option<u64>>,
     /// Serializes scans (start-up, the watcher, tests).
     scan_lock: Mutex<()>,
+    /// The server's accounts.
+    accounts: Arc<Accounts>,
+    /// Web UI logins.
+    sessions: Sessions,
+}
+
+/// Moves the kosync keys an older catalog kept in clear into `accounts` (hashed), then
+/// deletes them from the catalog. Reading positions stay (they are keyed by name).
+fn migrate_clear_keys(db: &Connection, accounts: &Accounts) -> Result<()> {
+    let pairs = crate::accounts::clear_keys(db)?;
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let found = pairs.len();
+    let moved = accounts.migrate_clear_keys(pairs).map_err(|e| {
+        warn!(error = %e, "cannot move the catalog's clear keys into the accounts");
+        ReaderError::Worker("moving clear keys into the accounts".into())
+    })?;
+    crate::accounts::drop_clear_keys(db)?;
+    info!(
+        found,
+        moved,
+        accounts = %accounts.path().display(),
+        "moved the catalog's clear kosync keys into the hashed accounts store"
+    );
+    Ok(())
 }
 
 /// Runs blocking work on a worker thread; a panic or a cancelled worker becomes an error.
@@ -128,6 +157,18 @@ impl Library {
         }
         let db_path = cfg.state_dir.join("catalog.db");
         let db = catalog::open(&db_path)?;
+        let accounts = match &cfg.accounts {
+            Some(a) => a.clone(),
+            None => {
+                let path = cfg.state_dir.join("accounts.db");
+                Accounts::open(&path).map_err(|e| {
+                    warn!(file = %path.display(), error = %e, "cannot open the accounts");
+                    ReaderError::Worker("opening the accounts".into())
+                })?
+            }
+        };
+        migrate_clear_keys(&db, &accounts)?;
+        let sessions = Sessions::new(cfg.session_ttl, cfg.max_sessions);
         let cache = DiskCache::new(cfg.state_dir.join("cache"), cfg.cache_max_bytes)?;
         let lib = Arc::new(Self {
             render_slots: Semaphore::new(cfg.render_workers.max(1)),
@@ -140,6 +181,8 @@ impl Library {
             generation: AtomicU64::new(0),
             course_db_built: Mutex::new(None),
             scan_lock: Mutex::new(()),
+            accounts,
+            sessions,
         });
         lib.rescan()?;
         Ok(lib)
@@ -148,6 +191,21 @@ impl Library {
     /// The settings.
     pub fn config(&self) -> &ReaderConfig {
         &self.cfg
+    }
+
+    /// The server's accounts.
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+
+    /// The web UI's sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Whether every route needs a login: the server asked for it, or an account exists.
+    pub fn auth_required(&self) -> bool {
+        self.cfg.require_auth || self.accounts.any()
     }
 
     /// The canonical books root.

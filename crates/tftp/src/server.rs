@@ -7,6 +7,19 @@
 //! concurrent transfers. On shutdown no new request is accepted, running transfers get
 //! [`ServerConfig::drain_timeout`] to finish, then are cancelled (an unfinished upload's
 //! staging file is removed; nothing half-written is ever promoted).
+//!
+//! Guards against a peer that is absent, forged or hostile:
+//! - requests are rate-limited per source ([`ServerConfig::rate`]); over the rate they
+//!   are dropped silently;
+//! - a source runs at most [`ServerConfig::max_transfers_per_ip`] transfers at once
+//!   (ERROR 0 "server busy" beyond), so one host cannot take every slot;
+//! - a transfer whose peer makes no progress for [`ServerConfig::give_up`] ends, whatever
+//!   `timeout` option it asked for;
+//! - before the peer's first ACK, only the first packet (OACK, or DATA 1 without
+//!   options) is sent, and retransmitted only while everything sent stays within 3× the
+//!   request on the wire (28 bytes of IPv4/UDP headers counted on each side); an ERROR
+//!   answering a request is cut to that budget too. A timeout re-sends the first
+//!   unacknowledged block and the window's last block, not the whole window.
 
 use crate::options::{negotiate, Direction, Limits, Negotiated, RequestedOptions, MAX_BLKSIZE};
 use crate::packets::{ack_bytes, error_bytes, ErrorCode, Mode, Packet, RawOption};
@@ -18,10 +31,14 @@ use crate::transfer::sink::BlockSink;
 use crate::transfer::source::BlockSource;
 use crate::transfer::{Endpoint, Timing, TransferError};
 use bytes::Bytes;
+use sockit_wire::udp_guard::{
+    reply_limit, source_key, RateLimit, RateLimiter, AMPLIFICATION_FACTOR, IPV4_UDP_HEADER,
+};
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::UdpSocket;
@@ -59,6 +76,15 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// How long running transfers may go on after shutdown is requested.
     pub drain_timeout: Duration,
+    /// A transfer whose peer makes no progress this long is abandoned, whatever
+    /// `timeout` option it asked for (`timeout 255` would otherwise hold a slot for
+    /// hours).
+    pub give_up: Duration,
+    /// Transfers one source IP may run at once; further requests get ERROR 0
+    /// "server busy".
+    pub max_transfers_per_ip: usize,
+    /// Per-source rate limit of datagrams on the request port.
+    pub rate: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +102,9 @@ impl Default for ServerConfig {
             max_window_bytes: 4 << 20,
             max_upload_bytes: 4 << 30,
             drain_timeout: Duration::from_secs(10),
+            give_up: Duration::from_secs(30),
+            max_transfers_per_ip: 8,
+            rate: RateLimit::default(),
         }
     }
 }
@@ -131,6 +160,73 @@ struct Shared {
     abort: CancellationToken,
     /// The server's shutdown signal: uploads stop lingering for a lost final ACK.
     shutdown: CancellationToken,
+    /// Running transfers per source.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One source's share of the per-source cap, given back on drop.
+struct SourceSlot {
+    shared: Arc<Shared>,
+    key: IpAddr,
+}
+
+impl SourceSlot {
+    fn acquire(shared: &Arc<Shared>, ip: IpAddr) -> Option<SourceSlot> {
+        let key = source_key(ip);
+        let mut map = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= shared.config.max_transfers_per_ip.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            shared: shared.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .per_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A transfer's hold on the server: its global slot and its source's share.
+struct Slots {
+    _global: OwnedSemaphorePermit,
+    _source: SourceSlot,
+}
+
+/// An ERROR packet answering a request of `request_len` bytes, its message cut so the
+/// packet stays within the amplification budget.
+fn bounded_error(code: ErrorCode, message: &str, request_len: usize) -> Bytes {
+    // opcode, code, message, NUL.
+    let room = reply_limit(request_len).saturating_sub(5);
+    let mut cut = message.len().min(room);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    error_bytes(code, &message[..cut])
+}
+
+/// How often a first packet of `packet_len` bytes may be sent in answer to a request of
+/// `request_len` bytes, everything within 3× the request on the wire (at least once: the
+/// protocol's answer to a request is one packet).
+fn first_sends(request_len: usize, packet_len: usize) -> u32 {
+    let budget = (request_len + IPV4_UDP_HEADER) * AMPLIFICATION_FACTOR;
+    let each = packet_len + IPV4_UDP_HEADER;
+    u32::try_from(budget / each).unwrap_or(u32::MAX).max(1)
 }
 
 /// Serves TFTP on `socket` until `shutdown` is cancelled, then drains.
@@ -154,8 +250,10 @@ pub async fn serve(
         root,
         abort: CancellationToken::new(),
         shutdown: shutdown.clone(),
+        per_source: Mutex::new(HashMap::new()),
         config,
     });
+    let mut limiter = RateLimiter::new(shared.config.rate);
     let tracker = TaskTracker::new();
     info!(addr = %local, root = %shared.root.path().display(), write = shared.config.write_allowed, "tftp server listening");
     let mut buf = vec![0u8; 65536];
@@ -171,6 +269,9 @@ pub async fn serve(
                 }
             },
         };
+        if !limiter.admit("tftp", peer, tokio::time::Instant::now().into_std()) {
+            continue;
+        }
         handle_datagram(&socket, &buf[..len], peer, &shared, &permits, &tracker).await;
     }
     tracker.close();
@@ -203,6 +304,8 @@ struct OwnedRequest {
     filename: String,
     mode: Mode,
     options: RequestedOptions,
+    /// Bytes of the request datagram (the amplification budget is 3× of it).
+    len: usize,
 }
 
 async fn handle_datagram(
@@ -219,22 +322,38 @@ async fn handle_datagram(
         Ok(Packet::Error { .. }) => return, // never answer an error
         Ok(other) => {
             debug!(peer = %peer, opcode = ?other.opcode(), "tftp: not a request");
-            let reply = error_bytes(ErrorCode::IllegalOperation, "expected RRQ or WRQ");
+            let reply = bounded_error(
+                ErrorCode::IllegalOperation,
+                "expected RRQ or WRQ",
+                datagram.len(),
+            );
             let _ = socket.send_to(&reply, peer).await;
             return;
         }
         Err(err) => {
             info!(peer = %peer, error = %err, "tftp: malformed request");
-            let reply = error_bytes(ErrorCode::IllegalOperation, &err.to_string());
+            let reply = bounded_error(
+                ErrorCode::IllegalOperation,
+                &err.to_string(),
+                datagram.len(),
+            );
             let _ = socket.send_to(&reply, peer).await;
             return;
         }
     };
     let (op, req) = request;
+    let busy = |why: &str| bounded_error(ErrorCode::NotDefined, why, datagram.len());
+    let Some(source) = SourceSlot::acquire(shared, peer.ip()) else {
+        warn!(peer = %peer, file = req.filename, limit = shared.config.max_transfers_per_ip, "tftp: too many transfers from this source, refusing");
+        let reply = busy("server busy: too many transfers from your address");
+        let _ = socket.send_to(&reply, peer).await;
+        return;
+    };
     let Ok(permit) = permits.clone().try_acquire_owned() else {
         warn!(peer = %peer, file = req.filename, "tftp: too many transfers, refusing");
-        let reply = error_bytes(ErrorCode::NotDefined, "server busy, try again later");
-        let _ = socket.send_to(&reply, peer).await;
+        let _ = socket
+            .send_to(&busy("server busy, try again later"), peer)
+            .await;
         return;
     };
     let owned = OwnedRequest {
@@ -242,8 +361,13 @@ async fn handle_datagram(
         filename: req.filename.to_owned(),
         mode: req.mode,
         options: RequestedOptions::from_raw(&req.options),
+        len: datagram.len(),
     };
-    tracker.spawn(run_transfer(shared.clone(), peer, owned, permit));
+    let slots = Slots {
+        _global: permit,
+        _source: source,
+    };
+    tracker.spawn(run_transfer(shared.clone(), peer, owned, slots));
 }
 
 /// A refusal (sent to the peer as one ERROR packet) or a failed transfer (already
@@ -295,13 +419,8 @@ struct Outcome {
     linger: Option<(u16, Timing)>,
 }
 
-async fn run_transfer(
-    shared: Arc<Shared>,
-    peer: SocketAddr,
-    req: OwnedRequest,
-    permit: OwnedSemaphorePermit,
-) {
-    let mut permit = Some(permit);
+async fn run_transfer(shared: Arc<Shared>, peer: SocketAddr, req: OwnedRequest, slots: Slots) {
+    let mut permit = Some(slots);
     let socket = match bind_udp(shared.transfer_bind) {
         Ok(socket) => socket,
         Err(err) => {
@@ -346,7 +465,7 @@ async fn run_transfer(
         }
         Err(err) => {
             if let ServeError::Refused { code, message } = &err {
-                ep.send_error(*code, message).await;
+                let _ = ep.send(&bounded_error(*code, message, req.len)).await;
             }
             info!(
                 peer = %peer,
@@ -363,6 +482,7 @@ async fn run_transfer(
 
 fn timing_for(shared: &Shared, negotiated: &Negotiated) -> Timing {
     let mut timing = Timing::new(negotiated.timeout, shared.config.retries);
+    timing.give_up = shared.config.give_up;
     // After an upload, linger long enough for a client's retransmissions of the last
     // block at t, 3t, 7t and 15t (doubling intervals) to be answered.
     timing.dally = timing.max_timeout.saturating_mul(2);
@@ -373,6 +493,12 @@ fn timing_for(shared: &Shared, negotiated: &Negotiated) -> Timing {
 fn read_buffer_size(negotiated: &Negotiated) -> usize {
     (usize::from(negotiated.blksize) * usize::from(negotiated.windowsize) * 2)
         .clamp(64 << 10, 4 << 20)
+}
+
+/// The payload of block 1 of a file of `size` bytes, as far as it matters for the budget
+/// (netascii may grow it; a full block is the bound either way).
+fn size_hint(size: u64) -> usize {
+    usize::try_from(size).unwrap_or(usize::MAX)
 }
 
 fn oack_bytes(pairs: &[(&'static str, String)]) -> Bytes {
@@ -409,10 +535,20 @@ async fn serve_read(
         &shared.config.limits(),
         Direction::Read { size: known_size },
     );
-    let timing = timing_for(shared, &negotiated);
+    let mut timing = timing_for(shared, &negotiated);
     let mut retransmits = 0;
-    if !oack.is_empty() {
-        retransmits += await_ack0(ep, &oack_bytes(&oack), &timing).await?;
+    if oack.is_empty() {
+        // DATA 1 is the first packet: it goes out again only within the budget.
+        let first = 4 + usize::from(negotiated.blksize).min(size_hint(size));
+        timing.first_sends = first_sends(req.len, first);
+    } else {
+        let oack = oack_bytes(&oack);
+        let ack0 = Timing {
+            first_sends: first_sends(req.len, oack.len()),
+            ..timing
+        };
+        retransmits += await_ack0(ep, &oack, &ack0).await?;
+        // ACK 0 came from the peer's address: the data phase is not limited.
     }
     let reader = BufReader::with_capacity(
         read_buffer_size(&negotiated),
@@ -436,7 +572,7 @@ async fn serve_write(
     ep: &Endpoint,
     req: &OwnedRequest,
     started: Instant,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Slots>,
 ) -> Result<Outcome, ServeError> {
     let config = &shared.config;
     if !config.write_allowed {
@@ -465,12 +601,13 @@ async fn serve_write(
         .create_staging(&relative, config.overwrite_allowed)
         .map_err(|e| ServeError::from_io(&e))?;
     let (negotiated, oack) = negotiate(&req.options, &config.limits(), Direction::Write);
-    let timing = timing_for(shared, &negotiated);
+    let mut timing = timing_for(shared, &negotiated);
     let initial = if oack.is_empty() {
         ack_bytes(0)
     } else {
         oack_bytes(&oack)
     };
+    timing.first_sends = first_sends(req.len, initial.len());
     ep.send(&initial)
         .await
         .map_err(|e| ServeError::Transfer(TransferError::Network(e)))?;

@@ -70,6 +70,9 @@ impl Lane {
     }
 }
 
+/// ERROR 5, what a client answers a datagram from a port other than its transfer ID's.
+const UNKNOWN_TID: &[u8] = b"\x00\x05\x00\x05unknown transfer ID\x00";
+
 /// Starts a TFTP-aware proxy in front of `server`: requests go to the server's listening
 /// port; everything else from the client goes to the transfer ID the server answered
 /// from. Like a real client, it answers datagrams from any other server port with
@@ -114,16 +117,15 @@ async fn start_proxy(
                 }
                 r = back.recv_from(&mut b) => {
                     let Ok((len, from)) = r else { continue };
-                    let Some(client) = client else { continue };
-                    match server_tid {
-                        None => server_tid = Some(from),
-                        Some(tid) if tid != from => {
-                            let _ = back.send_to(b"\x00\x05\x00\x05unknown transfer ID\x00", from).await;
-                            continue;
-                        }
-                        Some(_) => {}
+                    if client.is_none() {
+                        continue;
                     }
-                    to_client.process(b[..len].to_vec(), client, &imp, &c)
+                    if server_tid.is_some_and(|tid| tid != from) {
+                        let _ = back.send_to(UNKNOWN_TID, from).await;
+                        continue;
+                    }
+                    // The lane carries the server's port; the client gets it at send time.
+                    to_client.process(b[..len].to_vec(), from, &imp, &c)
                         .into_iter().map(|(d, t)| (false, d, t)).collect::<Vec<_>>()
                 }
                 () = idle, if to_server.held.is_some() || to_client.held.is_some() => {
@@ -134,6 +136,23 @@ async fn start_proxy(
                 }
             };
             for (towards_server, datagram, to) in out {
+                let to = if towards_server {
+                    to
+                } else {
+                    // Like a real client, the transfer ID is the port of the first
+                    // datagram that reaches the client (not of one lost on the way).
+                    let from = to;
+                    match server_tid {
+                        None => server_tid = Some(from),
+                        Some(tid) if tid != from => {
+                            let _ = back.send_to(UNKNOWN_TID, from).await;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                    let Some(client) = client else { continue };
+                    client
+                };
                 c.forwarded.fetch_add(1, Ordering::Relaxed);
                 let socket = if towards_server { &back } else { &front };
                 let _ = socket.send_to(&datagram, to).await;

@@ -16,9 +16,11 @@ use tracing::debug;
 use crate::auth::{self, Key};
 use crate::codec::{FrameCodec, FrameError};
 use crate::connection::{BoxedStream, Connection, Incoming};
+use crate::guarded::RequestClock;
 use crate::handshake::{self, AuthOutcome};
 use crate::header::{AuthMode, ErrorCode, Header};
 use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::tls::{Accepted, Binding};
 
 /// How long a TLS port waits for a ClientHello before it decides the client speaks plain
@@ -130,6 +132,8 @@ pub struct FramedConfig {
     pub max_header: usize,
     /// `Some`: the port speaks TLS only (plain-text clients get a clear error).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Failed authentications back off per source address (shared by every connection).
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl std::fmt::Debug for FramedConfig {
@@ -139,6 +143,7 @@ impl std::fmt::Debug for FramedConfig {
             .field("auth_failure_delay", &self.auth_failure_delay)
             .field("max_header", &self.max_header)
             .field("tls", &self.tls.is_some())
+            .field("throttle", self.throttle.config())
             .finish()
     }
 }
@@ -150,6 +155,7 @@ impl Default for FramedConfig {
             auth_failure_delay: Duration::from_millis(500),
             max_header: crate::MAX_HEADER_LEN,
             tls: None,
+            throttle: Arc::new(LoginThrottle::new(ThrottleConfig::default())),
         }
     }
 }
@@ -167,9 +173,18 @@ impl FramedService {
         Self { table, config }
     }
 
+    /// How long `peer` must still wait after too many failed authentications.
+    fn throttled(&self, peer: SocketAddr) -> Option<Duration> {
+        self.config
+            .throttle
+            .check(peer.ip(), None, std::time::Instant::now())
+            .err()
+    }
+
     /// Serves one connection over any stream (the TCP service calls this after TLS, if
     /// any; tests can call it directly). `binding` is the TLS channel binding that the
-    /// authentication MACs must cover (`None` over plain TCP).
+    /// authentication MACs must cover (`None` over plain TCP). Each request header is
+    /// reported on `clock`, and a request body counts as progress while it streams.
     ///
     /// # Errors
     /// I/O errors on the connection.
@@ -180,6 +195,7 @@ impl FramedService {
         shutdown: CancellationToken,
         handshake_timeout: Duration,
         binding: Option<Binding>,
+        clock: RequestClock,
     ) -> io::Result<String> {
         let binding: &[u8] = binding.as_ref().map_or(&[], |b| &b[..]);
         let mut conn =
@@ -205,6 +221,8 @@ impl FramedService {
         };
         let auth_deadline = tokio::time::Instant::now() + handshake_timeout;
         loop {
+            // Between requests, received bytes are the next request's, not a body's.
+            clock.set_streaming(false);
             let need_auth = self.config.key.is_some() && !session.authenticated;
             let next = tokio::select! {
                 biased;
@@ -225,7 +243,11 @@ impl FramedService {
                     .await?;
                     continue;
                 }
-                Ok(Some(Incoming::Header(h))) => h,
+                Ok(Some(Incoming::Header(h))) => {
+                    clock.request_complete();
+                    clock.set_streaming(conn.body_remaining() > 0);
+                    h
+                }
                 Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
                     let _ = conn
                         .send(&Header::error(ErrorCode::Timeout, e.to_string()))
@@ -263,9 +285,23 @@ impl FramedService {
                         )
                         .await?
                     }
+                    Some(_) if self.throttled(peer).is_some() => {
+                        let wait = self.throttled(peer).unwrap_or_default();
+                        let _ = conn
+                            .send(&Header::error(
+                                ErrorCode::AuthFailed,
+                                format!(
+                                    "too many failed authentications from this address; retry in {} s",
+                                    wait.as_secs().max(1)
+                                ),
+                            ))
+                            .await;
+                        return Ok("authentication refused: source is backing off".into());
+                    }
                     Some(key) => match handshake::check_auth(key, &nonce, &req, binding) {
                         AuthOutcome::Accepted(reply) => {
                             session.authenticated = true;
+                            self.config.throttle.succeeded(peer.ip(), None);
                             send_or_io(&mut conn, &reply).await?;
                         }
                         AuthOutcome::BadRequest(msg) => {
@@ -273,6 +309,9 @@ impl FramedService {
                                 .await?
                         }
                         AuthOutcome::Failed => {
+                            self.config
+                                .throttle
+                                .failed(peer.ip(), None, std::time::Instant::now());
                             tokio::time::sleep(self.config.auth_failure_delay).await;
                             let _ = conn
                                 .send(&Header::error(
@@ -302,7 +341,10 @@ impl FramedService {
                         .await?
                     }
                     Some(handler) => match handler.run(req, &mut conn, &session).await {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            clock.set_streaming(false);
+                            clock.request_complete();
+                        }
                         Err(CommandError::Reply(code, message)) => {
                             // Skip whatever body the command did not read, then answer.
                             if let Err(e) = conn.discard_body().await {
@@ -354,7 +396,14 @@ impl TcpService for FramedService {
         let timeout = info.limits.handshake_timeout;
         let Some(acceptor) = &self.config.tls else {
             return self
-                .serve_connection(Box::new(stream), info.peer, info.shutdown, timeout, None)
+                .serve_connection(
+                    Box::new(stream),
+                    info.peer,
+                    info.shutdown,
+                    timeout,
+                    None,
+                    info.clock,
+                )
                 .await;
         };
         // TLS clients speak first (ClientHello) at once; a plain sockit client instead waits
@@ -377,8 +426,15 @@ impl TcpService for FramedService {
             }
             Accepted::Tls(tls) => {
                 let binding = crate::tls::binding_of_server(&tls).map_err(io::Error::other)?;
-                self.serve_connection(tls, info.peer, info.shutdown, timeout, Some(binding))
-                    .await
+                self.serve_connection(
+                    tls,
+                    info.peer,
+                    info.shutdown,
+                    timeout,
+                    Some(binding),
+                    info.clock,
+                )
+                .await
             }
         }
     }

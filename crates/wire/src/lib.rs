@@ -20,7 +20,10 @@ pub mod guarded;
 pub mod handshake;
 pub mod header;
 pub mod runtime;
+pub mod throttle;
 pub mod tls;
+pub mod udp;
+pub mod udp_guard;
 
 pub use auth::Key;
 pub use client::{Client, ClientError, ConnectOptions};

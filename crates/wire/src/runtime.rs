@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+pub use crate::udp::{serve_udp, UdpService};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::guarded::{GuardedStream, StreamTimeouts};
+use crate::guarded::{GuardedStream, RequestClock, StreamTimeouts};
 
 /// Per-service limits (every one has a CLI flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,9 @@ pub struct ConnInfo {
     pub limits: Limits,
     /// Cancelled when the server shuts down; handlers stop waiting for new requests then.
     pub shutdown: CancellationToken,
+    /// The stream's request clock: the handler reports each whole request on it, or the
+    /// connection is dropped at the handshake timeout (see [`crate::guarded`]).
+    pub clock: RequestClock,
 }
 
 /// The stream type handed to TCP services.
@@ -256,16 +261,19 @@ pub async fn serve_tcp(
             }
             Ok(slot) => {
                 let service = service.clone();
+                let clock = RequestClock::new();
                 let info = ConnInfo {
                     peer,
                     limits,
                     shutdown: shutdown.child_token(),
+                    clock: clock.clone(),
                 };
                 tracker.spawn(async move {
                     let _slot = slot;
                     let started = Instant::now();
                     info!(service = name, %peer, "connection open");
-                    let guarded = GuardedStream::new(stream, limits.stream_timeouts());
+                    let guarded =
+                        GuardedStream::with_clock(stream, limits.stream_timeouts(), clock);
                     let reason = match service.handle(guarded, info).await {
                         Ok(reason) => reason,
                         Err(e) => format!("error: {e}"),
@@ -292,43 +300,4 @@ pub async fn serve_tcp(
         );
     }
     Ok(())
-}
-
-/// A request/response UDP service: each datagram gets at most one reply.
-pub trait UdpService: Send + Sync + 'static {
-    /// The service name used in logs.
-    fn name(&self) -> &'static str;
-
-    /// The reply to one datagram, or `None` for no reply.
-    fn respond(&self, datagram: &[u8], peer: SocketAddr) -> Option<Vec<u8>>;
-}
-
-/// Serves datagrams on `socket` with `service` until `shutdown` is cancelled.
-///
-/// # Errors
-/// Never fails once bound: receive and send errors (e.g. ICMP unreachable reported on the
-/// socket) are logged and serving goes on.
-pub async fn serve_udp(
-    socket: UdpSocket,
-    service: Arc<dyn UdpService>,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let (n, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(service = service.name(), error = %e, "recv failed");
-                    continue;
-                }
-            },
-        };
-        if let Some(reply) = service.respond(&buf[..n], peer) {
-            if let Err(e) = socket.send_to(&reply, peer).await {
-                tracing::debug!(service = service.name(), %peer, error = %e, "send failed");
-            }
-        }
-    }
 }

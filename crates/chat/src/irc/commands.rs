@@ -1,12 +1,14 @@
 //! Command dispatch: one function per IRC command, run with the state locked.
 //!
-//! Before registration only CAP, PASS, NICK, USER, PING, PONG and QUIT are accepted;
+//! Before registration only CAP, AUTHENTICATE, PASS, NICK, USER, PING, PONG and QUIT are
+//! accepted;
 //! everything else gets 451 (irssi ≥ 1.3 relies on this: it probes with a bare `JOIN :`
 //! during `CAP LS` and waits for the 451). After registration, an unknown command gets
 //! 421. Handlers for related commands live in [`register`](super::register),
 //! [`channel_cmds`](super::channel_cmds), [`messaging`](super::messaging) and
 //! [`query`](super::query).
 
+use crate::irc::auth::AuthRequest;
 use crate::irc::channel::ClientId;
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
@@ -21,6 +23,10 @@ pub enum Outcome {
     /// Send `ERROR :Closing Link: host (reason)` and close; neighbours see QUIT with the
     /// reason.
     Close(String),
+    /// Check these credentials with the server's [`IrcAuth`](crate::irc::auth::IrcAuth)
+    /// (outside the state lock), then report the verdict with
+    /// [`register::auth_result`].
+    Verify(AuthRequest),
 }
 
 /// The context of one command: the configuration, the locked state and who sent it.
@@ -93,6 +99,7 @@ impl Ctx<'_> {
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     match msg.command.as_str() {
         "CAP" => return register::cap(ctx, msg),
+        "AUTHENTICATE" => return register::authenticate(ctx, msg),
         "PASS" => register::pass(ctx, msg),
         "NICK" => return register::nick(ctx, msg),
         "USER" => return register::user(ctx, msg),

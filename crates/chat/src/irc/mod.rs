@@ -8,10 +8,12 @@
 //! - [`channel`], [`state`]: channels, clients and the shared state;
 //! - [`commands`] (dispatch), [`register`], [`channel_cmds`], [`messaging`], [`query`]:
 //!   the commands;
+//! - [`auth`]: the account policy ([`IrcAuth`]) and the pure parts of SASL PLAIN;
 //! - [`flood`]: the per-client penalty timer;
 //! - [`server`]: connections, queues, pings, the [`TcpService`](sockit_wire::runtime::TcpService);
 //! - [`tls`]: the same server behind TLS (port 6697), sharing the plain port's network.
 
+pub mod auth;
 pub mod channel;
 pub mod channel_cmds;
 pub mod commands;
@@ -27,6 +29,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 
+pub use auth::{AuthVerdict, IrcAuth};
 pub use message::{Message, ParseError};
 pub use server::IrcServer;
 pub use state::ServerConfig;

@@ -9,6 +9,18 @@
 //! The session applies flood control (a penalty timer, see [`flood`](super::flood)),
 //! pings a silent client and drops it after the ping timeout, and on every way out
 //! (QUIT, EOF, error, kill, shutdown) removes the client so its neighbours see QUIT.
+//!
+//! Deadlines trickled bytes cannot stretch: a client must finish registering (001 sent)
+//! within the runtime's handshake timeout, counted from the connection's start, whatever
+//! it sends meanwhile; lines before registration do not count as requests on the
+//! connection's [`RequestClock`](sockit_wire::guarded::RequestClock). From registration
+//! on, every complete line (PONG included) is reported there, so the idle timeout counts
+//! from the client's last line. The server pings at least every half idle timeout, so a
+//! quiet client that answers PINGs stays.
+//!
+//! Credentials ([`Outcome::Verify`]) are checked by the server's
+//! [`IrcAuth`](super::auth::IrcAuth) outside the state lock, while this connection's
+//! later lines wait in its queue.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,11 +29,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+
+use crate::irc::auth::{AuthRequest, AuthVerdict};
+use crate::irc::register::auth_result;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::irc::commands::{dispatch, Ctx, Outcome};
@@ -33,6 +47,9 @@ use crate::irc::state::{Client, ClientHandle, Killer, Line, ServerConfig, State}
 
 /// Most queued lines the writer sends before flushing.
 const WRITE_BATCH: usize = 64;
+
+/// The close reason of a client that did not register within the handshake timeout.
+pub const REGISTRATION_TIMEOUT: &str = "Registration timed out";
 
 /// The IRC server (cheap to clone; clones share one state).
 #[derive(Debug, Clone)]
@@ -79,20 +96,18 @@ impl IrcServer {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Serves one connection until the client quits, fails, is killed or `shutdown`.
+    /// Serves one connection until the client quits, fails, is killed or `info.shutdown`.
+    /// The client must register within `info.limits.handshake_timeout`; complete lines are
+    /// reported on `info.clock` from registration on.
     ///
     /// # Errors
     /// None in practice: connection errors end the session and become the close reason.
-    pub async fn serve_connection<S>(
-        &self,
-        stream: S,
-        peer: SocketAddr,
-        shutdown: CancellationToken,
-    ) -> io::Result<String>
+    pub async fn serve_connection<S>(&self, stream: S, info: ConnInfo) -> io::Result<String>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let cfg = &self.shared.cfg;
+        let peer: SocketAddr = info.peer;
         let (rd, wr) = tokio::io::split(stream);
         let (handle, rx) = ClientHandle::new(cfg.sendq);
         let killer = handle.killer().clone();
@@ -103,7 +118,7 @@ impl IrcServer {
         let reader = tokio::spawn(read_loop(rd, line_tx, killer.clone()));
 
         let reason = self
-            .session(id, &handle, &killer, &mut line_rx, &shutdown)
+            .session(id, &handle, &killer, &mut line_rx, &info)
             .await;
 
         reader.abort();
@@ -138,15 +153,23 @@ impl IrcServer {
         handle: &ClientHandle,
         killer: &Killer,
         lines: &mut mpsc::Receiver<io::Result<InLine>>,
-        shutdown: &CancellationToken,
+        info: &ConnInfo,
     ) -> String {
         let cfg = &self.shared.cfg;
+        let shutdown = &info.shutdown;
+        // Ping often enough that a client answering PINGs never reaches the idle timeout.
+        let ping_interval = cfg
+            .ping_interval
+            .min(info.limits.idle_timeout / 2)
+            .max(Duration::from_millis(10));
+        let reg_deadline = Instant::now() + info.limits.handshake_timeout;
+        let mut registered = false;
         let mut flood = FloodTimer::new(cfg.flood, std::time::Instant::now());
         let mut last_rx = Instant::now();
         let mut pinged: Option<Instant> = None;
         loop {
             let deadline = match pinged {
-                None => last_rx + cfg.ping_interval,
+                None => last_rx + ping_interval,
                 Some(t) => t + cfg.ping_timeout,
             };
             let item = tokio::select! {
@@ -154,6 +177,9 @@ impl IrcServer {
                     return killer.reason().unwrap_or_else(|| "Killed".into());
                 }
                 _ = shutdown.cancelled() => return "Server shutting down".into(),
+                _ = tokio::time::sleep_until(reg_deadline), if !registered => {
+                    return REGISTRATION_TIMEOUT.into();
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     if pinged.is_some() {
                         return format!("Ping timeout: {} seconds", cfg.ping_timeout.as_secs());
@@ -166,8 +192,14 @@ impl IrcServer {
             };
             last_rx = Instant::now();
             pinged = None;
+            if registered && matches!(item, Some(Ok(_))) {
+                info.clock.request_complete();
+            }
             let bytes = match item {
                 None => return "Remote host closed the connection".into(),
+                Some(Err(e)) if !registered && e.kind() == io::ErrorKind::TimedOut => {
+                    return REGISTRATION_TIMEOUT.into();
+                }
                 Some(Err(e)) => return format!("Read error: {e}"),
                 Some(Ok(InLine::TooLong)) => {
                     let nick = self.nick_of(id);
@@ -198,23 +230,58 @@ impl IrcServer {
                         return killer.reason().unwrap_or_else(|| "Killed".into());
                     }
                     _ = shutdown.cancelled() => return "Server shutting down".into(),
+                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
+                        return REGISTRATION_TIMEOUT.into();
+                    }
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            let outcome = {
-                let mut st = self.lock();
-                let mut ctx = Ctx {
-                    cfg,
-                    st: &mut st,
-                    id,
-                    created: &self.shared.created,
+            let mut outcome = self.with_ctx(id, |ctx| dispatch(ctx, &msg));
+            while let Outcome::Verify(req) = outcome {
+                let verdict = tokio::select! {
+                    _ = killer.killed().cancelled() => {
+                        return killer.reason().unwrap_or_else(|| "Killed".into());
+                    }
+                    _ = shutdown.cancelled() => return "Server shutting down".into(),
+                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
+                        return REGISTRATION_TIMEOUT.into();
+                    }
+                    v = self.verify(&req, info.peer.ip()) => v,
                 };
-                dispatch(&mut ctx, &msg)
-            };
+                outcome = self.with_ctx(id, |ctx| auth_result(ctx, &req, verdict));
+            }
             if let Outcome::Close(reason) = outcome {
                 return reason;
             }
+            if !registered && self.with_ctx(id, |ctx| ctx.registered()) {
+                registered = true;
+                info.clock.request_complete();
+            }
         }
+    }
+
+    /// Runs `f` with the state locked, as client `id`.
+    fn with_ctx<T>(&self, id: u64, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+        let mut st = self.lock();
+        let mut ctx = Ctx {
+            cfg: &self.shared.cfg,
+            st: &mut st,
+            id,
+            created: &self.shared.created,
+        };
+        f(&mut ctx)
+    }
+
+    /// Asks the auth policy about `req` from `ip` (not at all while `ip` or the account is
+    /// backing off).
+    async fn verify(&self, req: &AuthRequest, ip: std::net::IpAddr) -> AuthVerdict {
+        let Some(auth) = self.shared.cfg.auth.clone() else {
+            return AuthVerdict::Bad;
+        };
+        if let Some(wait) = auth.retry_after(&req.account, ip) {
+            return AuthVerdict::Throttled(wait);
+        }
+        auth.verify(&req.account, &req.password, ip).await
     }
 
     fn nick_of(&self, id: u64) -> String {
@@ -286,8 +353,7 @@ impl TcpService for IrcServer {
     }
 
     async fn handle(&self, stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
-        self.serve_connection(stream, info.peer, info.shutdown)
-            .await
+        self.serve_connection(stream, info).await
     }
 
     async fn refuse(&self, mut stream: TcpStream, refusal: Refusal) {

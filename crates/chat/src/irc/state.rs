@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::irc::auth::{IrcAuth, SaslState};
 use crate::irc::channel::{Channel, ClientId};
 use crate::irc::flood::FloodConfig;
 use crate::irc::message::Message;
@@ -24,8 +25,13 @@ pub struct ServerConfig {
     pub name: String,
     /// The network name (ISUPPORT `NETWORK`).
     pub network: String,
-    /// The connection password clients must send with PASS, if any.
+    /// The server password clients must send with PASS, if any. With [`auth`](Self::auth)
+    /// as well, a client logged in to an account passes without it.
     pub password: Option<String>,
+    /// Account authentication (SASL PLAIN, `PASS account:password`); `None` offers neither.
+    pub auth: Option<Arc<dyn IrcAuth>>,
+    /// Failed logins one connection may make before it is closed.
+    pub max_auth_failures: u32,
     /// Message-of-the-day lines; `None` answers MOTD with 422.
     pub motd: Option<Vec<String>>,
     /// Ping a client silent this long.
@@ -48,6 +54,8 @@ impl Default for ServerConfig {
             name: crate::default_server_name(),
             network: "sockit".into(),
             password: None,
+            auth: None,
+            max_auth_failures: 3,
             motd: Some(vec![
                 "Welcome to sockit's IRC server.".into(),
                 "Be kind; messages are not stored.".into(),
@@ -156,6 +164,16 @@ pub struct Client {
     pub cap_negotiating: bool,
     /// The password given with PASS.
     pub pass: Option<String>,
+    /// Whether the PASS argument was already checked as account credentials.
+    pub pass_checked: bool,
+    /// Capabilities the client enabled with `CAP REQ`.
+    pub caps: BTreeSet<String>,
+    /// The account the client logged in to (SASL or PASS), if any.
+    pub account: Option<String>,
+    /// Where the client is in a SASL exchange.
+    pub sasl: SaslState,
+    /// Failed logins on this connection.
+    pub auth_failures: u32,
     /// User modes (`i`, `w`).
     pub modes: BTreeSet<char>,
     /// Away message, if away.
@@ -181,6 +199,11 @@ impl Client {
             registered: false,
             cap_negotiating: false,
             pass: None,
+            pass_checked: false,
+            caps: BTreeSet::new(),
+            account: None,
+            sasl: SaslState::Idle,
+            auth_failures: 0,
             modes: BTreeSet::new(),
             away: None,
             channels: BTreeSet::new(),

@@ -59,9 +59,9 @@ impl TcpService for IrcTlsServer {
                 Ok("plain-text client on the TLS port".into())
             }
             Accepted::Tls(tls) => {
-                self.irc
-                    .serve_connection(tls, info.peer, info.shutdown)
-                    .await
+                // The same registration deadline as the plain port, counted from the
+                // connection's start (the TLS handshake spends part of it).
+                self.irc.serve_connection(tls, info).await
             }
         }
     }

@@ -39,7 +39,14 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stdin = (!args.no_stdin).then(tokio::io::stdin);
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    let exit = run_remote(client, &request, stdin, &mut stdout, &mut stderr).await?;
+    let frame = run_remote(client, &request, stdin, &mut stdout, &mut stderr).await?;
+    if g.verbose > 0 {
+        match frame.containment {
+            Some(c) => eprintln!("sockit: containment: {c}"),
+            None => eprintln!("sockit: containment: not reported by the server"),
+        }
+    }
+    let exit = frame.exit;
     if let RemoteExit::Signal {
         signal, message, ..
     } = &exit

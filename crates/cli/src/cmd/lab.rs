@@ -75,7 +75,7 @@ pub struct ServeArgs {
 pub struct BenchArgs {
     /// A service benchmark instead of the concurrency-model matrix.
     #[command(subcommand)]
-    pub service: Option<crate::cmd::bench_services::ServiceBench>,
+    pub service: Option<BenchTarget>,
     /// Models, comma-separated.
     #[arg(
         long,
@@ -122,6 +122,101 @@ pub struct BenchArgs {
     pub report: bool,
 }
 
+/// What `sockit lab bench <target>` measures instead of the model matrix.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchTarget {
+    /// A service benchmark.
+    #[command(flatten)]
+    Service(crate::cmd::bench_services::ServiceBench),
+    /// Memory soak: bursts of short connections on every TCP service of `sockit serve`,
+    /// the server's RSS after each burst; writes soak.json and soak.md.
+    Soak(SoakArgs),
+}
+
+/// Flags of `sockit lab bench soak`.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Bursts per service.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub bursts: u64,
+    /// Connections per burst (each does one exchange and closes).
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub conns: u64,
+    /// Connections open at once within a burst (default: all of them).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: Option<u64>,
+    /// Services, comma-separated (default: all TCP services).
+    #[arg(long, value_delimiter = ',', value_parser = parse_soak_service)]
+    pub services: Vec<sockit_lab::soak::SoakService>,
+    /// Longest wait after a burst for the server to close its connections and for its RSS
+    /// to settle.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub settle_timeout: Duration,
+    /// Directory for soak.json and soak.md.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+}
+
+fn parse_soak_service(s: &str) -> Result<sockit_lab::soak::SoakService, String> {
+    sockit_lab::soak::SoakService::find(s).ok_or_else(|| {
+        let names: Vec<_> = sockit_lab::soak::SoakService::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        format!("unknown service `{s}`; one of {}", names.join(", "))
+    })
+}
+
+/// Runs `sockit lab bench soak`.
+async fn soak(a: SoakArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the sockit binary")?;
+    let _ = sockit_lab::affinity::raise_nofile();
+    let work = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let conns = usize::try_from(a.conns)?;
+    let config = sockit_lab::soak::SoakConfig {
+        server: vec![exe.into_os_string(), "serve".into()],
+        work_dir: work.path().to_path_buf(),
+        services: if a.services.is_empty() {
+            sockit_lab::soak::SoakService::ALL.to_vec()
+        } else {
+            a.services
+        },
+        bursts: usize::try_from(a.bursts)?,
+        conns,
+        concurrency: a
+            .concurrency
+            .map(usize::try_from)
+            .transpose()?
+            .unwrap_or(conns),
+        settle_timeout: a.settle_timeout,
+        out_dir: Some(a.out.clone()),
+    };
+    let report = sockit_lab::soak::run(&config)
+        .await
+        .context("memory soak")?;
+    if g.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.markdown);
+        for s in &report.services {
+            if let Some(e) = s.bursts.iter().find_map(|b| b.first_error.as_deref()) {
+                println!("{}: {} failed; first: {e}", s.service, s.failed());
+            }
+        }
+        println!(
+            "written: {} and {}",
+            a.out.join("soak.json").display(),
+            a.out.join("soak.md").display()
+        );
+    }
+    let failed = report.services.iter().any(|s| s.failed() > 0);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Runs a blocking lab function on its own OS thread (the lab builds its own runtimes,
 /// which cannot nest inside the CLI's).
 async fn blocking<T: Send + 'static>(
@@ -150,9 +245,13 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Models => models(g),
         LabCommand::Serve(a) => serve(a).await,
         LabCommand::Bench(BenchArgs {
-            service: Some(target),
+            service: Some(BenchTarget::Service(target)),
             ..
         }) => crate::cmd::bench_services::run(target, g).await,
+        LabCommand::Bench(BenchArgs {
+            service: Some(BenchTarget::Soak(a)),
+            ..
+        }) => soak(a, g).await,
         LabCommand::Bench(a) => bench(a).await,
         LabCommand::Report { file } => {
             let files = blocking(move || Ok(sockit_lab::report::report(&file)?)).await?;

@@ -1,5 +1,6 @@
 //! One module per client subcommand.
 
+pub mod account;
 pub mod bench_services;
 pub mod chat;
 pub mod daytime;

@@ -11,7 +11,7 @@ use crate::serve::start::BoundAddr;
 pub fn to_table(addrs: &[BoundAddr]) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for a in addrs {
-        map.entry(a.service.to_owned())
+        map.entry(a.service.name().to_owned())
             .or_default()
             .insert(a.proto.as_str().to_owned(), a.addr.to_string());
     }

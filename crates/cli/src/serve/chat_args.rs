@@ -41,6 +41,9 @@ pub struct ChatArgs {
     /// IRC: most channels one client may join.
     #[arg(long, default_value_t = ServerConfig::default().max_channels)]
     pub chat_max_channels: usize,
+    /// IRC: failed logins (SASL or PASS) one connection may make before it is closed.
+    #[arg(long, default_value_t = ServerConfig::default().max_auth_failures)]
+    pub chat_max_auth_failures: u32,
     /// UDP chat room: a participant silent this long stops receiving the room.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub udp_chat_idle: Duration,
@@ -93,6 +96,7 @@ impl ChatArgs {
                     burst: self.chat_flood_burst,
                 },
                 max_channels: self.chat_max_channels.max(1),
+                max_auth_failures: self.chat_max_auth_failures.max(1),
                 ..defaults
             },
             room: RoomConfig {

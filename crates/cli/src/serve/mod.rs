@@ -3,7 +3,10 @@
 
 mod addr_file;
 mod chat_args;
+mod irc_auth;
+mod layout;
 mod plan;
+mod policy;
 mod reader;
 mod registry;
 mod start;
@@ -20,6 +23,7 @@ use sockit_exec::ExecConfig;
 use sockit_files::{FilesConfig, FilesRoot};
 use sockit_wire::runtime::Limits;
 use sockit_wire::tls::{Fingerprint, ServerIdentity};
+use sockit_wire::udp_guard::RateLimit;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -29,22 +33,31 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet,echo,daytime,time,framed,tftp,chat,udp-chat,discovery).
+    /// Run only these services (comma-separated: greet, echo, daytime, time, framed,
+    /// reader, tftp, chat, udp-chat, discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
+    /// On a non-loopback bind, also expose these services (or endpoints, SVC.PROTO) that
+    /// cannot authenticate their clients: greet, echo, daytime, time, tftp, udp-chat,
+    /// discovery, reader.tcp (the classic protocol).
+    #[arg(long, value_delimiter = ',', value_name = "SVC[.PROTO],...")]
+    pub public: Vec<String>,
     /// Port of a service (repeatable): SVC=N; 0 picks a free port; all=N applies to every service.
     #[arg(long = "port", value_name = "SVC=N")]
     pub ports: Vec<String>,
-    /// Address to bind. A non-loopback address needs --key (or --no-auth).
+    /// Address to bind. On a non-loopback address only services that authenticate run
+    /// (framed with --key, the reader and IRC with --key or accounts), plus --public ones.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// Data root (files, tftp/, books/). Default: the platform data dir + /sockit.
+    /// Data root: files/, tftp/, books/ are served; state/ (accounts, catalog, TLS key,
+    /// staging) never is. Default: the platform data dir + /sockit.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Write the bound addresses as JSON to FILE (atomically) once every service listens.
     #[arg(long, value_name = "FILE")]
     pub addr_file: Option<PathBuf>,
-    /// Allow a non-loopback bind without a key: anyone who reaches the port can use it.
+    /// Expose every service on a non-loopback bind, authenticated or not (as if all were
+    /// named in --public): anyone who reaches the port can use it.
     #[arg(long)]
     pub no_auth: bool,
     /// Speak TLS: on the framed port, IRC on 6697 (chat.tls) and HTTPS for the reader on
@@ -65,6 +78,8 @@ pub struct Args {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub udp: UdpArgs,
     #[command(flatten)]
     pub reader: reader::ReaderArgs,
     #[command(flatten)]
@@ -89,6 +104,10 @@ pub struct FilesArgs {
     /// How many whole-file hashes the server remembers for `get`.
     #[arg(long, default_value_t = FilesConfig::default().hash_cache_entries, value_name = "N")]
     pub hash_cache: usize,
+    /// Keep the staged part of an upload that failed for lack of disk space (default:
+    /// remove it, so the space comes back at once).
+    #[arg(long)]
+    pub keep_partial: bool,
 }
 
 /// Remote exec (off by default).
@@ -103,9 +122,14 @@ pub struct ExecArgs {
     /// Most output (stdout + stderr) one remote command may send before it is killed.
     #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
     pub exec_output_cap: u64,
-    /// Most remote commands running at once; one more gets `busy`.
+    /// Most remote commands running at once (a command counts until every process it
+    /// started is dead); one more gets `busy`.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub max_execs: usize,
+    /// How exec runs are contained: auto (a cgroup v2 per command where possible, else a
+    /// subreaper that kills every descendant), cgroup, subreaper.
+    #[arg(long, default_value = "auto")]
+    pub exec_containment: sockit_exec::Containment,
 }
 
 /// Parses a byte size: `123`, `64K`, `16M`, `2G`, `1T` (powers of 1024; `B`/`iB` allowed).
@@ -138,7 +162,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Flags of the TFTP service (udp 6969).
 #[derive(Debug, clap::Args)]
 pub struct TftpArgs {
-    /// Directory the TFTP service serves. Default: the data root's tftp/ directory.
+    /// Directory the TFTP service serves. Default: ROOT/tftp.
     #[arg(long, value_name = "DIR")]
     pub tftp_root: Option<PathBuf>,
     /// Accept TFTP uploads (WRQ); without it the TFTP service is read-only.
@@ -150,6 +174,13 @@ pub struct TftpArgs {
     /// Most TFTP transfers at once; more get "server busy".
     #[arg(long, value_name = "N", default_value_t = sockit_tftp::ServerConfig::default().max_transfers)]
     pub tftp_max_transfers: usize,
+    /// Give up on a TFTP peer that makes no progress for this long, whatever `timeout` it
+    /// asked for.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub tftp_give_up: Duration,
+    /// Most TFTP transfers at once from one address; more get "server busy".
+    #[arg(long, value_name = "N", default_value_t = sockit_tftp::ServerConfig::default().max_transfers_per_ip)]
+    pub tftp_max_transfers_per_ip: usize,
     /// Largest TFTP blksize granted (lower it for clients that cannot reassemble IP fragments).
     #[arg(long, value_name = "BYTES", default_value_t = sockit_tftp::ServerConfig::default().max_blksize,
           value_parser = clap::value_parser!(u16).range(512..=65464))]
@@ -157,16 +188,14 @@ pub struct TftpArgs {
 }
 
 impl TftpArgs {
-    /// The TFTP server config; `data_root` gives the default root.
+    /// The TFTP server config for the tree `root`.
     fn to_config(
         &self,
-        data_root: &std::path::Path,
+        root: &std::path::Path,
         drain: Duration,
+        rate: RateLimit,
     ) -> anyhow::Result<sockit_tftp::ServerConfig> {
-        let root = match &self.tftp_root {
-            Some(root) => root.clone(),
-            None => data_root.join("tftp"),
-        };
+        let root = root.to_path_buf();
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create TFTP root {}", root.display()))?;
         Ok(sockit_tftp::ServerConfig {
@@ -175,9 +204,52 @@ impl TftpArgs {
             overwrite_allowed: self.tftp_overwrite,
             max_transfers: self.tftp_max_transfers.max(1),
             max_blksize: self.tftp_max_blksize,
+            give_up: self.tftp_give_up.max(Duration::from_millis(100)),
+            max_transfers_per_ip: self.tftp_max_transfers_per_ip.max(1),
+            rate,
             drain_timeout: drain,
             ..sockit_tftp::ServerConfig::default()
         })
+    }
+}
+
+/// The guard of every UDP service.
+#[derive(Debug, clap::Args)]
+pub struct UdpArgs {
+    /// Datagrams per second one source may send to a UDP service (0: no limit).
+    #[arg(long, default_value_t = RateLimit::default().per_second, value_name = "N")]
+    pub udp_rate: u32,
+    /// Datagrams one source may send at once after a quiet spell.
+    #[arg(long, default_value_t = RateLimit::default().burst, value_name = "N")]
+    pub udp_burst: u32,
+    /// UDP chat relays only to participants that answered a return-path cookie: on,
+    /// off, or auto (on for non-loopback binds, off on loopback so the course's plain
+    /// client keeps working).
+    #[arg(long, default_value = "auto", value_name = "on|off|auto",
+          value_parser = ["on", "off", "auto"])]
+    pub udp_guard: String,
+}
+
+impl UdpArgs {
+    /// The per-source rate limit.
+    pub fn rate(&self) -> RateLimit {
+        if self.udp_rate == 0 {
+            return RateLimit::OFF;
+        }
+        RateLimit {
+            per_second: self.udp_rate,
+            burst: self.udp_burst.max(1),
+            ..RateLimit::default()
+        }
+    }
+
+    /// Whether udp-chat asks for a return-path cookie on a bind to `bind`.
+    pub fn guard(&self, bind: IpAddr) -> bool {
+        match self.udp_guard.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => !bind.is_loopback(),
+        }
     }
 }
 
@@ -244,6 +316,10 @@ pub struct ServeContext {
     pub tftp: sockit_tftp::ServerConfig,
     /// The chat services' settings (IRC server, UDP room, discovery name).
     pub chat: chat_args::ChatSettings,
+    /// The auth policy's accounts and whether a key makes them mandatory.
+    pub auth: AuthContext,
+    /// The per-source rate limit of every UDP service.
+    pub udp_rate: RateLimit,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -262,13 +338,6 @@ impl std::fmt::Debug for ServeContext {
 /// Runs the server.
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let key = g.load_key()?;
-    if !args.bind.is_loopback() && key.is_none() && !args.no_auth {
-        return usage(format!(
-            "refusing to bind {} without authentication: anyone who can reach this host could use the \
-             framed service. Pass --key FILE (create one with `sockit keygen FILE`), or --no-auth to accept the risk",
-            args.bind
-        ));
-    }
     if args.exec.allow_exec && key.is_none() {
         return usage(
             "refusing --allow-exec without --key: anyone who can connect could run commands. \
@@ -282,9 +351,13 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         plan::TlsMode::Off
     };
-    let endpoints = match plan::plan(&args.only, &args.ports, args.bind, tls_mode) {
+    let planned = match plan::plan(&args.only, &args.ports, args.bind, tls_mode) {
         Ok(e) => e,
         Err(e) => return usage(e.to_string()),
+    };
+    let public = match policy::Publics::parse(&args.public) {
+        Ok(p) => p,
+        Err(e) => return usage(format!("--public: {e}")),
     };
     let root = match args.root.clone() {
         Some(r) => r,
@@ -295,19 +368,62 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&root)
         .with_context(|| format!("cannot create data root {}", root.display()))?;
     let root = root.canonicalize()?;
+    let layout = layout::Layout::of(&root);
+    layout
+        .prepare()
+        .with_context(|| format!("cannot lay out the data root {}", root.display()))?;
+    let books = args
+        .reader
+        .books
+        .clone()
+        .unwrap_or_else(|| layout.books.clone());
+    let tftp_root = args
+        .tftp
+        .tftp_root
+        .clone()
+        .unwrap_or_else(|| layout.tftp.clone());
+    if let Err(e) = layout::check_apart(
+        &layout.state,
+        &[("--books", &books), ("--tftp-root", &tftp_root)],
+    ) {
+        return usage(e);
+    }
+    let accounts = sockit_accounts::Accounts::open(&layout.accounts())
+        .with_context(|| format!("cannot open the accounts in {}", layout.state.display()))?;
+    let decision = match policy::decide(
+        planned,
+        &policy::PolicyInput {
+            loopback: args.bind.is_loopback(),
+            key: key.is_some(),
+            accounts: accounts.any(),
+            no_auth: args.no_auth,
+            public,
+            explicit: args
+                .only
+                .iter()
+                .filter_map(|n| registry::Service::find(n))
+                .collect(),
+        },
+    ) {
+        Ok(d) => d,
+        Err(e) => return usage(e.to_string()),
+    };
+    let endpoints: Vec<plan::Endpoint> = decision.run.iter().map(|(e, _)| e.clone()).collect();
     raise_fd_limit();
-    let files = FilesRoot::open(
-        &root,
+    let files = FilesRoot::open_split(
+        &layout.files,
+        &layout.staging(),
         FilesConfig {
             max_upload: args.files.max_upload,
             staging_ttl: args.files.staging_ttl,
             hash_cache_entries: args.files.hash_cache,
+            keep_partial: args.files.keep_partial,
         },
     )
     .with_context(|| {
         format!(
-            "cannot open the data root {} for the file service",
-            root.display()
+            "cannot open {} for the file service",
+            layout.files.display()
         )
     })?;
     let exec = ExecConfig {
@@ -315,27 +431,54 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         timeout: args.exec.exec_timeout,
         output_cap: args.exec.exec_output_cap,
         max_execs: args.exec.max_execs.max(1),
-        cwd: root.clone(),
+        cwd: layout.files.clone(),
+        containment: args.exec.exec_containment,
     };
+    if args.exec.allow_exec {
+        if let Err(e) = sockit_exec::resolve_containment(args.exec.exec_containment) {
+            return usage(format!(
+                "--exec-containment {}: {e}",
+                args.exec.exec_containment
+            ));
+        }
+    }
     let tls = if tls_mode != plan::TlsMode::Off {
-        Some(tls_setup(&args, &root)?)
+        Some(tls_setup(&args, &layout)?)
     } else {
         None
     };
     if !args.bind.is_loopback() && tls.is_none() {
         eprintln!(
-            "sockit: warning: serving on {} without --tls: file contents, exec output and chat travel in clear text",
+            "sockit: warning: serving on {} without --tls: passwords, file contents, exec output and chat travel in clear text",
             args.bind
         );
     }
+    for w in &decision.warnings {
+        eprintln!("sockit: warning: {w}");
+    }
 
     let limits = args.limits.to_limits();
-    let tftp = if endpoints.iter().any(|e| e.service == "tftp") {
-        args.tftp.to_config(&root, limits.drain_timeout)?
+    let tftp = if endpoints
+        .iter()
+        .any(|e| e.service == registry::Service::Tftp)
+    {
+        args.tftp
+            .to_config(&tftp_root, limits.drain_timeout, args.udp.rate())?
     } else {
         sockit_tftp::ServerConfig::default()
     };
     let bound = start::bind_all(&endpoints, args.limits.backlog)?;
+    let auth = AuthContext {
+        required: key.is_some(),
+        accounts,
+    };
+    let mut chat = args.chat.settings()?;
+    chat.room.guard = args.udp.guard(args.bind);
+    chat.room.rate = args.udp.rate();
+    chat.irc.auth = Some(Arc::new(irc_auth::AccountsIrcAuth::new(
+        auth.accounts.clone(),
+        auth.required,
+    )));
     let mut ctx = ServeContext {
         limits,
         root,
@@ -343,18 +486,24 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         shutdown: CancellationToken::new(),
         files,
         exec,
-        chat: args.chat.settings()?,
+        chat,
         tls,
         tftp,
         reader: None,
+        auth,
+        udp_rate: args.udp.rate(),
     };
-    if endpoints.iter().any(|e| e.service == "reader") {
-        ctx.reader = Some(reader::open(&args.reader, &ctx).await?);
+    if endpoints
+        .iter()
+        .any(|e| e.service == registry::Service::Reader)
+    {
+        ctx.reader =
+            Some(reader::open(&args.reader, &ctx, &layout, &books, args.bind.is_loopback()).await?);
     }
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
 
-    print_banner(&ctx, &addrs, args.bind, g.json);
+    print_banner(&ctx, &addrs, &decision, g.json);
     if let Some(path) = &args.addr_file {
         addr_file::write(path, &addrs)
             .with_context(|| format!("cannot write --addr-file {}", path.display()))?;
@@ -375,14 +524,59 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The service list of `serve --help`, from the registry.
+pub fn services_help() -> String {
+    let mut out = String::from("Services (SERVICE PROTO/PORT ... AUTH: what it is):\n");
+    for s in registry::Service::ALL {
+        let endpoints: Vec<String> = s
+            .endpoints()
+            .iter()
+            .map(|e| format!("{}/{}", e.proto, e.port))
+            .collect();
+        let auth = if !s.can_authenticate() {
+            "open (--public to expose beyond loopback)"
+        } else if s
+            .endpoints()
+            .iter()
+            .any(|e| e.auth == registry::AuthMethod::Key)
+        {
+            "--key"
+        } else {
+            "accounts"
+        };
+        let udp = if s.answers_unauthenticated_udp() {
+            " [rate-limited UDP]"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {:<10} {:<28} {auth}{udp}: {}\n",
+            s.name(),
+            endpoints.join(" "),
+            s.summary()
+        ));
+    }
+    out
+}
+
+/// The auth policy's inputs every service shares.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// Whether the server has a key (then the reader and IRC require accounts even when
+    /// none exist yet).
+    pub required: bool,
+    /// The server's accounts.
+    pub accounts: Arc<sockit_accounts::Accounts>,
+}
+
 fn tls_setup(
     args: &Args,
-    root: &std::path::Path,
+    layout: &layout::Layout,
 ) -> anyhow::Result<(tokio_rustls::TlsAcceptor, Fingerprint)> {
     let identity = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
         _ => {
-            let dir = sockit_wire::tls::cert::default_dir(root);
+            let dir = layout.tls();
             let (identity, fresh) = ServerIdentity::load_or_generate(&dir)?;
             if fresh {
                 info!(dir = %dir.display(), "generated a self-signed TLS certificate");
@@ -394,32 +588,53 @@ fn tls_setup(
     Ok((sockit_wire::tls::acceptor(&identity)?, fp))
 }
 
-fn print_banner(ctx: &ServeContext, addrs: &[start::BoundAddr], bind: IpAddr, json: bool) {
+fn print_banner(
+    ctx: &ServeContext,
+    addrs: &[start::BoundAddr],
+    decision: &policy::Decision,
+    json: bool,
+) {
     if json {
         println!("{}", addr_file::to_json(addrs));
         return;
     }
-    let auth = if ctx.key.is_some() {
-        "hmac-sha256"
-    } else if bind.is_loopback() {
-        "none (loopback only)"
+    let key = if ctx.key.is_some() {
+        "hmac-sha256 key"
     } else {
-        "NONE (--no-auth)"
+        "no key"
     };
+    let accounts = ctx.auth.accounts.list().len();
     println!(
-        "sockit {} serving; data root {}; auth {}",
+        "sockit {} serving; data root {}; {key}, {accounts} account(s)",
         env!("CARGO_PKG_VERSION"),
         ctx.root.display(),
-        auth
     );
-    println!("{:<10} {:<6} ADDRESS", "SERVICE", "PROTO");
+    println!("{:<10} {:<6} {:<22} AUTH", "SERVICE", "PROTO", "ADDRESS");
     for a in addrs {
-        let note = match (&ctx.tls, a.service) {
-            (Some(_), "framed") => "  (TLS)",
-            _ if a.proto.is_tls() => "  (TLS)",
+        let tls = match (&ctx.tls, a.service) {
+            (Some(_), registry::Service::Framed) => " (TLS)",
+            _ if a.proto.is_tls() => " (TLS)",
             _ => "",
         };
-        println!("{:<10} {:<6} {}{note}", a.service, a.proto, a.addr);
+        let guard = decision
+            .run
+            .iter()
+            .find(|(e, _)| e.service == a.service && e.proto == a.proto)
+            .map(|(e, g)| match (g, e.auth) {
+                (policy::Guard::Open, _) => "open",
+                (_, registry::AuthMethod::Key) => "key",
+                _ => "accounts",
+            })
+            .unwrap_or("open");
+        println!(
+            "{:<10} {:<6} {:<22} {guard}{tls}",
+            a.service.name(),
+            a.proto,
+            a.addr.to_string()
+        );
+    }
+    for (e, why) in &decision.left_out {
+        println!("not started: {} ({why})", e.label());
     }
     if let Some((_, fp)) = &ctx.tls {
         println!("TLS certificate fingerprint: {fp}");

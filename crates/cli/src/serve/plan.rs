@@ -3,17 +3,26 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::serve::registry::{self, Proto, ServiceSpec};
+use crate::serve::registry::{AuthMethod, Proto, Service};
 
 /// One endpoint to bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The service name.
-    pub service: &'static str,
+    /// The service.
+    pub service: Service,
     /// The transport.
     pub proto: Proto,
     /// The address to bind.
     pub addr: SocketAddr,
+    /// How it authenticates.
+    pub auth: AuthMethod,
+}
+
+impl Endpoint {
+    /// `SVC.PROTO`, as `--port` and `--public` spell it.
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.service, self.proto)
+    }
 }
 
 /// Which TLS endpoints to open.
@@ -31,7 +40,7 @@ pub enum TlsMode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// An unknown service name.
-    #[error("unknown service `{0}` (known: {known})", known = registry::names())]
+    #[error("unknown service `{0}` (known: {known})", known = Service::names())]
     UnknownService(String),
     /// A `--port` value that is not `SVC=N`.
     #[error("--port wants SVC=N or SVC.PROTO=N (e.g. greet=6001, chat.tls=6698, or all=0 for free ports), got `{0}`")]
@@ -51,8 +60,8 @@ pub enum PlanError {
 #[derive(Debug, Default)]
 struct Ports {
     all: Option<u16>,
-    service: BTreeMap<&'static str, u16>,
-    endpoint: BTreeMap<(&'static str, Proto), u16>,
+    service: BTreeMap<Service, u16>,
+    endpoint: BTreeMap<(Service, Proto), u16>,
 }
 
 impl Ports {
@@ -71,42 +80,56 @@ impl Ports {
                 out.all = Some(port);
                 continue;
             }
-            let (svc, proto) = match name.split_once('.') {
-                Some((svc, proto)) => (svc, Some(proto)),
-                None => (name, None),
-            };
-            let spec =
-                registry::find(svc).ok_or_else(|| PlanError::UnknownService(svc.to_owned()))?;
-            match proto {
-                None => {
-                    out.service.insert(spec.name, port);
+            match parse_target(name)? {
+                (svc, None) => {
+                    out.service.insert(svc, port);
                 }
-                Some(proto) => {
-                    let known = Proto::parse(proto)
-                        .filter(|p| spec.endpoints.iter().any(|(e, _)| e == p))
-                        .ok_or_else(|| {
-                            let has = spec
-                                .endpoints
-                                .iter()
-                                .map(|(e, _)| e.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                            PlanError::UnknownEndpoint(spec.name.into(), proto.into(), has)
-                        })?;
-                    out.endpoint.insert((spec.name, known), port);
+                (svc, Some(proto)) => {
+                    out.endpoint.insert((svc, proto), port);
                 }
             }
         }
         Ok(out)
     }
 
-    fn port(&self, service: &'static str, proto: Proto, default: u16) -> u16 {
+    fn port(&self, service: Service, proto: Proto, default: u16) -> u16 {
         self.endpoint
             .get(&(service, proto))
-            .or_else(|| self.service.get(service))
+            .or_else(|| self.service.get(&service))
             .copied()
             .or(self.all)
             .unwrap_or(default)
+    }
+}
+
+/// Parses `SVC` or `SVC.PROTO` (as `--port` and `--public` name an endpoint).
+///
+/// # Errors
+/// An unknown service, or a protocol the service has no endpoint for.
+pub fn parse_target(name: &str) -> Result<(Service, Option<Proto>), PlanError> {
+    let (svc, proto) = match name.trim().split_once('.') {
+        Some((svc, proto)) => (svc, Some(proto)),
+        None => (name.trim(), None),
+    };
+    let service = Service::find(svc).ok_or_else(|| PlanError::UnknownService(svc.to_owned()))?;
+    let Some(proto) = proto else {
+        return Ok((service, None));
+    };
+    match Proto::parse(proto).filter(|p| service.endpoint(*p).is_some()) {
+        Some(p) => Ok((service, Some(p))),
+        None => {
+            let has = service
+                .endpoints()
+                .iter()
+                .map(|e| e.proto.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(PlanError::UnknownEndpoint(
+                service.name().into(),
+                proto.into(),
+                has,
+            ))
+        }
     }
 }
 
@@ -123,25 +146,26 @@ pub fn plan(
     tls: TlsMode,
 ) -> Result<Vec<Endpoint>, PlanError> {
     for name in only {
-        if registry::find(name).is_none() {
+        if Service::find(name).is_none() {
             return Err(PlanError::UnknownService(name.clone()));
         }
     }
     let ports = Ports::parse(ports)?;
-    let selected: Vec<&ServiceSpec> = registry::SERVICES
-        .iter()
-        .filter(|s| only.is_empty() || only.iter().any(|o| o == s.name))
+    let selected: Vec<Service> = Service::ALL
+        .into_iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| o == s.name()))
         .collect();
     if selected.is_empty() {
         return Err(PlanError::Empty);
     }
     let mut out: Vec<Endpoint> = Vec::new();
-    for spec in selected {
-        for &(proto, default) in spec.endpoints {
-            let replaced_by_tls = spec
-                .endpoints
+    for service in selected {
+        for spec in service.endpoints() {
+            let (proto, default) = (spec.proto, spec.port);
+            let replaced_by_tls = service
+                .endpoints()
                 .iter()
-                .any(|(other, _)| other.plain_twin() == Some(proto));
+                .any(|other| other.proto.plain_twin() == Some(proto));
             let wanted = match tls {
                 TlsMode::Off => !proto.is_tls(),
                 TlsMode::Also => true,
@@ -150,21 +174,22 @@ pub fn plan(
             if !wanted {
                 continue;
             }
-            let port = ports.port(spec.name, proto, default);
+            let port = ports.port(service, proto, default);
             if let Some(clash) = out
                 .iter()
                 .find(|e| port != 0 && e.addr.port() == port && e.proto.is_tcp() == proto.is_tcp())
             {
                 return Err(PlanError::PortClash(
-                    format!("{}.{}", clash.service, clash.proto),
-                    format!("{}.{}", spec.name, proto),
+                    clash.label(),
+                    format!("{service}.{proto}"),
                     port,
                 ));
             }
             out.push(Endpoint {
-                service: spec.name,
+                service,
                 proto,
                 addr: SocketAddr::new(bind, port),
+                auth: spec.auth,
             });
         }
     }
@@ -183,11 +208,12 @@ mod tests {
     fn defaults() {
         let p = plan(&[], &[], lo(), TlsMode::Off).unwrap();
         assert!(p.contains(&Endpoint {
-            service: "greet",
+            service: Service::Greet,
             proto: Proto::Tcp,
-            addr: "127.0.0.1:6000".parse().unwrap()
+            addr: "127.0.0.1:6000".parse().unwrap(),
+            auth: AuthMethod::None,
         }));
-        assert_eq!(p.iter().filter(|e| e.service == "echo").count(), 2);
+        assert_eq!(p.iter().filter(|e| e.service == Service::Echo).count(), 2);
     }
 
     #[test]
@@ -202,11 +228,11 @@ mod tests {
         assert_eq!(p.len(), 4);
         assert!(p
             .iter()
-            .filter(|e| e.service == "echo")
+            .filter(|e| e.service == Service::Echo)
             .all(|e| e.addr.port() == 0));
         assert!(p
             .iter()
-            .filter(|e| e.service == "time")
+            .filter(|e| e.service == Service::Time)
             .all(|e| e.addr.port() == 9037));
     }
 
@@ -255,7 +281,8 @@ mod tests {
     #[test]
     fn tls_modes() {
         let has = |p: &[Endpoint], svc: &str, proto: Proto| {
-            p.iter().any(|e| e.service == svc && e.proto == proto)
+            p.iter()
+                .any(|e| e.service.name() == svc && e.proto == proto)
         };
         let off = plan(&[], &[], lo(), TlsMode::Off).unwrap();
         assert!(has(&off, "chat", Proto::Tcp) && !has(&off, "chat", Proto::Tls));
@@ -277,6 +304,6 @@ mod tests {
             .any(|e| e.proto == Proto::Tls && e.addr.port() == 7001));
         assert!(one
             .iter()
-            .any(|e| e.service == "chat" && e.proto == Proto::Tcp && e.addr.port() == 6667));
+            .any(|e| e.service == Service::Chat && e.proto == Proto::Tcp && e.addr.port() == 6667));
     }
 }

@@ -1,12 +1,13 @@
 //! The reader's flags of `sockit serve` and opening its library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sockit_reader::{Library, ReaderConfig};
 
+use crate::serve::layout::Layout;
 use crate::serve::ServeContext;
 
 /// Flags of the book reader (tcp 8998 + http 8080).
@@ -30,17 +31,28 @@ pub struct ReaderArgs {
     /// Size the reader's page and cover cache is trimmed to, in MiB.
     #[arg(long, default_value_t = 512)]
     pub reader_cache_mib: u64,
-    /// Refuse new kosync accounts (POST /users/create answers 2005).
-    #[arg(long)]
+    /// Refuse new kosync accounts (POST /users/create answers 2005). This is the default
+    /// on a non-loopback bind.
+    #[arg(long, conflicts_with = "open_registration")]
     pub no_registration: bool,
+    /// Accept new kosync accounts even on a non-loopback bind.
+    #[arg(long)]
+    pub open_registration: bool,
 }
 
 /// Opens the library (first scan included) on a blocking thread and starts its watcher.
-pub async fn open(args: &ReaderArgs, ctx: &ServeContext) -> anyhow::Result<Arc<Library>> {
+pub async fn open(
+    args: &ReaderArgs,
+    ctx: &ServeContext,
+    layout: &Layout,
+    books: &Path,
+    loopback: bool,
+) -> anyhow::Result<Arc<Library>> {
     let mut cfg = ReaderConfig::for_root(&ctx.root);
-    if let Some(b) = &args.books {
-        cfg.books_dir = b.clone();
-    }
+    cfg.books_dir = books.to_path_buf();
+    cfg.state_dir = layout.reader_state();
+    cfg.accounts = Some(ctx.auth.accounts.clone());
+    cfg.require_auth = ctx.auth.required;
     cfg.demo = args.demo;
     cfg.txt_page_chars = args
         .txt_page_chars
@@ -48,7 +60,11 @@ pub async fn open(args: &ReaderArgs, ctx: &ServeContext) -> anyhow::Result<Arc<L
     cfg.rescan_interval = args.rescan_interval.max(Duration::from_millis(100));
     cfg.render_workers = args.render_workers.max(1);
     cfg.cache_max_bytes = args.reader_cache_mib.saturating_mul(1 << 20);
-    cfg.allow_registration = !args.no_registration;
+    cfg.allow_registration = if loopback {
+        !args.no_registration
+    } else {
+        args.open_registration
+    };
     let books = cfg.books_dir.clone();
     let lib = tokio::task::spawn_blocking(move || Library::open(cfg))
         .await

@@ -1,9 +1,14 @@
-//! The services `sockit serve` runs: names, protocols, default ports.
+//! The services `sockit serve` runs, as one typed list: names, endpoints, default ports,
+//! how each endpoint authenticates and whether it answers unauthenticated UDP.
+//!
+//! `--only`, `--port`, `--public`, the serve table, the addr file, `serve --help` and the
+//! auth policy all derive from [`Service::ALL`]; adding a service touches this file plus
+//! its crate (and the match in `start.rs` that builds it).
 
 use std::fmt;
 
 /// A transport a service endpoint uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Proto {
     /// A TCP listener.
     Tcp,
@@ -68,85 +73,212 @@ impl fmt::Display for Proto {
     }
 }
 
+/// How an endpoint can tell who its client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// It cannot: anyone who reaches the port is served (`--public` to expose it beyond
+    /// loopback).
+    None,
+    /// The framed protocol's mutual HMAC-SHA256 with the shared `--key`.
+    Key,
+    /// Server accounts (`sockit account add`): HTTP Basic, kosync headers and the web
+    /// login for the reader; SASL PLAIN or `PASS account:password` for IRC.
+    Accounts,
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Its transport.
+    pub proto: Proto,
+    /// Its default port.
+    pub port: u16,
+    /// How it authenticates.
+    pub auth: AuthMethod,
+}
+
+/// An [`EndpointSpec`] literal (a macro, not a `const fn`, so the tables stay `'static`).
+macro_rules! ep {
+    ($proto:expr, $port:expr, $auth:expr) => {
+        EndpointSpec {
+            proto: $proto,
+            port: $port,
+            auth: $auth,
+        }
+    };
+}
+
 /// One service of `sockit serve`.
-#[derive(Debug)]
-pub struct ServiceSpec {
-    /// The name used in the table, `--only`, `--port` and the addr file.
-    pub name: &'static str,
-    /// Its endpoints and their default ports.
-    pub endpoints: &'static [(Proto, u16)],
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    /// The course's greeting dialogue.
+    Greet,
+    /// RFC 862 echo.
+    Echo,
+    /// RFC 867 daytime (and the course's strftime server over UDP).
+    Daytime,
+    /// RFC 868 time.
+    Time,
+    /// The framed file and exec protocol.
+    Framed,
+    /// The book reader: the course protocol, HTTP (web UI, OPDS, kosync), HTTPS.
+    Reader,
+    /// TFTP.
+    Tftp,
+    /// The IRC server.
+    Chat,
+    /// The UDP chat room.
+    UdpChat,
+    /// LAN discovery.
+    Discovery,
 }
 
-/// Every service, in table order.
-pub const SERVICES: &[ServiceSpec] = &[
-    ServiceSpec {
-        name: "greet",
-        endpoints: &[(Proto::Tcp, sockit_basic::ports::GREET)],
-    },
-    ServiceSpec {
-        name: "echo",
-        endpoints: &[
-            (Proto::Tcp, sockit_basic::ports::ECHO),
-            (Proto::Udp, sockit_basic::ports::ECHO),
-        ],
-    },
-    ServiceSpec {
-        name: "daytime",
-        endpoints: &[
-            (Proto::Tcp, sockit_basic::ports::DAYTIME),
-            (Proto::Udp, sockit_basic::ports::DAYTIME),
-        ],
-    },
-    ServiceSpec {
-        name: "time",
-        endpoints: &[
-            (Proto::Tcp, sockit_basic::ports::TIME),
-            (Proto::Udp, sockit_basic::ports::TIME),
-        ],
-    },
-    ServiceSpec {
-        name: "framed",
-        endpoints: &[(Proto::Tcp, sockit_wire::FRAMED_PORT)],
-    },
-    ServiceSpec {
-        name: "reader",
-        endpoints: &[
-            (Proto::Tcp, sockit_reader::classic::PORT),
-            (Proto::Http, sockit_reader::http::PORT),
-            (Proto::Https, sockit_reader::http::tls::PORT),
-        ],
-    },
-    ServiceSpec {
-        name: "tftp",
-        endpoints: &[(Proto::Udp, sockit_tftp::DEFAULT_PORT)],
-    },
-    ServiceSpec {
-        name: "chat",
-        endpoints: &[
-            (Proto::Tcp, sockit_chat::ports::IRC),
-            (Proto::Tls, sockit_chat::ports::IRC_TLS),
-        ],
-    },
-    ServiceSpec {
-        name: "udp-chat",
-        endpoints: &[(Proto::Udp, sockit_chat::ports::UDP_CHAT)],
-    },
-    ServiceSpec {
-        name: "discovery",
-        endpoints: &[(Proto::Udp, sockit_chat::ports::DISCOVERY)],
-    },
-];
+use AuthMethod as A;
 
-/// Looks a service up by name.
-pub fn find(name: &str) -> Option<&'static ServiceSpec> {
-    SERVICES.iter().find(|s| s.name == name)
+impl Service {
+    /// Every service, in table order.
+    pub const ALL: [Service; 10] = [
+        Service::Greet,
+        Service::Echo,
+        Service::Daytime,
+        Service::Time,
+        Service::Framed,
+        Service::Reader,
+        Service::Tftp,
+        Service::Chat,
+        Service::UdpChat,
+        Service::Discovery,
+    ];
+
+    /// The name used in the table, `--only`, `--port`, `--public` and the addr file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Greet => "greet",
+            Service::Echo => "echo",
+            Service::Daytime => "daytime",
+            Service::Time => "time",
+            Service::Framed => "framed",
+            Service::Reader => "reader",
+            Service::Tftp => "tftp",
+            Service::Chat => "chat",
+            Service::UdpChat => "udp-chat",
+            Service::Discovery => "discovery",
+        }
+    }
+
+    /// Its endpoints with their default ports and how each authenticates.
+    pub fn endpoints(self) -> &'static [EndpointSpec] {
+        use Proto::*;
+        match self {
+            Service::Greet => &[ep!(Tcp, sockit_basic::ports::GREET, A::None)],
+            Service::Echo => &[
+                ep!(Tcp, sockit_basic::ports::ECHO, A::None),
+                ep!(Udp, sockit_basic::ports::ECHO, A::None),
+            ],
+            Service::Daytime => &[
+                ep!(Tcp, sockit_basic::ports::DAYTIME, A::None),
+                ep!(Udp, sockit_basic::ports::DAYTIME, A::None),
+            ],
+            Service::Time => &[
+                ep!(Tcp, sockit_basic::ports::TIME, A::None),
+                ep!(Udp, sockit_basic::ports::TIME, A::None),
+            ],
+            Service::Framed => &[ep!(Tcp, sockit_wire::FRAMED_PORT, A::Key)],
+            Service::Reader => &[
+                ep!(Tcp, sockit_reader::classic::PORT, A::None),
+                ep!(Http, sockit_reader::http::PORT, A::Accounts),
+                ep!(Https, sockit_reader::http::tls::PORT, A::Accounts),
+            ],
+            Service::Tftp => &[ep!(Udp, sockit_tftp::DEFAULT_PORT, A::None)],
+            Service::Chat => &[
+                ep!(Tcp, sockit_chat::ports::IRC, A::Accounts),
+                ep!(Tls, sockit_chat::ports::IRC_TLS, A::Accounts),
+            ],
+            Service::UdpChat => &[ep!(Udp, sockit_chat::ports::UDP_CHAT, A::None)],
+            Service::Discovery => &[ep!(Udp, sockit_chat::ports::DISCOVERY, A::None)],
+        }
+    }
+
+    /// One line saying what it is (help texts and docs).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Service::Greet => "the course's welcome / name / Hello dialogue",
+            Service::Echo => "RFC 862 echo",
+            Service::Daytime => "RFC 867 daytime; UDP formats a strftime pattern",
+            Service::Time => "RFC 868 time (rdate)",
+            Service::Framed => {
+                "files (ls/stat/get/put/rm/mkdir) and exec, HMAC-authenticated with --key"
+            }
+            Service::Reader => "books: course protocol (tcp), web UI, OPDS, kosync (http/https)",
+            Service::Tftp => "RFC 1350 TFTP with options",
+            Service::Chat => "IRC (tcp; tls with --tls)",
+            Service::UdpChat => "the course's UDP chat room",
+            Service::Discovery => "LAN discovery answers",
+        }
+    }
+
+    /// The endpoint spec for `proto`, if the service has one.
+    pub fn endpoint(self, proto: Proto) -> Option<&'static EndpointSpec> {
+        self.endpoints().iter().find(|e| e.proto == proto)
+    }
+
+    /// Whether some endpoint can authenticate its clients.
+    pub fn can_authenticate(self) -> bool {
+        self.endpoints().iter().any(|e| e.auth != AuthMethod::None)
+    }
+
+    /// Whether it answers UDP datagrams from sources that never proved anything.
+    pub fn answers_unauthenticated_udp(self) -> bool {
+        self.endpoints()
+            .iter()
+            .any(|e| e.proto == Proto::Udp && e.auth == AuthMethod::None)
+    }
+
+    /// Looks a service up by name.
+    pub fn find(name: &str) -> Option<Service> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Every service name, comma-separated (for error messages and help).
+    pub fn names() -> String {
+        Self::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
-/// Every service name, comma-separated (for error messages).
-pub fn names() -> String {
-    SERVICES
-        .iter()
-        .map(|s| s.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for s in Service::ALL {
+            assert_eq!(Service::find(s.name()), Some(s));
+        }
+        let mut names: Vec<_> = Service::ALL.iter().map(|s| s.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), Service::ALL.len());
+    }
+
+    #[test]
+    fn auth_capabilities() {
+        assert!(Service::Framed.can_authenticate());
+        assert!(Service::Chat.can_authenticate());
+        assert!(!Service::Greet.can_authenticate());
+        assert!(Service::Tftp.answers_unauthenticated_udp());
+        assert!(!Service::Framed.answers_unauthenticated_udp());
+        assert_eq!(
+            Service::Reader.endpoint(Proto::Tcp).map(|e| e.auth),
+            Some(AuthMethod::None)
+        );
+    }
 }

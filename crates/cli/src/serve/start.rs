@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::serve::addr_file;
 use crate::serve::plan::Endpoint;
-use crate::serve::registry::Proto;
+use crate::serve::registry::{Proto, Service};
 use crate::serve::ServeContext;
 
 /// A bound socket.
@@ -32,7 +32,7 @@ pub enum BoundSocket {
 #[derive(Debug)]
 pub struct Bound {
     /// The service.
-    pub service: &'static str,
+    pub service: Service,
     /// The transport.
     pub proto: Proto,
     /// The actual address (port 0 resolved).
@@ -45,7 +45,7 @@ pub struct Bound {
 #[derive(Debug, Clone)]
 pub struct BoundAddr {
     /// The service.
-    pub service: &'static str,
+    pub service: Service,
     /// The transport.
     pub proto: Proto,
     /// The address.
@@ -115,18 +115,18 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
             BoundSocket::Tcp(listener) if b.proto == Proto::Http => {
                 let token = ctx.shutdown.clone();
                 let lib = crate::serve::reader::library(ctx);
-                tasks.spawn(
-                    async move { Ok(sockit_reader::http::serve(listener, lib, token).await?) },
-                );
+                let limits = ctx.limits;
+                tasks.spawn(async move {
+                    let served =
+                        sockit_reader::http::transport::serve_http(listener, lib, limits, token);
+                    Ok(served.await?)
+                });
             }
             BoundSocket::Tcp(listener) if b.proto == Proto::Https => {
                 let token = ctx.shutdown.clone();
                 let lib = crate::serve::reader::library(ctx);
                 let acceptor = tls_acceptor(ctx);
-                let limits = sockit_reader::http::tls::TlsLimits {
-                    handshake_timeout: ctx.limits.handshake_timeout,
-                    ..Default::default()
-                };
+                let limits = ctx.limits;
                 tasks.spawn(async move {
                     let served =
                         sockit_reader::http::serve_tls(listener, acceptor, limits, lib, token);
@@ -134,15 +134,17 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 });
             }
             // UDP services that are not request → one reply run their own loops.
-            BoundSocket::Udp(socket) if b.service == "udp-chat" => {
+            BoundSocket::Udp(socket) if b.service == Service::UdpChat => {
                 let (room, token) = (ctx.chat.room, ctx.shutdown.clone());
                 tasks.spawn(async move { Ok(udp_room::serve_room(socket, room, token).await?) });
             }
-            BoundSocket::Udp(socket) if b.service == "discovery" => {
+            BoundSocket::Udp(socket) if b.service == Service::Discovery => {
                 let me = Announcement::new(ctx.chat.irc.name.clone(), table.clone());
                 let token = ctx.shutdown.clone();
-                tasks
-                    .spawn(async move { Ok(discovery::serve_discovery(socket, me, token).await?) });
+                let rate = ctx.udp_rate;
+                tasks.spawn(async move {
+                    Ok(discovery::serve_discovery_with(socket, me, rate, token).await?)
+                });
             }
             BoundSocket::Tcp(listener) => {
                 let service = tcp_service(b.service, b.proto, ctx, &irc);
@@ -151,14 +153,16 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                     Ok(runtime::serve_tcp(listener, service, limits, token).await?)
                 });
             }
-            BoundSocket::Udp(socket) if b.service == "tftp" => {
+            BoundSocket::Udp(socket) if b.service == Service::Tftp => {
                 let (config, token) = (ctx.tftp.clone(), ctx.shutdown.clone());
                 tasks.spawn(async move { Ok(sockit_tftp::serve(socket, config, token).await?) });
             }
             BoundSocket::Udp(socket) => {
                 let service = udp_service(b.service);
-                let token = ctx.shutdown.clone();
-                tasks.spawn(async move { Ok(runtime::serve_udp(socket, service, token).await?) });
+                let (rate, token) = (ctx.udp_rate, ctx.shutdown.clone());
+                tasks.spawn(async move {
+                    Ok(sockit_wire::udp::serve_udp_with(socket, service, rate, token).await?)
+                });
             }
         }
     }
@@ -174,21 +178,21 @@ fn tls_acceptor(ctx: &ServeContext) -> tokio_rustls::TlsAcceptor {
 }
 
 fn tcp_service(
-    name: &str,
+    service: Service,
     proto: Proto,
     ctx: &ServeContext,
     irc: &IrcServer,
 ) -> Arc<dyn TcpService> {
-    match name {
-        "chat" if proto == Proto::Tls => {
+    match service {
+        Service::Chat if proto == Proto::Tls => {
             Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
         }
-        "chat" => Arc::new(irc.clone()),
-        "greet" => Arc::new(greet::GreetService),
-        "echo" => Arc::new(echo::EchoTcp),
-        "daytime" => Arc::new(daytime::DaytimeTcp),
-        "time" => Arc::new(time::TimeTcp),
-        "framed" => Arc::new(FramedService::new(
+        Service::Chat => Arc::new(irc.clone()),
+        Service::Greet => Arc::new(greet::GreetService),
+        Service::Echo => Arc::new(echo::EchoTcp),
+        Service::Daytime => Arc::new(daytime::DaytimeTcp),
+        Service::Time => Arc::new(time::TimeTcp),
+        Service::Framed => Arc::new(FramedService::new(
             framed_commands(ctx),
             FramedConfig {
                 key: ctx.key.clone(),
@@ -196,19 +200,19 @@ fn tcp_service(
                 ..FramedConfig::default()
             },
         )),
-        "reader" => Arc::new(sockit_reader::classic::ClassicService::new(
+        Service::Reader => Arc::new(sockit_reader::classic::ClassicService::new(
             crate::serve::reader::library(ctx),
         )),
-        other => unreachable!("registry has no tcp endpoint for {other}"),
+        other => unreachable!("registry has no plain tcp endpoint for {other}"),
     }
 }
 
-fn udp_service(name: &str) -> Arc<dyn UdpService> {
-    match name {
-        "echo" => Arc::new(echo::EchoUdp),
-        "daytime" => Arc::new(daytime::DaytimeUdp),
-        "time" => Arc::new(time::TimeUdp),
-        other => unreachable!("registry has no udp endpoint for {other}"),
+fn udp_service(service: Service) -> Arc<dyn UdpService> {
+    match service {
+        Service::Echo => Arc::new(echo::EchoUdp),
+        Service::Daytime => Arc::new(daytime::DaytimeUdp),
+        Service::Time => Arc::new(time::TimeUdp),
+        other => unreachable!("registry has no request/response udp endpoint for {other}"),
     }
 }
 

@@ -27,11 +27,20 @@ impl Serve {
     /// Starts `sockit serve --port all=0` with extra args and waits for its addr file.
     pub fn start(extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
-        let addr_file = dir.path().join("addrs.json");
         let root = dir.path().join("root");
+        Self::start_with(dir, &root, extra)
+    }
+
+    /// Starts `sockit serve --port all=0 --root ROOT` with extra args.
+    pub fn start_in(root: &Path, extra: &[&str]) -> Serve {
+        Self::start_with(tempfile::tempdir().unwrap(), root, extra)
+    }
+
+    fn start_with(dir: tempfile::TempDir, root: &Path, extra: &[&str]) -> Serve {
+        let addr_file = dir.path().join("addrs.json");
         let mut cmd = sockit();
         cmd.args(["serve", "--port", "all=0", "--root"])
-            .arg(&root)
+            .arg(root)
             .arg("--addr-file")
             .arg(&addr_file)
             .args(extra)

@@ -6,8 +6,14 @@
 //! the server's staged size (from `stat`) is the starting offset; the local prefix is
 //! hashed but not sent. If the staged prefix turns out not to match the local file (the
 //! server reports a hash mismatch), the upload restarts once from 0.
+//!
+//! A resumed upload right after an interrupted one can find the name still claimed by the
+//! old connection (the server frees it when it notices that connection is gone). So with
+//! `resume`, a `busy` name is retried a few times with backoff ([`BUSY_RETRY_WAITS`]: five
+//! tries over 3 s) before the error is reported.
 
 use std::path::Path;
+use std::time::Duration;
 
 use futures::FutureExt;
 use sockit_wire::{ClientError, ErrorCode, Header, Incoming};
@@ -15,6 +21,15 @@ use tokio::io::AsyncWriteExt;
 
 use crate::client::{FilesClient, FilesClientError, Progress};
 use crate::disk::DiskSource;
+
+/// The waits between the tries of a resumed upload whose name is still `busy` (held by an
+/// earlier connection the server has not yet seen die): five tries over 3 s in all.
+pub const BUSY_RETRY_WAITS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+];
 
 /// How to upload.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,40 +79,52 @@ impl FilesClient {
             ));
         }
         let size = meta.len();
-        let mut offset = 0;
-        if opts.resume {
-            match self.stat(remote, false).await {
-                Ok(st) => {
-                    if let Some(p) = st.partial.filter(|&p| p <= size && !st.uploading) {
-                        offset = p;
+        let mut waits = BUSY_RETRY_WAITS.iter();
+        let mut tries = 1u32;
+        loop {
+            let offset = if opts.resume {
+                match self.stat(remote, false).await {
+                    Ok(st) if st.uploading => {
+                        busy_wait(&mut waits, &mut tries, remote, progress).await?;
+                        continue;
                     }
+                    Ok(st) => st.partial.filter(|&p| p <= size).unwrap_or(0),
+                    Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => 0,
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let first = self
-            .put_from(local, remote, size, offset, opts, progress)
-            .await;
-        match first {
-            Err(FilesClientError::Client(ClientError::Remote { code, message }))
-                if offset > 0
-                    && code == ErrorCode::BadRequest
-                    && message.contains("blake3 mismatch") =>
-            {
-                progress.warn(&format!(
-                    "the server's partial upload of {remote} does not match {}; starting over",
-                    local.display()
-                ));
-                let r = self
-                    .put_from(local, remote, size, 0, opts, progress)
-                    .await?;
-                Ok(PutReport {
-                    restarted: true,
-                    ..r
-                })
-            }
-            other => other,
+            } else {
+                0
+            };
+            let first = self
+                .put_from(local, remote, size, offset, opts, progress)
+                .await;
+            return match first {
+                Err(e)
+                    if opts.resume && !self.broken && e.remote_code() == Some(ErrorCode::Busy) =>
+                {
+                    // Claimed between our stat and our put; the connection is still in step.
+                    busy_wait(&mut waits, &mut tries, remote, progress).await?;
+                    continue;
+                }
+                Err(FilesClientError::Client(ClientError::Remote { code, message }))
+                    if offset > 0
+                        && code == ErrorCode::BadRequest
+                        && message.contains("blake3 mismatch") =>
+                {
+                    progress.warn(&format!(
+                        "the server's partial upload of {remote} does not match {}; starting over",
+                        local.display()
+                    ));
+                    let r = self
+                        .put_from(local, remote, size, 0, opts, progress)
+                        .await?;
+                    Ok(PutReport {
+                        restarted: true,
+                        ..r
+                    })
+                }
+                other => other,
+            };
         }
     }
 
@@ -208,5 +235,41 @@ impl FilesClient {
             restarted: false,
             blake3: hash.to_hex().to_string(),
         })
+    }
+}
+
+/// Waits before the next try of a resumed upload whose name is `busy`, or, when the tries
+/// are used up, says so.
+async fn busy_wait(
+    waits: &mut std::slice::Iter<'_, Duration>,
+    tries: &mut u32,
+    remote: &str,
+    progress: &mut dyn Progress,
+) -> Result<(), FilesClientError> {
+    match waits.next() {
+        Some(wait) => {
+            progress.warn(&format!(
+                "{remote} is still being uploaded by another connection (an interrupted \
+                 earlier put?); trying again in {:.1} s",
+                wait.as_secs_f64()
+            ));
+            tokio::time::sleep(*wait).await;
+            *tries += 1;
+            Ok(())
+        }
+        None => {
+            let total: Duration = BUSY_RETRY_WAITS.iter().sum();
+            Err(ClientError::Remote {
+                code: ErrorCode::Busy,
+                message: format!(
+                    "an upload of {remote} is still in progress on the server after {tries} tries \
+                     over {:.0} s. If it is an interrupted earlier put, the server frees the name \
+                     once it notices that connection is gone (at the latest after its idle \
+                     timeout); run `put --resume` again then",
+                    total.as_secs_f64()
+                ),
+            }
+            .into())
+        }
     }
 }

@@ -9,6 +9,10 @@
 //! cut short keeps its staging file: `put` with `offset` = the staged size resumes it.
 //! Refusals (`exists`, `busy`, `too_large`, `denied`, disk full) are sent as soon as they
 //! are known, before the body is consumed.
+//!
+//! A write that fails for lack of space (ENOSPC, EDQUOT) removes the staging file before
+//! the path is freed (unless `--keep-partial`), so a full disk does not stay full: the
+//! client gets `too_large` saying so, and the next put succeeds once space exists.
 
 use std::sync::Arc;
 
@@ -101,6 +105,25 @@ fn prepare(root: &FilesRoot, req: &PutRequest) -> Result<std::fs::File, FilesErr
     root.open_staging(path, req.offset)
 }
 
+/// The refusal for a failed write to the staging file of `path`. Out of space removes the
+/// partial upload (or keeps it with `--keep-partial`); call it while the path is still
+/// claimed, so another upload of it cannot lose its staging file.
+async fn write_failed(root: &Arc<FilesRoot>, path: &RelPath, e: std::io::Error) -> FilesError {
+    if !FilesError::is_no_space(&e) {
+        return FilesError::io(path, e);
+    }
+    let quota = e.raw_os_error() == Some(libc::EDQUOT);
+    let p = path.clone();
+    let kept = blocking(root, move |root| Ok(root.after_no_space(&p)))
+        .await
+        .unwrap_or(None);
+    FilesError::NoSpace {
+        path: path.clone(),
+        quota,
+        kept,
+    }
+}
+
 /// Reads the `commit` frame that follows the body of a `trailer: true` upload.
 async fn read_commit(conn: &mut ServerConnection) -> Result<Option<blake3::Hash>, FilesError> {
     match conn.read_header().await {
@@ -186,14 +209,21 @@ impl Command for Put {
                             Err(e) => e,
                             Ok(_) => std::io::Error::other("disk writer stopped"),
                         };
+                        let e = write_failed(&self.root, &path, e).await;
                         drop(guard);
-                        return refuse(conn, FilesError::io(&path, e), trailer).await;
+                        return refuse(conn, e, trailer).await;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     // The client went away mid-body: keep what arrived so `offset` resumes it.
-                    let kept = sink.finish(false).await.map(|d| d.written).unwrap_or(0);
+                    let kept = match sink.finish(false).await {
+                        Ok(d) => d.written,
+                        Err(w) => {
+                            write_failed(&self.root, &path, w).await;
+                            0
+                        }
+                    };
                     tracing::info!(peer = %session.peer, %path, received = kept, error = %e, "upload interrupted; staged for resume");
                     return Err(e.into());
                 }
@@ -202,8 +232,9 @@ impl Command for Put {
         let done = match sink.finish(true).await {
             Ok(d) => d,
             Err(e) => {
+                let e = write_failed(&self.root, &path, e).await;
                 drop(guard);
-                return refuse(conn, FilesError::io(&path, e), trailer).await;
+                return refuse(conn, e, trailer).await;
             }
         };
         drop(done.file);
@@ -240,6 +271,12 @@ impl Command for Put {
         })
         .await;
         if let Err(e) = promoted {
+            let e = match e {
+                FilesError::Io { source, .. } if FilesError::is_no_space(&source) => {
+                    write_failed(&self.root, &path, source).await
+                }
+                e => e,
+            };
             return reply_now(conn, e).await;
         }
         drop(guard);

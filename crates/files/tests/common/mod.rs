@@ -29,7 +29,15 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(root: &Path, config: FilesConfig) -> Server {
-        let files = FilesRoot::open(root, config).unwrap();
+        Self::serve(FilesRoot::open(root, config).unwrap())
+    }
+
+    /// A server whose served tree and staging area are separate directories.
+    pub async fn start_split(files: &Path, staging: &Path, config: FilesConfig) -> Server {
+        Self::serve(FilesRoot::open_split(files, staging, config).unwrap())
+    }
+
+    fn serve(files: Arc<FilesRoot>) -> Server {
         let mut table = CommandTable::new();
         sockit_files::cmd::register(&mut table, files.clone());
         let service = Arc::new(FramedService::new(table, FramedConfig::default()));

@@ -10,26 +10,32 @@
 //! GET  /api/books/ID/pdftext/N           PDF page N's text: {"page","pages","text"}
 //! GET  /api/books/ID/progress            the caller's position: {} or {"page","percentage","progress","timestamp"}
 //! PUT  /api/books/ID/progress            {"page", "percentage"?, "device"?}
-//! POST /api/login, /api/register         {"username","password"} → {"username","key"}
+//! POST /api/login, /api/register         {"username","password"} → {"username"} + session cookie
+//! POST /api/logout                       ends the session
+//! GET  /api/me                           {"username" (or null), "auth_required", "registration"}
 //! GET  /books/PATH                       a file of the books root by name (course layout)
 //! ```
-//! The caller is the kosync user of `x-auth-user`/`x-auth-key` (or Basic auth); without
-//! credentials positions are kept for an anonymous reader.
+//! The caller is the account of the session cookie, of `x-auth-user`/`x-auth-key` or of
+//! HTTP Basic (see [`crate::http::guard`]); on a library open to anonymous readers,
+//! positions without credentials are kept for an anonymous reader.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::accounts::{self, Progress};
 use crate::catalog::Book;
 use crate::error::ReaderError;
-use crate::http::{cached_bytes, download, request_user, ApiError, ApiResult, AppState};
+use crate::http::{
+    self, cached_bytes, download, json_error, ApiError, ApiResult, AppState, AuthFailure, Caller,
+    ClientIp, RegisterError,
+};
 use crate::library::ImageFormat;
 
 /// Default rendered page width for the web UI.
@@ -53,6 +59,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/login", post(login))
         .route("/api/register", post(register))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
         .route("/books/{*path}", get(by_path))
 }
 
@@ -228,20 +236,17 @@ async fn pdf_text(
     Ok(Json(json!({"page": page, "pages": b.pages, "text": text})))
 }
 
-fn caller(s: &AppState, headers: &HeaderMap) -> ApiResult<String> {
-    match request_user(&s.lib, headers) {
-        Ok(u) => Ok(u.unwrap_or_else(|| ANONYMOUS.to_owned())),
-        Err(_) => Err(ApiError(ReaderError::Unauthorized("sign in again".into()))),
-    }
+fn caller(c: Caller) -> String {
+    c.0.unwrap_or_else(|| ANONYMOUS.to_owned())
 }
 
 async fn get_progress(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(c): Extension<Caller>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let b = book(&s, &id)?;
-    let user = caller(&s, &headers)?;
+    let user = caller(c);
     let p = s.lib.with_db(|c| accounts::get(c, &user, &b.partial_md5))?;
     Ok(Json(match p {
         None => json!({}),
@@ -266,11 +271,11 @@ pub struct PutProgress {
 async fn put_progress(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(c): Extension<Caller>,
     body: Option<Json<PutProgress>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let b = book(&s, &id)?;
-    let user = caller(&s, &headers)?;
+    let user = caller(c);
     let Some(Json(body)) = body else {
         return Err(ApiError(ReaderError::BadRequest(
             "body must be JSON {\"page\": N}".into(),
@@ -309,45 +314,112 @@ pub struct Credentials {
     password: String,
 }
 
-async fn login(State(s): State<AppState>, body: Option<Json<Credentials>>) -> Response {
-    let Some(Json(c)) = body else {
-        return ApiError(ReaderError::BadRequest(
-            "body must be JSON {\"username\",\"password\"}".into(),
-        ))
-        .into_response();
-    };
-    let key = crate::hashes::md5_hex(c.password.as_bytes());
-    match s.lib.with_db(|db| accounts::check(db, &c.username, &key)) {
-        Ok(true) => Json(json!({"username": c.username, "key": key})).into_response(),
-        Ok(false) => (axum::http::StatusCode::UNAUTHORIZED, Json(json!({"status": "error", "code": "auth_failed", "message": "unknown user or wrong password"}))).into_response(),
-        Err(e) => ApiError(e).into_response(),
+fn bad_body() -> Response {
+    ApiError(ReaderError::BadRequest(
+        "body must be JSON {\"username\",\"password\"}".into(),
+    ))
+    .into_response()
+}
+
+/// `{"username"}` with the session cookie of a new login.
+fn logged_in(s: &AppState, status: StatusCode, user: &str, token: &str) -> Response {
+    let mut r = (status, Json(json!({"username": user}))).into_response();
+    if let Some(v) = http::session_cookie(token, s.lib.sessions().ttl()) {
+        r.headers_mut().insert("set-cookie", v);
+    }
+    r
+}
+
+fn login_failed(f: AuthFailure) -> Response {
+    match f {
+        AuthFailure::Bad => json_error(
+            StatusCode::UNAUTHORIZED,
+            "auth_failed",
+            "unknown user or wrong password",
+        ),
+        AuthFailure::Throttled(d) => http::too_many(
+            d,
+            json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                &format!(
+                    "too many failed logins: retry after {} s",
+                    http::retry_after_secs(d)
+                ),
+            ),
+        ),
     }
 }
 
-async fn register(State(s): State<AppState>, body: Option<Json<Credentials>>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    body: Option<Json<Credentials>>,
+) -> Response {
     let Some(Json(c)) = body else {
-        return ApiError(ReaderError::BadRequest(
-            "body must be JSON {\"username\",\"password\"}".into(),
-        ))
-        .into_response();
+        return bad_body();
     };
-    if !s.lib.config().allow_registration {
-        return (axum::http::StatusCode::FORBIDDEN, Json(json!({"status": "error", "code": "denied", "message": "registration is disabled on this server"}))).into_response();
+    match http::login(&s.lib, &c.username, &c.password, ip).await {
+        Ok(token) => logged_in(&s, StatusCode::OK, &c.username, &token),
+        Err(f) => login_failed(f),
     }
-    if c.username.is_empty()
-        || c.username.contains(':')
-        || c.password.is_empty()
-        || c.username.len() > 128
-    {
-        return ApiError(ReaderError::BadRequest(
-            "username (no colon) and password must not be empty".into(),
-        ))
-        .into_response();
+}
+
+async fn register(
+    State(s): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    body: Option<Json<Credentials>>,
+) -> Response {
+    let Some(Json(c)) = body else {
+        return bad_body();
+    };
+    match http::register(&s.lib, &c.username, &c.password).await {
+        Ok(()) => {}
+        Err(RegisterError::Closed) => {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "denied",
+                "registration is disabled on this server",
+            )
+        }
+        Err(RegisterError::Exists) => {
+            return json_error(
+                StatusCode::CONFLICT,
+                "exists",
+                "username is already registered",
+            )
+        }
+        Err(RegisterError::Invalid(why)) => {
+            return ApiError(ReaderError::BadRequest(why)).into_response()
+        }
+        Err(RegisterError::Internal) => {
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the account could not be stored",
+            )
+        }
     }
-    let key = crate::hashes::md5_hex(c.password.as_bytes());
-    match s.lib.with_db(|db| accounts::create_user(db, &c.username, &key)) {
-        Ok(true) => (axum::http::StatusCode::CREATED, Json(json!({"username": c.username, "key": key}))).into_response(),
-        Ok(false) => (axum::http::StatusCode::CONFLICT, Json(json!({"status": "error", "code": "exists", "message": "username is already registered"}))).into_response(),
-        Err(e) => ApiError(e).into_response(),
+    match http::login(&s.lib, &c.username, &c.password, ip).await {
+        Ok(token) => logged_in(&s, StatusCode::CREATED, &c.username, &token),
+        Err(f) => login_failed(f),
     }
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = http::session_token(&headers) {
+        s.lib.sessions().remove(token);
+    }
+    let mut r = Json(json!({"status": "ok"})).into_response();
+    r.headers_mut()
+        .insert("set-cookie", http::clear_session_cookie());
+    r
+}
+
+async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> Json<serde_json::Value> {
+    Json(json!({
+        "username": c.0,
+        "auth_required": s.lib.auth_required(),
+        "registration": s.lib.config().allow_registration,
+    }))
 }

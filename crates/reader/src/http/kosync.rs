@@ -8,22 +8,24 @@
 //! GET  /syncs/progress/:doc     → 200 {} | {"percentage","progress","device","device_id"?,"timestamp","document"}
 //! GET  /healthcheck             → 200 {"state":"OK"}
 //! ```
-//! Authentication is `x-auth-user` + `x-auth-key` (the key is what the client registered
-//! as its password: KOReader sends MD5(password)). Errors are `{"code","message"}` with the
+//! Authentication is `x-auth-user` + `x-auth-key` (KOReader registers and sends
+//! MD5(password); the server keeps only an argon2id hash of it, see
+//! [`sockit_accounts`]), checked by [`crate::http::guard`] like every route's; HTTP Basic
+//! and the web UI's session also work. Registration and `/healthcheck` are public. Errors are `{"code","message"}` with the
 //! server's codes: 2001 → 401 Unauthorized, 2002 → 402 user exists, 2003 → 403 invalid
 //! request, 2004 → 403 no document, 2005 → 402 registration disabled, 2000 → 502.
 //! Timestamps are the server's clock; the progress string is returned byte for byte.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::accounts::{self, Progress};
-use crate::http::AppState;
+use crate::http::{self, AppState, Caller, RegisterError};
 
 /// The kosync routes.
 pub fn routes() -> Router<AppState> {
@@ -91,23 +93,10 @@ fn body_object(body: &[u8]) -> Map<String, Value> {
     }
 }
 
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<String, KoError> {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-    };
-    let (Some(user), Some(key)) = (h("x-auth-user"), h("x-auth-key")) else {
-        return Err(KoError::Unauthorized);
-    };
-    if user.contains(':') {
-        return Err(KoError::Unauthorized);
-    }
-    match s.lib.with_db(|c| accounts::check(c, user, key)) {
-        Ok(true) => Ok(user.to_owned()),
-        Ok(false) => Err(KoError::Unauthorized),
-        Err(_) => Err(KoError::Internal),
+fn authorize(c: &Caller) -> Result<String, KoError> {
+    match &c.0 {
+        Some(user) if !user.contains(':') => Ok(user.clone()),
+        _ => Err(KoError::Unauthorized),
     }
 }
 
@@ -125,15 +114,17 @@ async fn create_user(State(s): State<AppState>, body: Bytes) -> Result<Response,
     if user.len() > 256 || password.len() > 1024 {
         return Err(KoError::InvalidFields);
     }
-    match s.lib.with_db(|c| accounts::create_user(c, user, password)) {
-        Ok(true) => Ok((StatusCode::CREATED, Json(json!({"username": user}))).into_response()),
-        Ok(false) => Err(KoError::UserExists),
-        Err(_) => Err(KoError::Internal),
+    match http::register(&s.lib, user, password).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(json!({"username": user}))).into_response()),
+        Err(RegisterError::Exists) => Err(KoError::UserExists),
+        Err(RegisterError::Closed) => Err(KoError::RegistrationDisabled),
+        Err(RegisterError::Invalid(_)) => Err(KoError::InvalidFields),
+        Err(RegisterError::Internal) => Err(KoError::Internal),
     }
 }
 
-async fn auth_user(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, KoError> {
-    authorize(&s, &headers)?;
+async fn auth_user(Extension(c): Extension<Caller>) -> Result<Json<Value>, KoError> {
+    authorize(&c)?;
     Ok(Json(json!({"authorized": "OK"})))
 }
 
@@ -158,10 +149,10 @@ fn as_stored_string(v: Option<&Value>) -> Option<String> {
 
 async fn update_progress(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Extension(c): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<Value>, KoError> {
-    let user = authorize(&s, &headers)?;
+    let user = authorize(&c)?;
     let b = body_object(&body);
     let Some(doc) = valid_key_field(b.get("document")) else {
         return Err(KoError::DocumentMissing);
@@ -194,10 +185,10 @@ async fn update_progress(
 
 async fn get_progress(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Extension(c): Extension<Caller>,
     Path(doc): Path<String>,
 ) -> Result<Json<Value>, KoError> {
-    let user = authorize(&s, &headers)?;
+    let user = authorize(&c)?;
     if doc.is_empty() || doc.contains(':') {
         return Err(KoError::DocumentMissing);
     }

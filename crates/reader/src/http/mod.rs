@@ -6,17 +6,23 @@ pub mod download;
 pub mod kosync;
 pub mod opds;
 pub mod tls;
+pub mod transport;
 pub mod web;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use sockit_accounts::{AccountsError, Verdict};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounts;
 use crate::error::ReaderError;
 use crate::library::Library;
 
@@ -30,7 +36,7 @@ pub struct AppState {
     pub lib: Arc<Library>,
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application, every route behind [`guard`].
 pub fn router(lib: Arc<Library>) -> Router {
     let state = AppState { lib };
     Router::new()
@@ -38,40 +44,38 @@ pub fn router(lib: Arc<Library>) -> Router {
         .merge(api::routes())
         .merge(kosync::routes())
         .merge(opds::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
-/// Serves the HTTP application on `listener` until `shutdown`, then lets open requests
-/// finish.
+/// Serves the HTTP application on `listener` through the shared runtime with its default
+/// limits until `shutdown`, then lets open requests finish (see
+/// [`transport::serve_http`] for the operator's limits).
 ///
 /// # Errors
-/// The accept loop failed.
+/// None once the listener is bound (accept errors are logged and retried).
 pub async fn serve(
     listener: TcpListener,
     lib: Arc<Library>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(lib))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let limits = sockit_wire::runtime::Limits::default();
+    transport::serve_http(listener, lib, limits, shutdown).await
 }
 
-/// Serves the application over HTTPS (see [`tls`]) until `shutdown`, then lets open
-/// requests finish.
+/// Serves the application over HTTPS (see [`tls`]) through the shared runtime with
+/// `limits` until `shutdown`, then lets open requests finish.
 ///
 /// # Errors
-/// The listener's address cannot be read, or serving failed.
+/// None once the listener is bound (accept errors are logged and retried).
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    limits: tls::TlsLimits,
+    limits: sockit_wire::runtime::Limits,
     lib: Arc<Library>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tls::TlsListener::new(listener, acceptor, limits, shutdown.clone())?;
-    axum::serve(listener, router(lib))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    tls::serve_https(listener, acceptor, lib, limits, shutdown).await
 }
 
 /// An error answered as `{"status":"error","code":..,"message":..}`.
@@ -103,43 +107,322 @@ impl IntoResponse for ApiError {
 /// The handlers' result type.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
-/// A request carried credentials that do not match an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadCredentials;
+/// The account a request was authenticated as, put in every request's extensions by
+/// [`guard`] (`None`: no credentials, on a library open to anonymous readers, or a
+/// public route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub Option<String>);
 
-/// The authenticated user of a request: kosync headers (`x-auth-user`/`x-auth-key`) or
-/// HTTP Basic (password, or its MD5 as KOReader stores it). `Ok(None)` when the request
-/// carries no credentials; `Err` when it carries wrong ones.
-pub fn request_user(
+/// The client's IP as [`guard`] saw it (see [`peer_ip`]), in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Why a request's credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Unknown account or wrong secret.
+    Bad,
+    /// The source or the account is backing off; retry after this long.
+    Throttled(Duration),
+}
+
+/// The session cookie of the web UI.
+pub const SESSION_COOKIE: &str = "sockit_session";
+
+/// The realm of every challenge.
+const REALM: &str = "sockit";
+
+/// Routes anyone may call: KOReader's health check and registration (which answers
+/// 2005 itself when registration is closed), and the login and logout endpoints.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match path {
+        "/healthcheck" => get,
+        "/login" => get || post,
+        "/users/create" | "/logout" | "/api/login" | "/api/register" | "/api/logout" => post,
+        _ => false,
+    }
+}
+
+/// The client's IP: the connection's peer when the transport recorded it (as
+/// [`ConnectInfo`]), else the unspecified address (then all clients share one source
+/// counter in the throttle).
+pub fn peer_ip<B>(req: &Request<B>) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The value of the session cookie, if the request sent one.
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == SESSION_COOKIE && !v.is_empty()).then_some(v)
+        })
+}
+
+/// The authenticated user of a request: a live web UI session cookie, kosync headers
+/// (`x-auth-user`/`x-auth-key`: the key is MD5(password), or the password), or HTTP
+/// Basic (the password, or its MD5). `Ok(None)` when the request carries no usable
+/// credentials (a stale session cookie counts as none); `Err` when it carries wrong
+/// ones or the throttle refuses to check them.
+///
+/// # Errors
+/// [`AuthFailure`].
+pub async fn request_user(
     lib: &Library,
     headers: &HeaderMap,
-) -> std::result::Result<Option<String>, BadCredentials> {
+    ip: IpAddr,
+) -> std::result::Result<Option<String>, AuthFailure> {
+    if let Some(token) = session_token(headers) {
+        if let Some(user) = lib.sessions().user(token) {
+            if lib.accounts().exists(&user) {
+                return Ok(Some(user));
+            }
+            lib.sessions().remove(token);
+        }
+    }
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .filter(|s| !s.is_empty())
     };
-    if let (Some(user), Some(key)) = (header("x-auth-user"), header("x-auth-key")) {
-        return match lib.with_db(|c| accounts::check(c, user, key)) {
-            Ok(true) => Ok(Some(user.to_owned())),
-            _ => Err(BadCredentials),
-        };
-    }
-    if let Some((user, password)) = header("authorization").and_then(basic_credentials) {
-        let md5 = crate::hashes::md5_hex(password.as_bytes());
-        let ok = lib
-            .with_db(|c| {
-                Ok(accounts::check(c, &user, &md5)? || accounts::check(c, &user, &password)?)
-            })
-            .unwrap_or(false);
-        return if ok {
-            Ok(Some(user))
+    let (user, secret) =
+        if let (Some(user), Some(key)) = (header("x-auth-user"), header("x-auth-key")) {
+            (user.to_owned(), key.to_owned())
+        } else if let Some((user, password)) = header("authorization").and_then(basic_credentials) {
+            (user, password)
         } else {
-            Err(BadCredentials)
+            return Ok(None);
         };
+    match lib.accounts().verify(&user, &secret, ip).await {
+        Verdict::Ok => Ok(Some(user)),
+        Verdict::Bad => Err(AuthFailure::Bad),
+        Verdict::Throttled(d) => Err(AuthFailure::Throttled(d)),
     }
-    Ok(None)
+}
+
+/// What kind of client a route serves, to answer a refusal in its own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// KOReader's progress sync: kosync's JSON errors.
+    Kosync,
+    /// The web UI's pages: the login form.
+    Page,
+    /// The API, files, OPDS: JSON, with a Basic challenge so browsers and OPDS readers
+    /// prompt.
+    Other,
+}
+
+fn audience(path: &str) -> Audience {
+    if path.starts_with("/users/") || path.starts_with("/syncs/") {
+        Audience::Kosync
+    } else if path == "/" || path.starts_with("/assets/") {
+        Audience::Page
+    } else {
+        Audience::Other
+    }
+}
+
+/// Seconds for `Retry-After` (rounded up, at least 1).
+pub fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `429 Too Many Requests` with `Retry-After`, in `body`'s shape.
+pub fn too_many(d: Duration, body: Response) -> Response {
+    let mut r = body;
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string()) {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
+/// The JSON error body of the API.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"status": "error", "code": code, "message": message});
+    (status, axum::Json(body)).into_response()
+}
+
+/// A challenge for clients that log in with a form (browsers would otherwise show their
+/// own Basic dialog in front of the page, or for a script's request).
+const FORM_CHALLENGE: &str = "Form realm=\"sockit\", action=\"/login\"";
+
+fn challenge(r: &mut Response, basic: bool) {
+    let v = if basic {
+        HeaderValue::from_static("Basic realm=\"sockit\", charset=\"UTF-8\"")
+    } else {
+        HeaderValue::from_static(FORM_CHALLENGE)
+    };
+    r.headers_mut().insert("www-authenticate", v);
+}
+
+fn refusal(
+    aud: Audience,
+    failure: Option<AuthFailure>,
+    cookie_sent: bool,
+    registration: bool,
+) -> Response {
+    let wait = match failure {
+        Some(AuthFailure::Throttled(d)) => Some(d),
+        _ => None,
+    };
+    let message = match (failure, wait) {
+        (_, Some(d)) => format!(
+            "too many failed logins: retry after {} s",
+            retry_after_secs(d)
+        ),
+        (Some(_), None) => "unknown user or wrong password".to_owned(),
+        (None, None) => format!("this library needs a login (realm {REALM})"),
+    };
+    let mut r = match aud {
+        Audience::Kosync => {
+            let (_, code, text) = kosync::KoError::Unauthorized.parts();
+            let text = if wait.is_some() {
+                message.as_str()
+            } else {
+                text
+            };
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"code": code, "message": text})),
+            )
+                .into_response()
+        }
+        Audience::Page => web::login_page(StatusCode::UNAUTHORIZED, Some(&message), registration),
+        Audience::Other => json_error(StatusCode::UNAUTHORIZED, "unauthorized", &message),
+    };
+    challenge(&mut r, aud != Audience::Page && !cookie_sent);
+    match wait {
+        Some(d) => too_many(d, r),
+        None => r,
+    }
+}
+
+/// The gate in front of every route: public routes pass; the others resolve the
+/// caller ([`request_user`]) and, when the library needs a login
+/// ([`Library::auth_required`]) or the credentials are wrong, are refused with 401
+/// (429 with `Retry-After` while the throttle backs off).
+pub async fn guard(State(s): State<AppState>, mut req: Request<Body>, next: Next) -> Response {
+    let ip = peer_ip(&req);
+    req.extensions_mut().insert(ClientIp(ip));
+    if is_public(req.method(), req.uri().path()) {
+        req.extensions_mut().insert(Caller(None));
+        return next.run(req).await;
+    }
+    let aud = audience(req.uri().path());
+    let cookie_sent = session_token(req.headers()).is_some();
+    let registration = s.lib.config().allow_registration;
+    match request_user(&s.lib, req.headers(), ip).await {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(Caller(Some(user)));
+            next.run(req).await
+        }
+        Ok(None) if !s.lib.auth_required() => {
+            req.extensions_mut().insert(Caller(None));
+            next.run(req).await
+        }
+        Ok(None) => refusal(aud, None, cookie_sent, registration),
+        Err(f) => refusal(aud, Some(f), cookie_sent, registration),
+    }
+}
+
+/// `Set-Cookie` for a new session.
+pub fn session_cookie(token: &str, ttl: Duration) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        ttl.as_secs()
+    ))
+    .ok()
+}
+
+/// `Set-Cookie` that ends the session in the browser.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static("sockit_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// The outcome of a login with a user name and a password (the web UI's form and JSON
+/// logins): a new session token.
+///
+/// # Errors
+/// [`AuthFailure`].
+pub async fn login(
+    lib: &Library,
+    user: &str,
+    password: &str,
+    ip: IpAddr,
+) -> std::result::Result<String, AuthFailure> {
+    match lib.accounts().verify(user, password, ip).await {
+        Verdict::Ok => lib.sessions().create(user).map_err(|e| {
+            tracing::warn!(error = %e, "cannot open a session");
+            AuthFailure::Bad
+        }),
+        Verdict::Bad => Err(AuthFailure::Bad),
+        Verdict::Throttled(d) => Err(AuthFailure::Throttled(d)),
+    }
+}
+
+/// Why a registration failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    /// Registration is closed on this server.
+    Closed,
+    /// The name is taken.
+    Exists,
+    /// The name or the password is not acceptable (the reason).
+    Invalid(String),
+    /// The store failed (logged).
+    Internal,
+}
+
+/// Creates an account from a password, or from a kosync key when `secret` is an MD5
+/// hex digest (KOReader registers MD5(password)); argon2 runs on a blocking worker.
+///
+/// # Errors
+/// [`RegisterError`].
+pub async fn register(
+    lib: &Library,
+    user: &str,
+    secret: &str,
+) -> std::result::Result<(), RegisterError> {
+    if !lib.config().allow_registration {
+        return Err(RegisterError::Closed);
+    }
+    let accounts = lib.accounts().clone();
+    let (user, secret) = (user.to_owned(), secret.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        if sockit_accounts::is_md5_hex(&secret) {
+            accounts.create_with_md5(&user, &secret)
+        } else {
+            accounts.create(&user, &secret)
+        }
+    })
+    .await;
+    match r {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(RegisterError::Exists),
+        Ok(Err(
+            e @ (AccountsError::InvalidName(_)
+            | AccountsError::InvalidPassword(_)
+            | AccountsError::InvalidMd5),
+        )) => Err(RegisterError::Invalid(e.to_string())),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot create an account");
+            Err(RegisterError::Internal)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "account worker failed");
+            Err(RegisterError::Internal)
+        }
+    }
 }
 
 /// Decodes `Basic base64(user:password)`.

@@ -36,6 +36,7 @@ impl Server {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, bytes).unwrap();
         }
+        cfg.accounts = Some(test_accounts(&cfg.state_dir, Default::default()));
         tweak(&mut cfg);
         let books = cfg.books_dir.clone();
         let lib = Library::open(cfg).unwrap();
@@ -107,6 +108,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// An accounts store with argon2's cheapest cost (tests only) and `throttle`.
+pub fn test_accounts(
+    state_dir: &std::path::Path,
+    throttle: sockit_wire::throttle::ThrottleConfig,
+) -> Arc<sockit_accounts::Accounts> {
+    sockit_accounts::Accounts::open_with(
+        &state_dir.join("accounts.db"),
+        sockit_accounts::AccountsConfig {
+            cost: sockit_accounts::HashCost::TEST,
+            throttle: Arc::new(sockit_wire::throttle::LoginThrottle::new(throttle)),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// A python3 command (the interop tests need it; scripts/test.sh installs it).

@@ -33,6 +33,14 @@ pub struct Timing {
     /// How long a receiver lingers after the final ACK to re-ACK a retransmitted last
     /// block (RFC 1350's "dallying"); zero to return at once.
     pub dally: Duration,
+    /// The longest the transfer waits for the peer to make progress, whatever the
+    /// intervals and retries would allow (the server's `give_up`, so a `timeout 255`
+    /// option cannot hold a slot for hours); [`Duration::MAX`] for no such bound.
+    pub give_up: Duration,
+    /// How many times the first packet (OACK, or DATA 1 without options) is sent before
+    /// the peer's first ACK shows it receives at its address; [`u32::MAX`] for no limit.
+    /// The server derives it from the amplification budget (3× the request).
+    pub first_sends: u32,
 }
 
 impl Timing {
@@ -43,7 +51,30 @@ impl Timing {
             max_timeout: timeout.saturating_mul(8),
             retries,
             dally: timeout,
+            give_up: Duration::MAX,
+            first_sends: u32::MAX,
         }
+    }
+
+    /// When to stop waiting for a packet: after the interval of `attempt`, or when
+    /// [`Timing::give_up`] has passed since the last progress at `since`, whichever is
+    /// first.
+    pub fn deadline(
+        &self,
+        attempt: u32,
+        now: tokio::time::Instant,
+        since: tokio::time::Instant,
+    ) -> tokio::time::Instant {
+        let by_interval = now + self.interval(attempt);
+        match since.checked_add(self.give_up) {
+            Some(give_up) => by_interval.min(give_up),
+            None => by_interval,
+        }
+    }
+
+    /// Whether [`Timing::give_up`] has passed at `now` since the last progress at `since`.
+    pub fn gave_up(&self, now: tokio::time::Instant, since: tokio::time::Instant) -> bool {
+        now.saturating_duration_since(since) >= self.give_up
     }
 
     /// The interval after `attempt` consecutive retransmissions (0 = first try).
@@ -63,6 +94,14 @@ pub enum TransferError {
         peer: std::net::SocketAddr,
         /// Retransmissions tried.
         retries: u32,
+    },
+    /// The peer made no progress for the give-up time.
+    #[error("peer {peer} made no progress for {}s; giving up", after.as_secs())]
+    GaveUp {
+        /// The peer.
+        peer: std::net::SocketAddr,
+        /// The give-up time.
+        after: Duration,
     },
     /// The peer sent an ERROR packet.
     #[error("peer sent error {code}: {message}")]

@@ -6,7 +6,9 @@
 //!   restarts from the block after the ACK), not again until it makes progress;
 //! - when the block just before the expected one arrives again (the sender missed our
 //!   ACK and retransmitted);
-//! - when nothing arrives within the interval (backing off, up to the retry limit).
+//! - when nothing arrives within the interval (backing off, up to the retry limit, or
+//!   until [`Timing::give_up`] passes without progress; before block 1, the initial
+//!   reply is re-sent only up to [`Timing::first_sends`] times in all).
 //!
 //! The final block (shorter than `blksize`) is not ACKed here: the caller first makes
 //! the file durable, then calls [`ack_final`], so an ACKed upload is never lost.
@@ -60,7 +62,9 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
     // A gap was reported and nothing arrived in order since.
     let mut gap_reported = false;
     let mut attempt: u32 = 0;
-    let mut deadline = Instant::now() + timing.interval(0);
+    // When the peer last made progress.
+    let mut since = Instant::now();
+    let mut deadline = timing.deadline(0, since, since);
     let last_reply = |expected: u64| {
         if expected == 1 {
             initial_reply.clone()
@@ -77,6 +81,12 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
             match ep.recv(&mut buf, deadline).await? {
                 Some(len) => len,
                 None => {
+                    if timing.gave_up(Instant::now(), since) {
+                        return Err(TransferError::GaveUp {
+                            peer: ep.peer(),
+                            after: timing.give_up,
+                        });
+                    }
                     attempt += 1;
                     if attempt > timing.retries {
                         return Err(TransferError::Timeout {
@@ -84,12 +94,16 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
                             retries: timing.retries,
                         });
                     }
-                    stats.retransmits += 1;
-                    ep.send(&last_reply(expected))
-                        .await
-                        .map_err(TransferError::Network)?;
+                    // Before block 1 the peer has not shown it owns its address: the
+                    // initial reply goes out again only `first_sends` times in all.
+                    if expected > 1 || attempt < timing.first_sends {
+                        stats.retransmits += 1;
+                        ep.send(&last_reply(expected))
+                            .await
+                            .map_err(TransferError::Network)?;
+                    }
                     since_ack = 0;
-                    deadline = Instant::now() + timing.interval(attempt);
+                    deadline = timing.deadline(attempt, Instant::now(), since);
                     continue;
                 }
             }
@@ -145,7 +159,8 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
             since_ack += 1;
             gap_reported = false;
             attempt = 0;
-            deadline = Instant::now() + timing.interval(0);
+            since = Instant::now();
+            deadline = timing.deadline(0, since, since);
             if data.len() < blksize {
                 return Ok(Received {
                     stats,

@@ -7,8 +7,13 @@
 //!   ACKs early when it sees a gap, RFC 7440 §4);
 //! - an ACK for the block just before the window (a duplicate) is ignored: this is what
 //!   prevents the Sorcerer's Apprentice Syndrome, duplicates never multiply traffic;
-//! - no ACK within the interval re-sends the window, doubling the interval up to the
-//!   limit, and gives up after the retry limit.
+//! - no ACK within the interval re-sends the first unacknowledged block and the last
+//!   block of the window (not the whole window: a silent peer must not be sent many
+//!   megabytes; the receiver ACKs on seeing the first, the gap, or the duplicate last),
+//!   doubling the interval up to the limit, and gives up after the retry limit or when
+//!   [`Timing::give_up`] has passed without progress;
+//! - before the peer's first ACK, the first packet is sent at most
+//!   [`Timing::first_sends`] times (the peer has not yet shown it owns its address).
 
 use super::source::BlockSource;
 use super::{Endpoint, Stats, Timing, TransferError};
@@ -69,16 +74,25 @@ pub async fn await_ack0(
 ) -> Result<u64, TransferError> {
     let mut buf = vec![0u8; RECV_BUF];
     let mut retransmits = 0;
+    let since = Instant::now();
     for attempt in 0..=timing.retries {
-        if attempt > 0 {
-            retransmits += 1;
+        if attempt < timing.first_sends {
+            if attempt > 0 {
+                retransmits += 1;
+            }
+            ep.send(first).await.map_err(TransferError::Network)?;
         }
-        ep.send(first).await.map_err(TransferError::Network)?;
-        let deadline = Instant::now() + timing.interval(attempt);
+        let deadline = timing.deadline(attempt, Instant::now(), since);
         while let Some(len) = ep.recv(&mut buf, deadline).await? {
             if let Reply::Ack(0) = classify(ep, &buf[..len]).await? {
                 return Ok(retransmits);
             }
+        }
+        if timing.gave_up(Instant::now(), since) {
+            return Err(TransferError::GaveUp {
+                peer: ep.peer(),
+                after: timing.give_up,
+            });
         }
     }
     Err(TransferError::Timeout {
@@ -111,6 +125,9 @@ pub async fn send_blocks<R: AsyncRead + Unpin>(
     let mut last: Option<u64> = None;
     let mut acked_bytes: u64 = 0;
     let mut attempt: u32 = 0;
+    // When the peer last made progress, and whether it has ACKed anything yet.
+    let mut since = Instant::now();
+    let mut proven = false;
     loop {
         while window.len() < windowsize && last.is_none() {
             let seq = base + window.len() as u64;
@@ -126,13 +143,23 @@ pub async fn send_blocks<R: AsyncRead + Unpin>(
             }
             window.push_back(packet);
         }
-        if attempt > 0 {
-            stats.retransmits += window.len() as u64;
+        if attempt == 0 {
+            for packet in &window {
+                ep.send(packet).await.map_err(TransferError::Network)?;
+            }
+        } else if proven || attempt < timing.first_sends {
+            // A timeout: the first unacknowledged block and the last of the window only.
+            let resend = match (window.front(), window.back()) {
+                (Some(first), Some(last)) if window.len() > 1 => vec![first, last],
+                (Some(first), _) => vec![first],
+                _ => Vec::new(),
+            };
+            stats.retransmits += resend.len() as u64;
+            for packet in resend {
+                ep.send(packet).await.map_err(TransferError::Network)?;
+            }
         }
-        for packet in &window {
-            ep.send(packet).await.map_err(TransferError::Network)?;
-        }
-        let deadline = Instant::now() + timing.interval(attempt);
+        let deadline = timing.deadline(attempt, Instant::now(), since);
         let acked = loop {
             let Some(len) = ep.recv(&mut buf, deadline).await? else {
                 break None;
@@ -149,6 +176,12 @@ pub async fn send_blocks<R: AsyncRead + Unpin>(
             break Some(k);
         };
         match acked {
+            None if timing.gave_up(Instant::now(), since) => {
+                return Err(TransferError::GaveUp {
+                    peer: ep.peer(),
+                    after: timing.give_up,
+                });
+            }
             None => {
                 attempt += 1;
                 if attempt > timing.retries {
@@ -165,6 +198,8 @@ pub async fn send_blocks<R: AsyncRead + Unpin>(
                 stats.blocks += k;
                 base += k;
                 attempt = 0;
+                since = Instant::now();
+                proven = true;
                 progress(acked_bytes);
                 if last.is_some_and(|last| base > last) {
                     stats.wire_bytes = acked_bytes;

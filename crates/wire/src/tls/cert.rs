@@ -121,9 +121,10 @@ impl ServerIdentity {
     }
 }
 
-/// Where `sockit serve` keeps its generated certificate inside the data root.
+/// Where `sockit serve` keeps its generated certificate: the data root's state directory,
+/// which no client path can reach.
 pub fn default_dir(root: &Path) -> PathBuf {
-    root.join(".sockit").join("tls")
+    root.join("state").join("tls")
 }
 
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {

@@ -1,15 +1,16 @@
 // sockit library web UI: hash routes #/ (grid), #/book/ID, #/read/ID.
+// Logins are a server-side session (an HttpOnly cookie): the script never holds a secret.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 const view = $("#view");
-const state = { user: JSON.parse(localStorage.getItem("sockit.user") || "null"), zoom: Number(localStorage.getItem("sockit.zoom") || "1") };
+const state = { user: null, authRequired: false, registration: true, zoom: Number(localStorage.getItem("sockit.zoom") || "1") };
+// Older versions kept the kosync key here; it is no longer needed.
+localStorage.removeItem("sockit.user");
 
-function authHeaders() {
-  return state.user ? { "x-auth-user": state.user.username, "x-auth-key": state.user.key } : {};
-}
 async function api(path, opts = {}) {
-  const r = await fetch(path, { ...opts, headers: { ...authHeaders(), ...(opts.headers || {}) } });
+  const r = await fetch(path, { credentials: "same-origin", ...opts });
   const body = await r.json().catch(() => ({}));
+  if (r.status === 401 && state.authRequired) { location.href = "/login"; }
   if (!r.ok) throw new Error(body.message || r.status + " " + r.statusText);
   return body;
 }
@@ -23,9 +24,23 @@ function fmtSize(n) {
 // ---- theme and account ----
 function applyTheme() { document.body.classList.toggle("dark", localStorage.getItem("sockit.theme") === "dark"); }
 $("#theme").onclick = () => { localStorage.setItem("sockit.theme", document.body.classList.contains("dark") ? "light" : "dark"); applyTheme(); };
-function showAccount() { $("#account").textContent = state.user ? "👤 " + state.user.username + " (sign out)" : "Sign in"; }
-$("#account").onclick = () => {
-  if (state.user) { state.user = null; localStorage.removeItem("sockit.user"); showAccount(); route(); return; }
+function showAccount() {
+  $("#account").textContent = state.user ? "👤 " + state.user + " (sign out)" : "Sign in";
+  $("#register").hidden = !state.registration;
+}
+async function whoami() {
+  const me = await api("/api/me").catch(() => ({}));
+  state.user = me.username || null;
+  state.authRequired = !!me.auth_required;
+  state.registration = me.registration !== false;
+}
+$("#account").onclick = async () => {
+  if (state.user) {
+    await api("/api/logout", { method: "POST" }).catch(() => {});
+    state.user = null;
+    if (state.authRequired) { location.href = "/login"; return; }
+    showAccount(); route(); return;
+  }
   $("#loginerr").textContent = ""; $("#login").showModal();
 };
 $("#loginform").addEventListener("submit", async (ev) => {
@@ -35,8 +50,8 @@ $("#loginform").addEventListener("submit", async (ev) => {
   const f = new FormData($("#loginform"));
   try {
     const u = await api("/api/" + action, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: f.get("username"), password: f.get("password") }) });
-    state.user = u; localStorage.setItem("sockit.user", JSON.stringify(u));
-    $("#login").close(); showAccount(); route();
+    state.user = u.username;
+    $("#login").close(); await whoami(); showAccount(); route();
   } catch (e) { $("#loginerr").textContent = e.message; }
 });
 
@@ -150,4 +165,5 @@ async function route() {
   document.body.dataset.ready = h;
 }
 window.addEventListener("hashchange", route);
-applyTheme(); showAccount(); route();
+applyTheme();
+whoami().then(() => { showAccount(); route(); });
