@@ -20,6 +20,8 @@ tmux tmux
 irssi irssi
 ngircd ngircd
 chromium chromium
+ip iproute2
+perl perl
 "
 
 SUDO=""

@@ -390,3 +390,45 @@ fn wrong_keys_back_off() {
         "no back-off after 8 wrong keys: {messages:?}"
     );
 }
+
+#[test]
+fn first_account_closes_the_classic_reader_port() {
+    let s = Serve::start(&["--only", "reader"]);
+    let classic = s.addr("reader", "tcp");
+    let ask = |req: &[u8]| {
+        let mut c = TcpStream::connect(&classic).unwrap();
+        c.write_all(req).unwrap();
+        let mut text = Vec::new();
+        c.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        text.extend_from_slice(&buf[..n]);
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    // Open library: the classic protocol answers.
+    assert!(!ask(b"1 nothing.txt").contains("requires a login"));
+    // A KOReader user registers over kosync (open on loopback)...
+    let http = s.addr("reader", "http");
+    let o = run(
+        std::process::Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/vnd.koreader.v1+json",
+            "-d",
+            r#"{"username":"ada","password":"5ebe2294ecd0e0f08eab7690d2a6ee69"}"#,
+            &format!("http://{http}/users/create"),
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(stdout(&o), "201", "{o:?}");
+    // ...and from then on the library needs a login, which the classic port cannot do.
+    let text = ask(b"0 PDF.db");
+    assert!(text.contains("requires a login"), "{text}");
+}

@@ -131,12 +131,24 @@ fn py_json_str(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct ClassicService {
     lib: Arc<Library>,
+    /// Served even while the library requires logins (the operator named it public).
+    public: bool,
 }
 
+/// What a client of the classic port reads while the library requires logins.
+pub const LOGIN_REQUIRED: &str =
+    "error: this library requires a login, which the classic protocol cannot do; use the web UI, OPDS or `sockit read`";
+
 impl ClassicService {
-    /// A service over `lib`.
+    /// A service over `lib` that closes with [`LOGIN_REQUIRED`] while the library requires
+    /// logins (accounts created while the server runs included).
     pub fn new(lib: Arc<Library>) -> Self {
-        Self { lib }
+        Self { lib, public: false }
+    }
+
+    /// A service over `lib` that serves everyone, logins or not (`--public reader.tcp`).
+    pub fn public(lib: Arc<Library>) -> Self {
+        Self { lib, public: true }
     }
 }
 
@@ -312,6 +324,11 @@ impl TcpService for ClassicService {
     }
 
     async fn handle(&self, mut stream: ServiceStream, info: ConnInfo) -> io::Result<String> {
+        if !self.public && self.lib.auth_required() {
+            stream.write_all(LOGIN_REQUIRED.as_bytes()).await?;
+            stream.shutdown().await?;
+            return Ok("refused: the library requires a login".into());
+        }
         serve(&self.lib, &mut stream, &info.clock, &info.shutdown).await
     }
 

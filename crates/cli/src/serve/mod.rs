@@ -320,6 +320,8 @@ pub struct ServeContext {
     pub auth: AuthContext,
     /// The per-source rate limit of every UDP service.
     pub udp_rate: RateLimit,
+    /// The classic reader port serves even while the library requires logins.
+    pub classic_public: bool,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -390,6 +392,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     let accounts = sockit_accounts::Accounts::open(&layout.accounts())
         .with_context(|| format!("cannot open the accounts in {}", layout.state.display()))?;
+    let classic_public =
+        args.no_auth || public.names(registry::Service::Reader, registry::Proto::Tcp);
     let decision = match policy::decide(
         planned,
         &policy::PolicyInput {
@@ -492,6 +496,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         reader: None,
         auth,
         udp_rate: args.udp.rate(),
+        classic_public,
     };
     if endpoints
         .iter()

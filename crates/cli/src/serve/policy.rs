@@ -65,7 +65,12 @@ impl Publics {
 
     /// Whether `e` was named.
     pub fn contains(&self, e: &Endpoint) -> bool {
-        self.services.contains(&e.service) || self.endpoints.contains(&(e.service, e.proto))
+        self.names(e.service, e.proto)
+    }
+
+    /// Whether `service`'s `proto` endpoint was named (as `SVC` or `SVC.PROTO`).
+    pub fn names(&self, service: Service, proto: Proto) -> bool {
+        self.services.contains(&service) || self.endpoints.contains(&(service, proto))
     }
 }
 

@@ -200,9 +200,14 @@ fn tcp_service(
                 ..FramedConfig::default()
             },
         )),
-        Service::Reader => Arc::new(sockit_reader::classic::ClassicService::new(
-            crate::serve::reader::library(ctx),
-        )),
+        Service::Reader => {
+            let lib = crate::serve::reader::library(ctx);
+            Arc::new(if ctx.classic_public {
+                sockit_reader::classic::ClassicService::public(lib)
+            } else {
+                sockit_reader::classic::ClassicService::new(lib)
+            })
+        }
         other => unreachable!("registry has no plain tcp endpoint for {other}"),
     }
 }
