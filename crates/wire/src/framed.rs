@@ -274,8 +274,8 @@ impl FramedService {
             debug!(%peer, cmd = %cmd, "request");
             match cmd.as_str() {
                 "hello" => send_or_io(&mut conn, &hello.clone().with("status", "ok")).await?,
-                "auth" => match &self.config.key {
-                    None => {
+                "auth" => match (&self.config.key, self.throttled(peer)) {
+                    (None, _) => {
                         send_or_io(
                             &mut conn,
                             &Header::error(
@@ -285,8 +285,7 @@ impl FramedService {
                         )
                         .await?
                     }
-                    Some(_) if self.throttled(peer).is_some() => {
-                        let wait = self.throttled(peer).unwrap_or_default();
+                    (Some(_), Some(wait)) => {
                         let _ = conn
                             .send(&Header::error(
                                 ErrorCode::AuthFailed,
@@ -298,7 +297,7 @@ impl FramedService {
                             .await;
                         return Ok("authentication refused: source is backing off".into());
                     }
-                    Some(key) => match handshake::check_auth(key, &nonce, &req, binding) {
+                    (Some(key), None) => match handshake::check_auth(key, &nonce, &req, binding) {
                         AuthOutcome::Accepted(reply) => {
                             session.authenticated = true;
                             self.config.throttle.succeeded(peer.ip(), None);
