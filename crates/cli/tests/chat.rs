@@ -231,19 +231,18 @@ fn udp_chat_room_relays_between_three_and_expires_idle_ones() {
     drop(stdin);
     assert!(common::wait_child(&mut client, WAIT).unwrap().success());
 
-    // After the idle time (2 s) without a word, a participant no longer receives.
+    // After the idle time (2 s) without a word, a participant no longer receives. (The
+    // sleep is the idle time that must pass, a lower bound, not a wait for a server.)
     std::thread::sleep(Duration::from_millis(2300));
     parts[1].send(b"").unwrap();
     parts[0].send(b"after idle").unwrap();
     assert_log_format(&recv_line(&parts[1]), &parts[0], "after idle");
-    parts[2]
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = [0u8; 512];
-    assert!(
-        parts[2].recv(&mut buf).is_err(),
-        "expired participant got a relay"
-    );
+    // The expired one joins again and a marker follows: the first thing it receives is the
+    // marker, so "after idle" never reached it (no waiting for something not to arrive).
+    parts[2].send(b"").unwrap();
+    parts[0].send(b"marker").unwrap();
+    assert_log_format(&recv_line(&parts[2]), &parts[0], "marker");
+    assert_log_format(&recv_line(&parts[1]), &parts[0], "marker");
 
     s.terminate();
     let mut s = s;
@@ -471,6 +470,14 @@ fn interop_irssi_in_tmux_chats_with_a_raw_client() {
     raw.until(|l| l.starts_with(":irssiuser!") && l.contains(" QUIT :"));
 }
 
+/// Lists the requirements a run knowingly skips (comma-separated; see docs/testing.md).
+const SKIP_VAR: &str = "SOCKIT_TEST_SKIP";
+
+/// Whether [`SKIP_VAR`] lists `requirement`.
+fn skip_allowed(requirement: &str) -> bool {
+    std::env::var(SKIP_VAR).is_ok_and(|v| v.split(',').any(|r| r.trim() == requirement))
+}
+
 /// Two network namespaces joined by a veth pair (10.77.x.1 ↔ 10.77.x.2), removed on drop.
 struct NetnsPair {
     a: String,
@@ -478,13 +485,29 @@ struct NetnsPair {
 }
 
 impl NetnsPair {
-    /// `None` when namespaces cannot be made here (not root, no `ip`, no CAP_SYS_ADMIN).
-    fn create() -> Option<NetnsPair> {
+    /// Creates the pair, or says why it cannot be made here (`ip` missing, not root).
+    fn create() -> Result<NetnsPair, String> {
         let id = std::process::id() % 250;
         let pair = NetnsPair {
             a: format!("sockit-a-{}", std::process::id()),
             b: format!("sockit-b-{}", std::process::id()),
         };
+        let first = Command::new("ip")
+            .args(["netns", "add", &pair.a])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run `ip` ({e}): apt-get install iproute2 (scripts/test.sh installs it)"
+                )
+            })?;
+        if !first.status.success() {
+            return Err(format!(
+                "`ip netns add` failed (network namespaces need root, or CAP_SYS_ADMIN): {}",
+                String::from_utf8_lossy(&first.stderr).trim()
+            ));
+        }
         let ip = |args: &[&str]| {
             Command::new("ip")
                 .args(args)
@@ -492,9 +515,6 @@ impl NetnsPair {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        if !ip(&["netns", "add", &pair.a]) {
-            return None;
-        }
         let va = format!("sva{id}");
         let vb = format!("svb{id}");
         let net = format!("10.77.{id}");
@@ -583,7 +603,7 @@ impl NetnsPair {
             let args: Vec<&str> = s.iter().map(String::as_str).collect();
             assert!(ip(&args), "ip {args:?} failed");
         }
-        Some(pair)
+        Ok(pair)
     }
 
     fn exec(&self, ns: &str) -> Command {
@@ -604,9 +624,13 @@ impl Drop for NetnsPair {
 
 #[test]
 fn discovery_across_network_namespaces_by_broadcast() {
-    let Some(pair) = NetnsPair::create() else {
-        eprintln!("skipped: cannot create network namespaces here (needs root and iproute2)");
-        return;
+    let pair = match NetnsPair::create() {
+        Ok(pair) => pair,
+        Err(why) if skip_allowed("netns") => {
+            eprintln!("SKIPPED because {SKIP_VAR} lists netns: {why}");
+            return;
+        }
+        Err(why) => panic!("{why}; to skip this test knowingly set {SKIP_VAR}=netns"),
     };
     let net = format!("10.77.{}", std::process::id() % 250);
     let dir = tempfile::tempdir().unwrap();

@@ -346,7 +346,13 @@ fn no_client_path_reaches_server_state() {
             b"",
             LIMIT,
         );
-        assert!(!o.status.success(), "tftp get {path} succeeded: {o:?}");
+        // Exit 1 is the server's refusal; 2 would be a usage error that never asked it.
+        assert_eq!(o.status.code(), Some(1), "tftp get {path}: {o:?}");
+        assert!(
+            stderr(&o).contains("server refused"),
+            "tftp get {path}: not a TFTP error: {}",
+            stderr(&o)
+        );
         assert!(!out.exists(), "{path} was downloaded over tftp");
     }
     // The classic reader protocol (made public here) cannot name state either.

@@ -46,6 +46,28 @@ fn tftp_put_then_get_roundtrip_with_options_reported() {
         stdout(&o)
     );
     assert_eq!(std::fs::read(&back).unwrap(), data);
+
+    // The server also comes from --server, as for every client (before or after `get`).
+    let again = s.dir.path().join("again.bin");
+    let o = run(
+        sockit()
+            .args(["--server", &tftp, "tftp", "get", "upload.bin"])
+            .arg(&again),
+        b"",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(std::fs::read(&again).unwrap(), data);
+    let o = run(
+        sockit().args(["tftp", "get", "--server", &tftp, "upload.bin", "a", "b"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a host word as well as --server: {o:?}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sockit_exec::{run_remote, ExecConfig, ExecRequest, RemoteExit};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
 use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
-use sockit_wire::{Client, ClientError, ErrorCode, Header, Incoming, Key};
+use sockit_wire::{Client, ClientError, ErrorCode, Incoming, Key};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -249,7 +249,6 @@ fn pids_in(out: &[u8]) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_kills_the_process_group() {
     let s = start(true, true, |_| {}).await;
-    let started = Instant::now();
     let (r, out, _) = s
         .exec(
             &[
@@ -261,7 +260,6 @@ async fn timeout_kills_the_process_group() {
         )
         .await;
     let exit = r.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20));
     match &exit {
         RemoteExit::Signal { reason, .. } => assert_eq!(reason.as_deref(), Some("timeout")),
         other => panic!("{other:?}"),
@@ -368,6 +366,21 @@ async fn concurrent_execs_are_limited() {
         }
         other => panic!("{other:?}"),
     }
+    // Disconnecting kills the running command and frees its slot: a new exec gets in
+    // (polled, bounded: the kill and the slot's release follow the disconnect).
     drop(first);
-    let _ = Header::new();
+    for attempt in 0.. {
+        match s.exec(&["true"], None).await.0 {
+            Ok(exit) => {
+                assert_eq!(exit, RemoteExit::Code(0));
+                break;
+            }
+            Err(sockit_exec::ExecClientError::Client(ClientError::Remote {
+                code: ErrorCode::Busy,
+                ..
+            })) => assert!(attempt < 500, "the slot was never released"),
+            Err(e) => panic!("{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{cut_proxy, data, random_u64, Cut, Server};
 use sockit_files::client::{GetOptions, NoProgress, Progress, PutOptions};
-use sockit_files::{FilesClient, FilesConfig, FilesRoot, RelPath};
+use sockit_files::{FilesClient, FilesConfig, RelPath};
 use sockit_wire::codec::encode_header;
 use sockit_wire::{ErrorCode, Header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,7 +61,19 @@ async fn roundtrip(size: usize) {
             .any(|n| n.to_string_lossy().contains("sockit-part")),
         "{names:?}"
     );
-    // Nothing but the file (and the hidden staging dir) in the root.
+    // Nothing but the file (and the hidden staging dir, empty again) in the root.
+    let mut in_root: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    in_root.sort();
+    assert_eq!(in_root, [".sockit-staging", "f.bin"]);
+    assert_eq!(
+        std::fs::read_dir(root.join(".sockit-staging"))
+            .unwrap()
+            .count(),
+        0
+    );
     let st = c.stat("f.bin", false).await.unwrap();
     assert_eq!(st.size, size as u64);
     assert_eq!(st.partial, None);
@@ -345,7 +357,10 @@ async fn short_put(addr: std::net::SocketAddr, name: &str, declared: u64, send: 
     s.shutdown().await.unwrap();
     // Read until the server closes: it has then handled the truncated body.
     let mut sink = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink))
+        .await
+        .expect("the server closes after a truncated body")
+        .expect("a clean close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,7 +538,6 @@ async fn mkdir_rm_and_stat() {
         c.rm("", true).await.unwrap_err().remote_code(),
         Some(ErrorCode::Denied)
     );
-    let _ = FilesRoot::staging_name(&RelPath::root());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,14 +78,30 @@ mod tests {
     }
 
     #[test]
-    fn split_is_disjoint() {
+    fn split_gives_each_side_its_own_cores() {
+        let cores = allowed_cores();
         let (s, c) = split_cores();
-        assert!(s.iter().all(|x| !c.contains(x)));
+        if cores.len() < 2 {
+            assert!(s.is_empty() && c.is_empty(), "one core: no pinning");
+            return;
+        }
+        assert!(!s.is_empty() && !c.is_empty(), "{s:?} {c:?}");
+        assert!(s.iter().all(|x| !c.contains(x)), "{s:?} {c:?}");
+        let mut both = [s, c].concat();
+        both.sort_unstable();
+        assert_eq!(both, cores, "together they are the allowed cores");
     }
 
     #[test]
-    fn raise_never_lowers() {
-        let a = raise_nofile().unwrap();
-        assert!(raise_nofile().unwrap() >= a);
+    fn raise_sets_the_soft_limit_to_the_hard_limit() {
+        let soft = raise_nofile().unwrap();
+        // SAFETY: getrlimit with a valid rlimit struct.
+        let lim = unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+            lim
+        };
+        assert_eq!(soft, lim.rlim_cur);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
     }
 }

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod loadgen;
 pub mod model;
 pub mod models;
+pub mod ntp_bench;
 pub mod procstat;
 pub mod report;
 pub mod results;

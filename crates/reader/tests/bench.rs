@@ -1,5 +1,6 @@
 //! A tiny run of the reader benchmark (`sockit lab bench reader`): every phase measures
-//! something, percentiles are ordered, and a cached PDF page is faster than a render.
+//! what it says, percentiles are ordered, the report has every row. Whether a cached page
+//! beats a render is what the benchmark's output shows, not something a test asserts.
 
 use std::time::Duration;
 
@@ -40,15 +41,19 @@ fn tiny_reader_bench() {
     assert_eq!(r.pdf_cold.count, 5);
     assert_eq!(r.pdf_cached.count, 5);
     assert_eq!(r.txt.count, r.txt_pages);
-    assert!(
-        r.pdf_cached.p50_ms <= r.pdf_cold.p50_ms,
-        "cached p50 {} ms > cold p50 {} ms",
-        r.pdf_cached.p50_ms,
-        r.pdf_cold.p50_ms
-    );
     assert_eq!(r.concurrent.readers, 5);
     assert!(r.concurrent.pages > 0 && r.concurrent.pages_per_s > 0.0);
-    assert!(r.markdown.contains("PDF page, cold"));
+    for row in [
+        "| PDF page, cold (render after clearing the cache) | 5 |",
+        "| PDF page, cached (second request) | 5 |",
+        "| 5 concurrent readers (half PDF, half TXT) |",
+    ] {
+        assert!(
+            r.markdown.contains(row),
+            "{row} missing from:\n{}",
+            r.markdown
+        );
+    }
 }
 
 #[test]

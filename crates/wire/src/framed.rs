@@ -230,6 +230,9 @@ impl FramedService {
                 r = conn.read_header() => r,
                 _ = tokio::time::sleep_until(auth_deadline), if need_auth => {
                     let _ = conn.send(&Header::error(ErrorCode::Timeout, "authentication not completed in time")).await;
+                    // The client may have a request in flight: closing with it unread would
+                    // reset the connection, and a reset can destroy the timeout frame.
+                    linger_close(conn.into_inner()).await;
                     return Ok("handshake timeout".into());
                 }
             };

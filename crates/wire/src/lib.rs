@@ -24,6 +24,7 @@ pub mod throttle;
 pub mod tls;
 pub mod udp;
 pub mod udp_guard;
+mod udp_recv;
 
 pub use auth::Key;
 pub use client::{Client, ClientError, ConnectOptions};

@@ -164,7 +164,9 @@ impl IrcServer {
             .max(Duration::from_millis(10));
         let reg_deadline = Instant::now() + info.limits.handshake_timeout;
         let mut registered = false;
-        let mut flood = FloodTimer::new(cfg.flood, std::time::Instant::now());
+        // The flood timer reads tokio's clock (as a std Instant) so that it runs on the same
+        // clock as the pacing sleep below, and tests with paused time see exact pacing.
+        let mut flood = FloodTimer::new(cfg.flood, Instant::now().into_std());
         let mut last_rx = Instant::now();
         let mut pinged: Option<Instant> = None;
         loop {
@@ -223,7 +225,7 @@ impl IrcServer {
                 }
             };
             let weight = u32::from(msg.command != "PONG");
-            let wait = flood.charge(std::time::Instant::now(), weight);
+            let wait = flood.charge(Instant::now().into_std(), weight);
             if !wait.is_zero() {
                 tokio::select! {
                     _ = killer.killed().cancelled() => {

@@ -58,6 +58,30 @@ pub enum ServiceBench {
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
     },
+    /// NTP over loopback: chronyd vs `sockit serve --only ntp`, each its own process with
+    /// rate limiting off; closed-loop clients measure requests/s, response time and
+    /// loss, plus each server's CPU time and the offset `chronyd -Q` measures against it
+    /// (needs chrony).
+    Ntp {
+        /// Concurrent client sockets, one request outstanding each.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        clients: u64,
+        /// Load window per server (at most 1 h).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Stop each server's load after this many requests.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        requests: Option<u64>,
+        /// `chronyd -Q` runs per server (the median offset is reported).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+        offset_runs: u64,
+        /// The chronyd binary.
+        #[arg(long, default_value = "chronyd")]
+        chronyd: PathBuf,
+        /// Directory for ntp.json and ntp.md.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
     /// Reader over loopback HTTP: PDF page render p50/p99 cold and cached, TXT pages, and
     /// concurrent readers paging through books.
     Reader {
@@ -149,6 +173,32 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 &out,
                 "files",
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ServiceBench::Ntp {
+            clients,
+            duration,
+            requests,
+            offset_runs,
+            chronyd,
+            out,
+        } => {
+            let exe = std::env::current_exe().context("cannot find the sockit binary")?;
+            let config = sockit_lab::ntp_bench::NtpBenchConfig {
+                chronyd,
+                clients: usize::try_from(clients)?,
+                duration,
+                requests,
+                offset_runs: usize::try_from(offset_runs)?,
+                out_dir: Some(out.clone()),
+                ..sockit_lab::ntp_bench::NtpBenchConfig::new(exe)
+            };
+            // Threads and child processes, all blocking: off the async workers.
+            let report = tokio::task::spawn_blocking(move || sockit_lab::ntp_bench::run(&config))
+                .await
+                .context("ntp benchmark")?
+                .context("ntp benchmark")?;
+            print_report(g, &report, &report.markdown, &out, "ntp")?;
             Ok(ExitCode::SUCCESS)
         }
         ServiceBench::Reader {

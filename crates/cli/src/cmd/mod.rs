@@ -14,6 +14,7 @@ pub mod keygen;
 pub mod lab;
 pub mod ls;
 pub mod mkdir;
+pub mod ntp;
 pub mod ping;
 pub mod progress;
 pub mod put;

@@ -14,30 +14,75 @@ use crate::exit::usage;
 use crate::global::{resolve_server, GlobalArgs};
 
 /// `sockit tftp` subcommands.
+///
+/// The server comes from `--server` (or `SOCKIT_SERVER`) like every client's, or, as
+/// tftp-hpa takes it, as the first word: `tftp get HOST REMOTE [LOCAL]`. With neither, a
+/// lone file name goes to 127.0.0.1.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Download REMOTE from a TFTP server into LOCAL (default: REMOTE's file name).
     Get {
-        /// Server: HOST, HOST:PORT or [V6]:PORT (default port 6969; use :69 for a standard server).
-        server: String,
-        /// File name on the server.
-        remote: String,
-        /// Where to write it (written to a temporary file, renamed when complete).
-        local: Option<PathBuf>,
+        /// [HOST] REMOTE [LOCAL]. HOST is HOST, HOST:PORT or [V6]:PORT (default port
+        /// 6969; use :69 for a standard server); LOCAL is written to a temporary file,
+        /// renamed when complete.
+        #[arg(num_args = 1..=3, required = true, value_name = "WORDS")]
+        words: Vec<String>,
         #[command(flatten)]
         opts: TransferArgs,
     },
     /// Upload LOCAL to a TFTP server as REMOTE (default: LOCAL's file name).
     Put {
-        /// Server: HOST, HOST:PORT or [V6]:PORT (default port 6969; use :69 for a standard server).
-        server: String,
-        /// The file to send.
-        local: PathBuf,
-        /// File name on the server.
-        remote: Option<String>,
+        /// [HOST] LOCAL [REMOTE]. HOST as for get.
+        #[arg(num_args = 1..=3, required = true, value_name = "WORDS")]
+        words: Vec<String>,
         #[command(flatten)]
         opts: TransferArgs,
     },
+}
+
+/// The server and the file words of a `get`/`put` command line.
+#[derive(Debug, PartialEq, Eq)]
+struct Target<'a> {
+    server: &'a str,
+    file: &'a str,
+    other: Option<&'a str>,
+}
+
+/// Splits `words` into server and files: with `--server`, `FILE [OTHER]`; without it,
+/// `HOST FILE [OTHER]`, or a lone `FILE` on 127.0.0.1.
+fn split_words<'a>(words: &'a [String], server: Option<&'a str>) -> Result<Target<'a>, String> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match (server, w.as_slice()) {
+        (Some(server), [file]) => Ok(Target {
+            server,
+            file,
+            other: None,
+        }),
+        (Some(server), [file, other]) => Ok(Target {
+            server,
+            file,
+            other: Some(other),
+        }),
+        (Some(server), _) => Err(format!(
+            "with --server {server}, give FILE [OTHER] (not a host as well)"
+        )),
+        (None, [file]) => Ok(Target {
+            server: "127.0.0.1",
+            file,
+            other: None,
+        }),
+        (None, [server, file]) => Ok(Target {
+            server,
+            file,
+            other: None,
+        }),
+        (None, [server, file, other]) => Ok(Target {
+            server,
+            file,
+            other: Some(other),
+        }),
+        (None, _) => Err("give [HOST] FILE [OTHER]".to_owned()),
+    }
 }
 
 /// Transfer mode on the command line.
@@ -106,15 +151,15 @@ impl TransferArgs {
 /// Runs `sockit tftp get|put`.
 pub async fn run(command: Command, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Get {
-            server,
-            remote,
-            local,
-            opts,
-        } => {
-            let addr = resolve(&server).await?;
-            let local = match local {
-                Some(l) => l,
+        Command::Get { words, opts } => {
+            let t = match split_words(&words, g.server.as_deref()) {
+                Ok(t) => t,
+                Err(e) => return usage(format!("tftp get: {e}")),
+            };
+            let addr = resolve(t.server).await?;
+            let remote = t.file.to_owned();
+            let local = match t.other {
+                Some(l) => PathBuf::from(l),
                 None => match remote.rsplit(['/', '\\']).next() {
                     Some(name) if !name.is_empty() => PathBuf::from(name),
                     _ => {
@@ -132,15 +177,15 @@ pub async fn run(command: Command, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             bar.finish();
             report(g, "get", &remote, &local, addr, &summary);
         }
-        Command::Put {
-            server,
-            local,
-            remote,
-            opts,
-        } => {
-            let addr = resolve(&server).await?;
-            let remote = match remote {
-                Some(r) => r,
+        Command::Put { words, opts } => {
+            let t = match split_words(&words, g.server.as_deref()) {
+                Ok(t) => t,
+                Err(e) => return usage(format!("tftp put: {e}")),
+            };
+            let addr = resolve(t.server).await?;
+            let local = PathBuf::from(t.file);
+            let remote = match t.other {
+                Some(r) => r.to_owned(),
                 None => match local.file_name() {
                     Some(name) => name.to_string_lossy().into_owned(),
                     None => {
@@ -263,5 +308,43 @@ impl ProgressBar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn server_flag_or_first_word() {
+        let t = |w: &[&str], s: Option<&'static str>| {
+            let w = words(w);
+            split_words(&w, s).map(|t| {
+                (
+                    t.server.to_owned(),
+                    t.file.to_owned(),
+                    t.other.map(str::to_owned),
+                )
+            })
+        };
+        let own = |a: &str, b: &str, c: Option<&str>| {
+            Ok((a.to_owned(), b.to_owned(), c.map(str::to_owned)))
+        };
+        assert_eq!(
+            t(&["boot.img"], Some("h:69")),
+            own("h:69", "boot.img", None)
+        );
+        assert_eq!(
+            t(&["boot.img", "out"], Some("h")),
+            own("h", "boot.img", Some("out"))
+        );
+        assert!(t(&["h", "boot.img", "out"], Some("h")).is_err());
+        assert_eq!(t(&["boot.img"], None), own("127.0.0.1", "boot.img", None));
+        assert_eq!(t(&["h", "boot.img"], None), own("h", "boot.img", None));
+        assert_eq!(t(&["h", "a", "b"], None), own("h", "a", Some("b")));
     }
 }

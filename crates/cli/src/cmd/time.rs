@@ -1,4 +1,5 @@
-//! `sockit time [--udp]`: RFC 868 time and the offset from the local clock.
+//! `sockit time [--udp]`: RFC 868 time and the offset from the local clock;
+//! `sockit time --ntp [--nts] [--set]`: an NTPv4 measurement (offset, delay, stratum).
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -9,21 +10,27 @@ use sockit_basic::{ports, time};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::cmd::ntp;
 use crate::cmd::udp::{self, UdpArgs};
 use crate::global::GlobalArgs;
 
 /// Flags of `sockit time`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Use UDP.
-    #[arg(long)]
+    /// Use UDP (RFC 868).
+    #[arg(long, conflicts_with_all = ["ntp", "nts"])]
     pub udp: bool,
     #[command(flatten)]
     pub udp_args: UdpArgs,
+    #[command(flatten)]
+    pub ntp: ntp::NtpArgs,
 }
 
 /// Prints the server's time and the local clock's offset.
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.ntp.ntp || args.ntp.nts {
+        return ntp::run(&args.ntp, g).await;
+    }
     let addr = g.server_addr(ports::TIME);
     let sent = SystemTime::now();
     let bytes: [u8; 4] = if args.udp {

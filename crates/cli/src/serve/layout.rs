@@ -65,6 +65,11 @@ impl Layout {
         self.state.join("tls")
     }
 
+    /// Where the NTS master keys live (cookies stay valid across restarts).
+    pub fn nts(&self) -> PathBuf {
+        self.state.join("nts")
+    }
+
     /// Where uploads are staged.
     pub fn staging(&self) -> PathBuf {
         self.state.join("staging")

@@ -5,6 +5,7 @@ mod addr_file;
 mod chat_args;
 mod irc_auth;
 mod layout;
+mod ntp;
 mod plan;
 mod policy;
 mod reader;
@@ -33,12 +34,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only these services (comma-separated: greet, echo, daytime, time, framed,
+    /// Run only these services (comma-separated: greet, echo, daytime, time, ntp, framed,
     /// reader, tftp, chat, udp-chat, discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
     pub only: Vec<String>,
     /// On a non-loopback bind, also expose these services (or endpoints, SVC.PROTO) that
-    /// cannot authenticate their clients: greet, echo, daytime, time, tftp, udp-chat,
+    /// cannot authenticate their clients: greet, echo, daytime, time, ntp, tftp, udp-chat,
     /// discovery, reader.tcp (the classic protocol).
     #[arg(long, value_delimiter = ',', value_name = "SVC[.PROTO],...")]
     pub public: Vec<String>,
@@ -90,6 +91,8 @@ pub struct Args {
     pub files: FilesArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
+    #[command(flatten)]
+    pub ntp: ntp::NtpArgs,
 }
 
 /// Limits of the file service.
@@ -322,6 +325,10 @@ pub struct ServeContext {
     pub udp_rate: RateLimit,
     /// The classic reader port serves even while the library requires logins.
     pub classic_public: bool,
+    /// What the NTP service claims about the host clock.
+    pub ntp: sockit_ntp::server::ServerConfig,
+    /// NTS (master keys, NTS-KE acceptor) when serving with --tls.
+    pub nts: Option<ntp::NtsSetup>,
 }
 
 impl std::fmt::Debug for ServeContext {
@@ -446,10 +453,23 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    let tls = if tls_mode != plan::TlsMode::Off {
-        Some(tls_setup(&args, &layout)?)
+    let (tls, nts) = if tls_mode != plan::TlsMode::Off {
+        let (identity, acceptor, fp) = tls_setup(&args, &layout)?;
+        let nts_planned = endpoints
+            .iter()
+            .any(|e| e.service == registry::Service::Ntp && e.proto.is_tls());
+        let nts = if nts_planned {
+            Some(ntp::nts_setup(
+                &layout.nts(),
+                &identity,
+                args.ntp.nts_key_rotation,
+            )?)
+        } else {
+            None
+        };
+        (Some((acceptor, fp)), nts)
     } else {
-        None
+        (None, None)
     };
     if !args.bind.is_loopback() && tls.is_none() {
         eprintln!(
@@ -497,6 +517,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         auth,
         udp_rate: args.udp.rate(),
         classic_public,
+        ntp: args.ntp.config(),
+        nts,
     };
     if endpoints
         .iter()
@@ -577,12 +599,19 @@ pub struct AuthContext {
 fn tls_setup(
     args: &Args,
     layout: &layout::Layout,
-) -> anyhow::Result<(tokio_rustls::TlsAcceptor, Fingerprint)> {
+) -> anyhow::Result<(ServerIdentity, tokio_rustls::TlsAcceptor, Fingerprint)> {
     let identity = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
         _ => {
             let dir = layout.tls();
-            let (identity, fresh) = ServerIdentity::load_or_generate(&dir)?;
+            // The bind address goes into a new certificate's names: clients that verify
+            // the address they dialled (NTS clients such as chrony) accept it then.
+            let extra: Vec<String> = if args.bind.is_unspecified() {
+                Vec::new()
+            } else {
+                vec![args.bind.to_string()]
+            };
+            let (identity, fresh) = ServerIdentity::load_or_generate_for(&dir, &extra)?;
             if fresh {
                 info!(dir = %dir.display(), "generated a self-signed TLS certificate");
             }
@@ -590,7 +619,8 @@ fn tls_setup(
         }
     };
     let fp = identity.fingerprint();
-    Ok((sockit_wire::tls::acceptor(&identity)?, fp))
+    let acceptor = sockit_wire::tls::acceptor(&identity)?;
+    Ok((identity, acceptor, fp))
 }
 
 fn print_banner(

@@ -119,6 +119,8 @@ pub enum Service {
     Daytime,
     /// RFC 868 time.
     Time,
+    /// NTPv4 (RFC 5905), with NTS-KE (RFC 8915) over TLS.
+    Ntp,
     /// The framed file and exec protocol.
     Framed,
     /// The book reader: the course protocol, HTTP (web UI, OPDS, kosync), HTTPS.
@@ -137,11 +139,12 @@ use AuthMethod as A;
 
 impl Service {
     /// Every service, in table order.
-    pub const ALL: [Service; 10] = [
+    pub const ALL: [Service; 11] = [
         Service::Greet,
         Service::Echo,
         Service::Daytime,
         Service::Time,
+        Service::Ntp,
         Service::Framed,
         Service::Reader,
         Service::Tftp,
@@ -157,6 +160,7 @@ impl Service {
             Service::Echo => "echo",
             Service::Daytime => "daytime",
             Service::Time => "time",
+            Service::Ntp => "ntp",
             Service::Framed => "framed",
             Service::Reader => "reader",
             Service::Tftp => "tftp",
@@ -183,6 +187,10 @@ impl Service {
                 ep!(Tcp, sockit_basic::ports::TIME, A::None),
                 ep!(Udp, sockit_basic::ports::TIME, A::None),
             ],
+            Service::Ntp => &[
+                ep!(Udp, sockit_ntp::NTP_PORT, A::None),
+                ep!(Tls, sockit_ntp::NTS_KE_PORT, A::None),
+            ],
             Service::Framed => &[ep!(Tcp, sockit_wire::FRAMED_PORT, A::Key)],
             Service::Reader => &[
                 ep!(Tcp, sockit_reader::classic::PORT, A::None),
@@ -206,6 +214,9 @@ impl Service {
             Service::Echo => "RFC 862 echo",
             Service::Daytime => "RFC 867 daytime; UDP formats a strftime pattern",
             Service::Time => "RFC 868 time (rdate)",
+            Service::Ntp => {
+                "NTPv4 time clocks can sync from (chrony, ntpdig); NTS-KE on tls with --tls"
+            }
             Service::Framed => {
                 "files (ls/stat/get/put/rm/mkdir) and exec, HMAC-authenticated with --key"
             }

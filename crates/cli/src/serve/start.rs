@@ -110,6 +110,11 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     let table = addr_file::to_table(&addresses(&bound));
     // The plain and the TLS IRC port serve one network.
     let irc = IrcServer::new(ctx.chat.irc.clone());
+    // NTS-KE tells clients the NTP port actually bound (it may be a free one).
+    let ntp_port = bound
+        .iter()
+        .find(|b| b.service == Service::Ntp && b.proto == Proto::Udp)
+        .map(|b| b.addr.port());
     for b in bound {
         match b.socket {
             BoundSocket::Tcp(listener) if b.proto == Proto::Http => {
@@ -147,7 +152,7 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 });
             }
             BoundSocket::Tcp(listener) => {
-                let service = tcp_service(b.service, b.proto, ctx, &irc);
+                let service = tcp_service(b.service, b.proto, ctx, &irc, ntp_port);
                 let (limits, token) = (ctx.limits, ctx.shutdown.clone());
                 tasks.spawn(async move {
                     Ok(runtime::serve_tcp(listener, service, limits, token).await?)
@@ -157,8 +162,21 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 let (config, token) = (ctx.tftp.clone(), ctx.shutdown.clone());
                 tasks.spawn(async move { Ok(sockit_tftp::serve(socket, config, token).await?) });
             }
+            // NTP answers on a thread of its own: stamped, answered and sent by one
+            // thread, with no wake-up crossing threads.
+            BoundSocket::Udp(socket) if b.service == Service::Ntp => {
+                let service = udp_service(b.service, ctx);
+                let (rate, token) = (ctx.udp_rate, ctx.shutdown.clone());
+                tasks.spawn(async move {
+                    let socket = socket.into_std()?;
+                    let served = tokio::task::spawn_blocking(move || {
+                        sockit_wire::udp::serve_udp_blocking(socket, service, rate, token)
+                    });
+                    Ok(served.await??)
+                });
+            }
             BoundSocket::Udp(socket) => {
-                let service = udp_service(b.service);
+                let service = udp_service(b.service, ctx);
                 let (rate, token) = (ctx.udp_rate, ctx.shutdown.clone());
                 tasks.spawn(async move {
                     Ok(sockit_wire::udp::serve_udp_with(socket, service, rate, token).await?)
@@ -182,8 +200,26 @@ fn tcp_service(
     proto: Proto,
     ctx: &ServeContext,
     irc: &IrcServer,
+    ntp_port: Option<u16>,
 ) -> Arc<dyn TcpService> {
     match service {
+        Service::Ntp => {
+            let Some(nts) = &ctx.nts else {
+                unreachable!("NTS-KE is planned only with --tls")
+            };
+            // Without a UDP endpoint here (`--only` cannot split them), clients are sent
+            // to the default port.
+            let port = ntp_port.unwrap_or(sockit_ntp::NTP_PORT);
+            match sockit_ntp::nts::NtsKeService::new(
+                nts.acceptor.clone(),
+                nts.server.clone(),
+                port,
+                None,
+            ) {
+                Ok(ke) => Arc::new(ke),
+                Err(e) => unreachable!("no server name is given, so none is invalid: {e}"),
+            }
+        }
         Service::Chat if proto == Proto::Tls => {
             Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
         }
@@ -212,8 +248,12 @@ fn tcp_service(
     }
 }
 
-fn udp_service(service: Service) -> Arc<dyn UdpService> {
+fn udp_service(service: Service, ctx: &ServeContext) -> Arc<dyn UdpService> {
     match service {
+        Service::Ntp => Arc::new(crate::serve::ntp::ntp_server(
+            ctx.ntp.clone(),
+            ctx.nts.as_ref(),
+        )),
         Service::Echo => Arc::new(echo::EchoUdp),
         Service::Daytime => Arc::new(daytime::DaytimeUdp),
         Service::Time => Arc::new(time::TimeUdp),

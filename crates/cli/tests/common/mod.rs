@@ -170,3 +170,78 @@ pub fn host_port(addr: &str) -> (String, String) {
 pub fn tmp_path(s: &Serve, name: &str) -> PathBuf {
     s.dir.path().join(name)
 }
+
+impl Serve {
+    /// Sends `sig` (e.g. `libc::SIGINT`) to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Takes the server's stderr, read line by line on a thread (so the server never
+    /// blocks on a full pipe).
+    pub fn stderr_lines(&mut self) -> OutputLines {
+        OutputLines::of(
+            self.child
+                .stderr
+                .take()
+                .expect("stderr is piped and not taken"),
+        )
+    }
+}
+
+/// Lines of a child's output stream as they arrive.
+pub struct OutputLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl OutputLines {
+    /// Reads `stream` on a thread until its end.
+    pub fn of(stream: impl std::io::Read + Send + 'static) -> OutputLines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        OutputLines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle` (up to `limit`, then fails with what came).
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {limit:?}; got:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line, once the stream has ended (the process exited).
+    pub fn rest(&mut self) -> String {
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_secs(30)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}

@@ -1,7 +1,7 @@
 //! A UDP socket talking to one peer transfer ID (address and port).
 
 use super::TransferError;
-use crate::packets::{error_bytes, ErrorCode};
+use crate::packets::{error_bytes, ErrorCode, Opcode};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -29,7 +29,8 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// A socket and the peer's transfer ID. Datagrams from any other source are answered
-/// with ERROR 5 (unknown transfer ID) and otherwise ignored, as RFC 1350 says.
+/// with ERROR 5 (unknown transfer ID) and otherwise ignored, as RFC 1350 says; an ERROR
+/// packet from another source is ignored without an answer.
 #[derive(Debug)]
 pub struct Endpoint {
     socket: UdpSocket,
@@ -103,8 +104,36 @@ impl Endpoint {
             if from == self.peer {
                 return Ok(Some(len));
             }
+            // ERROR packets are never answered, not even a stranger's: two transfer
+            // ports that took each other for strangers would otherwise ping-pong ERRORs.
+            if is_error_packet(&buf[..len]) {
+                continue;
+            }
             let unknown = error_bytes(ErrorCode::UnknownTid, "unknown transfer ID");
             let _ = self.socket.send_to(&unknown, from).await;
         }
+    }
+}
+
+/// Whether `datagram` carries the ERROR opcode (5), whatever follows.
+fn is_error_packet(datagram: &[u8]) -> bool {
+    datagram.get(..2) == Some(&(Opcode::Error as u16).to_be_bytes()[..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_error_packet;
+
+    #[test]
+    fn error_opcode() {
+        assert!(is_error_packet(b"\x00\x05\x00\x00oops\x00"));
+        assert!(is_error_packet(b"\x00\x05"));
+    }
+
+    #[test]
+    fn other_opcodes_and_runts() {
+        assert!(!is_error_packet(b"\x00\x04\x00\x01"));
+        assert!(!is_error_packet(b"\x00"));
+        assert!(!is_error_packet(b""));
     }
 }

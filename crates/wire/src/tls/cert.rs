@@ -93,17 +93,37 @@ impl ServerIdentity {
     /// # Errors
     /// The files cannot be read, generated or written.
     pub fn load_or_generate(dir: &Path) -> Result<(Self, bool), TlsError> {
+        Self::load_or_generate_for(dir, &[])
+    }
+
+    /// [`ServerIdentity::load_or_generate`], with `extra_names` (host names or IP
+    /// addresses, e.g. the bind address) added to the subject alternative names of a
+    /// newly generated certificate next to `localhost`, `127.0.0.1` and `::1`. Clients
+    /// that check the name they connected to (NTS clients such as chrony do) need it.
+    /// An existing certificate is kept as it is, so pinned fingerprints stay valid.
+    ///
+    /// # Errors
+    /// The files cannot be read, generated or written.
+    pub fn load_or_generate_for(
+        dir: &Path,
+        extra_names: &[String],
+    ) -> Result<(Self, bool), TlsError> {
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
         if cert.exists() && key.exists() {
             return Ok((Self::from_pem_files(&cert, &key)?, false));
         }
         std::fs::create_dir_all(dir)?;
-        let names = vec![
+        let mut names = vec![
             "localhost".to_owned(),
             "127.0.0.1".to_owned(),
             "::1".to_owned(),
         ];
+        for name in extra_names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
         let generated = rcgen::generate_simple_self_signed(names)
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
         write_atomic(

@@ -89,6 +89,62 @@ pub fn connector(
     Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), report))
 }
 
+/// Builds a TLS acceptor that offers the application protocols `alpn` (RFC 7301; a
+/// client offering only others is refused) and, with `tls13_only`, speaks TLS 1.3 only
+/// (NTS-KE requires both).
+///
+/// # Errors
+/// The key does not match the certificate or is unsupported.
+pub fn acceptor_with_alpn(
+    identity: &ServerIdentity,
+    alpn: &[&[u8]],
+    tls13_only: bool,
+) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider());
+    let builder = if tls13_only {
+        builder.with_protocol_versions(&[&rustls::version::TLS13])?
+    } else {
+        builder.with_safe_default_protocol_versions()?
+    };
+    let mut config = builder
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// [`connector`] that offers the application protocols `alpn` and, with `tls13_only`,
+/// speaks TLS 1.3 only; the caller checks the negotiated protocol after the handshake.
+///
+/// # Errors
+/// The trust settings cannot be turned into a rustls configuration.
+pub fn connector_with_alpn(
+    trust: Trust,
+    alpn: &[&[u8]],
+    tls13_only: bool,
+) -> Result<
+    (
+        tokio_rustls::TlsConnector,
+        Arc<std::sync::Mutex<trust::TrustReport>>,
+    ),
+    TlsError,
+> {
+    let verifier = trust::Verifier::new(trust, provider())?;
+    let report = verifier.report();
+    let builder = rustls::ClientConfig::builder_with_provider(provider());
+    let builder = if tls13_only {
+        builder.with_protocol_versions(&[&rustls::version::TLS13])?
+    } else {
+        builder.with_safe_default_protocol_versions()?
+    };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), report))
+}
+
 /// The rustls server name for a host string (an IP address or a DNS name).
 ///
 /// # Errors
