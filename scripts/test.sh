@@ -71,6 +71,22 @@ if ! command -v atftpd >/dev/null 2>&1 && [ ! -x /usr/local/sbin/atftpd ]; then
     rm -rf "$deb_dir"
 fi
 
+# The lab's python-gevent model needs gevent, which is not in Python's standard
+# library: a project-local virtual environment (.venv-lab, git-ignored) gets it from PyPI
+# once; the tests run every Python model with its interpreter (SOCKIT_LAB_PYTHON).
+if ! .venv-lab/bin/python -c 'import gevent' >/dev/null 2>&1; then
+    echo "==> creating .venv-lab with gevent (the lab's python-gevent model)"
+    if ! python3 -m venv .venv-lab >/dev/null 2>&1; then
+        rm -rf .venv-lab
+        apt_update
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv .venv-lab
+    fi
+    .venv-lab/bin/python -m pip install -q gevent
+fi
+SOCKIT_LAB_PYTHON="$PWD/.venv-lab/bin/python"
+export SOCKIT_LAB_PYTHON
+
 for comp in rustfmt clippy; do
     if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
         echo "==> installing rustup component $comp"

@@ -4,7 +4,10 @@
 //!
 //! Servers run as separate processes so their CPU and memory can be measured apart
 //! from the load generator. How to start one is the caller's business (the CLI re-runs
-//! its own binary as `sockit lab serve`), given as a [`Launcher`].
+//! its own binary as `sockit lab serve`), given as a [`Launcher`]; the Python models run
+//! their script directly. [`Target`]s — servers the user wrote — get the same cells.
+
+pub mod target;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use crate::model::Model;
 use crate::models::python;
 use crate::procstat;
 use crate::results::{utc_timestamp, BenchResults, Cell, Machine};
+pub use target::{Target, TargetKind};
 
 /// What a launcher must start: `model` on 127.0.0.1 port 0, writing its address to
 /// `addr_file` (as [`crate::write_addr_file`] does) once it accepts connections.
@@ -65,6 +69,8 @@ pub fn command_launcher(program: PathBuf, prefix: Vec<String>) -> Box<Launcher> 
 pub struct BenchConfig {
     /// Models to measure.
     pub models: Vec<Model>,
+    /// Servers outside the lab to measure with the same cells (after the models).
+    pub targets: Vec<Target>,
     /// Connection counts (closed and open loop).
     pub conns: Vec<usize>,
     /// Message size in bytes.
@@ -98,6 +104,7 @@ impl Default for BenchConfig {
                 Model::Thread,
                 Model::PythonThreads,
             ],
+            targets: Vec::new(),
             conns: vec![1, 10, 100, 1000, 10_000],
             size: 64,
             duration: Duration::from_secs(10),
@@ -113,9 +120,13 @@ impl Default for BenchConfig {
     }
 }
 
-struct ServerProcess {
+/// A server process the lab started, in its own process group; dropping it stops the
+/// whole group.
+pub(crate) struct ServerProcess {
     child: Child,
-    addr: std::net::SocketAddr,
+    /// SIGTERM first and a moment to exit (the user's `--target-cmd` servers), instead
+    /// of SIGKILL at once (the lab's own models).
+    polite: bool,
 }
 
 impl ServerProcess {
@@ -126,22 +137,55 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling the process group we created for this child (its forked
-        // children included).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let pgid = self.child.id() as libc::pid_t;
+        if self.polite {
+            // SAFETY: signalling the process group we created for this child.
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(2) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // SAFETY: as above; also ends what the server forked, if it is still there.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
 
-fn start_server(
-    launcher: &Launcher,
-    spec: &LaunchSpec,
-    server_cores: &[usize],
-) -> Result<ServerProcess> {
+/// A server ready for one cell.
+pub(crate) struct Running {
+    addr: std::net::SocketAddr,
+    /// The process whose CPU and memory are read (with its descendants); `None` for a
+    /// `--target` whose owner /proc does not show us.
+    pid: Option<u32>,
+    /// Stops the server when the cell is done (`None`: the lab did not start it).
+    _process: Option<ServerProcess>,
+}
+
+fn running(child: Child, addr: std::net::SocketAddr) -> Running {
+    let process = ServerProcess {
+        child,
+        polite: false,
+    };
+    Running {
+        addr,
+        pid: Some(process.pid()),
+        _process: Some(process),
+    }
+}
+
+fn start_server(launcher: &Launcher, spec: &LaunchSpec, server_cores: &[usize]) -> Result<Running> {
     let _ = std::fs::remove_file(&spec.addr_file);
-    let mut cmd = if spec.model == Model::PythonThreads {
-        python::command("127.0.0.1:0".parse().expect("literal"), spec.backlog)?
+    let py = spec.model.is_python();
+    let mut cmd = if py {
+        python::command(
+            spec.model,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            spec.backlog,
+        )?
     } else {
         launcher(spec)
     };
@@ -151,11 +195,7 @@ fn start_server(
         source,
     })?;
     cmd.stdin(Stdio::null()).stderr(err_file).process_group(0);
-    cmd.stdout(if spec.model == Model::PythonThreads {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdout(if py { Stdio::piped() } else { Stdio::null() });
     let cores = server_cores.to_vec();
     // SAFETY: the closure only calls sched_setaffinity (async-signal-safe) between fork
     // and exec and allocates nothing.
@@ -167,9 +207,9 @@ fn start_server(
             Ok(())
         });
     }
-    if spec.model == Model::PythonThreads {
-        let (child, addr) = python::spawn(cmd)?;
-        return Ok(ServerProcess { child, addr });
+    if py {
+        let (child, addr) = python::spawn(spec.model, cmd)?;
+        return Ok(running(child, addr));
     }
     let mut child = cmd
         .spawn()
@@ -177,7 +217,7 @@ fn start_server(
     let t0 = Instant::now();
     loop {
         if let Some(addr) = read_addr_file(&spec.addr_file) {
-            return Ok(ServerProcess { child, addr });
+            return Ok(running(child, addr));
         }
         if let Ok(Some(status)) = child.try_wait() {
             let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
@@ -199,8 +239,25 @@ fn start_server(
     }
 }
 
-fn skip_reason(model: Model, conns: usize, nofile: u64) -> Option<String> {
-    if model == Model::Select && conns + 16 >= libc::FD_SETSIZE {
+/// What one row of the matrix measures: a built-in model or the user's server.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Model(Model),
+    Target(&'a Target),
+}
+
+impl Subject<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Subject::Model(m) => m.name(),
+            Subject::Target(t) => &t.name,
+        }
+    }
+}
+
+fn skip_reason(subject: Subject<'_>, conns: usize, nofile: u64) -> Option<String> {
+    let select = matches!(subject, Subject::Model(Model::Select | Model::PythonSelect));
+    if select && conns + 16 >= libc::FD_SETSIZE {
         return Some(format!(
             "select cannot watch descriptors >= FD_SETSIZE ({})",
             libc::FD_SETSIZE
@@ -214,24 +271,29 @@ fn skip_reason(model: Model, conns: usize, nofile: u64) -> Option<String> {
     None
 }
 
-/// Runs one cell against a fresh server.
+/// Runs one cell against a fresh server (or the running `--target`).
 fn run_cell(
     cfg: &BenchConfig,
     launcher: &Launcher,
-    model: Model,
+    subject: Subject<'_>,
     mode: &str,
     conns: usize,
     work: &Path,
     cores: &(Vec<usize>, Vec<usize>),
 ) -> Result<Cell> {
-    let spec = LaunchSpec {
-        model,
-        addr_file: work.join(format!("{model}-{mode}-{conns}.addr")),
-        workers: cfg.workers,
-        backlog: DEFAULT_BACKLOG,
+    let server = match subject {
+        Subject::Model(model) => {
+            let spec = LaunchSpec {
+                model,
+                addr_file: work.join(format!("{model}-{mode}-{conns}.addr")),
+                workers: cfg.workers,
+                backlog: DEFAULT_BACKLOG,
+            };
+            start_server(launcher, &spec, &cores.0)?
+        }
+        Subject::Target(t) => target::start(t, work, &cores.0)?,
     };
-    let server = start_server(launcher, &spec, &cores.0)?;
-    let pid = server.pid();
+    let pid = server.pid;
     let mut load = LoadConfig::new(server.addr);
     load.conns = conns;
     load.size = cfg.size;
@@ -240,12 +302,14 @@ fn run_cell(
     load.source_ips = cfg.source_ips;
     load.client_cores = cores.1.clone();
     load.threads = cfg.client_threads;
-    let mem_idle = procstat::tree_memory_kib(pid);
+    let memory = |pid: Option<u32>| pid.map_or(0, procstat::tree_memory_kib);
+    let cpu = |pid: Option<u32>| pid.map_or((Duration::ZERO, Duration::ZERO), procstat::cpu_times);
+    let mem_idle = memory(pid);
     let mut mem_loaded = mem_idle;
-    let mut cpu0 = procstat::cpu_times(pid);
+    let mut cpu0 = cpu(pid);
     let mut on_connected = |_n: usize| {
-        mem_loaded = procstat::tree_memory_kib(pid);
-        cpu0 = procstat::cpu_times(pid);
+        mem_loaded = memory(pid);
+        cpu0 = cpu(pid);
     };
     let stats: LoadStats = match mode {
         "open" => loadgen::open::run(&load, cfg.rate.unwrap_or(1000.0), on_connected)?,
@@ -256,7 +320,7 @@ fn run_cell(
         }
         _ => loadgen::closed::run(&load, on_connected)?,
     };
-    let cpu1 = procstat::cpu_times(pid);
+    let cpu1 = cpu(pid);
     let user = cpu1.0.saturating_sub(cpu0.0).as_secs_f64();
     let sys = cpu1.1.saturating_sub(cpu0.1).as_secs_f64();
     let cpu = user + sys;
@@ -267,7 +331,7 @@ fn run_cell(
             0.0
         }
     };
-    let peak = procstat::peak_rss_kib(pid);
+    let peak = pid.map_or(0, procstat::peak_rss_kib);
     drop(server);
     let per_conn = if mode == "connect" || stats.connected == 0 {
         0.0
@@ -275,7 +339,7 @@ fn run_cell(
         mem_loaded.saturating_sub(mem_idle) as f64 / stats.connected as f64
     };
     Ok(Cell {
-        model: model.to_string(),
+        model: subject.name().to_string(),
         mode: mode.to_string(),
         conns,
         connected: stats.connected,
@@ -295,17 +359,35 @@ fn run_cell(
     })
 }
 
+fn check(cfg: &BenchConfig) -> Result<()> {
+    if (cfg.models.is_empty() && cfg.targets.is_empty())
+        || cfg.conns.is_empty()
+        || cfg.duration.is_zero()
+        || cfg.size == 0
+    {
+        return Err(LabError::Invalid(
+            "bench needs models or targets, connection counts, a duration and a size".into(),
+        ));
+    }
+    for (i, t) in cfg.targets.iter().enumerate() {
+        t.validate()?;
+        if cfg.targets[..i].iter().any(|u| u.name == t.name) {
+            return Err(LabError::Invalid(format!(
+                "two targets are named {:?}",
+                t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the whole matrix and writes `out_dir/lab-<timestamp>.json`.
 ///
 /// # Errors
-/// Invalid configuration or an unwritable output directory; a failing cell is recorded
-/// as skipped with its error instead of aborting the run.
+/// Invalid configuration (see [`Target::validate`]) or an unwritable output directory;
+/// a failing cell is recorded as skipped with its error instead of aborting the run.
 pub fn run_bench(cfg: &BenchConfig, launcher: &Launcher) -> Result<(PathBuf, BenchResults)> {
-    if cfg.models.is_empty() || cfg.conns.is_empty() || cfg.duration.is_zero() || cfg.size == 0 {
-        return Err(LabError::Invalid(
-            "bench needs models, connection counts, a duration and a size".into(),
-        ));
-    }
+    check(cfg)?;
     let nofile = affinity::raise_nofile().unwrap_or(1024);
     let cores = if cfg.pin {
         affinity::split_cores()
@@ -317,16 +399,22 @@ pub fn run_bench(cfg: &BenchConfig, launcher: &Launcher) -> Result<(PathBuf, Ben
         .map_or(0, |d| d.as_secs());
     let started = utc_timestamp(now);
     let work = tempdir_for_run()?;
-    let mut plan: Vec<(Model, &str, usize)> = Vec::new();
-    for &m in &cfg.models {
+    let subjects: Vec<Subject<'_>> = cfg
+        .models
+        .iter()
+        .map(|&m| Subject::Model(m))
+        .chain(cfg.targets.iter().map(Subject::Target))
+        .collect();
+    let mut plan: Vec<(Subject<'_>, &str, usize)> = Vec::new();
+    for &s in &subjects {
         for &n in &cfg.conns {
-            plan.push((m, "closed", n));
+            plan.push((s, "closed", n));
             if cfg.rate.is_some() {
-                plan.push((m, "open", n));
+                plan.push((s, "open", n));
             }
         }
         if let Some(c) = cfg.connect {
-            plan.push((m, "connect", c));
+            plan.push((s, "connect", c));
         }
     }
     let pb = ProgressBar::new(plan.len() as u64);
@@ -335,32 +423,30 @@ pub fn run_bench(cfg: &BenchConfig, launcher: &Launcher) -> Result<(PathBuf, Ben
             .expect("valid template"),
     );
     let mut cells = Vec::new();
-    for (model, mode, conns) in plan {
-        pb.set_message(format!("{model} {mode} conns={conns}"));
-        let cell = match skip_reason(model, conns, nofile) {
-            Some(reason) => Cell {
-                model: model.to_string(),
-                mode: mode.to_string(),
-                conns,
-                skipped: Some(reason),
-                ..Cell::default()
-            },
-            None => {
-                run_cell(cfg, launcher, model, mode, conns, &work, &cores).unwrap_or_else(|e| {
-                    Cell {
-                        model: model.to_string(),
-                        mode: mode.to_string(),
-                        conns,
-                        skipped: Some(e.to_string()),
-                        ..Cell::default()
-                    }
-                })
-            }
+    for (subject, mode, conns) in plan {
+        let name = subject.name().to_string();
+        pb.set_message(format!("{name} {mode} conns={conns}"));
+        let skipped = |reason: String| Cell {
+            model: name.clone(),
+            mode: mode.to_string(),
+            conns,
+            skipped: Some(reason),
+            ..Cell::default()
+        };
+        let cell = match skip_reason(subject, conns, nofile) {
+            Some(reason) => skipped(reason),
+            None => run_cell(cfg, launcher, subject, mode, conns, &work, &cores)
+                .unwrap_or_else(|e| skipped(e.to_string())),
+        };
+        let unmeasured = if cell.skipped.is_none() && cell.peak_rss_kib == 0 {
+            "  (server process not visible in /proc: CPU and memory not measured)"
+        } else {
+            ""
         };
         let line = match &cell.skipped {
-            Some(r) => format!("{model:>14} {mode:>7} {conns:>6} conns: skipped: {r}"),
+            Some(r) => format!("{name:>18} {mode:>7} {conns:>6} conns: skipped: {r}"),
             None => format!(
-                "{model:>14} {mode:>7} {conns:>6} conns: {:>10.0} req/s  p50 {:>8.1}us  p99 {:>8.1}us  {:>6.1} KiB/conn  errors {}",
+                "{name:>18} {mode:>7} {conns:>6} conns: {:>10.0} req/s  p50 {:>8.1}us  p99 {:>8.1}us  {:>6.1} KiB/conn  errors {}{unmeasured}",
                 cell.rps, cell.latency.p50_us, cell.latency.p99_us, cell.kib_per_conn, cell.errors
             ),
         };

@@ -58,8 +58,8 @@ pub fn run_model(
     shutdown: &Shutdown,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    if cfg.model == Model::PythonThreads {
-        return models::python::serve(cfg.addr, cfg.backlog, shutdown, on_ready);
+    if cfg.model.is_python() {
+        return models::python::serve(cfg.model, cfg.addr, cfg.backlog, shutdown, on_ready);
     }
     if cfg.model == Model::IoUring {
         // Refuse before announcing an address nobody would serve.
@@ -73,10 +73,10 @@ pub fn run_model(
     run_on_listener(cfg.model, listener, cfg.workers, shutdown)
 }
 
-/// Runs a Rust model on an already-bound listener (the python baseline binds its own).
+/// Runs a Rust or C model on an already-bound listener (the Python models bind their own).
 ///
 /// # Errors
-/// As [`run_model`]; [`LabError::Invalid`] for `python-threads`.
+/// As [`run_model`]; [`LabError::Invalid`] for a Python model.
 pub fn run_on_listener(
     model: Model,
     listener: TcpListener,
@@ -99,9 +99,17 @@ pub fn run_on_listener(
         Model::Tokio => models::tokio_mt::serve(listener, w, shutdown),
         Model::TokioLocal => models::tokio_local::serve(listener, shutdown),
         Model::IoUring => models::io_uring::serve(listener, w, shutdown),
-        Model::PythonThreads => Err(LabError::Invalid(
-            "python-threads binds its own socket; use run_model".into(),
-        )),
+        Model::CEpoll => models::c_epoll::serve(listener, w, shutdown),
+        Model::PythonIterative
+        | Model::PythonFork
+        | Model::PythonThreads
+        | Model::PythonNonblocking
+        | Model::PythonSelect
+        | Model::PythonEpoll
+        | Model::PythonGevent
+        | Model::PythonAsyncio => Err(LabError::Invalid(format!(
+            "{model} binds its own socket; use run_model"
+        ))),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The correctness suite, run against every model: 200 concurrent clients, messages from
-//! 1 byte to 1 MiB written in uneven chunks and read back in small uneven reads (short
+//! 1 byte to 1 MiB (edge sizes and pseudo-random ones) written in uneven chunks and read back in small uneven reads (short
 //! reads and writes on both sides), a client that aborts mid-message, a client that
 //! half-closes, an idle client during shutdown; every byte must come back exactly and the
 //! server must stop cleanly.
@@ -18,6 +18,20 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const CLIENTS: usize = 200;
 const SIZES: [usize; 7] = [1, 7, 100, 4096, 16 * 1024 + 1, 200_000, 1 << 20];
+
+/// Message size for client `c`: the edge sizes of [`SIZES`] for even clients, a
+/// pseudo-random size up to 300 kB (xorshift, fixed seed, so a failure reproduces) for
+/// odd ones.
+fn size_for(c: usize) -> usize {
+    if c % 2 == 0 {
+        return SIZES[(c / 2) % SIZES.len()];
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    1 + (x % 300_000) as usize
+}
 
 fn payload(client: usize, len: usize) -> Vec<u8> {
     // A different byte pattern per client so crossed streams would be caught.
@@ -117,6 +131,7 @@ fn run_suite(model: Model) {
         Err(e @ sockit_lab::LabError::Python { .. }) => {
             panic!("{e}; the Debian package is python3 (scripts/test.sh installs it)")
         }
+        // A missing gevent fails here too: its error says how to install it.
         Err(e) => panic!("{model}: cannot start: {e}"),
     };
     let addr = server.addr();
@@ -130,7 +145,7 @@ fn run_suite(model: Model) {
         abort_mid_message(addr).await;
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..CLIENTS {
-            let len = SIZES[c % SIZES.len()];
+            let len = size_for(c);
             tasks.spawn(echo_roundtrip(addr, c, payload(c, len)));
         }
         let mut failures = Vec::new();
@@ -173,6 +188,14 @@ macro_rules! suite {
 }
 
 suite! {
+    python_iterative => Model::PythonIterative,
+    python_fork => Model::PythonFork,
+    python_threads => Model::PythonThreads,
+    python_nonblocking => Model::PythonNonblocking,
+    python_select => Model::PythonSelect,
+    python_epoll => Model::PythonEpoll,
+    python_gevent => Model::PythonGevent,
+    python_asyncio => Model::PythonAsyncio,
     iterative => Model::Iterative,
     fork => Model::Fork,
     thread => Model::Thread,
@@ -186,7 +209,7 @@ suite! {
     tokio_multi_thread => Model::Tokio,
     tokio_local => Model::TokioLocal,
     io_uring => Model::IoUring,
-    python_threads => Model::PythonThreads,
+    c_epoll => Model::CEpoll,
 }
 
 #[test]

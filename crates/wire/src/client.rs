@@ -236,7 +236,15 @@ impl Client {
         binding: &[u8],
     ) -> Result<Self, ClientError> {
         let mut conn = Connection::new(stream);
-        let hello = handshake::client_handshake(&mut conn, key, binding).await?;
+        let hello = handshake::client_handshake(&mut conn, key, binding)
+            .await
+            .map_err(|e| match e {
+                HandshakeError::NotFramed { sent, .. } => HandshakeError::NotFramed {
+                    peer: format!("{peer} "),
+                    sent,
+                },
+                other => other,
+            })?;
         Ok(Self {
             conn,
             hello,

@@ -69,6 +69,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Bytes received and not yet decoded (what a peer that speaks another protocol
+    /// sent, once decoding failed).
+    pub fn unread(&self) -> &[u8] {
+        self.framed.read_buffer()
+    }
+
     /// Bytes of the current body not yet read.
     pub fn body_remaining(&self) -> u64 {
         self.framed.codec().body_remaining()

@@ -61,6 +61,14 @@ pub enum HandshakeError {
     /// The connection failed.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The peer speaks another protocol: what it sent does not frame.
+    #[error("{peer}is not a framed server: it sent `{sent}`")]
+    NotFramed {
+        /// `ADDR ` when known (the client fills it in), else empty.
+        peer: String,
+        /// The start of what it sent, as text.
+        sent: String,
+    },
     /// The server closed before saying hello.
     #[error("server closed the connection before its hello")]
     NoHello,
@@ -88,11 +96,33 @@ pub enum HandshakeError {
 async fn read_hello_frame<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
 ) -> Result<Header, HandshakeError> {
-    match conn.read_header().await? {
+    let read = conn.read_header().await;
+    if let Err(
+        FrameError::TooLong { .. } | FrameError::NegativeLength(_) | FrameError::ZeroLength,
+    ) = &read
+    {
+        return Err(HandshakeError::NotFramed {
+            peer: String::new(),
+            sent: foreign_text(conn.unread()),
+        });
+    }
+    match read? {
         None => Err(HandshakeError::NoHello),
         Some(Incoming::Invalid(e)) => Err(HandshakeError::BadHello(e.to_string())),
         Some(Incoming::Header(h)) => Ok(h),
     }
+}
+
+/// The start of what a peer of another protocol sent, as one line of text: at most 60
+/// characters, control characters escaped.
+fn foreign_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]);
+    let line: String = text
+        .trim_end()
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect();
+    line
 }
 
 /// Asks for and reads the server's hello and, when the server requires it, authenticates both ways,

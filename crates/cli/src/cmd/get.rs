@@ -24,6 +24,10 @@ pub struct Args {
     /// Download a whole directory tree.
     #[arg(short, long)]
     pub recursive: bool,
+    /// Overwrite LOCAL if it exists (as `put` refuses to overwrite a remote file, `get`
+    /// refuses to overwrite a local one without this).
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Downloads.
@@ -35,6 +39,12 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut local = args.local.clone().unwrap_or_else(|| PathBuf::from(name));
     if local.is_dir() && !name.is_empty() {
         local = local.join(name);
+    }
+    if !args.recursive && !args.force && !args.resume && local.is_file() {
+        return usage(format!(
+            "{} exists; pass --force to overwrite it (or --resume to finish a download)",
+            local.display()
+        ));
     }
     let mut client = framed_conn::files(g).await?;
     let mut bar = Bar::new(g.quiet);

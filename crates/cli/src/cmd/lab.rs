@@ -47,6 +47,18 @@ pub enum LabCommand {
     States,
     /// Experiment: rebinding a port with TIME_WAIT connections, without and with SO_REUSEADDR.
     Reuseaddr,
+    /// Experiment (root, network namespaces): a SYN flood; the half-open queue filling, a
+    /// connect failing without SYN cookies and succeeding with them, SYN-ACK retry times.
+    Synflood(SynfloodArgs),
+    /// Experiment (root, network namespaces): a full accept queue with
+    /// tcp_abort_on_overflow 0 and 1 — what the client sees (timeout or reset).
+    Overflow(OverflowArgs),
+    /// Experiment (root, network namespaces): the neighbour table, ARP request and reply on
+    /// the wire, an entry going REACHABLE → STALE → DELAY → PROBE → REACHABLE.
+    Arp,
+    /// Run a sockit exchange in network namespaces and print its packet timeline (root):
+    /// `sockit lab capture -- echo`, `--pcap FILE` for Wireshark.
+    Capture(CaptureArgs),
 }
 
 /// Flags of `sockit lab serve`.
@@ -76,13 +88,13 @@ pub struct BenchArgs {
     /// A service benchmark instead of the concurrency-model matrix.
     #[command(subcommand)]
     pub service: Option<BenchTarget>,
-    /// Models, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "tokio,epoll-et,thread,python-threads"
-    )]
+    /// Models, comma-separated (default: tokio,epoll-et,thread,python-threads; none
+    /// when --target or --target-cmd is given).
+    #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
+    /// A server of your own to measure with the same cells (boxed: most runs have none).
+    #[command(flatten)]
+    pub target: Box<TargetArgs>,
     /// Connection counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
     pub conns: Vec<usize>,
@@ -120,6 +132,23 @@ pub struct BenchArgs {
     /// Write the report (markdown + PNGs) when done.
     #[arg(long)]
     pub report: bool,
+}
+
+/// `--target`, `--target-cmd`, `--target-name` of `sockit lab bench`.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Also measure a server you started, at HOST:PORT (loopback only), with the same
+    /// load and cells; its CPU and memory are read from /proc when it is yours.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// Also measure a server the lab starts and stops for every cell: a shell command
+    /// in which `{port}` is replaced by a free port to listen on (127.0.0.1), pinned to
+    /// the server cores like the models.
+    #[arg(long, value_name = "CMD", conflicts_with = "target")]
+    pub target_cmd: Option<String>,
+    /// The row name of --target / --target-cmd in results and reports.
+    #[arg(long, value_name = "NAME", default_value = "target")]
+    pub target_name: String,
 }
 
 /// What `sockit lab bench <target>` measures instead of the model matrix.
@@ -287,6 +316,27 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             })
             .await
         }
+        LabCommand::Synflood(a) => {
+            let cfg = a.config();
+            packet_experiment("synflood", g, always, move |out| {
+                sockit_lab::experiments::synflood::run(&cfg, out)
+            })
+            .await
+        }
+        LabCommand::Overflow(a) => {
+            let cfg = sockit_lab::experiments::overflow::OverflowConfig {
+                backlog: a.backlog,
+                read_wait: a.read_wait,
+            };
+            packet_experiment("overflow", g, always, move |out| {
+                sockit_lab::experiments::overflow::run(&cfg, out)
+            })
+            .await
+        }
+        LabCommand::Arp => {
+            packet_experiment("arp", g, always, sockit_lab::experiments::arp::run).await
+        }
+        LabCommand::Capture(a) => capture(a, g).await,
     }
 }
 
@@ -360,13 +410,43 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let models = a
-        .models
+    use sockit_lab::bench::{target, Target, TargetKind};
+    let kind = match (&a.target.target, &a.target.target_cmd) {
+        (Some(addr), _) => match target::parse_addr(addr) {
+            Ok(addr) => Some(TargetKind::Addr(addr)),
+            Err(e) => return usage(e.to_string()),
+        },
+        (None, Some(cmd)) => Some(TargetKind::Command(cmd.clone())),
+        (None, None) => None,
+    };
+    let targets: Vec<Target> = kind
+        .map(|kind| Target {
+            name: a.target.target_name.clone(),
+            kind,
+        })
+        .into_iter()
+        .collect();
+    for t in &targets {
+        if let Err(e) = t.validate() {
+            return usage(e.to_string());
+        }
+    }
+    let names = if a.models.is_empty() && targets.is_empty() {
+        BenchConfig::default()
+            .models
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect()
+    } else {
+        a.models
+    };
+    let models = names
         .iter()
         .map(|m| parse_model(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cfg = BenchConfig {
         models,
+        targets,
         conns: a.conns,
         size: a.size,
         duration: a.duration,
@@ -395,4 +475,169 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
     .await
+}
+
+/// Flags of `sockit lab synflood`.
+#[derive(Debug, clap::Args)]
+pub struct SynfloodArgs {
+    /// The listener's listen(2) backlog (bounds its half-open requests too).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub backlog: i32,
+    /// Crafted SYNs per phase.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub syns: u64,
+    /// SYNs per second.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Spoofed source addresses (198.18.0.100 on).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub spoofed_hosts: u8,
+    /// net.ipv4.tcp_synack_retries in the server's namespace.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub synack_retries: u8,
+    /// Do not wait for the first half-open request to expire (saves 2^(retries+1) - 1 - 3 s).
+    #[arg(long)]
+    pub no_expiry: bool,
+}
+
+impl SynfloodArgs {
+    fn config(&self) -> sockit_lab::experiments::synflood::SynfloodConfig {
+        sockit_lab::experiments::synflood::SynfloodConfig {
+            backlog: self.backlog,
+            syns: self.syns as usize,
+            rate: self.rate,
+            spoofed_hosts: self.spoofed_hosts,
+            synack_retries: self.synack_retries,
+            watch_expiry: !self.no_expiry,
+            ..Default::default()
+        }
+    }
+}
+
+/// Flags of `sockit lab overflow`.
+#[derive(Debug, clap::Args)]
+pub struct OverflowArgs {
+    /// The listener's backlog B: B early clients wait in the accept queue, then B + 1 late
+    /// ones connect and B of them overflow it.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub backlog: i32,
+    /// How long a client waits for the server before it counts as a timeout.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub read_wait: Duration,
+}
+
+/// Flags of `sockit lab capture`.
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Also write the frames to this pcap file (Wireshark, `tshark -r`).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// The client's standard input (default: this command's standard input when it is not
+    /// a terminal, else nothing).
+    #[arg(long, value_name = "TEXT")]
+    pub input: Option<String>,
+    /// An extra argument for the `sockit serve` started in the server's namespace
+    /// (repeatable: --serve-arg=--only --serve-arg=echo).
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+    /// Start no server: COMMAND is any program, `{server}` in its arguments is the
+    /// server namespace's address.
+    #[arg(long)]
+    pub no_server: bool,
+    /// A sockit client subcommand with its arguments (run as `sockit --server ADDR ...`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Runs a packet experiment on the lab thread. Without root it is a usage error (exit 2).
+/// The narration goes to stdout; with --json it goes to stderr and the report, as JSON,
+/// to stdout.
+async fn packet_experiment<R: serde::Serialize + Send + 'static>(
+    name: &'static str,
+    g: &GlobalArgs,
+    ok: fn(&R) -> bool,
+    f: impl FnOnce(&mut dyn std::io::Write) -> sockit_lab::Result<R> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    if !sockit_lab::experiments::netns::is_root() {
+        return usage(format!(
+            "`sockit lab {name}` needs root: it creates network namespaces, a veth pair and \
+             raw/packet sockets (run it with sudo)"
+        ));
+    }
+    let json = g.json;
+    blocking(move || {
+        let report = if json {
+            f(&mut std::io::stderr())?
+        } else {
+            f(&mut std::io::stdout())?
+        };
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Ok(if ok(&report) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+    .await
+}
+
+/// The experiments report what they saw; only failing to run them is an error.
+fn always<R>(_: &R) -> bool {
+    true
+}
+
+/// Runs `sockit lab capture`: `sockit serve` in the server's namespace, the client
+/// subcommand in the client's, the timeline of the client's interface.
+async fn capture(a: CaptureArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    use sockit_lab::experiments::capture::{CaptureConfig, Ready};
+    let exe = std::env::current_exe().context("cannot find the sockit binary")?;
+    let work = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let stdin = match a.input {
+        Some(text) => text.into_bytes(),
+        None if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .context("reading standard input")?;
+            buf
+        }
+        None => Vec::new(),
+    };
+    let mut cfg = CaptureConfig {
+        stdin,
+        pcap: a.pcap,
+        ..Default::default()
+    };
+    if a.no_server {
+        cfg.client = a.command;
+    } else {
+        let addr_file = work.path().join("addrs.json");
+        let mut server: Vec<std::ffi::OsString> = vec![exe.clone().into()];
+        server.extend(["serve", "--bind", "0.0.0.0", "--no-auth", "--root"].map(Into::into));
+        server.push(work.path().join("root").into());
+        server.push("--addr-file".into());
+        server.push(addr_file.clone().into());
+        server.extend(a.serve_args.into_iter().map(Into::into));
+        cfg.server = Some(server);
+        cfg.ready = Ready::AddrFile(addr_file);
+        cfg.client = vec![exe.into(), "--server".into(), "{server}".into()];
+        cfg.client.extend(a.command);
+    }
+    let json = g.json;
+    let client_ok =
+        |r: &sockit_lab::experiments::capture::CaptureReport| r.client_status == Some(0);
+    let code = packet_experiment("capture", g, client_ok, move |out| {
+        let r = sockit_lab::experiments::capture::run(&cfg, out)?;
+        if !json {
+            let _ = std::io::Write::write_all(out, r.client_stdout.as_bytes());
+        }
+        if !r.client_stderr.is_empty() {
+            eprint!("{}", r.client_stderr);
+        }
+        Ok(r)
+    })
+    .await?;
+    drop(work);
+    Ok(code)
 }

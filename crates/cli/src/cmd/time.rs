@@ -14,6 +14,10 @@ use crate::cmd::ntp;
 use crate::cmd::udp::{self, UdpArgs};
 use crate::global::GlobalArgs;
 
+/// How long the client waits, after the 4 bytes, for the close that tells an RFC 868
+/// server from a server of another protocol.
+const FOREIGN_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Flags of `sockit time`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,12 +37,14 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     let addr = g.server_addr(ports::TIME);
     let sent = SystemTime::now();
-    let bytes: [u8; 4] = if args.udp {
+    let (bytes, received): ([u8; 4], SystemTime) = if args.udp {
         let socket = udp::connect(&addr).await?;
         let reply = udp::exchange(&socket, b"", &args.udp_args).await?;
-        reply.as_slice().try_into().map_err(|_| {
+        let received = SystemTime::now();
+        let bytes = reply.as_slice().try_into().map_err(|_| {
             anyhow::anyhow!("server sent {} bytes; RFC 868 replies are 4", reply.len())
-        })?
+        })?;
+        (bytes, received)
     } else {
         let mut stream = TcpStream::connect(&addr)
             .await
@@ -48,9 +54,22 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .read_exact(&mut b)
             .await
             .context("server closed before sending 4 bytes")?;
-        b
+        let received = SystemTime::now();
+        // An RFC 868 server closes after its 4 bytes; more bytes mean another protocol
+        // (daytime's text, a greeting) whose first 4 bytes are no time.
+        let mut more = [0u8; 60];
+        let extra = tokio::time::timeout(FOREIGN_CHECK, stream.read(&mut more)).await;
+        if let Ok(Ok(n)) = extra {
+            if n > 0 {
+                let sent = [&b[..], &more[..n]].concat();
+                anyhow::bail!(
+                    "{addr} is not an RFC 868 time server: it sent `{}`",
+                    String::from_utf8_lossy(&sent).trim_end().escape_debug()
+                );
+            }
+        }
+        (b, received)
     };
-    let received = SystemTime::now();
     let rtt = received.duration_since(sent).unwrap_or_default();
     let local_mid = sent + rtt / 2;
     let server = time::from_rfc868(u32::from_be_bytes(bytes), local_mid);

@@ -530,12 +530,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let addrs = start::addresses(&bound);
     let mut tasks = start::start_all(bound, &ctx);
 
+    // The handlers exist before anyone learns the addresses: a SIGTERM sent the moment
+    // the addr file appears is a graceful stop, not the default kill.
+    let signals = install_signal_handlers();
     print_banner(&ctx, &addrs, &decision, g.json);
     if let Some(path) = &args.addr_file {
         addr_file::write(path, &addrs)
             .with_context(|| format!("cannot write --addr-file {}", path.display()))?;
     }
-    tokio::spawn(wait_for_signals(ctx.shutdown.clone()));
+    if let Some(signals) = signals {
+        tokio::spawn(wait_for_signals(signals, ctx.shutdown.clone()));
+    }
 
     ctx.shutdown.cancelled().await;
     info!(
@@ -683,16 +688,26 @@ fn print_banner(
     );
 }
 
-/// First Ctrl-C/SIGTERM: graceful shutdown. Second: exit at once.
-async fn wait_for_signals(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT streams, installed at once (None, with a warning, if they cannot be).
+fn install_signal_handlers() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            None
+        }
+    }
+}
+
+/// First Ctrl-C/SIGTERM: graceful shutdown. Second: exit at once.
+async fn wait_for_signals(
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    shutdown: CancellationToken,
+) {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received"),
         _ = int.recv() => info!("interrupt received"),

@@ -1,6 +1,8 @@
 //! One module per concurrency model. Each exposes `serve(listener, ..., shutdown)` that runs
-//! until the [`Shutdown`] triggers, then closes every connection it holds and returns.
+//! until the [`Shutdown`] triggers, then closes every connection it holds and returns;
+//! [`python`] runs the Python models' scripts, [`c_epoll`] the C reference.
 
+pub mod c_epoll;
 pub mod conn_registry;
 pub mod epoll;
 pub mod epoll_et;

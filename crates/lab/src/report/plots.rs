@@ -1,5 +1,8 @@
 //! The PNG plots, drawn with plotters' bitmap backend and an embedded DejaVu Sans Mono
-//! (Bitstream Vera license, see assets/) so no system font library is needed.
+//! (Bitstream Vera license, see assets/) so no system font library is needed. Models are
+//! grouped: one colour family per [`ModelGroup`] (Python warm, Rust std brown, readiness
+//! APIs blue, async runtimes green, the C reference black, the user's targets purple), and
+//! the legend lists them group by group with the group's tag.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +12,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::{LabError, Result};
+use crate::model::ModelGroup;
 use crate::results::{BenchResults, Cell};
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
@@ -52,20 +56,90 @@ fn closed_by_model(data: &BenchResults) -> BTreeMap<&str, Vec<&Cell>> {
     m
 }
 
-fn color(i: usize) -> RGBColor {
-    const P: [RGBColor; 10] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
+/// (x, y) points of one line.
+type Points = Vec<(f64, f64)>;
+
+/// One line of a chart.
+struct Series {
+    label: String,
+    color: RGBColor,
+    points: Points,
+}
+
+fn group_palette(g: ModelGroup) -> &'static [RGBColor] {
+    const PY: [RGBColor; 8] = [
         RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
+        RGBColor(255, 127, 14),
         RGBColor(227, 119, 194),
+        RGBColor(197, 90, 17),
+        RGBColor(255, 152, 150),
+        RGBColor(240, 80, 120),
+        RGBColor(150, 40, 40),
+        RGBColor(250, 190, 60),
+    ];
+    const STD: [RGBColor; 5] = [
+        RGBColor(140, 86, 75),
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
-        RGBColor(23, 190, 207),
+        RGBColor(100, 100, 60),
+        RGBColor(170, 130, 110),
     ];
-    P[i % P.len()]
+    const API: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(23, 190, 207),
+        RGBColor(57, 59, 121),
+        RGBColor(107, 174, 214),
+        RGBColor(82, 84, 163),
+        RGBColor(0, 90, 140),
+    ];
+    const ASYNC: [RGBColor; 2] = [RGBColor(44, 160, 44), RGBColor(116, 196, 118)];
+    const C: [RGBColor; 1] = [RGBColor(0, 0, 0)];
+    const YOURS: [RGBColor; 3] = [
+        RGBColor(148, 103, 189),
+        RGBColor(197, 176, 213),
+        RGBColor(110, 50, 150),
+    ];
+    match g {
+        ModelGroup::PythonCourse => &PY,
+        ModelGroup::RustStd => &STD,
+        ModelGroup::Readiness => &API,
+        ModelGroup::AsyncRuntime => &ASYNC,
+        ModelGroup::CReference => &C,
+        ModelGroup::Target => &YOURS,
+    }
+}
+
+/// Turns per-model points into series ordered group by group (models in teaching
+/// order), coloured by group.
+fn grouped(points: Vec<(&str, Points)>) -> Vec<Series> {
+    let teaching = |n: &str| {
+        crate::models()
+            .iter()
+            .position(|m| m.name() == n)
+            .unwrap_or(usize::MAX)
+    };
+    let mut rows: Vec<(ModelGroup, &str, Points)> = points
+        .into_iter()
+        .map(|(n, p)| (ModelGroup::of_row(n), n, p))
+        .collect();
+    rows.sort_by_key(|(g, n, _)| (*g, teaching(n)));
+    let mut out = Vec::new();
+    let mut in_group = 0;
+    let mut last = None;
+    for (g, name, points) in rows {
+        if last != Some(g) {
+            in_group = 0;
+            last = Some(g);
+        }
+        let palette = group_palette(g);
+        out.push(Series {
+            label: format!("{}: {name}", g.tag()),
+            color: palette[in_group % palette.len()],
+            points,
+        });
+        in_group += 1;
+    }
+    out
 }
 
 /// Draws one log-log line chart: a series per model of (x, y) points.
@@ -74,11 +148,11 @@ fn line_chart(
     title: &str,
     x_desc: &str,
     y_desc: &str,
-    series: &BTreeMap<&str, Vec<(f64, f64)>>,
+    series: &[Series],
 ) -> Result<()> {
     ensure_font()?;
     let e = plot_err(path);
-    let pts = series.values().flatten();
+    let pts = series.iter().flat_map(|s| &s.points);
     let (mut xmax, mut ymin, mut ymax) = (1.0f64, f64::MAX, 0.0f64);
     for &(x, y) in pts {
         xmax = xmax.max(x);
@@ -115,12 +189,13 @@ fn line_chart(
         })
         .draw()
         .map_err(|x| e(x.to_string()))?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = color(i);
+    for s in series {
+        let c = s.color;
+        let points = &s.points;
         chart
             .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))
             .map_err(|x| e(x.to_string()))?
-            .label(*name)
+            .label(s.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
@@ -143,19 +218,21 @@ fn line_chart(
 /// # Errors
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn throughput(data: &BenchResults, path: &Path) -> Result<()> {
-    let series = closed_by_model(data)
-        .into_iter()
-        .map(|(m, cells)| {
-            (
-                m,
-                cells
-                    .iter()
-                    .filter(|c| c.rps > 0.0)
-                    .map(|c| (c.conns as f64, c.rps))
-                    .collect(),
-            )
-        })
-        .collect();
+    let series = grouped(
+        closed_by_model(data)
+            .into_iter()
+            .map(|(m, cells)| {
+                (
+                    m,
+                    cells
+                        .iter()
+                        .filter(|c| c.rps > 0.0)
+                        .map(|c| (c.conns as f64, c.rps))
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
     line_chart(
         path,
         &format!("Throughput, closed loop, {} B echo", data.size),
@@ -190,22 +267,24 @@ pub fn latency(data: &BenchResults, path: &Path) -> Result<()> {
             .unwrap_or(1)
     };
     // x positions: p50=50%, p90=90%, p99, p99.9 as "nines" 1,2,3,4 → plotted at 10^k.
-    let series = by_model
-        .into_iter()
-        .filter_map(|(m, cells)| {
-            let c = cells.iter().find(|c| c.conns == n && c.requests > 0)?;
-            let l = &c.latency;
-            Some((
-                m,
-                vec![
-                    (2.0, l.p50_us.max(1e-3)),
-                    (10.0, l.p90_us.max(1e-3)),
-                    (100.0, l.p99_us.max(1e-3)),
-                    (1000.0, l.p999_us.max(1e-3)),
-                ],
-            ))
-        })
-        .collect();
+    let series = grouped(
+        by_model
+            .into_iter()
+            .filter_map(|(m, cells)| {
+                let c = cells.iter().find(|c| c.conns == n && c.requests > 0)?;
+                let l = &c.latency;
+                Some((
+                    m,
+                    vec![
+                        (2.0, l.p50_us.max(1e-3)),
+                        (10.0, l.p90_us.max(1e-3)),
+                        (100.0, l.p99_us.max(1e-3)),
+                        (1000.0, l.p999_us.max(1e-3)),
+                    ],
+                ))
+            })
+            .collect(),
+    );
     line_chart(
         path,
         &format!("Latency at {n} connections (x: 2=p50, 10=p90, 100=p99, 1000=p99.9)"),
@@ -220,19 +299,21 @@ pub fn latency(data: &BenchResults, path: &Path) -> Result<()> {
 /// # Errors
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn memory(data: &BenchResults, path: &Path) -> Result<()> {
-    let series = closed_by_model(data)
-        .into_iter()
-        .map(|(m, cells)| {
-            (
-                m,
-                cells
-                    .iter()
-                    .filter(|c| c.kib_per_conn > 0.0)
-                    .map(|c| (c.conns as f64, c.kib_per_conn))
-                    .collect(),
-            )
-        })
-        .collect();
+    let series = grouped(
+        closed_by_model(data)
+            .into_iter()
+            .map(|(m, cells)| {
+                (
+                    m,
+                    cells
+                        .iter()
+                        .filter(|c| c.kib_per_conn > 0.0)
+                        .map(|c| (c.conns as f64, c.kib_per_conn))
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
     line_chart(
         path,
         "Server memory per connection (PSS delta / connections)",
