@@ -58,11 +58,7 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// # Errors
 /// The key does not match the certificate or is unsupported.
 pub fn acceptor(identity: &ServerIdentity) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    acceptor_with_alpn(identity, &[], false)
 }
 
 /// Builds a TLS connector that trusts servers as `trust` says, and a handle on what its
@@ -79,14 +75,7 @@ pub fn connector(
     ),
     TlsError,
 > {
-    let verifier = trust::Verifier::new(trust, provider())?;
-    let report = verifier.report();
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), report))
+    connector_with_alpn(trust, &[], false)
 }
 
 /// Builds a TLS acceptor that offers the application protocols `alpn` (RFC 7301; a
