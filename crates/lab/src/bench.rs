@@ -485,8 +485,12 @@ pub fn run_bench(cfg: &BenchConfig, launcher: &Launcher) -> Result<(PathBuf, Ben
     Ok((path, results))
 }
 
+/// A scratch directory of this run alone: runs in one process (tests run in parallel)
+/// must not share one, since each removes its own when done.
 fn tempdir_for_run() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("sockit-lab-bench-{}", std::process::id()));
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sockit-lab-bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| LabError::File {
         path: dir.clone(),
         source,

@@ -118,13 +118,35 @@ pub(super) fn start(t: &Target, work: &Path, server_cores: &[usize]) -> Result<R
     }
 }
 
+/// Attempts at starting a `--target-cmd`, each on a fresh port: a port found free can be
+/// taken by another process before the command binds it.
+const START_ATTEMPTS: usize = 3;
+
 fn start_command(
     t: &Target,
     template: &str,
     work: &Path,
     server_cores: &[usize],
 ) -> Result<Running> {
-    let port = free_port()?;
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        match start_command_on(t, template, work, server_cores, free_port()?) {
+            Ok(running) => return Ok(running),
+            // Waiting longer would not help; only an early exit may be a port race.
+            Err(e @ LabError::ServerStartTimeout { .. }) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| unreachable!("START_ATTEMPTS is at least 1")))
+}
+
+fn start_command_on(
+    t: &Target,
+    template: &str,
+    work: &Path,
+    server_cores: &[usize],
+    port: u16,
+) -> Result<Running> {
     let mut cmd = shell_command(template, port);
     let err_path = work.join(format!("target-{port}.stderr"));
     let err_file = std::fs::File::create(&err_path).map_err(|source| LabError::File {
