@@ -8,27 +8,15 @@
 
 mod common;
 
-use common::{content, TestServer};
+use common::{content, recv_datagram as recv, TestServer};
 use sockit_tftp::client::{put, ClientOptions};
 use sockit_tftp::packets::{ack_bytes, Packet};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-/// How long a test waits for an expected datagram before it fails.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// The sender's retransmission interval: far longer than any exchange here takes.
 const SLOW_TIMER: Duration = Duration::from_secs(10);
-
-async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70000];
-    let (len, from) = tokio::time::timeout(PATIENCE, socket.recv_from(&mut buf))
-        .await
-        .expect("a datagram arrives")
-        .unwrap();
-    buf.truncate(len);
-    (buf, from)
-}
 
 /// Sends ACK `block` twice.
 async fn ack_twice(socket: &UdpSocket, block: u16, to: SocketAddr) {

@@ -4,28 +4,13 @@
 
 mod common;
 
-use common::{content, TestServer};
+use common::{content, recv_datagram as recv, TestServer};
 use sockit_tftp::packets::{ack_bytes, data_header, ErrorCode, Packet};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-/// How long a test waits for an expected datagram before it fails (not a bound on
-/// how fast the server must be: every assertion is about what arrives, not when).
-const PATIENCE: Duration = Duration::from_secs(30);
-
 async fn socket() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").await.unwrap()
-}
-
-async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70000];
-    let (len, from) = tokio::time::timeout(PATIENCE, socket.recv_from(&mut buf))
-        .await
-        .expect("a datagram arrives")
-        .unwrap();
-    buf.truncate(len);
-    (buf, from)
 }
 
 /// Datagrams already queued on `socket` (none are waited for).

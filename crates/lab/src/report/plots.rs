@@ -59,6 +59,24 @@ fn closed_by_model(data: &BenchResults) -> BTreeMap<&str, Vec<&Cell>> {
 /// (x, y) points of one line.
 type Points = Vec<(f64, f64)>;
 
+/// One series per model of `value` against the connection count, over the closed-loop
+/// cells where it was measured (positive).
+fn per_connection_count(data: &BenchResults, value: impl Fn(&Cell) -> f64) -> Vec<Series> {
+    grouped(
+        closed_by_model(data)
+            .into_iter()
+            .map(|(m, cells)| {
+                let points = cells
+                    .iter()
+                    .map(|c| (c.conns as f64, value(c)))
+                    .filter(|&(_, v)| v > 0.0)
+                    .collect();
+                (m, points)
+            })
+            .collect(),
+    )
+}
+
 /// One line of a chart.
 struct Series {
     label: String,
@@ -218,21 +236,7 @@ fn line_chart(
 /// # Errors
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn throughput(data: &BenchResults, path: &Path) -> Result<()> {
-    let series = grouped(
-        closed_by_model(data)
-            .into_iter()
-            .map(|(m, cells)| {
-                (
-                    m,
-                    cells
-                        .iter()
-                        .filter(|c| c.rps > 0.0)
-                        .map(|c| (c.conns as f64, c.rps))
-                        .collect(),
-                )
-            })
-            .collect(),
-    );
+    let series = per_connection_count(data, |c| c.rps);
     line_chart(
         path,
         &format!("Throughput, closed loop, {} B echo", data.size),
@@ -299,21 +303,7 @@ pub fn latency(data: &BenchResults, path: &Path) -> Result<()> {
 /// # Errors
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn memory(data: &BenchResults, path: &Path) -> Result<()> {
-    let series = grouped(
-        closed_by_model(data)
-            .into_iter()
-            .map(|(m, cells)| {
-                (
-                    m,
-                    cells
-                        .iter()
-                        .filter(|c| c.kib_per_conn > 0.0)
-                        .map(|c| (c.conns as f64, c.kib_per_conn))
-                        .collect(),
-                )
-            })
-            .collect(),
-    );
+    let series = per_connection_count(data, |c| c.kib_per_conn);
     line_chart(
         path,
         "Server memory per connection (PSS delta / connections)",

@@ -256,3 +256,18 @@ pub async fn read_when_complete(path: &Path, want: &[u8]) -> Vec<u8> {
     }
     got
 }
+
+/// The next datagram on `socket` and its source, or a failure after 30 s (a hang guard,
+/// not a timing assertion).
+pub async fn recv_datagram(socket: &tokio::net::UdpSocket) -> (Vec<u8>, std::net::SocketAddr) {
+    let mut buf = vec![0u8; 70000];
+    let (len, from) = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        socket.recv_from(&mut buf),
+    )
+    .await
+    .expect("a datagram arrives")
+    .unwrap();
+    buf.truncate(len);
+    (buf, from)
+}
