@@ -58,7 +58,7 @@ pub struct Sample {
     pub stratum: u8,
     /// The server's reference id as sent.
     pub reference_id: [u8; 4],
-    /// The reference id as text: ASCII at stratum 1, a dotted IPv4 address above.
+    /// The reference id as text ([`reference_text`]).
     pub reference: String,
     /// The server's leap indicator (0 none, 1 insert, 2 delete).
     pub leap: u8,
@@ -394,9 +394,16 @@ fn kiss_text(code: [u8; 4]) -> String {
         .collect()
 }
 
-/// A reference id as people read it: text at stratum 0 and 1, an IPv4 address above.
+/// A reference id as people read it: text at stratum 0 and 1, and at any stratum when it
+/// is upper-case letters and digits (the local clock's `LOCL` at stratum 10); otherwise
+/// the upstream's IPv4 address.
 pub fn reference_text(stratum: u8, reference_id: [u8; 4]) -> String {
-    if stratum <= 1 {
+    let word = reference_id[0] != 0
+        && reference_id
+            .iter()
+            .take_while(|&&b| b != 0)
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if stratum <= 1 || word {
         kiss_text(reference_id)
     } else {
         Ipv4Addr::from(reference_id).to_string()
@@ -622,6 +629,8 @@ mod tests {
         assert_eq!(reference_text(1, *b"GPS\0"), "GPS");
         assert_eq!(reference_text(0, [b'R', 0xff, 0, 0]), "R\\xff");
         assert_eq!(reference_text(3, [10, 0, 0, 1]), "10.0.0.1");
+        assert_eq!(reference_text(10, *b"LOCL"), "LOCL");
+        assert_eq!(reference_text(2, [127, 127, 1, 0]), "127.127.1.0");
     }
 
     #[test]

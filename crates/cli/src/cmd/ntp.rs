@@ -108,25 +108,6 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{host} resolves to no address"))
 }
 
-/// The reference id as people read it: four letters (LOCL, GPS, a kiss code) as text,
-/// otherwise (an upstream's IPv4 address at stratum 2 and above) dotted.
-fn refid_text(sample: &Sample) -> String {
-    let id = sample.reference_id;
-    let letters = id
-        .iter()
-        .take_while(|b| **b != 0)
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        && id[0] != 0;
-    if sample.stratum <= 1 || letters {
-        id.iter()
-            .take_while(|b| **b != 0)
-            .map(|b| char::from(*b))
-            .collect()
-    } else {
-        sample.reference.clone()
-    }
-}
-
 fn leap_text(leap: u8) -> &'static str {
     match leap {
         0 => "none",
@@ -148,7 +129,7 @@ fn to_json(server: SocketAddr, s: &Sample, nts: bool, stepped: bool) -> serde_js
         "offset_us": micros(s.offset),
         "delay_us": micros(s.delay),
         "stratum": s.stratum,
-        "refid": refid_text(s),
+        "refid": s.reference,
         "leap": s.leap,
         "precision": s.precision,
         "root_delay_us": micros(s.root_delay),
@@ -178,11 +159,7 @@ fn print_human(server: SocketAddr, s: &Sample, nts: bool, stepped: bool) {
         micros(s.offset)
     );
     println!("delay:           {:.1} µs (round trip)", micros(s.delay));
-    println!(
-        "stratum:         {} (reference {})",
-        s.stratum,
-        refid_text(s)
-    );
+    println!("stratum:         {} (reference {})", s.stratum, s.reference);
     println!("leap:            {}", leap_text(s.leap));
     println!(
         "precision:       2^{} s ({:.0} ns)",
