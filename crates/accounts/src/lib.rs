@@ -15,7 +15,7 @@
 //! credentials are remembered in memory for [`AccountsConfig::cache_ttl`] (as a keyed
 //! hash), so clients that authenticate every request (kosync, OPDS Basic) do not pay
 //! argon2 each time.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,7 +27,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use md5::{Digest, Md5};
 use rusqlite::{params, Connection, OptionalExtension};
-use sockit_wire::throttle::LoginThrottle;
+use sockit_runtime::throttle::LoginThrottle;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -566,7 +566,7 @@ fn hash_with(argon: &Argon2<'_>, md5hex: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sockit_wire::throttle::ThrottleConfig;
+    use sockit_runtime::throttle::ThrottleConfig;
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

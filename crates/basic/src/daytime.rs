@@ -7,7 +7,7 @@
 //!   newline. An empty datagram means [`DEFAULT_UDP_FORMAT`]. An invalid or oversized
 //!   format gets a reply starting with `error: `; it never crashes the server.
 //! - UDP replies stay within the amplification budget (3× the request, counting 28 bytes
-//!   of IPv4/UDP headers on each side; see `sockit_wire::udp_guard`): a format whose
+//!   of IPv4/UDP headers on each side; see `sockit_runtime::udp_guard`): a format whose
 //!   reply would be longer is refused, not truncated, with
 //!   `error: reply is N bytes, over 3x the request; pad to M bytes with newlines`. The
 //!   client pads by appending newlines (they are ignored) until the request is M bytes.
@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use async_trait::async_trait;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Local, TimeZone};
-use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService, UdpService};
-use sockit_wire::udp_guard::min_request_for;
+use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService, UdpService};
+use sockit_runtime::udp_guard::min_request_for;
 use tokio::io::AsyncWriteExt;
 
 /// The TCP reply format (inetd's).
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn long_replies_are_refused_within_the_budget() {
-        use sockit_wire::udp_guard::{reply_limit, within_budget};
+        use sockit_runtime::udp_guard::{reply_limit, within_budget};
         let format = b"%c %c %c %c %c %c";
         let full = udp_reply(format, &t());
         assert!(full.len() > reply_limit(format.len()));
@@ -245,7 +245,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_reply_is_within_the_budget(d in prop::collection::vec(any::<u8>(), 0..300)) {
-            let limit = sockit_wire::udp_guard::reply_limit(d.len());
+            let limit = sockit_runtime::udp_guard::reply_limit(d.len());
             prop_assert!(udp_reply_within(&d, &t(), limit).len() <= limit);
         }
     }

@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService, UdpService};
+use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService, UdpService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// TCP echo.

@@ -13,8 +13,8 @@
 use std::io;
 
 use async_trait::async_trait;
-use sockit_wire::guarded::RequestClock;
-use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_runtime::guarded::RequestClock;
+use sockit_runtime::server::{ConnInfo, Refusal, ServiceStream, TcpService};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,9 +7,11 @@
 //! | daytime | RFC 867 over TCP; strftime formats over UDP (7013) | [`daytime`] |
 //! | time | RFC 868 32-bit seconds since 1900 over TCP and UDP (7037) | [`time`] |
 //!
-//! Each module holds the pure protocol logic, the server, and the client the CLI uses.
-#![warn(missing_docs)]
+//! Each module holds the pure protocol logic and the server; [`client`] holds the clients
+//! the CLI uses (the UDP exchange with retries, the RFC 868 reading).
+#![deny(missing_docs)]
 
+pub mod client;
 pub mod daytime;
 pub mod echo;
 pub mod greet;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService, UdpService};
+use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService, UdpService};
 use tokio::io::AsyncWriteExt;
 
 /// Seconds from 1900-01-01 to 1970-01-01.

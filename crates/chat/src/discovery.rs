@@ -27,7 +27,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sockit_wire::udp_guard::{min_request_for, reply_limit, RateLimit, RateLimiter};
+use sockit_runtime::udp::recv_or_shutdown;
+use sockit_runtime::udp_guard::{min_request_for, reply_limit, RateLimit, RateLimiter};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -152,15 +153,9 @@ pub async fn serve_discovery_with(
     let mut limiter = RateLimiter::new(rate);
     let mut buf = vec![0u8; 65536];
     loop {
-        let (n, from) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    debug!(service = "discovery", error = %e, "recv failed");
-                    continue;
-                }
-            },
+        let Some((n, from)) = recv_or_shutdown(&socket, &mut buf, &shutdown, "discovery").await
+        else {
+            return Ok(());
         };
         if !limiter.admit("discovery", from, tokio::time::Instant::now().into_std()) {
             continue;

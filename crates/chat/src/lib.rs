@@ -7,12 +7,9 @@
 //! | UDP chat room: logs `[ctime] ip:port: msg`, relays to the room | udp 7788 | [`udp_room`] |
 //! | LAN discovery: answers broadcasts with the server's services | udp 7099 | [`discovery`] |
 //!
-//! The load benchmark against ngircd is [`bench`].
-//!
 //! Wire formats and decisions are documented in `docs/chat.md`.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
-pub mod bench;
 pub mod client;
 pub mod discovery;
 pub mod irc;

@@ -33,7 +33,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sockit_wire::udp_guard::{reply_limit, RateLimit, RateLimiter, ReturnPathCookies, COOKIE_LEN};
+use sockit_runtime::udp::recv_or_shutdown;
+use sockit_runtime::udp_guard::{
+    reply_limit, RateLimit, RateLimiter, ReturnPathCookies, COOKIE_LEN,
+};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -288,15 +291,9 @@ pub async fn serve_room(
     let mut room = Room::new(config);
     let mut buf = vec![0u8; 65536];
     loop {
-        let (n, from) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    debug!(service = "udp-chat", error = %e, "recv failed");
-                    continue;
-                }
-            },
+        let Some((n, from)) = recv_or_shutdown(&socket, &mut buf, &shutdown, "udp-chat").await
+        else {
+            return Ok(());
         };
         let now = tokio::time::Instant::now().into_std();
         let relay = match room.on_datagram(from, now, &ctime_now(), &buf[..n]) {

@@ -7,15 +7,9 @@ use clap::Args;
 use sockit_wire::tls::{Fingerprint, Trust};
 use sockit_wire::{Client, ConnectOptions, Key};
 
-/// Global flags.
+/// Flags every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Server address: HOST, HOST:PORT or [V6]:PORT (default 127.0.0.1 and the service's port).
-    #[arg(long, global = true, env = "SOCKIT_SERVER", value_name = "ADDR")]
-    pub server: Option<String>,
-    /// Shared key file for the framed protocol's HMAC authentication (see `sockit keygen`).
-    #[arg(long, global = true, env = "SOCKIT_KEY", value_name = "FILE")]
-    pub key: Option<PathBuf>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -25,36 +19,188 @@ pub struct GlobalArgs {
     /// Machine-readable JSON output where the output is a table or a record.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The connection options of the command that runs, merged from before and after its
+    /// name (`sockit --server H ls` and `sockit ls --server H`); see [`Conn::merge`].
+    #[arg(skip)]
+    pub conn: Conn,
+}
+
+/// `--server`: where a client connects.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArg {
+    /// Server address: HOST, HOST:PORT or [V6]:PORT (default: $SOCKIT_SERVER, else
+    /// 127.0.0.1 and the service's port).
+    #[arg(long, value_name = "ADDR")]
+    pub server: Option<String>,
+}
+
+/// `--key`: the framed protocol's shared key (the server's and its clients').
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyArg {
+    /// Shared key file for the framed protocol's HMAC authentication (see `sockit keygen`;
+    /// default: $SOCKIT_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// The TLS options of clients that can speak TLS.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
     /// Speak TLS (the server runs with --tls): to the framed port, to IRC on 6697
-    /// (`sockit chat`), to the reader's HTTPS on 8443 (`sockit read`).
-    #[arg(long, global = true)]
+    /// (`sockit chat`), to the reader's HTTPS on 8443 (`sockit read`), NTS-KE on 4460.
+    #[arg(long)]
     pub tls: bool,
     /// With --tls: trust only servers whose certificate chains to the CA certificates in FILE.
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        requires = "tls",
-        conflicts_with = "fingerprint"
-    )]
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     pub ca: Option<PathBuf>,
     /// With --tls: trust exactly the certificate with this fingerprint (SHA256:... as `sockit serve --tls` prints it).
-    #[arg(long, global = true, value_name = "SHA256:...", requires = "tls")]
+    #[arg(long, value_name = "SHA256:...")]
     pub fingerprint: Option<String>,
-    /// With --tls: the known-hosts file for trust on first use (default: <config dir>/sockit/known_hosts).
-    #[arg(long, global = true, value_name = "FILE", env = "SOCKIT_KNOWN_HOSTS")]
+    /// With --tls: the known-hosts file for trust on first use (default: $SOCKIT_KNOWN_HOSTS,
+    /// else <config dir>/sockit/known_hosts).
+    #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
+}
+
+/// Which connection options a subcommand takes (`None`: it does not take that group).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Takes<'a> {
+    /// `--server`.
+    pub server: Option<&'a ServerArg>,
+    /// `--tls`, `--ca`, `--fingerprint`, `--known-hosts`.
+    pub tls: Option<&'a TlsArgs>,
+    /// `--key`.
+    pub key: Option<&'a KeyArg>,
+}
+
+/// The connection options in effect: those after the command's name win over those
+/// before it.
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    /// `--server`.
+    pub server: Option<String>,
+    /// `--key`.
+    pub key: Option<PathBuf>,
+    /// `--tls`.
+    pub tls: bool,
+    /// `--ca`.
+    pub ca: Option<PathBuf>,
+    /// `--fingerprint`.
+    pub fingerprint: Option<String>,
+    /// `--known-hosts`.
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl Conn {
+    /// Merges the options given before the command's name (`early`) with those the command
+    /// itself took (`takes`).
+    ///
+    /// # Errors
+    /// A usage error when an option was given before a command that does not take it
+    /// (`sockit --tls serve`), or `--ca`/`--fingerprint` without `--tls`.
+    pub fn merge(command: &str, early: &Early, takes: Takes<'_>) -> anyhow::Result<Conn> {
+        let refuse = |flag: &str| -> anyhow::Error {
+            crate::exit::UsageError(format!(
+                "`{flag}` is a client option, not one of `sockit {command}` (a command's own \
+                 flags go after its name)"
+            ))
+            .into()
+        };
+        if takes.server.is_none() && early.server.server.is_some() {
+            return Err(refuse("--server"));
+        }
+        if takes.key.is_none() && early.key.key.is_some() {
+            return Err(refuse("--key"));
+        }
+        if takes.tls.is_none() {
+            let t = &early.tls;
+            if t.tls {
+                return Err(refuse("--tls"));
+            }
+            if t.ca.is_some() {
+                return Err(refuse("--ca"));
+            }
+            if t.fingerprint.is_some() {
+                return Err(refuse("--fingerprint"));
+            }
+        }
+        let late_tls = takes.tls.cloned().unwrap_or_default();
+        let conn = Conn {
+            server: takes
+                .server
+                .and_then(|s| s.server.clone())
+                .or_else(|| early.server.server.clone())
+                .or_else(|| env_text("SOCKIT_SERVER").filter(|_| takes.server.is_some())),
+            key: takes
+                .key
+                .and_then(|k| k.key.clone())
+                .or_else(|| early.key.key.clone())
+                .or_else(|| {
+                    env_text("SOCKIT_KEY")
+                        .filter(|_| takes.key.is_some())
+                        .map(PathBuf::from)
+                }),
+            tls: late_tls.tls || early.tls.tls,
+            ca: late_tls.ca.or_else(|| early.tls.ca.clone()),
+            fingerprint: late_tls
+                .fingerprint
+                .or_else(|| early.tls.fingerprint.clone()),
+            known_hosts: late_tls
+                .known_hosts
+                .or_else(|| early.tls.known_hosts.clone())
+                .or_else(|| env_text("SOCKIT_KNOWN_HOSTS").map(PathBuf::from)),
+        };
+        if conn.ca.is_some() && conn.fingerprint.is_some() {
+            return Err(crate::exit::UsageError(
+                "`--ca` and `--fingerprint` are two ways to trust a server: give one".into(),
+            )
+            .into());
+        }
+        if !conn.tls && (conn.ca.is_some() || conn.fingerprint.is_some()) {
+            let flag = if conn.ca.is_some() {
+                "--ca"
+            } else {
+                "--fingerprint"
+            };
+            return Err(crate::exit::UsageError(format!("`{flag}` needs `--tls`")).into());
+        }
+        Ok(conn)
+    }
+}
+
+/// A non-empty environment variable's value.
+fn env_text(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The connection options given before the command's name (`sockit --server H ls`),
+/// accepted for every client command and hidden from the help, where each client command
+/// lists its own.
+#[derive(Debug, Default, Args)]
+pub struct Early {
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(flatten)]
+    key: KeyArg,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+impl Early {
+    /// The argument ids of the early options (hidden from the top-level help).
+    pub const IDS: [&'static str; 6] = ["server", "key", "tls", "ca", "fingerprint", "known_hosts"];
 }
 
 impl GlobalArgs {
     /// The server address for a service whose default port is `port`.
     pub fn server_addr(&self, port: u16) -> String {
-        resolve_server(self.server.as_deref(), port)
+        resolve_server(self.conn.server.as_deref(), port)
     }
 
     /// Loads the key given with --key, if any.
     pub fn load_key(&self) -> anyhow::Result<Option<Key>> {
-        self.key
+        self.conn
+            .key
             .as_deref()
             .map(|p| Key::load(p).context("cannot load --key"))
             .transpose()
@@ -67,9 +213,9 @@ impl GlobalArgs {
     pub fn trust(&self, addr: &str, tls: bool) -> anyhow::Result<Option<Trust>> {
         Ok(if !tls {
             None
-        } else if let Some(ca) = &self.ca {
+        } else if let Some(ca) = &self.conn.ca {
             Some(Trust::ca_file(ca)?)
-        } else if let Some(fp) = &self.fingerprint {
+        } else if let Some(fp) = &self.conn.fingerprint {
             let fp = Fingerprint::parse(fp).ok_or_else(|| {
                 crate::exit::UsageError(format!(
                     "--fingerprint wants SHA256:<base64> or 64 hex digits, got `{fp}`"
@@ -79,6 +225,7 @@ impl GlobalArgs {
         } else {
             Some(Trust::KnownHosts {
                 file: self
+                    .conn
                     .known_hosts
                     .clone()
                     .unwrap_or_else(Trust::default_known_hosts),
@@ -96,7 +243,7 @@ impl GlobalArgs {
         Ok(ConnectOptions {
             key: self.load_key()?,
             timeout,
-            tls: self.trust(addr, self.tls)?,
+            tls: self.trust(addr, self.conn.tls)?,
         })
     }
 

@@ -5,12 +5,13 @@ mod cmd;
 mod exit;
 mod global;
 mod serve;
+mod tui;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::global::GlobalArgs;
+use crate::global::{Conn, Early, GlobalArgs, Takes};
 
 /// jemalloc instead of the platform's malloc: glibc keeps the memory of freed connection
 /// buffers in its arenas (RSS grew with every burst of connections and never came back),
@@ -30,6 +31,8 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    #[command(flatten)]
+    early: Early,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,8 +83,76 @@ enum Command {
     Discover(cmd::discover::Args),
 }
 
+impl Command {
+    /// The command's name and the connection options it takes.
+    fn takes(&self) -> (&'static str, Takes<'_>) {
+        let all = |s, t, k| Takes {
+            server: Some(s),
+            tls: Some(t),
+            key: Some(k),
+        };
+        let server = |s| Takes {
+            server: Some(s),
+            ..Takes::default()
+        };
+        let tls = |s, t| Takes {
+            server: Some(s),
+            tls: Some(t),
+            key: None,
+        };
+        match self {
+            Command::Serve(a) => (
+                "serve",
+                Takes {
+                    key: Some(&a.key),
+                    ..Takes::default()
+                },
+            ),
+            Command::Keygen(_) => ("keygen", Takes::default()),
+            Command::Account(_) => ("account", Takes::default()),
+            Command::Lab(_) => ("lab", Takes::default()),
+            Command::Discover(_) => ("discover", Takes::default()),
+            Command::Ping(a) => ("ping", all(&a.server, &a.tls, &a.key)),
+            Command::Ls(a) => ("ls", all(&a.server, &a.tls, &a.key)),
+            Command::Stat(a) => ("stat", all(&a.server, &a.tls, &a.key)),
+            Command::Get(a) => ("get", all(&a.server, &a.tls, &a.key)),
+            Command::Put(a) => ("put", all(&a.server, &a.tls, &a.key)),
+            Command::Rm(a) => ("rm", all(&a.server, &a.tls, &a.key)),
+            Command::Mkdir(a) => ("mkdir", all(&a.server, &a.tls, &a.key)),
+            Command::Exec(a) => ("exec", all(&a.server, &a.tls, &a.key)),
+            Command::Read(a) => ("read", tls(&a.server, &a.tls)),
+            Command::Chat(a) => ("chat", tls(&a.server, &a.tls)),
+            Command::Time(a) => ("time", tls(&a.server, &a.tls)),
+            Command::Greet(a) => ("greet", server(&a.server)),
+            Command::Echo(a) => ("echo", server(&a.server)),
+            Command::Daytime(a) => ("daytime", server(&a.server)),
+            Command::Tftp(c) => ("tftp", server(c.server())),
+        }
+    }
+}
+
+/// Parses the command line. The connection options given before the command's name are
+/// hidden from the top-level help (each client command lists its own) and merged with
+/// the command's own.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    for id in Early::IDS {
+        command = command.mut_arg(id, |a| a.hide(true));
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let (name, takes) = cli.command.takes();
+    match Conn::merge(name, &cli.early, takes) {
+        Ok(conn) => cli.global.conn = conn,
+        Err(e) => return exit::report(Err(e)),
+    }
     global::init_logging(&cli.global, matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use sockit_wire::header::{Message, MessageError};
 use sockit_wire::{Client, ClientError, ErrorCode, Frame, FrameCodec, FrameError, Header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::messages::{Exit, Keepalive, Output, Started, Stdin, Stream};
 pub use crate::request::RemoteExit;
 use crate::request::{ExecRequest, ExitFrame};
 
@@ -32,6 +34,16 @@ pub enum ExecClientError {
     /// The server sent something that is not part of the exec exchange.
     #[error("unexpected frame from server: {0}")]
     Protocol(String),
+}
+
+/// A server frame that is not the message expected is a protocol error.
+impl From<MessageError> for ExecClientError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::Decode { .. } => Self::Protocol(e.to_string()),
+            MessageError::Encode { .. } => Self::Client(e.into()),
+        }
+    }
 }
 
 impl From<FrameError> for ExecClientError {
@@ -68,17 +80,17 @@ where
     let mut reader = FramedRead::with_capacity(rd, FrameCodec::new(), 128 * 1024);
     let mut writer = FramedWrite::new(wr, FrameCodec::new());
     writer.send(&request.to_header()).await?;
-    match next_header(&mut reader).await? {
-        h if h.get_str("cmd") == Some("started") => {}
-        h => return Err(ExecClientError::Protocol(format!("{h:?}"))),
-    }
+    next_header(&mut reader).await?.decode::<Started>()?;
+    let keepalive = Header::encode(&Keepalive {})?;
     let forward = async {
         if let (Some(mut input), true) = (stdin, request.stdin) {
             let mut buf = vec![0u8; STDIN_CHUNK];
             loop {
                 // An unreadable stdin ends like an empty one.
                 let n: usize = input.read(&mut buf).await.unwrap_or_default();
-                let h = Header::new().with("cmd", "stdin").with("size", n);
+                let Ok(h) = Header::encode(&Stdin { size: n as u64 }) else {
+                    break;
+                };
                 let sent = if n == 0 {
                     writer.send(&h).await
                 } else {
@@ -96,11 +108,7 @@ where
         tick.tick().await;
         loop {
             tick.tick().await;
-            if writer
-                .send(&Header::new().with("cmd", "keepalive"))
-                .await
-                .is_err()
-            {
+            if writer.send(&keepalive).await.is_err() {
                 // The reader sees the broken connection and reports it.
                 std::future::pending::<()>().await;
             }
@@ -109,9 +117,13 @@ where
     let receive = async {
         loop {
             let h = next_header(&mut reader).await?;
-            match h.get_str("cmd") {
-                Some(s @ ("stdout" | "stderr")) => {
-                    let to_stdout = s == "stdout";
+            if h.cmd() == Exit::CMD {
+                return Ok(ExitFrame::parse(&h));
+            }
+            // Anything else must be output: `stdout` or `stderr`.
+            match h.decode::<Output>() {
+                Ok(out) => {
+                    let to_stdout = out.cmd == Stream::Stdout;
                     let mut left = h.body_len().map_err(FrameError::from)?;
                     while left > 0 {
                         match reader.next().await {
@@ -135,8 +147,7 @@ where
                     };
                     f.map_err(ExecClientError::Local)?;
                 }
-                Some("exit") => return Ok(ExitFrame::parse(&h)),
-                _ => return Err(ExecClientError::Protocol(format!("{h:?}"))),
+                Err(_) => return Err(ExecClientError::Protocol(format!("{h:?}"))),
             }
         }
     };

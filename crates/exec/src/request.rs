@@ -1,8 +1,13 @@
-//! The `exec` request and the frames that follow it (pure parsing, no I/O).
+//! The checked `exec` request and exit status, read from and written as the frames of
+//! [`crate::messages`] (pure, no I/O).
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sockit_wire::header::MessageError;
 use sockit_wire::Header;
+
+use crate::messages::{Exec, Exit};
 
 /// Most arguments in one `argv`.
 pub const MAX_ARGS: usize = 4096;
@@ -21,16 +26,17 @@ pub struct ExecRequest {
 /// Why an `exec` request is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// `argv` missing, empty, not strings, or too long.
+    /// The header is not an [`Exec`] frame: `argv` missing or not strings, `stdin` not a
+    /// boolean, `timeout_ms` not an integer (the message names the key).
+    #[error(transparent)]
+    Malformed(#[from] MessageError),
+    /// `argv` empty, too long, or with an empty program name.
     #[error("`argv` must be a non-empty array of at most {MAX_ARGS} strings")]
     Argv,
     /// An argument holds NUL (it cannot be passed to a program).
     #[error("arguments cannot contain NUL bytes")]
     Nul,
-    /// `stdin` is not a boolean.
-    #[error("`stdin` must be true or false")]
-    Stdin,
-    /// `timeout_ms` is not a positive integer.
+    /// `timeout_ms` is 0.
     #[error("`timeout_ms` must be a positive integer")]
     Timeout,
 }
@@ -41,34 +47,32 @@ impl ExecRequest {
     /// # Errors
     /// See [`RequestError`].
     pub fn parse(req: &Header) -> Result<Self, RequestError> {
-        let arr = req
-            .get("argv")
-            .and_then(|v| v.as_array())
-            .ok_or(RequestError::Argv)?;
-        if arr.is_empty() || arr.len() > MAX_ARGS {
+        Self::check(req.decode()?)
+    }
+
+    /// Checks a decoded [`Exec`] frame.
+    ///
+    /// # Errors
+    /// See [`RequestError`].
+    pub fn check(msg: Exec) -> Result<Self, RequestError> {
+        let Exec {
+            argv,
+            stdin,
+            timeout_ms,
+        } = msg;
+        if argv.is_empty() || argv.len() > MAX_ARGS {
             return Err(RequestError::Argv);
         }
-        let argv = arr
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(RequestError::Argv)?;
         if argv.iter().any(|a| a.contains('\0')) {
             return Err(RequestError::Nul);
         }
         if argv[0].is_empty() {
             return Err(RequestError::Argv);
         }
-        let stdin = match req.get("stdin") {
-            None | Some(serde_json::Value::Null) => false,
-            Some(v) => v.as_bool().ok_or(RequestError::Stdin)?,
-        };
-        let timeout = match req.get("timeout_ms") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => match v.as_u64() {
-                Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
-                _ => return Err(RequestError::Timeout),
-            },
+        let timeout = match timeout_ms {
+            None => None,
+            Some(0) => return Err(RequestError::Timeout),
+            Some(ms) => Some(Duration::from_millis(ms)),
         };
         Ok(Self {
             argv,
@@ -77,23 +81,27 @@ impl ExecRequest {
         })
     }
 
+    /// The request's frame.
+    pub fn to_message(&self) -> Exec {
+        Exec {
+            argv: self.argv.clone(),
+            stdin: self.stdin,
+            timeout_ms: self
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
     /// The request header.
     pub fn to_header(&self) -> Header {
-        let mut h = Header::request("exec")
-            .with("argv", self.argv.clone())
-            .with("stdin", self.stdin);
-        if let Some(t) = self.timeout {
-            h.set(
-                "timeout_ms",
-                u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
-            );
-        }
-        h
+        Header::encode(&self.to_message())
+            .unwrap_or_else(|e| unreachable!("an `exec` frame is a JSON object: {e}"))
     }
 }
 
-/// Which output stream a frame carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which output stream a frame carries (the frame's `cmd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// The child's stdout.
     Stdout,
@@ -112,7 +120,8 @@ impl Stream {
 }
 
 /// How the processes of a run were contained (the exit frame's `containment`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ContainmentPath {
     /// A cgroup v2 of its own, killed whole with `cgroup.kill`.
     Cgroup,
@@ -185,55 +194,60 @@ pub struct ExitFrame {
 }
 
 impl ExitFrame {
-    /// The frame's header.
-    pub fn to_header(&self) -> Header {
-        let mut h = Header::ok().with("cmd", "exit");
+    /// The frame's message.
+    pub fn to_message(&self) -> Exit {
+        let mut msg = Exit {
+            containment: self.containment,
+            ..Exit::default()
+        };
         match &self.exit {
-            RemoteExit::Code(code) => h.set("code", *code),
+            RemoteExit::Code(code) => msg.code = Some(i64::from(*code)),
             RemoteExit::Signal {
                 signal,
                 reason,
                 message,
             } => {
-                h.set("signal", *signal);
-                h.set("signal_name", crate::group::signal_name(*signal));
-                if let Some(r) = reason {
-                    h.set("reason", r.as_str());
-                }
-                if let Some(m) = message {
-                    h.set("message", m.as_str());
-                }
+                msg.signal = Some(i64::from(*signal));
+                msg.signal_name = Some(crate::group::signal_name(*signal).to_owned());
+                msg.reason = reason.clone();
+                msg.message = message.clone();
             }
         }
-        if let Some(c) = self.containment {
-            h.set("containment", c.as_str());
-        }
-        h
+        msg
     }
 
-    /// Reads an exit frame (total: a missing or odd `signal` reads as SIGKILL, an unknown
-    /// `containment` as absent).
-    pub fn parse(h: &Header) -> Self {
-        let containment = h.get_str("containment").and_then(ContainmentPath::parse);
-        if let Some(code) = h.get("code").and_then(|v| v.as_i64()) {
+    /// Reads the frame's message (total: a missing or odd `signal` reads as SIGKILL).
+    pub fn from_message(msg: Exit) -> Self {
+        if let Some(code) = msg.code {
             return Self {
                 exit: RemoteExit::Code(i32::try_from(code).unwrap_or(1)),
-                containment,
+                containment: msg.containment,
             };
         }
-        let signal = h
-            .get("signal")
-            .and_then(|v| v.as_i64())
+        let signal = msg
+            .signal
             .and_then(|s| i32::try_from(s).ok())
             .unwrap_or(libc::SIGKILL);
         Self {
             exit: RemoteExit::Signal {
                 signal,
-                reason: h.get_str("reason").map(str::to_owned),
-                message: h.get_str("message").map(str::to_owned),
+                reason: msg.reason,
+                message: msg.message,
             },
-            containment,
+            containment: msg.containment,
         }
+    }
+
+    /// The frame's header (a reply: `"status":"ok"`).
+    pub fn to_header(&self) -> Header {
+        Header::reply(&self.to_message())
+            .unwrap_or_else(|e| unreachable!("an `exit` frame is a JSON object: {e}"))
+    }
+
+    /// Reads an exit frame (total: a missing or odd `signal` reads as SIGKILL, an unknown
+    /// `containment` as absent).
+    pub fn parse(h: &Header) -> Self {
+        Self::from_message(h.parse().unwrap_or_default())
     }
 }
 
@@ -255,16 +269,18 @@ mod tests {
     fn empty_argv() {
         let h = Header::request("exec").with("argv", Vec::<String>::new());
         assert_eq!(ExecRequest::parse(&h), Err(RequestError::Argv));
-        assert_eq!(
+        assert!(matches!(
             ExecRequest::parse(&Header::request("exec")),
-            Err(RequestError::Argv)
-        );
+            Err(RequestError::Malformed(_))
+        ));
     }
 
     #[test]
     fn non_string_argv() {
         let h = Header::request("exec").with("argv", serde_json::json!(["ls", 3]));
-        assert_eq!(ExecRequest::parse(&h), Err(RequestError::Argv));
+        let e = ExecRequest::parse(&h).unwrap_err();
+        assert!(matches!(e, RequestError::Malformed(_)), "{e:?}");
+        assert!(e.to_string().contains("`argv`"), "{e}");
     }
 
     #[test]
@@ -307,6 +323,7 @@ mod tests {
         ] {
             let h = frame.to_header();
             assert_eq!(h.get_str("cmd"), Some("exit"));
+            assert!(h.is_ok());
             assert_eq!(ExitFrame::parse(&h), frame);
         }
         let h = ExitFrame {

@@ -26,11 +26,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sockit_wire::framed::{Command, CommandError, CommandTable, ServerConnection, Session};
+use sockit_wire::header::Message;
 use sockit_wire::{ErrorCode, FrameError, Header, Incoming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::contain::{Backend, Containment, SpawnError};
+use crate::messages::{Keepalive, Output, Started, Stdin};
 use crate::request::{ExecRequest, ExitFrame, RemoteExit, Stream};
 
 /// Settings of the exec service (each has a `sockit serve` flag).
@@ -151,9 +153,9 @@ async fn next_input(conn: &mut ServerConnection) -> Input {
             Err(e) => return Input::Gone(e.to_string()),
             Ok(Some(Incoming::Invalid(e))) => return Input::Gone(format!("bad frame: {e}")),
             Ok(Some(Incoming::Header(h))) => match h.cmd() {
-                Some("stdin") if conn.body_remaining() == 0 => return Input::Eof,
-                Some("stdin") => continue,
-                Some("keepalive") => return Input::Keepalive,
+                c if c == Stdin::CMD && conn.body_remaining() == 0 => return Input::Eof,
+                c if c == Stdin::CMD => continue,
+                c if c == Keepalive::CMD => return Input::Keepalive,
                 other => return Input::Gone(format!("unexpected `{other:?}` frame during exec")),
             },
         }
@@ -283,8 +285,7 @@ impl Command for Exec {
         let pid = child.id().unwrap_or(0);
         tracing::info!(peer = %session.peer, pid, argv = ?request.argv, containment = %run.path(), "exec started");
         let started = std::time::Instant::now();
-        conn.send(&Header::ok().with("cmd", "started").with("pid", pid))
-            .await?;
+        conn.send(&Header::reply(&Started { pid })?).await?;
 
         let (out_tx, mut out_rx) = mpsc::channel::<(Stream, Bytes)>(16);
         if let Some(p) = child.stdout.take() {
@@ -345,7 +346,7 @@ impl Command for Exec {
                         }
                         if !bytes.is_empty() {
                             sent += bytes.len() as u64;
-                            let h = Header::new().with("cmd", stream.as_str()).with("size", bytes.len());
+                            let h = Header::encode(&Output { cmd: stream, size: bytes.len() as u64 })?;
                             if let Err(e) = conn.send_with_body(&h, bytes).await {
                                 tracing::info!(peer = %session.peer, pid, error = %e, "exec client gone; killing the command");
                                 return Err(e.into());

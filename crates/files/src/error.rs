@@ -50,6 +50,14 @@ pub enum FilesError {
         /// Bytes of the partial upload kept for resuming (`None`: removed).
         kept: Option<u64>,
     },
+    /// A symlink whose target would lead outside the root (or cannot be checked).
+    #[error("{path}: {source}")]
+    Link {
+        /// The link that was not created.
+        path: RelPath,
+        /// Why.
+        source: crate::meta::LinkError,
+    },
     /// The upload's content does not match the client's hash.
     #[error("blake3 mismatch for {path}: client says {expected}, server received {actual}; the upload was discarded")]
     HashMismatch {
@@ -80,7 +88,7 @@ impl FilesError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
-            Self::Path(_) => ErrorCode::Denied,
+            Self::Path(_) | Self::Link { .. } => ErrorCode::Denied,
             Self::Exists(_) => ErrorCode::Exists,
             Self::Busy(_) => ErrorCode::Busy,
             Self::TooLarge { .. } | Self::NoSpace { .. } => ErrorCode::TooLarge,

@@ -1,6 +1,7 @@
-//! The sockit file service: `ls`, `stat`, `get`, `put`, `rm`, `mkdir` over the framed
-//! protocol, confined to a data root with a capability filesystem, resumable, and verified
-//! end to end with BLAKE3.
+//! The sockit file service: `ls`, `stat`, `get`, `put`, `rm`, `mkdir`, `symlink` and
+//! `setattr` over the framed protocol, confined to a data root with a capability
+//! filesystem, resumable, verified end to end with BLAKE3, keeping modes, times and
+//! symlinks.
 //!
 //! - [`path`]: what a client may name (pure parsing, the first fence);
 //! - [`root`]: the data root as a `cap-std` directory (the second fence), the staging area,
@@ -8,18 +9,20 @@
 //! - [`disk`]: blocking reader/writer threads that stream between disk and the network
 //!   with large buffers, hashing as the bytes pass;
 //! - [`cmd`]: one server command per file, registered with [`cmd::register`];
-//! - [`client`]: the client side (what `sockit ls/get/put/...` call);
-//! - [`bench`]: `sockit lab bench files`.
+//! - [`messages`]: the request and reply of every command, shared by both sides;
+//! - [`meta`]: permission bits, modification times and the symlink target rule;
+//! - [`client`]: the client side (what `sockit ls/get/put/...` call).
 //!
 //! The wire format is documented in `docs/files.md`.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
-pub mod bench;
 pub mod client;
 pub mod cmd;
 pub mod disk;
 pub mod error;
 pub mod hash_cache;
+pub mod messages;
+pub mod meta;
 pub mod path;
 pub mod root;
 

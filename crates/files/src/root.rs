@@ -492,6 +492,16 @@ pub fn mtime_secs(meta: &Metadata) -> i64 {
     meta.mtime()
 }
 
+/// The modification time of `meta`, with its nanoseconds.
+pub fn mtime_of(meta: &Metadata) -> crate::meta::Mtime {
+    crate::meta::Mtime::of(meta.mtime(), meta.mtime_nsec())
+}
+
+/// The permission bits of `meta` as `ls`/`stat` report them (`st_mode & 0o7777`).
+pub fn mode_of(meta: &Metadata) -> u32 {
+    meta.mode() & crate::meta::REPORTED_MODE_BITS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,20 +52,7 @@ pub fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
 /// # Errors
 /// As setrlimit(2).
 pub fn raise_nofile() -> std::io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur)
-    }
+    rlimit::increase_nofile_limit(u64::MAX)
 }
 
 #[cfg(test)]

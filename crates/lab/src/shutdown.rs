@@ -69,11 +69,11 @@ impl Shutdown {
 }
 
 /// A non-blocking pipe whose read end goes into a readiness set; the shutdown writes one
-/// byte to the write end so `select`/`poll`/`epoll_wait` return.
+/// byte to the write end so `select`/`poll`/`epoll_wait` return. The write end lives in
+/// the waker registered with the shutdown.
 #[derive(Debug)]
 pub struct WakePipe {
     read: OwnedFd,
-    write: Arc<OwnedFd>,
 }
 
 impl WakePipe {
@@ -90,24 +90,18 @@ impl WakePipe {
         }
         // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let write = Arc::new(write);
-        let writer = Arc::clone(&write);
+        let writer = write;
         shutdown.on_trigger(move || {
             let byte = 1u8;
             // SAFETY: writing one byte from a valid stack location to an fd we own.
             unsafe { libc::write(writer.as_raw_fd(), (&byte as *const u8).cast(), 1) };
         });
-        Ok(WakePipe { read, write })
+        Ok(WakePipe { read })
     }
 
     /// The read end, to put in the readiness set.
     pub fn read_fd(&self) -> RawFd {
         self.read.as_raw_fd()
-    }
-
-    /// The write end (kept so the pipe stays open while the loop runs).
-    pub fn write_fd(&self) -> RawFd {
-        self.write.as_raw_fd()
     }
 }
 

@@ -188,3 +188,66 @@ fn report_writes_table_and_pngs() {
         }
     }
 }
+
+/// Pixels of exactly `rgb` in an 8-bit RGB or RGBA PNG.
+fn pixels_of(path: &Path, rgb: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks_exact(step)
+        .filter(|p| p[..3] == rgb)
+        .count()
+}
+
+#[test]
+fn a_single_connection_count_is_drawn_as_bars_not_dots() {
+    let dir = tempfile::tempdir().unwrap();
+    let cells = vec![
+        cell("tokio", 100, 90_000.0, 20.0, 3.0),
+        cell("epoll-et", 100, 95_000.0, 18.0, 2.5),
+        cell("python-threads", 100, 4_000.0, 400.0, 40.0),
+    ];
+    let results = BenchResults {
+        version: 1,
+        started: "2026-01-01T00:00:00Z".into(),
+        machine: Machine::default(),
+        size: 64,
+        duration_s: 2.0,
+        rate: None,
+        cells,
+    };
+    let path = dir.path().join("lab-one-count.json");
+    results.save(&path).unwrap();
+    let files = sockit_lab::report::report(&path).unwrap();
+    let throughput = &files.plots[0];
+    if let Ok(keep) = std::env::var("SOCKIT_LAB_KEEP_REPORT") {
+        std::fs::copy(
+            throughput,
+            Path::new(&keep).join("throughput-one-count.png"),
+        )
+        .unwrap();
+    }
+    // tokio's colour (the async group's first). As a line of one point it was one 4-pixel
+    // dot (about 50 pixels); as a bar, nearly the chart's width at 90,000 of 95,000 req/s.
+    let tokio = pixels_of(throughput, [44, 160, 44]);
+    assert!(tokio > 5_000, "tokio has only {tokio} pixels: not a bar");
+    // python-threads at 4,000 req/s is a bar too, about 1/20 of tokio's.
+    let python = pixels_of(throughput, [214, 39, 40]);
+    assert!(
+        python > 100 && python < tokio / 5,
+        "python {python}, tokio {tokio}"
+    );
+
+    // One model at one count: one bar.
+    let one = BenchResults {
+        cells: vec![cell("tokio", 100, 90_000.0, 20.0, 3.0)],
+        ..results
+    };
+    let path = dir.path().join("lab-one-model.json");
+    one.save(&path).unwrap();
+    let files = sockit_lab::report::report(&path).unwrap();
+    assert!(pixels_of(&files.plots[0], [44, 160, 44]) > 5_000);
+}

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sockit_lab::{spawn_model, Model, RunningServer, ServeConfig};
+use sockit_testkit::data::Rng;
+use sockit_testkit::peer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -20,17 +22,12 @@ const CLIENTS: usize = 200;
 const SIZES: [usize; 7] = [1, 7, 100, 4096, 16 * 1024 + 1, 200_000, 1 << 20];
 
 /// Message size for client `c`: the edge sizes of [`SIZES`] for even clients, a
-/// pseudo-random size up to 300 kB (xorshift, fixed seed, so a failure reproduces) for
-/// odd ones.
+/// pseudo-random size up to 300 kB (seeded by `c`, so a failure reproduces) for odd ones.
 fn size_for(c: usize) -> usize {
     if c % 2 == 0 {
         return SIZES[(c / 2) % SIZES.len()];
     }
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    1 + (x % 300_000) as usize
+    1 + Rng::new(c as u64).below(300_000) as usize
 }
 
 fn payload(client: usize, len: usize) -> Vec<u8> {
@@ -111,15 +108,14 @@ fn stop_within(server: RunningServer, secs: u64) {
 fn run_suite(model: Model) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if model == Model::IoUring {
-        if let Err(e) = sockit_lab::models::io_uring::available() {
-            if skip_allowed("io-uring") {
-                eprintln!("SKIPPED because {SKIP_VAR} lists io-uring: {e}");
-                return;
-            }
-            panic!(
+        let available = sockit_lab::models::io_uring::available().map_err(|e| {
+            format!(
                 "{e}: the kernel refuses io_uring (kernel.io_uring_disabled, or a seccomp \
-                 profile); to skip this suite knowingly set {SKIP_VAR}=io-uring"
-            );
+                 profile)"
+            )
+        });
+        if peer::unless_skipped("io-uring", available).is_none() {
+            return;
         }
     }
     let mut cfg = ServeConfig::new(model);
@@ -169,14 +165,6 @@ fn run_suite(model: Model) {
     let idle = std::net::TcpStream::connect(addr).expect("idle client connects");
     stop_within(server, 15);
     drop(idle);
-}
-
-/// Lists the requirements a run knowingly skips (comma-separated; see docs/testing.md).
-const SKIP_VAR: &str = "SOCKIT_TEST_SKIP";
-
-/// Whether [`SKIP_VAR`] lists `requirement`.
-fn skip_allowed(requirement: &str) -> bool {
-    std::env::var(SKIP_VAR).is_ok_and(|v| v.split(',').any(|r| r.trim() == requirement))
 }
 
 /// One test per model, and [`SUITE`]: the models that have one.

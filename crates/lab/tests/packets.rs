@@ -15,6 +15,7 @@ use sockit_lab::experiments::overflow::{self, ClientSees};
 use sockit_lab::experiments::packets::{self, ArpOp, Frame, Mac, TcpFlags};
 use sockit_lab::experiments::timeline::{self, TimelineConfig};
 use sockit_lab::experiments::{arp, pcap, synflood};
+use sockit_testkit::peer;
 
 /// Fails unless none of `names` is still listed by `ip netns list`.
 fn assert_removed(names: &[String]) {
@@ -269,7 +270,7 @@ fn capture_of_sockit_echo_shows_the_tcp_exchange_in_order_and_tshark_agrees() {
     assert_eq!(fins, 2, "both sides close: {t}");
 
     // tshark reads the pcap and sees the same frames, flags and relative numbers.
-    let out = Command::new("tshark")
+    let out = Command::new(peer::require("tshark", "tshark"))
         .arg("-r")
         .arg(&file)
         .args([

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use sockit_wire::udp::{Arrival, UdpService};
+use sockit_runtime::udp::{Arrival, UdpService};
 
 use crate::clock::{self, ClockState};
 use crate::nts::{NtsRequest, NtsServer};
@@ -152,7 +152,7 @@ enum ClockSource {
     Fixed(ClockState),
 }
 
-/// The NTP server: a [`UdpService`] for [`sockit_wire::udp::serve_udp_with`].
+/// The NTP server: a [`UdpService`] for [`sockit_runtime::udp::serve_udp_with`].
 pub struct NtpServer {
     config: ServerConfig,
     precision: i8,

@@ -5,18 +5,27 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-/// A book's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A book's format; `pdf`, `epub` or `txt` in JSON and in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// A PDF.
     Pdf,
     /// A plain-text file.
     Txt,
+    /// An EPUB (2 or 3).
+    Epub,
+}
+
+impl std::fmt::Display for Format {
+    /// The lowercase name (`pdf`, `txt`, `epub`); honours width and alignment.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 impl Format {
@@ -26,6 +35,7 @@ impl Format {
         match ext.as_str() {
             "pdf" => Some(Self::Pdf),
             "txt" => Some(Self::Txt),
+            "epub" => Some(Self::Epub),
             _ => None,
         }
     }
@@ -35,6 +45,7 @@ impl Format {
         match self {
             Self::Pdf => "pdf",
             Self::Txt => "txt",
+            Self::Epub => "epub",
         }
     }
 
@@ -43,6 +54,7 @@ impl Format {
         match self {
             Self::Pdf => "application/pdf",
             Self::Txt => "text/plain; charset=utf-8",
+            Self::Epub => crate::epub::MIME,
         }
     }
 }
@@ -54,15 +66,16 @@ pub struct Book {
     pub id: i64,
     /// Path relative to the books root, `/`-separated.
     pub path: String,
-    /// Title (PDF metadata, else the file name without extension).
+    /// Title (PDF metadata or EPUB OPF, else the file name without extension).
     pub title: String,
-    /// Author from the PDF metadata.
+    /// Author(s) from the PDF metadata or the EPUB OPF (`, `-separated).
     pub author: Option<String>,
     /// Format.
     pub format: Format,
     /// Size in bytes.
     pub size: u64,
-    /// Page count (TXT: at the server's default page size); `None` when unreadable.
+    /// Page count (TXT: at the server's default page size; EPUB: chapters, the spine's
+    /// length); `None` when unreadable.
     pub pages: Option<u64>,
     /// Why the book cannot be read, if it cannot.
     pub error: Option<String>,
@@ -78,6 +91,14 @@ pub struct Book {
     pub mtime: i64,
     /// The cover image next to the book (`NAME.jpg`), relative to the books root.
     pub cover_file: Option<String>,
+    /// Language (EPUB `dc:language`).
+    pub language: Option<String>,
+    /// Series (EPUB `calibre:series` or `belongs-to-collection`).
+    pub series: Option<String>,
+    /// Position in the series.
+    pub series_index: Option<f64>,
+    /// Description (EPUB `dc:description`, as plain text).
+    pub description: Option<String>,
 }
 
 /// Opens (creating) the catalog database at `path`.
@@ -123,11 +144,27 @@ pub fn open(path: &Path) -> Result<Connection> {
             PRIMARY KEY(username, document)
         );",
     )?;
+    // Columns added after the first catalogs were written.
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('books')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (col, ty) in [
+        ("language", "TEXT"),
+        ("series", "TEXT"),
+        ("series_index", "REAL"),
+        ("description", "TEXT"),
+    ] {
+        if !have.iter().any(|h| h == col) {
+            conn.execute_batch(&format!("ALTER TABLE books ADD COLUMN {col} {ty}"))?;
+        }
+    }
     Ok(conn)
 }
 
 const COLS: &str = "id, path, title, author, format, size, pages, error, encoding, md5, \
-                    partial_md5, blake3, mtime, cover_file";
+                    partial_md5, blake3, mtime, cover_file, language, series, series_index, \
+                    description";
 
 fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
     let format: String = r.get(4)?;
@@ -136,10 +173,10 @@ fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
         path: r.get(1)?,
         title: r.get(2)?,
         author: r.get(3)?,
-        format: if format == "pdf" {
-            Format::Pdf
-        } else {
-            Format::Txt
+        format: match format.as_str() {
+            "pdf" => Format::Pdf,
+            "epub" => Format::Epub,
+            _ => Format::Txt,
         },
         size: r.get::<_, i64>(5)?.max(0) as u64,
         pages: r.get::<_, Option<i64>>(6)?.map(|p| p.max(0) as u64),
@@ -150,10 +187,14 @@ fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
         blake3: r.get(11)?,
         mtime: r.get(12)?,
         cover_file: r.get(13)?,
+        language: r.get(14)?,
+        series: r.get(15)?,
+        series_index: r.get(16)?,
+        description: r.get(17)?,
     })
 }
 
-/// Every book, sorted by title then path; `query` filters on title, author and path
+/// Every book, sorted by title then path; `query` filters on title, author, series and path
 /// (case-insensitive substring).
 ///
 /// # Errors
@@ -162,7 +203,7 @@ pub fn list(conn: &Connection, query: Option<&str>) -> Result<Vec<Book>> {
     let q = query.map(str::trim).filter(|q| !q.is_empty());
     let sql = format!(
         "SELECT {COLS} FROM books WHERE ?1 IS NULL OR instr(lower(title || ' ' || \
-         coalesce(author, '') || ' ' || path), lower(?1)) > 0 ORDER BY title COLLATE NOCASE, path"
+         coalesce(author, '') || ' ' || coalesce(series, '') || ' ' || path), lower(?1)) > 0 ORDER BY title COLLATE NOCASE, path"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![q], row_to_book)?;
@@ -212,11 +253,14 @@ pub fn by_partial_md5(conn: &Connection, doc: &str) -> Result<Option<Book>> {
 pub fn upsert(conn: &Connection, b: &Book) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO books(path, title, author, format, size, pages, error, encoding, md5, \
-         partial_md5, blake3, mtime, cover_file) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) \
+         partial_md5, blake3, mtime, cover_file, language, series, series_index, description) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) \
          ON CONFLICT(path) DO UPDATE SET title=excluded.title, author=excluded.author, \
          format=excluded.format, size=excluded.size, pages=excluded.pages, error=excluded.error, \
          encoding=excluded.encoding, md5=excluded.md5, partial_md5=excluded.partial_md5, \
-         blake3=excluded.blake3, mtime=excluded.mtime, cover_file=excluded.cover_file",
+         blake3=excluded.blake3, mtime=excluded.mtime, cover_file=excluded.cover_file, \
+         language=excluded.language, series=excluded.series, series_index=excluded.series_index, \
+         description=excluded.description",
     )?
     .execute(params![
         b.path,
@@ -232,6 +276,10 @@ pub fn upsert(conn: &Connection, b: &Book) -> Result<()> {
         b.blake3,
         b.mtime,
         b.cover_file,
+        b.language,
+        b.series,
+        b.series_index,
+        b.description,
     ])?;
     Ok(())
 }
@@ -296,6 +344,10 @@ mod tests {
             blake3: "b".into(),
             mtime: 1,
             cover_file: None,
+            language: None,
+            series: None,
+            series_index: None,
+            description: None,
         }
     }
 
@@ -322,9 +374,42 @@ mod tests {
     }
 
     #[test]
+    fn older_catalogs_gain_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE books(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, \
+                 title TEXT NOT NULL, author TEXT, format TEXT NOT NULL, size INTEGER NOT NULL, \
+                 pages INTEGER, error TEXT, encoding TEXT, md5 TEXT NOT NULL, \
+                 partial_md5 TEXT NOT NULL, blake3 TEXT NOT NULL, mtime INTEGER NOT NULL, cover_file TEXT);
+                 INSERT INTO books(path, title, format, size, md5, partial_md5, blake3, mtime) \
+                 VALUES ('a.txt', 'A', 'txt', 1, 'm', 'p', 'b', 1);",
+            )
+            .unwrap();
+        }
+        let c = open(&path).unwrap();
+        let mut b = book("e.epub", "E");
+        b.format = Format::Epub;
+        b.series = Some("S".into());
+        b.series_index = Some(2.0);
+        upsert(&c, &b).unwrap();
+        assert_eq!(by_path(&c, "a.txt").unwrap().unwrap().series, None);
+        let e = by_path(&c, "e.epub").unwrap().unwrap();
+        assert_eq!(
+            (e.format, e.series.as_deref(), e.series_index),
+            (Format::Epub, Some("S"), Some(2.0))
+        );
+        drop(c);
+        open(&path).unwrap();
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(Format::from_name("A.PDF"), Some(Format::Pdf));
         assert_eq!(Format::from_name("a.txt"), Some(Format::Txt));
+        assert_eq!(Format::from_name("a.Epub"), Some(Format::Epub));
         assert_eq!(Format::from_name("a.jpg"), None);
         assert_eq!(Format::from_name("noext"), None);
     }

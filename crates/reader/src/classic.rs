@@ -22,8 +22,8 @@ use std::io;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sockit_wire::guarded::RequestClock;
-use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_runtime::guarded::RequestClock;
+use sockit_runtime::server::{ConnInfo, Refusal, ServiceStream, TcpService};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -232,11 +232,20 @@ async fn answer<S: AsyncWrite + Unpin>(
         Request::Download(name) => download(lib, stream, &name).await,
         Request::Open(name) => {
             let book = lib.book_by_path(&name)?;
-            if book.format != Format::Txt {
-                return Err(ReaderError::Unsupported(format!(
-                    "{name} is a PDF: download it with `0 {name}`"
-                ))
-                .into());
+            match book.format {
+                Format::Txt => {}
+                Format::Pdf => {
+                    return Err(ReaderError::Unsupported(format!(
+                        "{name} is a PDF: download it with `0 {name}`"
+                    ))
+                    .into())
+                }
+                Format::Epub => {
+                    return Err(ReaderError::Unsupported(format!(
+                        "{name} is an EPUB, which the classic protocol cannot page: download it with `0 {name}` or read it in the web UI"
+                    ))
+                    .into())
+                }
             }
             let paged = lib.txt(&book, page_chars).await?;
             session.open = Some((book, 0));
@@ -275,19 +284,21 @@ async fn download<S: AsyncWrite + Unpin>(
     stream: &mut S,
     name: &str,
 ) -> std::result::Result<(), Answer> {
-    let path = if name == CATALOG_NAME {
-        lib.course_db().await?
+    let (file, size) = if name == CATALOG_NAME {
+        let path = lib.course_db().await?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| ReaderError::io(&path, e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| ReaderError::io(&path, e))?
+            .len();
+        (file, size)
     } else {
-        lib.file(name)?
+        let (file, size) = lib.open_file(name)?;
+        (tokio::fs::File::from_std(file), size)
     };
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ReaderError::io(&path, e))?;
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| ReaderError::io(&path, e))?
-        .len();
     let header = py_header(name, size);
     let len = i32::try_from(header.len())
         .map_err(|_| ReaderError::BadRequest("file name too long".into()))?;
@@ -314,7 +325,7 @@ pub fn check_name(lib: &Library, name: &str) -> Result<()> {
     if name == CATALOG_NAME {
         return Ok(());
     }
-    lib.file(name).map(|_| ())
+    lib.open_file(name).map(|_| ())
 }
 
 #[async_trait]

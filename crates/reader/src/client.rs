@@ -1,16 +1,23 @@
 //! A small HTTP/1.1 client for the reader's JSON API (what `sockit read` and the tests
 //! use): one request per connection (`Connection: close`), bodies by `Content-Length`,
 //! chunked, or to EOF, with a size cap and a timeout; HTTPS with sockit's trust rules
-//! (CA file, pinned fingerprint, or trust on first use).
+//! (CA file, pinned fingerprint, or trust on first use). The JSON API's calls are typed
+//! with the server's own [`crate::http::api_types`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sockit_wire::client::dial;
-use sockit_wire::tls::{Fingerprint, Trust};
+use sockit_runtime::dial::dial;
+use sockit_runtime::tls::{Fingerprint, Trust};
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::http::api_types::{
+    BookJson, BookList, ErrorBody, KoErrorBody, PdfText, ProgressReply, ProgressStored,
+    PutProgress, TxtPage,
+};
 
 /// Largest response accepted, in bytes.
 pub const MAX_RESPONSE: usize = 256 << 20;
@@ -29,7 +36,7 @@ pub enum ClientError {
     },
     /// Connecting (TCP, TLS, trust) failed.
     #[error(transparent)]
-    Connect(#[from] sockit_wire::client::ClientError),
+    Connect(#[from] sockit_runtime::dial::DialError),
     /// The server did not answer in time.
     #[error("{0}: no answer in time")]
     Timeout(String),
@@ -211,15 +218,15 @@ impl Client {
         Ok(r.body)
     }
 
-    /// Sends JSON with `method` and decodes the JSON answer.
+    /// Sends `body` as JSON with `method` and decodes the JSON answer.
     ///
     /// # Errors
     /// Transport errors, error statuses, bad JSON.
-    pub async fn send_json<T: DeserializeOwned>(
+    pub async fn send_json<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: &str,
         path: &str,
-        body: &serde_json::Value,
+        body: &B,
     ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
         let r = self
@@ -234,11 +241,87 @@ impl Client {
     }
 }
 
+/// The typed calls of the JSON API (`GET /api/books`, ...).
+impl Client {
+    /// `GET /api/books[?q=QUERY]`.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn books(&self, query: Option<&str>) -> Result<BookList, ClientError> {
+        match query {
+            Some(q) => {
+                self.get_json(&format!("/api/books?q={}", encode_query(q)))
+                    .await
+            }
+            None => self.get_json("/api/books").await,
+        }
+    }
+
+    /// `GET /api/books/ID`.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn book(&self, id: i64) -> Result<BookJson, ClientError> {
+        self.get_json(&format!("/api/books/{id}")).await
+    }
+
+    /// `GET /api/books/ID/text/N`: page `page` of a TXT book.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn text_page(&self, id: i64, page: u64) -> Result<TxtPage, ClientError> {
+        self.get_json(&format!("/api/books/{id}/text/{page}")).await
+    }
+
+    /// `GET /api/books/ID/pdftext/N`: the text of page `page` of a PDF.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn pdf_text(&self, id: i64, page: u64) -> Result<PdfText, ClientError> {
+        self.get_json(&format!("/api/books/{id}/pdftext/{page}"))
+            .await
+    }
+
+    /// `GET /api/books/ID/progress`: the caller's saved position.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn progress(&self, id: i64) -> Result<ProgressReply, ClientError> {
+        self.get_json(&format!("/api/books/{id}/progress")).await
+    }
+
+    /// `PUT /api/books/ID/progress`: saves the caller's position.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn put_progress(
+        &self,
+        id: i64,
+        progress: &PutProgress,
+    ) -> Result<ProgressStored, ClientError> {
+        self.send_json("PUT", &format!("/api/books/{id}/progress"), progress)
+            .await
+    }
+}
+
+/// Percent-encodes a query value (everything but `A-Z a-z 0-9 - _ . ~`).
+pub fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn status_error(r: &Response) -> ClientError {
-    let message = serde_json::from_slice::<serde_json::Value>(&r.body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&r.body).chars().take(200).collect());
+    let message = serde_json::from_slice::<ErrorBody>(&r.body)
+        .map(|e| e.message)
+        .or_else(|_| serde_json::from_slice::<KoErrorBody>(&r.body).map(|e| e.message))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&r.body).chars().take(200).collect());
     ClientError::Status {
         status: r.status,
         message,

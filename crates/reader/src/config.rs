@@ -38,6 +38,9 @@ pub struct ReaderConfig {
     pub session_ttl: Duration,
     /// Most web UI sessions kept at once (the oldest are dropped first).
     pub max_sessions: usize,
+    /// Limits on every EPUB (entries, inflated bytes); fixed at their defaults by
+    /// `sockit serve` (no flag).
+    pub epub: crate::epub::Limits,
     /// Write the sample library into the books root (also done when it is empty).
     pub demo: bool,
 }
@@ -59,6 +62,7 @@ impl ReaderConfig {
             require_auth: false,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_sessions: 10_000,
+            epub: crate::epub::Limits::default(),
             demo: false,
         }
     }

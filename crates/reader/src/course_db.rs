@@ -29,7 +29,7 @@ pub fn build(path: &Path, books: &[Book]) -> Result<()> {
         let tx = conn.transaction()?;
         for b in books.iter().filter(|b| b.error.is_none()) {
             let page = match b.format {
-                Format::Pdf => 0,
+                Format::Pdf | Format::Epub => 0,
                 Format::Txt => 1,
             };
             tx.execute(

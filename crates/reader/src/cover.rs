@@ -1,5 +1,5 @@
 //! Covers: the `NAME.jpg` (or .jpeg/.png) next to the book as the course lays them out,
-//! else the first page of a PDF, else a generated cover (a one-page PDF with the title,
+//! else the EPUB's cover image (its OPF's), else the first page of a PDF, else a generated cover (a one-page PDF with the title,
 //! written with lopdf and rasterized like any page).
 
 use image::DynamicImage;
@@ -23,6 +23,16 @@ pub fn cover_image(lib: &Library, book: &Book, width: u32) -> Result<DynamicImag
         {
             Ok(img) => return Ok(fit(img, width)),
             Err(e) => tracing::debug!(cover = %file, error = %e, "cover file unusable"),
+        }
+    }
+    if book.format == Format::Epub && book.pages.is_some() {
+        match lib.epub_cover_bytes(book) {
+            Ok(Some(bytes)) => match decode_image(&book.path, &bytes) {
+                Ok(img) => return Ok(fit(img, width)),
+                Err(e) => tracing::debug!(book = %book.path, error = %e, "EPUB cover unusable"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::debug!(book = %book.path, error = %e, "EPUB cover unreadable"),
         }
     }
     if book.format == Format::Pdf && book.pages.is_some() {

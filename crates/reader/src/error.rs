@@ -43,6 +43,15 @@ pub enum ReaderError {
         /// What the parser or renderer said.
         reason: String,
     },
+    /// An EPUB that cannot be opened (not a zip, unsafe entry names, no package) or that
+    /// is over a limit.
+    #[error("{name} is not a readable EPUB: {reason}")]
+    BadEpub {
+        /// The book.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The operation does not apply to this format (e.g. TXT paging of a PDF).
     #[error("{0}")]
     Unsupported(String),
@@ -130,7 +139,11 @@ impl ReaderError {
             Self::Unauthorized(_) => 401,
             Self::NotFound(_) => 404,
             Self::PageOutOfRange { .. } => 404,
-            Self::Empty(_) | Self::NotText(_) | Self::Encrypted(_) | Self::BadPdf { .. } => 422,
+            Self::Empty(_)
+            | Self::NotText(_)
+            | Self::Encrypted(_)
+            | Self::BadPdf { .. }
+            | Self::BadEpub { .. } => 422,
             Self::Unsupported(_) => 415,
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
@@ -149,6 +162,7 @@ impl ReaderError {
             Self::NotText(_) => "not_text",
             Self::Encrypted(_) => "encrypted",
             Self::BadPdf { .. } => "bad_pdf",
+            Self::BadEpub { .. } => "bad_epub",
             Self::Unsupported(_) => "unsupported",
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge(_) => "too_large",

@@ -2,22 +2,25 @@
 //! decode, page and render. Every front end (classic, HTTP, OPDS, kosync) goes through it.
 
 use std::collections::VecDeque;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use sockit_accounts::Accounts;
+use sockit_runtime::confine::{self, Leading, NameError, RelPath, Root};
 
 use crate::accounts::Sessions;
 use crate::catalog::{self, Book, Format};
 use crate::config::ReaderConfig;
 use crate::disk_cache::DiskCache;
+use crate::epub::{Chapter, Epub, Toc};
 use crate::error::{ReaderError, Result};
 use crate::scan::{self, ScanReport};
 use crate::txt::pages::Paged;
@@ -25,13 +28,20 @@ use crate::txt::pages::Paged;
 /// Paged TXT books in memory, keyed by (BLAKE3, characters per page), oldest first.
 type TxtCache = VecDeque<((String, usize), Arc<Paged>)>;
 
+/// Opened EPUBs (their zip directory, package and table of contents), keyed by BLAKE3,
+/// oldest first.
+type EpubCache = VecDeque<(String, Arc<Mutex<Epub<std::fs::File>>>)>;
+
+/// Opened EPUBs kept.
+const EPUB_CACHE_ENTRIES: usize = 8;
 /// Decoded-and-paged TXT books kept in memory.
 const TXT_CACHE_ENTRIES: usize = 16;
 /// Largest TXT page size a client may ask for, in characters.
 pub const MAX_PAGE_CHARS: usize = 100_000;
 
-/// One page of a TXT book.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One page of a TXT book: also the body of `GET /api/books/ID/text/N?chars=C`
+/// (re-exported as [`crate::http::api_types::TxtPage`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxtPage {
     /// The page number (1-based).
     pub page: u64,
@@ -73,12 +83,15 @@ impl ImageFormat {
 #[derive(Debug)]
 pub struct Library {
     cfg: ReaderConfig,
-    /// Canonical books root; every served path is checked to be under it.
+    /// Canonical books root (scans, logs).
     root: PathBuf,
+    /// The books root as a capability: every served file is opened beneath it.
+    books: Root,
     db_path: PathBuf,
     /// The readers' connection (writers use their own; WAL keeps them apart).
     db: Mutex<Connection>,
     txt: Mutex<TxtCache>,
+    epubs: Mutex<EpubCache>,
     render_slots: Semaphore,
     cache: DiskCache,
     /// Bumped whenever a scan changed the catalog (PDF.db is rebuilt on the next request).
@@ -155,6 +168,7 @@ impl Library {
                 info!(books = %root.display(), files = written.len(), "wrote the sample library");
             }
         }
+        let books = Root::open(&root).map_err(|e| ReaderError::io(&root, e))?;
         let db_path = cfg.state_dir.join("catalog.db");
         let db = catalog::open(&db_path)?;
         let accounts = match &cfg.accounts {
@@ -174,9 +188,11 @@ impl Library {
             render_slots: Semaphore::new(cfg.render_workers.max(1)),
             cfg,
             root,
+            books,
             db_path,
             db: Mutex::new(db),
             txt: Mutex::new(VecDeque::new()),
+            epubs: Mutex::new(VecDeque::new()),
             cache,
             generation: AtomicU64::new(0),
             course_db_built: Mutex::new(None),
@@ -276,17 +292,30 @@ impl Library {
     /// # Errors
     /// `Traversal`, `NotFound`, catalog errors.
     pub fn book_by_path(&self, name: &str) -> Result<Book> {
-        let rel = crate::safe_path::components(name)?.join("/");
-        self.with_db(|c| catalog::by_path(c, &rel))?
+        let rel = check_name(name)?;
+        self.with_db(|c| catalog::by_path(c, rel.as_str()))?
             .ok_or_else(|| ReaderError::NotFound(name.to_owned()))
     }
 
-    /// The on-disk path of a file in the books root (books, covers), checked to be inside.
+    /// Opens a regular file of the books root (a book, a cover) for reading; returns it
+    /// with its size. The name is checked lexically, then opened beneath the root's
+    /// directory handle, so a symlink out (even one swapped in after the check) is
+    /// refused: the file returned is the file that was checked.
     ///
     /// # Errors
-    /// `Traversal`, `NotFound`.
-    pub fn file(&self, name: &str) -> Result<PathBuf> {
-        crate::safe_path::resolve(&self.root, name)
+    /// `Traversal` (lexical, or a symlink out), `BadRequest` (a name naming no file),
+    /// `NotFound` (also directories and other non-regular files), I/O errors.
+    pub fn open_file(&self, name: &str) -> Result<(std::fs::File, u64)> {
+        open_in(&self.books, name)
+    }
+
+    /// Reads a whole file of the books root, refusing one over `cap` bytes.
+    ///
+    /// # Errors
+    /// Those of [`Library::open_file`], `TooLarge`, read errors.
+    fn read_file(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
+        let (file, size) = self.open_file(name)?;
+        read_capped(file, size, cap, name, &self.books)
     }
 
     /// The decoded, paged text of a TXT book at `page_chars` characters per page.
@@ -294,11 +323,20 @@ impl Library {
     /// # Errors
     /// `Unsupported` for a PDF; `Empty`, `NotText`, `TooLarge`, I/O errors.
     pub async fn txt(self: &Arc<Self>, book: &Book, page_chars: usize) -> Result<Arc<Paged>> {
-        if book.format != Format::Txt {
-            return Err(ReaderError::Unsupported(format!(
-                "{} is a PDF; ask for its pages as images",
-                book.path
-            )));
+        match book.format {
+            Format::Txt => {}
+            Format::Pdf => {
+                return Err(ReaderError::Unsupported(format!(
+                    "{} is a PDF; ask for its pages as images",
+                    book.path
+                )))
+            }
+            Format::Epub => {
+                return Err(ReaderError::Unsupported(format!(
+                    "{} is an EPUB; ask for its chapters",
+                    book.path
+                )))
+            }
         }
         if page_chars == 0 || page_chars > MAX_PAGE_CHARS {
             return Err(ReaderError::BadRequest(format!(
@@ -309,10 +347,10 @@ impl Library {
         if let Some(p) = self.cached_txt(&key) {
             return Ok(p);
         }
-        let path = self.file(&book.path)?;
+        let lib = self.clone();
         let (name, cap) = (book.path.clone(), self.cfg.max_txt_bytes);
         let paged = blocking("decoding a text book", move || {
-            let bytes = scan::read_capped(&path, cap)?;
+            let bytes = lib.read_file(&name, cap)?;
             let d = crate::txt::decode::decode(&name, &bytes)?;
             Ok(Arc::new(Paged::new(d.text, page_chars)))
         })
@@ -355,13 +393,22 @@ impl Library {
     }
 
     fn pdf_bytes(&self, book: &Book) -> Result<Vec<u8>> {
-        if book.format != Format::Pdf {
-            return Err(ReaderError::Unsupported(format!(
-                "{} is a text book; ask for its pages as text",
-                book.path
-            )));
+        match book.format {
+            Format::Pdf => {}
+            Format::Txt => {
+                return Err(ReaderError::Unsupported(format!(
+                    "{} is a text book; ask for its pages as text",
+                    book.path
+                )))
+            }
+            Format::Epub => {
+                return Err(ReaderError::Unsupported(format!(
+                    "{} is an EPUB; ask for its chapters",
+                    book.path
+                )))
+            }
         }
-        let bytes = scan::read_capped(&self.file(&book.path)?, self.cfg.max_pdf_bytes)?;
+        let bytes = self.read_file(&book.path, self.cfg.max_pdf_bytes)?;
         if book.pages.is_none() {
             // The catalog found it unreadable: answer with the typed reason.
             crate::pdf::inspect(&book.path, &bytes)?;
@@ -472,15 +519,163 @@ impl Library {
         .await
     }
 
+    /// The opened EPUB of `book` (from the cache, else opened beneath the books root).
+    /// Blocking.
+    ///
+    /// # Errors
+    /// `Unsupported` for other formats; those of [`Library::open_file`] and
+    /// [`Epub::open`].
+    fn epub(&self, book: &Book) -> Result<Arc<Mutex<Epub<std::fs::File>>>> {
+        if book.format != Format::Epub {
+            return Err(ReaderError::Unsupported(format!(
+                "{} is not an EPUB",
+                book.path
+            )));
+        }
+        {
+            let cache = self.epubs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, e)) = cache.iter().find(|(k, _)| *k == book.blake3) {
+                return Ok(e.clone());
+            }
+        }
+        let (file, _) = self.open_file(&book.path)?;
+        let e = Arc::new(Mutex::new(Epub::open(&book.path, file, self.cfg.epub)?));
+        let mut cache = self.epubs.lock().unwrap_or_else(|p| p.into_inner());
+        cache.push_back((book.blake3.clone(), e.clone()));
+        while cache.len() > EPUB_CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        Ok(e)
+    }
+
+    /// Runs `f` on the opened EPUB of `book` in a blocking worker.
+    async fn with_epub<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &str,
+        book: &Book,
+        f: impl FnOnce(&mut Epub<std::fs::File>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let lib = self.clone();
+        let book = book.clone();
+        blocking(what, move || {
+            let e = lib.epub(&book)?;
+            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut e)
+        })
+        .await
+    }
+
+    /// The table of contents of an EPUB.
+    ///
+    /// # Errors
+    /// `Unsupported` (not an EPUB), `BadEpub`, I/O errors.
+    pub async fn epub_toc(self: &Arc<Self>, book: &Book) -> Result<Toc> {
+        self.with_epub("reading an EPUB", book, |e| Ok(e.toc()))
+            .await
+    }
+
+    /// Chapter `n` (1-based) of an EPUB, sanitized.
+    ///
+    /// # Errors
+    /// `PageOutOfRange`, `Unsupported`, `BadEpub`, `TooLarge`, I/O errors.
+    pub async fn epub_chapter(self: &Arc<Self>, book: &Book, n: u64) -> Result<Chapter> {
+        let id = book.id;
+        self.with_epub("reading an EPUB chapter", book, move |e| e.chapter(n, id))
+            .await
+    }
+
+    /// An image, style sheet (sanitized) or font from inside an EPUB, with its media type.
+    ///
+    /// # Errors
+    /// `Traversal`, `NotFound`, `Unsupported`, `BadEpub`, `TooLarge`, I/O errors.
+    pub async fn epub_resource(
+        self: &Arc<Self>,
+        book: &Book,
+        path: &str,
+    ) -> Result<(Vec<u8>, &'static str)> {
+        let (id, path) = (book.id, path.to_owned());
+        self.with_epub("reading an EPUB resource", book, move |e| {
+            e.resource(&path, id)
+        })
+        .await
+    }
+
+    /// The cover image inside an EPUB, if it names one (blocking, for covers).
+    pub(crate) fn epub_cover_bytes(&self, book: &Book) -> Result<Option<Vec<u8>>> {
+        let e = self.epub(book)?;
+        let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+        e.cover()
+    }
+
     /// Reads a (non-PDF) image file from the books root, for covers.
     pub(crate) fn read_book_file(&self, rel: &str, cap: u64) -> Result<Vec<u8>> {
-        scan::read_capped(&self.file(rel)?, cap)
+        self.read_file(rel, cap)
     }
 
     /// The bytes of a PDF book (for cover rendering).
     pub(crate) fn pdf_bytes_for_cover(&self, book: &Book) -> Result<Vec<u8>> {
         self.pdf_bytes(book)
     }
+}
+
+/// Checks a client's name for a file of the books root (relative: a leading `/` is
+/// refused).
+///
+/// # Errors
+/// `Traversal` for `..`, absolute names, control characters (NUL included) and drive
+/// prefixes; `BadRequest` for a name that names no file.
+pub(crate) fn check_name(name: &str) -> Result<RelPath> {
+    confine::check(name, Leading::Refuse).map_err(|e| match e {
+        NameError::Empty if name.is_empty() => ReaderError::BadRequest("empty file name".into()),
+        NameError::Empty => ReaderError::BadRequest(format!("`{name}` names no file")),
+        NameError::ParentDir | NameError::Control | NameError::Drive | NameError::Absolute => {
+            ReaderError::Traversal(name.to_owned())
+        }
+    })
+}
+
+/// Opens `name` beneath `root`, with the reader's errors.
+fn open_in(root: &Root, name: &str) -> Result<(std::fs::File, u64)> {
+    let rel = check_name(name)?;
+    root.open_read(&rel).map_err(|e| {
+        if confine::is_escape(&e) {
+            tracing::debug!(name, error = %e, "refused a path out of the books root");
+            ReaderError::Traversal(name.to_owned())
+        } else if matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::InvalidInput
+        ) {
+            ReaderError::NotFound(name.to_owned())
+        } else {
+            ReaderError::io(root.path().join(rel.as_path()), e)
+        }
+    })
+}
+
+/// Reads an open file of `size` bytes whole, refusing one over `cap` (also one that grew
+/// past it since it was opened).
+fn read_capped(
+    file: std::fs::File,
+    size: u64,
+    cap: u64,
+    name: &str,
+    root: &Root,
+) -> Result<Vec<u8>> {
+    let too_large =
+        |len: u64| ReaderError::TooLarge(format!("{name} is {len} bytes, over the limit of {cap}"));
+    if size > cap {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| ReaderError::io(root.path().join(name), e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Encodes an image as PNG or JPEG.
@@ -496,4 +691,73 @@ pub fn encode(img: image::DynamicImage, fmt: ImageFormat) -> Result<Vec<u8>> {
     };
     r.map_err(|e| ReaderError::Image(e.to_string()))?;
     Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_relative_and_stay_inside() {
+        for name in [
+            "../x",
+            "a/../../x",
+            "a\\..\\x",
+            "/etc/passwd",
+            "\\x",
+            "a\0b",
+            "C:x",
+        ] {
+            assert!(
+                matches!(check_name(name), Err(ReaderError::Traversal(_))),
+                "{name:?}"
+            );
+        }
+        assert_eq!(check_name("a/./b.txt").unwrap().as_str(), "a/b.txt");
+        assert_eq!(check_name("挽歌.pdf").unwrap().as_str(), "挽歌.pdf");
+        assert!(matches!(check_name(""), Err(ReaderError::BadRequest(_))));
+        assert!(matches!(check_name("./"), Err(ReaderError::BadRequest(_))));
+    }
+
+    #[test]
+    fn symlinks_out_are_traversal_and_missing_files_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = dir.path().join("books");
+        std::fs::create_dir_all(books.join("sub")).unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        std::fs::write(books.join("in.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), books.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), books.join("updir")).unwrap();
+        let root = Root::open(&books).unwrap();
+        assert_eq!(open_in(&root, "in.txt").unwrap().1, 1);
+        for name in ["link.txt", "updir/secret", "../secret"] {
+            assert!(
+                matches!(open_in(&root, name), Err(ReaderError::Traversal(_))),
+                "{name}"
+            );
+        }
+        for name in ["nope.txt", "sub", "in.txt/x"] {
+            assert!(
+                matches!(open_in(&root, name), Err(ReaderError::NotFound(_))),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_are_capped_and_errors_name_no_server_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big.txt"), b"0123456789").unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let (file, size) = open_in(&root, "big.txt").unwrap();
+        assert_eq!(
+            read_capped(file, size, 10, "big.txt", &root).unwrap().len(),
+            10
+        );
+        let (file, size) = open_in(&root, "big.txt").unwrap();
+        let err = read_capped(file, size, 9, "big.txt", &root).unwrap_err();
+        assert!(matches!(err, ReaderError::TooLarge(_)));
+        let text = err.to_string();
+        assert!(!text.contains(&*dir.path().to_string_lossy()), "{text}");
+    }
 }

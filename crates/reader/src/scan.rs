@@ -143,16 +143,20 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
         blake3: h.blake3,
         mtime: f.mtime,
         cover_file: f.cover.clone(),
+        language: None,
+        series: None,
+        series_index: None,
+        description: None,
     };
     let outcome = match f.format {
-        Format::Txt => read_capped(&f.abs, cfg.max_txt_bytes).and_then(|bytes| {
+        Format::Txt => read_capped(&f.abs, &f.rel, cfg.max_txt_bytes).and_then(|bytes| {
             let d = crate::txt::decode::decode(&f.rel, &bytes)?;
             book.encoding = Some(d.encoding.to_owned());
             let paged = crate::txt::pages::Paged::new(d.text, cfg.txt_page_chars);
             book.pages = Some(paged.len() as u64);
             Ok(())
         }),
-        Format::Pdf => read_capped(&f.abs, cfg.max_pdf_bytes).and_then(|bytes| {
+        Format::Pdf => read_capped(&f.abs, &f.rel, cfg.max_pdf_bytes).and_then(|bytes| {
             let info = crate::pdf::inspect(&f.rel, &bytes)?;
             book.pages = Some(info.pages);
             if let Some(t) = info.title {
@@ -161,26 +165,47 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
             book.author = info.author;
             Ok(())
         }),
+        Format::Epub => std::fs::File::open(&f.abs)
+            .map_err(|e| ReaderError::io(&f.abs, e))
+            .and_then(|file| {
+                let epub = crate::epub::Epub::open(&f.rel, file, cfg.epub)?;
+                let p = &epub.package;
+                book.pages = Some(epub.chapters() as u64);
+                if let Some(t) = &p.title {
+                    book.title = t.clone();
+                }
+                book.author = (!p.authors.is_empty()).then(|| p.authors.join(", "));
+                book.language = p.language.clone();
+                book.series = p.series.clone();
+                book.series_index = p.series_index;
+                book.description = p.description.clone();
+                Ok(())
+            }),
     };
     if let Err(e) = outcome {
-        debug!(path = %f.rel, error = %e, "book is not readable");
+        if f.format == Format::Epub {
+            // Malformed or hostile EPUBs are worth a line: they were skipped before.
+            warn!(path = %f.rel, error = %e, "EPUB is not readable; cataloged with its error");
+        } else {
+            debug!(path = %f.rel, error = %e, "book is not readable");
+        }
         book.error = Some(e.to_string());
     }
     Some(book)
 }
 
-/// Reads a whole file, refusing one over `cap` bytes.
+/// Reads a whole file (`name` relative to the books root, for the error, which is shown to
+/// clients), refusing one over `cap` bytes.
 ///
 /// # Errors
 /// `TooLarge`, or the read error.
-pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+pub fn read_capped(path: &Path, name: &str, cap: u64) -> Result<Vec<u8>> {
     let len = std::fs::metadata(path)
         .map_err(|e| ReaderError::io(path, e))?
         .len();
     if len > cap {
         return Err(ReaderError::TooLarge(format!(
-            "{} is {len} bytes, over the limit of {cap}",
-            path.display()
+            "{name} is {len} bytes, over the limit of {cap}"
         )));
     }
     std::fs::read(path).map_err(|e| ReaderError::io(path, e))

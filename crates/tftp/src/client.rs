@@ -44,6 +44,10 @@ pub struct ClientOptions {
     pub tsize: bool,
     /// After a download, linger this long to re-ACK a retransmitted last block.
     pub dally: Duration,
+    /// How long to wait for the server's first answer, across every retransmission of the
+    /// request (and the retry without options): a server that is not there is reported
+    /// after this, not after the whole back-off of `retries`.
+    pub connect_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -56,6 +60,7 @@ impl Default for ClientOptions {
             mode: Mode::Octet,
             retries: 5,
             tsize: true,
+            connect_timeout: Duration::from_secs(10),
             dally: Duration::ZERO,
         }
     }
@@ -133,12 +138,14 @@ pub enum ClientError {
         message: String,
     },
     /// The server did not answer the request.
-    #[error("no answer from {server} after {retries} retransmissions")]
+    #[error("no answer from {server} within {:.1} s ({requests} requests sent); is a TFTP server running there?", waited.as_secs_f64())]
     NoAnswer {
         /// The server.
         server: SocketAddr,
-        /// Retransmissions tried.
-        retries: u32,
+        /// Requests sent (the first and its retransmissions).
+        requests: u32,
+        /// How long the client waited.
+        waited: Duration,
     },
     /// The server's OACK was unacceptable (it got ERROR 8).
     #[error("unacceptable OACK: {0}")]
@@ -206,14 +213,24 @@ async fn request_with_fallback(
     mut requested: RequestedOptions,
 ) -> Result<(Answer, RequestedOptions, bool), ClientError> {
     let timing = opts.timing(None);
+    let mut give_up = RequestDeadline::new(opts.connect_timeout);
     let request = request_bytes(write, remote, opts.mode, &requested);
     let with_options = !requested.is_empty();
-    if let Some(answer) = send_request(socket, server, &request, &timing, with_options).await? {
+    if let Some(answer) = send_request(
+        socket,
+        server,
+        &request,
+        &timing,
+        &mut give_up,
+        with_options,
+    )
+    .await?
+    {
         return Ok((answer, requested, false));
     }
     requested = RequestedOptions::default();
     let request = request_bytes(write, remote, opts.mode, &requested);
-    match send_request(socket, server, &request, &timing, false).await? {
+    match send_request(socket, server, &request, &timing, &mut give_up, false).await? {
         Some(answer) => Ok((answer, requested, true)),
         None => Err(ClientError::Refused {
             code: ErrorCode::OptionNegotiation,
@@ -222,22 +239,54 @@ async fn request_with_fallback(
     }
 }
 
+/// When the wait for the server's first answer ends.
+struct RequestDeadline {
+    start: tokio::time::Instant,
+    end: tokio::time::Instant,
+    sent: u32,
+}
+
+impl RequestDeadline {
+    fn new(limit: Duration) -> RequestDeadline {
+        let start = tokio::time::Instant::now();
+        RequestDeadline {
+            start,
+            end: start + limit,
+            sent: 0,
+        }
+    }
+
+    fn no_answer(&self, server: SocketAddr) -> ClientError {
+        ClientError::NoAnswer {
+            server,
+            requests: self.sent,
+            waited: tokio::time::Instant::now().saturating_duration_since(self.start),
+        }
+    }
+}
+
 /// Sends `request` until the server answers from any port of its address; `None` when
-/// it refuses the options (ERROR 8) and `with_options` is set.
+/// it refuses the options (ERROR 8) and `with_options` is set. Gives up after
+/// `timing.retries` retransmissions or at `give_up`, whichever comes first.
 async fn send_request(
     socket: &UdpSocket,
     server: SocketAddr,
     request: &[u8],
     timing: &Timing,
+    give_up: &mut RequestDeadline,
     with_options: bool,
 ) -> Result<Option<Answer>, ClientError> {
     let mut buf = vec![0u8; 65536];
     for attempt in 0..=timing.retries {
+        if tokio::time::Instant::now() >= give_up.end {
+            break;
+        }
         socket
             .send_to(request, server)
             .await
             .map_err(ClientError::Network)?;
-        let deadline = tokio::time::Instant::now() + timing.interval(attempt);
+        give_up.sent += 1;
+        let deadline = (tokio::time::Instant::now() + timing.interval(attempt)).min(give_up.end);
         loop {
             let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
             let (len, from) = match received {
@@ -269,10 +318,7 @@ async fn send_request(
             }
         }
     }
-    Err(ClientError::NoAnswer {
-        server,
-        retries: timing.retries,
-    })
+    Err(give_up.no_answer(server))
 }
 
 /// The negotiated values from an OACK, or ERROR 8 to the server and an error.
@@ -451,4 +497,31 @@ pub async fn put(
         retransmits: stats.retransmits,
         fell_back,
     })
+}
+
+/// Asks whether a TFTP server answers at `server`: one read request for a probe name,
+/// waiting up to `wait` for any reply (the server's ERROR 1 for the missing file counts).
+/// For waiting until a freshly started server is ready; the answer is never a transfer.
+///
+/// # Errors
+/// A socket error on this side.
+pub async fn probe(server: SocketAddr, wait: Duration) -> io::Result<bool> {
+    let local = if server.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
+    let socket = UdpSocket::bind(local).await?;
+    let request = Packet::Rrq(Request {
+        filename: "sockit-readiness-probe",
+        mode: Mode::Octet,
+        options: vec![],
+    })
+    .to_bytes();
+    socket.send_to(&request, server).await?;
+    let mut buf = [0u8; 1024];
+    Ok(matches!(
+        tokio::time::timeout(wait, socket.recv_from(&mut buf)).await,
+        Ok(Ok(_))
+    ))
 }

@@ -10,16 +10,15 @@
 //! - [`netascii`]: streaming netascii encoder/decoder;
 //! - [`transfer`]: the windowed sender and receiver shared by server and client
 //!   (retransmission with backoff, block-number rollover, no Sorcerer's Apprentice);
-//! - [`root`]: file access confined to the server root (capability filesystem);
+//! - [`root`]: file access confined to the server root (the shared
+//!   `sockit_runtime::confine`, with a leading `/` read as the root);
 //! - [`server`]: the server entry point [`server::serve`];
-//! - [`client`]: [`client::get`] and [`client::put`];
-//! - [`bench`]: the `sockit lab bench tftp` benchmark.
+//! - [`client`]: [`client::get`] and [`client::put`].
 //!
 //! The wire format and the decisions taken where the RFCs are silent are written down in
 //! `docs/tftp.md`.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
-pub mod bench;
 pub mod client;
 pub mod netascii;
 pub mod options;

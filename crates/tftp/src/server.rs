@@ -31,7 +31,7 @@ use crate::transfer::sink::BlockSink;
 use crate::transfer::source::BlockSource;
 use crate::transfer::{Endpoint, Timing, TransferError};
 use bytes::Bytes;
-use sockit_wire::udp_guard::{
+use sockit_runtime::udp_guard::{
     reply_limit, source_key, RateLimit, RateLimiter, AMPLIFICATION_FACTOR, IPV4_UDP_HEADER,
 };
 use std::collections::HashMap;

@@ -5,43 +5,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use crate::auth::Key;
 use crate::codec::FrameError;
 use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::handshake::{self, HandshakeError};
-use crate::header::{ErrorCode, Header, Hello};
-use crate::tls::{self, Fingerprint, Trust, TrustError};
+use crate::header::{Bye, Done, ErrorCode, Header, Hello, Message, MessageError, Ping, Pong};
+use crate::tls::{Fingerprint, Trust};
+use sockit_runtime::dial::DialError;
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Could not connect.
-    #[error("cannot connect to {addr}")]
-    Connect {
-        /// The server address.
-        addr: String,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// Connecting failed: TCP, TLS or trust ([`DialError`]).
+    #[error(transparent)]
+    Dial(#[from] DialError),
     /// The handshake failed.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
-    /// The server's certificate was not trusted.
-    #[error(transparent)]
-    Trust(TrustError),
-    /// The server answered a TLS ClientHello in plain text.
-    #[error("{0} answered in plain text: that port does not speak TLS (drop --tls, or use the server's TLS port)")]
-    NotTls(String),
-    /// Another TLS failure.
-    #[error("TLS with {addr} failed: {message}")]
-    Tls {
-        /// The server address.
-        addr: String,
-        /// The cause.
-        message: String,
-    },
     /// The connection failed mid-request.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -62,6 +43,20 @@ pub enum ClientError {
     /// Timed out.
     #[error("{0} timed out after {1:?}")]
     Timeout(&'static str, Duration),
+    /// A request could not be encoded as its typed message.
+    #[error(transparent)]
+    Encode(MessageError),
+}
+
+/// A reply that does not match its typed message is a bad response; a request that
+/// cannot be encoded is [`ClientError::Encode`].
+impl From<MessageError> for ClientError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::Decode { .. } => Self::BadResponse(e.to_string()),
+            MessageError::Encode { .. } => Self::Encode(e),
+        }
+    }
 }
 
 /// How to connect.
@@ -85,79 +80,15 @@ impl Default for ConnectOptions {
     }
 }
 
-/// A connected stream, plain TCP or TLS, as [`dial`] returns it.
-pub struct Dialed {
-    /// The stream.
-    pub stream: BoxedStream,
-    /// The server's address.
-    pub peer: SocketAddr,
-    /// The TLS channel binding (`None` over plain TCP).
-    pub binding: Option<tls::Binding>,
-    /// The host and fingerprint recorded in the known-hosts file on first use, if that
-    /// happened during this connection.
-    pub recorded: Option<(String, Fingerprint)>,
-}
+pub use sockit_runtime::dial::Dialed;
 
-impl std::fmt::Debug for Dialed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialed")
-            .field("peer", &self.peer)
-            .field("tls", &self.binding.is_some())
-            .field("recorded", &self.recorded)
-            .finish()
-    }
-}
-
-/// Connects to `addr` (`host:port`) over TCP, then speaks TLS when `tls` is given,
-/// trusting the server as it says. Used by every sockit client (framed, IRC, HTTP).
+/// Connects to `addr` (`host:port`) over TCP, then speaks TLS when `tls` is given
+/// ([`sockit_runtime::dial::dial`], with its errors as [`ClientError`]s).
 ///
 /// # Errors
-/// Connection, trust or TLS errors; a server that answers the ClientHello in plain text
-/// gives [`ClientError::NotTls`].
+/// Connection, trust or TLS errors.
 pub async fn dial(addr: &str, tls: Option<&Trust>) -> Result<Dialed, ClientError> {
-    let connect_err = |source| ClientError::Connect {
-        addr: addr.to_owned(),
-        source,
-    };
-    let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map_err(connect_err)?;
-    let Some(trust) = tls else {
-        return Ok(Dialed {
-            stream: Box::new(stream),
-            peer,
-            binding: None,
-            recorded: None,
-        });
-    };
-    let tls_err = |message: String| ClientError::Tls {
-        addr: addr.to_owned(),
-        message,
-    };
-    let (connector, report) = tls::connector(trust.clone()).map_err(|e| tls_err(e.to_string()))?;
-    let name = tls::server_name(host_of(addr)).map_err(|e| tls_err(e.to_string()))?;
-    let tls_stream = match connector.connect(name, stream).await {
-        Ok(s) => s,
-        Err(e) => {
-            let refused = report.lock().ok().and_then(|mut r| r.error.take());
-            if let Some(trust_err) = refused {
-                return Err(ClientError::Trust(trust_err));
-            }
-            let text = e.to_string();
-            if text.contains("InvalidContentType") || text.contains("corrupt message") {
-                return Err(ClientError::NotTls(addr.to_owned()));
-            }
-            return Err(tls_err(text));
-        }
-    };
-    let binding = tls::binding_of_client(&tls_stream).map_err(|e| tls_err(e.to_string()))?;
-    let recorded = report.lock().ok().and_then(|mut r| r.recorded.take());
-    Ok(Dialed {
-        stream: Box::new(tls_stream),
-        peer,
-        binding: Some(binding),
-        recorded,
-    })
+    Ok(sockit_runtime::dial::dial(addr, tls).await?)
 }
 
 /// A connected, authenticated framed client.
@@ -175,12 +106,6 @@ impl std::fmt::Debug for Client {
             .field("hello", &self.hello)
             .finish()
     }
-}
-
-/// The host part of `host:port` / `[v6]:port`.
-fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 impl Client {
@@ -284,6 +209,26 @@ impl Client {
         self.read_response().await
     }
 
+    /// Sends the typed request `req` and reads its reply as `R` (an error response
+    /// becomes [`ClientError::Remote`], a reply that is not an `R`
+    /// [`ClientError::BadResponse`]). A body that follows the reply is left unread on
+    /// [`Self::connection`].
+    ///
+    /// # Errors
+    /// I/O, framing, a remote error or a malformed reply.
+    pub async fn call<Q: Message, R: Message>(&mut self, req: &Q) -> Result<R, ClientError> {
+        let reply = self.request(&Header::encode(req)?).await?;
+        Ok(reply.decode()?)
+    }
+
+    /// Sends `ping` and waits for its `pong`.
+    ///
+    /// # Errors
+    /// I/O, framing, a remote error or a reply that is not `pong`.
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        self.call::<Ping, Pong>(&Ping {}).await.map(|_| ())
+    }
+
     /// Sends a request with an in-memory body and reads the response header.
     ///
     /// # Errors
@@ -317,18 +262,6 @@ impl Client {
     /// # Errors
     /// I/O or framing errors.
     pub async fn bye(mut self) -> Result<(), ClientError> {
-        self.request(&Header::request("bye")).await.map(|_| ())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_of;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(host_of("127.0.0.1:7788"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:7788"), "::1");
-        assert_eq!(host_of("example.org:1"), "example.org");
+        self.call::<Bye, Done>(&Bye {}).await.map(|_| ())
     }
 }

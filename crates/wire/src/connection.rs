@@ -17,12 +17,7 @@ pub enum Incoming {
     Invalid(HeaderError),
 }
 
-/// Any stream a connection can run over (TCP, a guarded TCP stream, later TLS).
-pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
-
-/// A boxed stream, so services need not be generic over the transport.
-pub type BoxedStream = Box<dyn AsyncStream>;
+pub use sockit_runtime::stream::{AsyncStream, BoxedStream};
 
 /// A framed connection.
 pub struct Connection<S> {

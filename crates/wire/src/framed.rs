@@ -18,7 +18,7 @@ use crate::codec::{FrameCodec, FrameError};
 use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::guarded::RequestClock;
 use crate::handshake::{self, AuthOutcome};
-use crate::header::{AuthMode, ErrorCode, Header};
+use crate::header::{AuthMode, Done, ErrorCode, Header, Hello, MessageError, Pong};
 use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
 use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::tls::{Accepted, Binding};
@@ -56,6 +56,18 @@ impl CommandError {
     /// A reply error.
     pub fn reply(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Reply(code, message.into())
+    }
+}
+
+/// A request that does not match its typed message is the client's mistake
+/// (`bad_request`, saying which key is wrong); a reply that cannot be encoded is the
+/// server's (`internal`).
+impl From<MessageError> for CommandError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::Decode { .. } => Self::Reply(ErrorCode::BadRequest, e.to_string()),
+            MessageError::Encode { .. } => Self::Reply(ErrorCode::Internal, e.to_string()),
+        }
     }
 }
 
@@ -206,13 +218,15 @@ impl FramedService {
         } else {
             AuthMode::None
         };
-        let hello = handshake::hello(mode, &nonce, &self.table.names());
+        let hello = Hello::new(mode, &nonce, &self.table.names());
+        let hello_frame = typed(Header::encode(&hello))?;
+        let hello_reply = typed(Header::reply(&hello))?;
         // Course-style clients on a plain, key-less port send requests without reading the
         // hello and may close without reading anything; an unread hello makes their kernel
         // reset the connection and drop the tail of what they sent (a half-delivered
         // upload). So there the hello is sent only when asked for (`{"cmd":"hello"}`).
         if self.config.key.is_some() || !binding.is_empty() {
-            send_or_io(&mut conn, &hello).await?;
+            send_or_io(&mut conn, &hello_frame).await?;
         }
         let mut session = Session {
             peer,
@@ -276,7 +290,7 @@ impl FramedService {
             };
             debug!(%peer, cmd = %cmd, "request");
             match cmd.as_str() {
-                "hello" => send_or_io(&mut conn, &hello.clone().with("status", "ok")).await?,
+                "hello" => send_or_io(&mut conn, &hello_reply).await?,
                 "auth" => match (&self.config.key, self.throttled(peer)) {
                     (None, _) => {
                         send_or_io(
@@ -326,9 +340,9 @@ impl FramedService {
                     },
                 },
                 _ if need_auth => send_or_io(&mut conn, &handshake::auth_required(&cmd)).await?,
-                "ping" => send_or_io(&mut conn, &Header::ok().with("cmd", "pong")).await?,
+                "ping" => send_or_io(&mut conn, &typed(Header::reply(&Pong {}))?).await?,
                 "bye" => {
-                    let _ = conn.send(&Header::ok()).await;
+                    let _ = conn.send(&typed(Header::reply(&Done {}))?).await;
                     return Ok("client said bye".into());
                 }
                 other => match self.table.get(other) {
@@ -362,23 +376,11 @@ impl FramedService {
     }
 }
 
-/// Closes after an error reply so that the reply arrives: half-close, then drain what the
-/// client already sent (closing with unread data would reset the connection and could
-/// destroy the reply in flight), bounded in time and bytes.
-pub async fn linger_close<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = stream.shutdown().await;
-    let mut buf = [0u8; 8192];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let mut drained = 0usize;
-        while drained < 1 << 20 {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
+pub use sockit_runtime::close::linger_close;
+
+/// A built-in frame that failed to encode, as an I/O error of the connection.
+fn typed(h: Result<Header, MessageError>) -> io::Result<Header> {
+    h.map_err(io::Error::other)
 }
 
 async fn send_or_io(conn: &mut ServerConnection, header: &Header) -> io::Result<()> {

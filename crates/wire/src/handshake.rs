@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::auth::{self, Key, Nonce};
 use crate::codec::FrameError;
 use crate::connection::{Connection, Incoming};
-use crate::header::{AuthMode, AuthRequest, ErrorCode, Header, Hello};
+use crate::header::{AuthMode, AuthReply, AuthRequest, ErrorCode, Header, Hello, MessageError};
 
 /// What the server decided about one `auth` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,15 +22,8 @@ pub enum AuthOutcome {
 
 /// Builds the server's `hello`.
 pub fn hello(auth: AuthMode, nonce: &Nonce, services: &[String]) -> Header {
-    let hello = Hello {
-        cmd: "hello".into(),
-        proto: crate::PROTO_VERSION,
-        server: crate::server_ident(),
-        auth,
-        nonce: hex::encode(nonce),
-        services: services.to_vec(),
-    };
-    Header::from_serialize(&hello).unwrap_or_else(|_| unreachable!("Hello is a struct"))
+    Header::encode(&Hello::new(auth, nonce, services))
+        .unwrap_or_else(|e| Header::error(ErrorCode::Internal, e.to_string()))
 }
 
 /// Checks a client's `auth` request against the key and the server nonce (pure).
@@ -40,7 +33,7 @@ pub fn check_auth(
     request: &Header,
     binding: &[u8],
 ) -> AuthOutcome {
-    let req: AuthRequest = match request.parse() {
+    let req: AuthRequest = match request.decode() {
         Ok(r) => r,
         Err(e) => return AuthOutcome::BadRequest(format!("auth needs `nonce` and `mac`: {e}")),
     };
@@ -52,7 +45,12 @@ pub fn check_auth(
         return AuthOutcome::Failed;
     }
     let proof = key.server_mac(server_nonce, &client_nonce, binding);
-    AuthOutcome::Accepted(Header::ok().with("mac", hex::encode(proof)))
+    let reply = AuthReply {
+        mac: hex::encode(proof),
+    };
+    AuthOutcome::Accepted(
+        Header::reply(&reply).unwrap_or_else(|e| Header::error(ErrorCode::Internal, e.to_string())),
+    )
 }
 
 /// Client-side handshake failures.
@@ -91,6 +89,9 @@ pub enum HandshakeError {
     /// The handshake did not finish in time.
     #[error("handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// Our own `auth` request could not be built.
+    #[error("cannot build the auth request: {0}")]
+    Encode(MessageError),
 }
 
 async fn read_hello_frame<S: AsyncRead + AsyncWrite + Unpin>(
@@ -164,9 +165,12 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let client_nonce =
                 auth::fresh_nonce().map_err(|e| HandshakeError::BadHello(e.to_string()))?;
             let mac = key.client_mac(&server_nonce, &client_nonce, binding);
-            let req = Header::request("auth")
-                .with("nonce", hex::encode(client_nonce))
-                .with("mac", hex::encode(mac));
+            let req = Header::encode(&AuthRequest {
+                cmd: "auth".into(),
+                nonce: hex::encode(client_nonce),
+                mac: hex::encode(mac),
+            })
+            .map_err(HandshakeError::Encode)?;
             conn.send(&req).await?;
             let reply = match conn.read_header().await? {
                 Some(Incoming::Header(h)) => h,
@@ -177,8 +181,8 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 return Err(HandshakeError::Rejected(format!("{code}: {message}")));
             }
             let expected = key.server_mac(&server_nonce, &client_nonce, binding);
-            match reply.get_str("mac") {
-                Some(m) if auth::verify_mac(&expected, m) => Ok(hello),
+            match reply.decode::<AuthReply>() {
+                Ok(r) if auth::verify_mac(&expected, &r.mac) => Ok(hello),
                 _ => Err(HandshakeError::ServerProofFailed),
             }
         }
@@ -214,6 +218,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_typed_frames_keep_their_wire_form() {
+        let h = hello(AuthMode::HmacSha256, &[7; 32], &["ls".to_owned()]);
+        let back: Hello = h.decode().unwrap();
+        assert_eq!(
+            back,
+            Hello::new(AuthMode::HmacSha256, &[7; 32], &["ls".to_owned()])
+        );
+        assert_eq!(h.get_str("cmd"), Some("hello"));
+        let key = Key::from_bytes([9; 32]);
+        let (ns, nc) = ([1; 32], [2; 32]);
+        let req = Header::encode(&AuthRequest {
+            cmd: "auth".into(),
+            nonce: hex::encode(nc),
+            mac: hex::encode(key.client_mac(&ns, &nc, &[])),
+        })
+        .unwrap();
+        assert_eq!(req.get_str("cmd"), Some("auth"));
+        let AuthOutcome::Accepted(reply) = check_auth(&key, &ns, &req, &[]) else {
+            panic!("refused");
+        };
+        assert!(reply.is_ok());
+        let reply: AuthReply = reply.decode().unwrap();
+        assert!(auth::verify_mac(&key.server_mac(&ns, &nc, &[]), &reply.mac));
     }
 
     #[test]

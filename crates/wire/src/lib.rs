@@ -1,4 +1,5 @@
-//! The framed wire protocol of sockit and the server runtime shared by every TCP service.
+//! The framed wire protocol of sockit (tcp 7788), built on the shared serving runtime
+//! (`sockit-runtime`).
 //!
 //! Layers, bottom up:
 //! - [`header`]: the JSON header of a frame and the typed requests/responses built on it;
@@ -6,25 +7,22 @@
 //!   streamed body);
 //! - [`connection`]: a [`Connection`](connection::Connection) that reads and writes frames;
 //! - [`auth`] and [`handshake`]: the hello + mutual HMAC-SHA256 handshake;
-//! - [`runtime`]: listeners, connection limits, timeouts and graceful shutdown;
 //! - [`framed`]: the framed service on tcp 7788 with its command dispatch table;
 //! - [`client`]: connecting to a framed server.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod framed;
-pub mod guarded;
 pub mod handshake;
 pub mod header;
-pub mod runtime;
-pub mod throttle;
-pub mod tls;
-pub mod udp;
-pub mod udp_guard;
-mod udp_recv;
+
+// The runtime's modules under their former paths, for code not yet moved to
+// `sockit_runtime`.
+pub use sockit_runtime::server as runtime;
+pub use sockit_runtime::{guarded, throttle, tls, udp, udp_guard};
 
 pub use auth::Key;
 pub use client::{Client, ClientError, ConnectOptions};

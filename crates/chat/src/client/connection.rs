@@ -13,6 +13,12 @@ use tokio::sync::mpsc;
 use crate::irc::line::{Line, LineBuffer};
 use crate::irc::message::{Message, MAX_LINE};
 use crate::irc::names;
+use crate::irc::tags::MAX_TAG_SECTION;
+
+/// Longest line accepted from the server, CRLF included: a full IRCv3 tag section
+/// (`@`, 4,607 bytes in all: the server's 510 and a client's 4,094 bytes of tag data) and
+/// the 512 bytes of the rest. Longer lines are skipped.
+pub const MAX_SERVER_LINE: usize = MAX_TAG_SECTION + MAX_LINE;
 
 /// What to connect as.
 #[derive(Debug, Clone)]
@@ -133,7 +139,7 @@ async fn read_loop(
     nick: Arc<Mutex<String>>,
 ) {
     let mut rd = BufReader::new(rd);
-    let mut lines = LineBuffer::new(MAX_LINE * 16);
+    let mut lines = LineBuffer::new(MAX_SERVER_LINE);
     let mut registered = false;
     let mut error = None;
     loop {

@@ -118,6 +118,45 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
             (c, _) => one(&cmd.to_ascii_uppercase(), vec![c.to_owned()]),
         },
         "whois" if !rest.is_empty() => one("WHOIS", vec![rest.to_owned()]),
+        "away" => match rest {
+            "" => one("AWAY", vec![]),
+            reason => one("AWAY", vec![reason.to_owned()]),
+        },
+        "back" => one("AWAY", vec![]),
+        "notice" => match rest.split_once(' ') {
+            Some((to, text)) if !text.trim().is_empty() => one("NOTICE", vec![to.to_owned(), text.to_owned()]),
+            _ => Input::Error("usage: /notice target text".into()),
+        },
+        "mode" => {
+            let words: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            match (words.first(), current) {
+                // `/mode +o bob` in a channel means that channel.
+                (Some(w), Some(c)) if w.starts_with(['+', '-']) => {
+                    let mut p = vec![c.to_owned()];
+                    p.extend(words);
+                    one("MODE", p)
+                }
+                (Some(_), _) => one("MODE", words),
+                (None, Some(c)) => one("MODE", vec![c.to_owned()]),
+                (None, None) => Input::Error("usage: /mode [target] [+-modes [args]]".into()),
+            }
+        }
+        "kick" => match (current.filter(|c| names::is_channel(c)), rest.split_once(' ')) {
+            (None, _) => Input::Error("/kick works in a channel".into()),
+            (Some(_), _) if rest.is_empty() => Input::Error("usage: /kick nick [reason]".into()),
+            (Some(c), Some((nick, reason))) => {
+                one("KICK", vec![c.to_owned(), nick.to_owned(), reason.to_owned()])
+            }
+            (Some(c), None) => one("KICK", vec![c.to_owned(), rest.to_owned()]),
+        },
+        "invite" => match rest.split_once(' ') {
+            Some((nick, chan)) => one("INVITE", vec![nick.to_owned(), chan.trim().to_owned()]),
+            None if !rest.is_empty() => match current.filter(|c| names::is_channel(c)) {
+                Some(c) => one("INVITE", vec![rest.to_owned(), c.to_owned()]),
+                None => Input::Error("usage: /invite nick [#channel]".into()),
+            },
+            None => Input::Error("usage: /invite nick [#channel]".into()),
+        },
         "list" => one("LIST", vec![]),
         "quote" | "raw" => match Message::parse(rest.as_bytes()) {
             Ok(m) => Input::Send(vec![m], None),
@@ -126,7 +165,7 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
         "quit" | "exit" => Input::Quit(Some(rest.to_owned()).filter(|r| !r.is_empty())),
         "window" | "win" | "go" => Input::Switch(rest.to_owned()),
         other => Input::Error(format!(
-            "unknown command /{other} (try /join /part /msg /me /nick /topic /quit)"
+            "unknown command /{other} (try /join /part /msg /me /nick /topic /away /mode /kick /invite /quote /quit)"
         )),
     }
 }
@@ -184,5 +223,33 @@ mod tests {
         assert_eq!(parse("/query bob", None), Input::Switch("bob".into()));
         assert!(matches!(parse("/frob", None), Input::Error(_)));
         assert!(matches!(parse("/msg bob", None), Input::Error(_)));
+    }
+
+    #[test]
+    fn away_notice_mode_kick_invite() {
+        assert_eq!(sent(parse("/away lunch", None)), vec!["AWAY lunch"]);
+        assert_eq!(sent(parse("/away", None)), vec!["AWAY"]);
+        assert_eq!(sent(parse("/back", None)), vec!["AWAY"]);
+        assert_eq!(
+            sent(parse("/notice bob hi there", None)),
+            vec!["NOTICE bob :hi there"]
+        );
+        assert_eq!(
+            sent(parse("/mode +o bob", Some("#c"))),
+            vec!["MODE #c +o bob"]
+        );
+        assert_eq!(sent(parse("/mode", Some("#c"))), vec!["MODE #c"]);
+        assert_eq!(sent(parse("/mode me +i", None)), vec!["MODE me +i"]);
+        assert_eq!(
+            sent(parse("/kick bob be nice", Some("#c"))),
+            vec!["KICK #c bob :be nice"]
+        );
+        assert_eq!(sent(parse("/kick bob", Some("#c"))), vec!["KICK #c bob"]);
+        assert!(matches!(parse("/kick bob", None), Input::Error(_)));
+        assert_eq!(
+            sent(parse("/invite bob", Some("#c"))),
+            vec!["INVITE bob #c"]
+        );
+        assert_eq!(sent(parse("/invite bob #d", None)), vec!["INVITE bob #d"]);
     }
 }

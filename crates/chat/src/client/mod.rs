@@ -1,12 +1,10 @@
 //! The IRC client behind `sockit chat`: a connection that registers and answers PINGs,
-//! user-input parsing (`/join`, `/msg`, ...), event formatting, and two front ends: a
-//! ratatui terminal UI and a plain line mode for scripts.
+//! user-input parsing (`/join`, `/msg`, ...), event formatting, and the plain line mode
+//! for scripts. The full-screen terminal UI is a front end of the CLI.
 
 pub mod connection;
 pub mod format;
 pub mod input;
 pub mod plain;
-pub mod tui;
-pub mod view;
 
 pub use connection::{ClientConfig, Connection, Event};

@@ -46,6 +46,39 @@ pub trait IrcAuth: Send + Sync + fmt::Debug + 'static {
 
     /// Checks an account's password (SASL PLAIN or `PASS account:password`) from `ip`.
     async fn verify(&self, account: &str, password: &str, ip: IpAddr) -> AuthVerdict;
+
+    /// Whether clients may create accounts with `REGISTER` (IRCv3
+    /// `draft/account-registration`; the capability is offered only then). The default
+    /// is no.
+    fn registration(&self) -> bool {
+        false
+    }
+
+    /// Creates `account` with `password` for a client at `ip` (`REGISTER`). Called only
+    /// when [`registration`](Self::registration) is on; the default creates nothing.
+    async fn create(&self, account: &str, password: &str, ip: IpAddr) -> CreateVerdict {
+        let _ = (account, password, ip);
+        CreateVerdict::Unsupported
+    }
+}
+
+/// The answer of [`IrcAuth::create`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateVerdict {
+    /// The account exists now, with that password; the client is logged in to it.
+    Created,
+    /// The name is taken.
+    Exists,
+    /// The name is not acceptable (why).
+    BadName(String),
+    /// The password is not acceptable (why).
+    BadPassword(String),
+    /// Too many attempts from this address: retry after this long.
+    Throttled(Duration),
+    /// Accounts cannot be created here.
+    Unsupported,
+    /// The store failed (logged by the implementation; the client is told to retry).
+    Failed,
 }
 
 /// The answer of [`IrcAuth::verify`].
@@ -66,6 +99,8 @@ pub enum AuthVia {
     Sasl,
     /// `PASS account:password` (or `PASS password` with the nick as the account).
     Pass,
+    /// `OPER name password`: the password of the operator's account.
+    Oper,
 }
 
 /// Credentials waiting to be verified (outside the state lock: verification may be slow).

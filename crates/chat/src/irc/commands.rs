@@ -1,19 +1,22 @@
 //! Command dispatch: one function per IRC command, run with the state locked.
 //!
-//! Before registration only CAP, AUTHENTICATE, PASS, NICK, USER, PING, PONG and QUIT are
-//! accepted;
+//! Before registration only CAP, AUTHENTICATE, PASS, NICK, USER, PING, PONG, QUIT,
+//! REGISTER and VERIFY are accepted;
 //! everything else gets 451 (irssi ≥ 1.3 relies on this: it probes with a bare `JOIN :`
 //! during `CAP LS` and waits for the 451). After registration, an unknown command gets
-//! 421. Handlers for related commands live in [`register`](super::register),
-//! [`channel_cmds`](super::channel_cmds), [`messaging`](super::messaging) and
-//! [`query`](super::query).
+//! 421. Handlers for related commands live in [`register`],
+//! [`channel_cmds`], [`messaging`] and
+//! [`query`].
 
+use crate::irc::account_reg::{self, RegisterRequest};
 use crate::irc::auth::AuthRequest;
 use crate::irc::channel::ClientId;
+use crate::irc::chathistory::HistoryCall;
+use crate::irc::history::History;
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
-use crate::irc::state::{Client, ServerConfig, State};
-use crate::irc::{channel_cmds, messaging, query, register};
+use crate::irc::state::{Client, Outgoing, ServerConfig, State};
+use crate::irc::{channel_cmds, chathistory, markread, messaging, monitor, oper, query, register};
 
 /// What the connection does after a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,12 @@ pub enum Outcome {
     /// (outside the state lock), then report the verdict with
     /// [`register::auth_result`].
     Verify(AuthRequest),
+    /// Ask the history store (outside the state lock), then answer with
+    /// [`chathistory::reply`].
+    History(HistoryCall),
+    /// Create this account with the server's [`IrcAuth`](crate::irc::auth::IrcAuth)
+    /// (outside the state lock), then report with [`account_reg::register_result`].
+    Register(RegisterRequest),
 }
 
 /// The context of one command: the configuration, the locked state and who sent it.
@@ -40,6 +49,8 @@ pub struct Ctx<'a> {
     pub id: ClientId,
     /// When the server started (for 003), human-readable.
     pub created: &'a str,
+    /// Message history and read markers.
+    pub history: &'a History,
 }
 
 impl Ctx<'_> {
@@ -89,6 +100,19 @@ impl Ctx<'_> {
         self.num(ERR_NEEDMOREPARAMS, &[command, "Not enough parameters"]);
     }
 
+    /// An [`Outgoing`] from the sender (with its account, for `account-tag`).
+    pub fn out(&self, msg: Message) -> Outgoing {
+        self.st.from_client(self.id, msg.with_prefix(self.prefix()))
+    }
+
+    /// `FAIL command code :text` (IRCv3 standard replies).
+    pub fn fail(&self, command: &str, code: &str, context: &[&str], text: &str) {
+        let mut p = vec![command.to_owned(), code.to_owned()];
+        p.extend(context.iter().map(|s| (*s).to_owned()));
+        p.push(text.to_owned());
+        self.send(&self.from_server("FAIL", p));
+    }
+
     /// Whether the sender completed registration.
     pub fn registered(&self) -> bool {
         self.me().is_some_and(|c| c.registered)
@@ -106,6 +130,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         "PING" => ping(ctx, msg),
         "PONG" => {}
         "QUIT" => return quit(msg),
+        "REGISTER" => return account_reg::register(ctx, msg),
+        "VERIFY" => account_reg::verify(ctx, msg),
         _ if !ctx.registered() => ctx.num(ERR_NOTREGISTERED, &["You have not registered"]),
         "JOIN" => channel_cmds::join(ctx, msg),
         "PART" => channel_cmds::part(ctx, msg),
@@ -114,7 +140,11 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         "LIST" => channel_cmds::list(ctx, msg),
         "KICK" => channel_cmds::kick(ctx, msg),
         "MODE" => channel_cmds::mode(ctx, msg),
-        "PRIVMSG" | "NOTICE" => messaging::privmsg(ctx, msg),
+        "PRIVMSG" | "NOTICE" | "TAGMSG" => messaging::privmsg(ctx, msg),
+        "INVITE" => channel_cmds::invite(ctx, msg),
+        "SETNAME" => messaging::setname(ctx, msg),
+        "USERHOST" => query::userhost(ctx, msg),
+        "TIME" => query::time(ctx, msg),
         "AWAY" => messaging::away(ctx, msg),
         "WHO" => query::who(ctx, msg),
         "WHOIS" => query::whois(ctx, msg),
@@ -122,6 +152,16 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         "LUSERS" => query::lusers(ctx),
         "MOTD" => query::motd(ctx),
         "VERSION" => query::version_cmd(ctx),
+        "OPER" => return oper::oper(ctx, msg),
+        "KILL" => return oper::kill(ctx, msg),
+        "WALLOPS" => oper::wallops(ctx, msg),
+        "CHGHOST" => oper::chghost(ctx, msg),
+        "WHOWAS" => query::whowas(ctx, msg),
+        "INFO" => query::info(ctx, msg),
+        "ADMIN" => query::admin(ctx, msg),
+        "MONITOR" => monitor::monitor(ctx, msg),
+        "CHATHISTORY" => return chathistory::chathistory(ctx, msg),
+        "MARKREAD" => markread::markread(ctx, msg),
         other => ctx.num(ERR_UNKNOWNCOMMAND, &[other, "Unknown command"]),
     }
     Outcome::Continue

@@ -21,7 +21,8 @@ pub const MAX_LINE: usize = 512;
 /// One IRC message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// IRCv3 message tags as received (without the `@`), if any. Kept but not interpreted.
+    /// IRCv3 message tags as received (without the `@`), if any; read them with
+    /// [`Tags::parse`](crate::irc::tags::Tags::parse).
     pub tags: Option<String>,
     /// The source (`server` or `nick!user@host`), without the `:`.
     pub prefix: Option<String>,

@@ -1,9 +1,10 @@
 //! Registration: CAP, AUTHENTICATE (SASL PLAIN), PASS, NICK, USER and the welcome burst
 //! (001–005, LUSERS, MOTD).
 //!
-//! A client that sends `CAP LS`/`CAP REQ` is held until `CAP END`. The only capability
-//! offered is `sasl` (`sasl=PLAIN` to `CAP LS 302`), and only when the server has an
-//! [`IrcAuth`](crate::irc::auth::IrcAuth); every other request is refused (`NAK`).
+//! A client that sends `CAP LS`/`CAP REQ` is held until `CAP END`. The capabilities are
+//! those of [`Cap`]; `sasl` (`sasl=PLAIN` to `CAP LS 302`) only when the server has an
+//! [`IrcAuth`](crate::irc::auth::IrcAuth). A `CAP REQ` is acknowledged or refused as a
+//! whole.
 //!
 //! The gate, checked when NICK, USER and CAP END are in: with a server password or an
 //! auth policy that is [`required`](crate::irc::auth::IrcAuth::required), a client passes
@@ -14,8 +15,11 @@ use crate::irc::auth::{
     decode_plain, push_chunk, retry_text, AuthRequest, AuthVerdict, AuthVia, Chunk, SaslState,
     SASL_MECHANISMS,
 };
+use crate::irc::caps::{split_list, Cap};
+use crate::irc::channel_cmds::{KEYLEN, MAX_BANS};
 use crate::irc::commands::{Ctx, Outcome};
-use crate::irc::message::Message;
+use crate::irc::message::{Message, MAX_LINE};
+use crate::irc::messaging::{AWAYLEN, NAMELEN};
 use crate::irc::names::{self, CHANNELLEN, KICKLEN, NICKLEN, TOPICLEN};
 use crate::irc::numeric::*;
 use crate::irc::query;
@@ -31,16 +35,43 @@ pub fn version() -> String {
     format!("sockit-{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The capabilities the server offers: `(name, value for CAP LS 302)`.
-fn offered(ctx: &Ctx<'_>) -> Vec<(&'static str, &'static str)> {
-    if ctx.cfg.auth.is_some() {
-        vec![("sasl", SASL_MECHANISMS)]
-    } else {
-        Vec::new()
+/// The capabilities the server offers: `sasl` only with an account policy,
+/// `draft/account-registration` only when it lets clients register.
+pub fn offered(ctx: &Ctx<'_>) -> Vec<Cap> {
+    Cap::ALL
+        .into_iter()
+        .filter(|c| *c != Cap::Sasl || ctx.cfg.auth.is_some())
+        .filter(|c| *c != Cap::AccountRegistration || crate::irc::account_reg::enabled(ctx))
+        .collect()
+}
+
+/// The value of `cap` in `CAP LS 302` (`sasl=PLAIN`), if it has one.
+fn cap_value(cap: Cap) -> Option<&'static str> {
+    match cap {
+        Cap::Sasl => Some(SASL_MECHANISMS),
+        Cap::AccountRegistration => Some(crate::irc::account_reg::CAP_VALUE),
+        _ => None,
     }
 }
 
-/// CAP LS|LIST|REQ|END.
+/// Sends `CAP <nick> <sub> :list` split over lines that fit; every line but the last
+/// carries `*` for a 302 client (others cannot read continuations: one line each).
+fn send_cap_list(ctx: &Ctx<'_>, sub: &str, items: &[String], v302: bool) {
+    let nick = ctx.nick();
+    let overhead = ctx.cfg.name.len() + nick.len() + sub.len() + 16;
+    let lines = split_list(items, MAX_LINE.saturating_sub(overhead).max(64));
+    let n = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let mut params = vec![nick.clone(), sub.to_owned()];
+        if v302 && i + 1 < n {
+            params.push("*".into());
+        }
+        params.push(line);
+        ctx.send(&ctx.from_server("CAP", params));
+    }
+}
+
+/// CAP LS|LIST|REQ|END (IRCv3 capability negotiation, version 302).
 pub fn cap(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     let Some(sub) = msg.param(0) else {
         ctx.need_more_params("CAP");
@@ -58,57 +89,64 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     match sub.as_str() {
         "LS" => {
             hold(ctx);
-            let v302 = msg
+            let version = msg
                 .param(1)
                 .and_then(|v| v.parse::<u32>().ok())
-                .is_some_and(|v| v >= 302);
-            let list: Vec<String> = offered(ctx)
+                .unwrap_or(0);
+            if let Some(c) = ctx.me_mut() {
+                c.cap_version = c.cap_version.max(version);
+                if version >= 302 {
+                    // CAP LS 302 enables cap-notify implicitly.
+                    c.handle.set_caps(c.caps().with(Cap::CapNotify, true));
+                }
+            }
+            let v302 = ctx.me().is_some_and(|c| c.cap_version >= 302);
+            let items: Vec<String> = offered(ctx)
                 .into_iter()
-                .map(|(name, value)| {
-                    if v302 && !value.is_empty() {
-                        format!("{name}={value}")
-                    } else {
-                        name.to_owned()
-                    }
+                .map(|cap| match cap_value(cap) {
+                    Some(value) if v302 => format!("{cap}={value}"),
+                    _ => cap.name().to_owned(),
                 })
                 .collect();
-            ctx.send(&ctx.from_server("CAP", vec![nick, "LS".into(), list.join(" ")]));
+            send_cap_list(ctx, "LS", &items, v302);
         }
         "LIST" => {
-            let on: Vec<String> = ctx
-                .me()
-                .map(|c| c.caps.iter().cloned().collect())
-                .unwrap_or_default();
-            ctx.send(&ctx.from_server("CAP", vec![nick, "LIST".into(), on.join(" ")]));
+            let (on, v302) = ctx.me().map_or((Vec::new(), false), |c| {
+                (
+                    c.caps().iter().map(|c| c.name().to_owned()).collect(),
+                    c.cap_version >= 302,
+                )
+            });
+            send_cap_list(ctx, "LIST", &on, v302);
         }
         "REQ" => {
             hold(ctx);
-            let wanted = msg.param(1).unwrap_or("").to_owned();
+            let wanted = msg.param(1).unwrap_or("").trim().to_owned();
             let known = offered(ctx);
-            let tokens: Vec<(bool, String)> = wanted
+            let v302 = ctx.me().is_some_and(|c| c.cap_version >= 302);
+            let changes: Option<Vec<(Cap, bool)>> = wanted
                 .split_ascii_whitespace()
-                .map(|t| match t.strip_prefix('-') {
-                    Some(name) => (false, name.to_ascii_lowercase()),
-                    None => (true, t.to_ascii_lowercase()),
+                .map(|t| {
+                    let (on, name) = match t.strip_prefix('-') {
+                        Some(name) => (false, name),
+                        None => (true, t),
+                    };
+                    let cap = Cap::from_name(name).filter(|c| known.contains(c))?;
+                    // A 302 client keeps cap-notify (as Ergo does).
+                    (on || !(cap == Cap::CapNotify && v302)).then_some((cap, on))
                 })
                 .collect();
-            let all_known = !tokens.is_empty()
-                && tokens
-                    .iter()
-                    .all(|(_, name)| known.iter().any(|(k, _)| k == name));
-            if all_known {
-                if let Some(c) = ctx.me_mut() {
-                    for (on, name) in tokens {
-                        if on {
-                            c.caps.insert(name);
-                        } else {
-                            c.caps.remove(&name);
-                        }
+            match changes.filter(|c| !c.is_empty()) {
+                Some(changes) => {
+                    if let Some(c) = ctx.me() {
+                        let caps = changes
+                            .into_iter()
+                            .fold(c.caps(), |set, (cap, on)| set.with(cap, on));
+                        c.handle.set_caps(caps);
                     }
+                    ctx.send(&ctx.from_server("CAP", vec![nick, "ACK".into(), wanted]));
                 }
-                ctx.send(&ctx.from_server("CAP", vec![nick, "ACK".into(), wanted]));
-            } else {
-                ctx.send(&ctx.from_server("CAP", vec![nick, "NAK".into(), wanted]));
+                None => ctx.send(&ctx.from_server("CAP", vec![nick, "NAK".into(), wanted])),
             }
         }
         "END" => {
@@ -126,7 +164,8 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     Outcome::Continue
 }
 
-/// AUTHENTICATE mechanism | base64 chunk | `+` | `*` (IRCv3 SASL 3.1, PLAIN only).
+/// AUTHENTICATE mechanism | base64 chunk | `+` | `*` (IRCv3 SASL 3.2, PLAIN only).
+/// Before or after registration; once logged in, 907 (accounts cannot be changed).
 pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     let Some(arg) = msg.param(0).map(str::to_owned) else {
         ctx.need_more_params("AUTHENTICATE");
@@ -135,7 +174,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     let Some(me) = ctx.me() else {
         return Outcome::Continue;
     };
-    if ctx.cfg.auth.is_none() || !me.caps.contains("sasl") {
+    if ctx.cfg.auth.is_none() || !me.has(Cap::Sasl) {
         ctx.num(
             ERR_SASLFAIL,
             &["SASL authentication failed: request the sasl capability first (CAP REQ :sasl)"],
@@ -146,13 +185,6 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         ctx.num(
             ERR_SASLALREADY,
             &["You have already authenticated using SASL"],
-        );
-        return Outcome::Continue;
-    }
-    if me.registered {
-        ctx.num(
-            ERR_SASLFAIL,
-            &["SASL authentication failed: only available before registration"],
         );
         return Outcome::Continue;
     }
@@ -231,6 +263,10 @@ fn count_failure(ctx: &mut Ctx<'_>) -> Outcome {
 /// Applies the verdict on credentials an [`Outcome::Verify`] asked to check.
 pub fn auth_result(ctx: &mut Ctx<'_>, req: &AuthRequest, verdict: AuthVerdict) -> Outcome {
     match (req.via, verdict) {
+        (AuthVia::Oper, verdict) => {
+            crate::irc::oper::oper_result(ctx, verdict);
+            Outcome::Continue
+        }
         (via, AuthVerdict::Ok) => {
             let prefix = ctx.prefix();
             if let Some(c) = ctx.me_mut() {
@@ -247,6 +283,12 @@ pub fn auth_result(ctx: &mut Ctx<'_>, req: &AuthRequest, verdict: AuthVerdict) -
             );
             if via == AuthVia::Sasl {
                 ctx.num(RPL_SASLSUCCESS, &["SASL authentication successful"]);
+            }
+            if ctx.registered() {
+                // Logged in after registration (SASL 3.2): account-notify.
+                let out = ctx.out(Message::new("ACCOUNT", vec![req.account.clone()]));
+                ctx.st
+                    .to_neighbours_with(ctx.id, Cap::AccountNotify, &out, true);
             }
             try_complete(ctx)
         }
@@ -330,8 +372,24 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         c.nick = Some(new.clone());
     }
     if registered {
-        let m = Message::new("NICK", vec![new]).with_prefix(old_prefix);
-        ctx.st.to_self_and_neighbours(id, &m);
+        let m = Message::new("NICK", vec![new.clone()]).with_prefix(old_prefix.clone());
+        let out = ctx.st.from_client(id, m);
+        ctx.st.to_self_and_neighbours(id, &out);
+        // WHOWAS remembers the old nick; MONITOR sees it go and the new one come.
+        if let Some(old) = old_prefix.split('!').next().map(str::to_owned) {
+            if let Some(c) = ctx.me_mut() {
+                c.nick = Some(old.clone());
+            }
+            ctx.st.remember_nick(id);
+            if let Some(c) = ctx.me_mut() {
+                c.nick = Some(new.clone());
+            }
+            if !names::eq(&old, &new) {
+                ctx.st.notify_watchers(&old, None, &ctx.cfg.name);
+            }
+        }
+        let mask = ctx.prefix();
+        ctx.st.notify_watchers(&new, Some(&mask), &ctx.cfg.name);
         Outcome::Continue
     } else {
         try_complete(ctx)
@@ -413,7 +471,12 @@ pub fn try_complete(ctx: &mut Ctx<'_>) -> Outcome {
     if let Some(c) = ctx.me_mut() {
         c.registered = true;
     }
+    let (users, _, _) = ctx.st.counts();
+    ctx.st.max_users = ctx.st.max_users.max(users);
     welcome(ctx, &prefix);
+    if let Some(nick) = ctx.me().and_then(|c| c.nick.clone()) {
+        ctx.st.notify_watchers(&nick, Some(&prefix), &ctx.cfg.name);
+    }
     Outcome::Continue
 }
 
@@ -424,17 +487,30 @@ pub fn isupport_tokens(ctx: &Ctx<'_>) -> Vec<String> {
         format!("NICKLEN={NICKLEN}"),
         format!("CHANNELLEN={CHANNELLEN}"),
         "CASEMAPPING=rfc1459".into(),
-        "PREFIX=(o)@".into(),
-        "CHANMODES=,,,nt".into(),
+        "PREFIX=(ov)@+".into(),
+        "CHANMODES=beI,k,l,imnst".into(),
+        "EXCEPTS=e".into(),
+        "INVEX=I".into(),
+        "ELIST=CMNTU".into(),
+        "STATUSMSG=@+".into(),
         format!("TOPICLEN={TOPICLEN}"),
         format!("KICKLEN={KICKLEN}"),
         format!("CHANLIMIT=#:{}", ctx.cfg.max_channels),
+        format!("MAXLIST=beI:{MAX_BANS}"),
         format!("NETWORK={}", ctx.cfg.network),
         "MODES=4".into(),
         "MAXTARGETS=4".into(),
-        "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1".into(),
-        "AWAYLEN=200".into(),
+        "TARGMAX=PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:,PART:,KICK:1,NAMES:1,WHOIS:1,USERHOST:5,MONITOR:".into(),
+        format!("AWAYLEN={AWAYLEN}"),
+        format!("NAMELEN={NAMELEN}"),
+        format!("KEYLEN={KEYLEN}"),
+        "BOT=B".into(),
+        "WHOX".into(),
+        format!("MONITOR={}", crate::irc::monitor::MONITOR_LIMIT),
     ]
+    .into_iter()
+    .chain(crate::irc::chathistory::isupport())
+    .collect()
 }
 
 fn welcome(ctx: &mut Ctx<'_>, prefix: &str) {
@@ -455,7 +531,10 @@ fn welcome(ctx: &mut Ctx<'_>, prefix: &str) {
         RPL_CREATED,
         &[&format!("This server was created {}", ctx.created)],
     );
-    ctx.num(RPL_MYINFO, &[&name, &ver, "iw", "not", "o"]);
+    ctx.num(
+        RPL_MYINFO,
+        &[&name, &ver, "Biow", "Ibeiklmnostv", "Ibeklov"],
+    );
     let tokens = isupport_tokens(ctx);
     for chunk in tokens.chunks(ISUPPORT_PER_LINE) {
         let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();

@@ -18,9 +18,16 @@
 //! from the client's last line. The server pings at least every half idle timeout, so a
 //! quiet client that answers PINGs stays.
 //!
-//! Credentials ([`Outcome::Verify`]) are checked by the server's
-//! [`IrcAuth`](super::auth::IrcAuth) outside the state lock, while this connection's
-//! later lines wait in its queue.
+//! A command with a `label` tag from a client with `labeled-response` has its response
+//! collected (everything queued for the client while the command runs, see
+//! [`ClientHandle::capture`]) and sent labeled: the one line, an `ACK`, or a
+//! `labeled-response` batch.
+//!
+//! Credentials ([`Outcome::Verify`]) are checked, and accounts created
+//! ([`Outcome::Register`]), by the server's [`IrcAuth`](super::auth::IrcAuth) outside
+//! the state lock, and the history store ([`History`]) answers CHATHISTORY
+//! ([`Outcome::History`]) the same way, while this connection's later lines wait in its
+//! queue.
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,12 +45,20 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::irc::account_reg::{self, RegisterRequest};
+use crate::irc::auth::CreateVerdict;
+use crate::irc::caps::Cap;
+use crate::irc::chathistory;
 use crate::irc::commands::{dispatch, Ctx, Outcome};
 use crate::irc::flood::FloodTimer;
+use crate::irc::history::{History, HistoryError, DEFAULT_MAX_DAYS, DEFAULT_MAX_MESSAGES};
 use crate::irc::line::{Line as InLine, LineBuffer};
 use crate::irc::message::{Message, ParseError, MAX_LINE};
 use crate::irc::numeric::ERR_INPUTTOOLONG;
-use crate::irc::state::{Client, ClientHandle, Killer, Line, ServerConfig, State};
+use crate::irc::state::{
+    server_time, tagged_line, Client, ClientHandle, Killer, Line, ServerConfig, State,
+};
+use crate::irc::tags::{check_size, escape, Tags, MAX_CLIENT_TAG_DATA};
 
 /// Most queued lines the writer sends before flushing.
 const WRITE_BATCH: usize = 64;
@@ -65,11 +80,35 @@ struct Shared {
     created: String,
     /// How long the writer may take to flush the last lines (ERROR) on close.
     flush_timeout: Duration,
+    /// Message history and read markers.
+    history: History,
 }
 
 impl IrcServer {
-    /// A server with `cfg`.
+    /// A server with `cfg`. When its history file cannot be opened, history is kept in
+    /// memory with the same limits (logged); [`try_new`](Self::try_new) reports it instead.
     pub fn new(cfg: ServerConfig) -> Self {
+        let history = History::from_config(cfg.history.as_ref()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "chat history kept in memory");
+            let h = cfg.history.as_ref();
+            History::memory(
+                h.map_or(DEFAULT_MAX_DAYS, |h| h.max_days),
+                h.map_or(DEFAULT_MAX_MESSAGES, |h| h.max_messages),
+            )
+        });
+        Self::with_history(cfg, history)
+    }
+
+    /// A server with `cfg`, its history store opened first.
+    ///
+    /// # Errors
+    /// The history file (`cfg.history`) cannot be opened or set up.
+    pub fn try_new(cfg: ServerConfig) -> Result<Self, HistoryError> {
+        let history = History::from_config(cfg.history.as_ref())?;
+        Ok(Self::with_history(cfg, history))
+    }
+
+    fn with_history(cfg: ServerConfig, history: History) -> Self {
         Self {
             shared: Arc::new(Shared {
                 cfg,
@@ -78,8 +117,14 @@ impl IrcServer {
                     .format("%a %b %e %Y at %H:%M:%S %Z")
                     .to_string(),
                 flush_timeout: Duration::from_secs(5),
+                history,
             }),
         }
+    }
+
+    /// The message history and read-marker store.
+    pub fn history(&self) -> &History {
+        &self.shared.history
     }
 
     /// The configuration.
@@ -123,6 +168,10 @@ impl IrcServer {
 
         reader.abort();
         let _ = reader.await;
+        // A labeled command's response may still be collecting: queue the rest plainly.
+        for line in handle.release() {
+            handle.send(line);
+        }
         // A full queue or a broken socket cannot take the ERROR line.
         let hard_kill = killer
             .reason()
@@ -134,7 +183,7 @@ impl IrcServer {
             ));
         }
         drop(handle);
-        self.lock().remove(id, &reason);
+        self.lock().remove_from(id, &reason, &cfg.name);
         if hard_kill {
             // Its queue is full or its socket is broken: nothing more can be delivered.
             writer.abort();
@@ -169,6 +218,8 @@ impl IrcServer {
         let mut flood = FloodTimer::new(cfg.flood, Instant::now().into_std());
         let mut last_rx = Instant::now();
         let mut pinged: Option<Instant> = None;
+        // Batches opened on this connection (their ids).
+        let mut batches: u64 = 0;
         loop {
             let deadline = match pinged {
                 None => last_rx + ping_interval,
@@ -203,19 +254,17 @@ impl IrcServer {
                     return REGISTRATION_TIMEOUT.into();
                 }
                 Some(Err(e)) => return format!("Read error: {e}"),
+                Some(Ok(InLine::Text(bytes))) if check_size(&bytes, MAX_LINE - 2).is_err() => {
+                    self.input_too_long(id, handle);
+                    continue;
+                }
                 Some(Ok(InLine::TooLong)) => {
-                    let nick = self.nick_of(id);
-                    handle.send_msg(
-                        &Message::new(
-                            ERR_INPUTTOOLONG,
-                            vec![nick, "Input line was too long".into()],
-                        )
-                        .with_prefix(cfg.name.clone()),
-                    );
+                    self.input_too_long(id, handle);
                     continue;
                 }
                 Some(Ok(InLine::Text(bytes))) => bytes,
             };
+
             let msg = match Message::parse(&bytes) {
                 Ok(m) => m,
                 Err(ParseError::Empty) => continue,
@@ -238,8 +287,53 @@ impl IrcServer {
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
+            let label = label_of(handle, &msg);
+            if label.is_some() {
+                handle.capture();
+            }
+            let mut captured = Vec::new();
             let mut outcome = self.with_ctx(id, |ctx| dispatch(ctx, &msg));
+            while let Outcome::History(call) = outcome {
+                if label.is_some() {
+                    // Others may send to this client while the store answers.
+                    captured.extend(handle.release());
+                }
+                let resp = tokio::select! {
+                    _ = killer.killed().cancelled() => {
+                        return killer.reason().unwrap_or_else(|| "Killed".into());
+                    }
+                    _ = shutdown.cancelled() => return "Server shutting down".into(),
+                    r = self.shared.history.query(call.request.clone()) => r,
+                };
+                if label.is_some() {
+                    handle.capture();
+                }
+                outcome = self.with_ctx(id, |ctx| chathistory::reply(ctx, &call, resp));
+            }
+            while let Outcome::Register(req) = outcome {
+                if label.is_some() {
+                    captured.extend(handle.release());
+                }
+                let verdict = tokio::select! {
+                    _ = killer.killed().cancelled() => {
+                        return killer.reason().unwrap_or_else(|| "Killed".into());
+                    }
+                    _ = shutdown.cancelled() => return "Server shutting down".into(),
+                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
+                        return REGISTRATION_TIMEOUT.into();
+                    }
+                    v = self.create_account(&req, info.peer.ip()) => v,
+                };
+                if label.is_some() {
+                    handle.capture();
+                }
+                outcome = self.with_ctx(id, |ctx| account_reg::register_result(ctx, &req, verdict));
+            }
             while let Outcome::Verify(req) = outcome {
+                if label.is_some() {
+                    // Others may send to this client while the password is checked.
+                    captured.extend(handle.release());
+                }
                 let verdict = tokio::select! {
                     _ = killer.killed().cancelled() => {
                         return killer.reason().unwrap_or_else(|| "Killed".into());
@@ -250,7 +344,18 @@ impl IrcServer {
                     }
                     v = self.verify(&req, info.peer.ip()) => v,
                 };
+                if label.is_some() {
+                    handle.capture();
+                }
                 outcome = self.with_ctx(id, |ctx| auth_result(ctx, &req, verdict));
+            }
+            if let Some(label) = &label {
+                captured.extend(handle.release());
+                // A command that closes the connection gets its ERROR, not an ACK.
+                if !(captured.is_empty() && matches!(outcome, Outcome::Close(_))) {
+                    batches += 1;
+                    send_labeled(handle, &cfg.name, label, captured, batches);
+                }
             }
             if let Outcome::Close(reason) = outcome {
                 return reason;
@@ -270,6 +375,7 @@ impl IrcServer {
             st: &mut st,
             id,
             created: &self.shared.created,
+            history: &self.shared.history,
         };
         f(&mut ctx)
     }
@@ -286,6 +392,26 @@ impl IrcServer {
         auth.verify(&req.account, &req.password, ip).await
     }
 
+    /// Asks the auth policy to create the account of a `REGISTER`.
+    async fn create_account(&self, req: &RegisterRequest, ip: std::net::IpAddr) -> CreateVerdict {
+        match self.shared.cfg.auth.clone() {
+            Some(auth) if auth.registration() => auth.create(&req.account, &req.password, ip).await,
+            _ => CreateVerdict::Unsupported,
+        }
+    }
+
+    /// 417 ERR_INPUTTOOLONG (the line was discarded; the connection goes on).
+    fn input_too_long(&self, id: u64, handle: &ClientHandle) {
+        let nick = self.nick_of(id);
+        handle.send_msg(
+            &Message::new(
+                ERR_INPUTTOOLONG,
+                vec![nick, "Input line was too long".into()],
+            )
+            .with_prefix(self.shared.cfg.name.clone()),
+        );
+    }
+
     fn nick_of(&self, id: u64) -> String {
         self.lock()
             .clients
@@ -295,13 +421,129 @@ impl IrcServer {
     }
 }
 
+/// Longest `label` tag value honoured (IRCv3 labeled-response: at most 64 bytes).
+pub const MAX_LABEL: usize = 64;
+
+/// The `label` of `msg` when its sender enabled `labeled-response` (a label over
+/// [`MAX_LABEL`] bytes is ignored).
+fn label_of(handle: &ClientHandle, msg: &Message) -> Option<String> {
+    if !handle.caps().has(Cap::LabeledResponse) {
+        return None;
+    }
+    let tags = Tags::parse(msg.tags.as_deref()?);
+    tags.get("label")
+        .filter(|l| !l.is_empty() && l.len() <= MAX_LABEL)
+        .map(str::to_owned)
+}
+
+/// `line` with `tag` (already escaped, `key=value`) first in its tag section.
+pub fn with_tag(line: &[u8], tag: &str) -> Line {
+    let mut out = Vec::with_capacity(line.len() + tag.len() + 2);
+    out.push(b'@');
+    out.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(rest) => {
+            out.push(b';');
+            out.extend_from_slice(rest);
+        }
+        None => {
+            out.push(b' ');
+            out.extend_from_slice(line);
+        }
+    }
+    out.into()
+}
+
+/// Sends the response of a labeled command (IRCv3 labeled-response): `ACK` when there is
+/// none, the one line with the label, or, for a client with `batch`, the lines in a
+/// `labeled-response` batch whose `BATCH +id` carries the label. A client without
+/// `batch` gets a longer response unlabeled.
+fn send_labeled(handle: &ClientHandle, server: &str, label: &str, lines: Vec<Line>, n: u64) {
+    let caps = handle.caps();
+    let label_tag = format!("label={}", escape(label));
+    let server_line = |tags: &mut Tags, msg: Message| {
+        if caps.has(Cap::ServerTime) {
+            tags.insert("time", server_time());
+        }
+        tagged_line(tags, &msg.with_prefix(server.to_owned()))
+    };
+    match lines.len() {
+        0 => {
+            let mut tags = Tags::new();
+            tags.insert("label", label);
+            handle.send(server_line(&mut tags, Message::new("ACK", vec![])));
+        }
+        1 => handle.send(with_tag(&lines[0], &label_tag)),
+        // One batch already (CHATHISTORY): the label goes on its BATCH +id.
+        _ if is_one_batch(&lines) => {
+            let mut lines = lines.into_iter();
+            if let Some(first) = lines.next() {
+                handle.send(with_tag(&first, &label_tag));
+            }
+            for line in lines {
+                handle.send(line);
+            }
+        }
+        _ if caps.has(Cap::Batch) => {
+            let id = format!("lr{n:x}");
+            let mut open = Tags::new();
+            open.insert("label", label);
+            let start = Message::new("BATCH", vec![format!("+{id}"), "labeled-response".into()]);
+            handle.send(server_line(&mut open, start));
+            let batch_tag = format!("batch={id}");
+            for line in &lines {
+                handle.send(with_tag(line, &batch_tag));
+            }
+            let end = Message::new("BATCH", vec![format!("-{id}")]);
+            handle.send(server_line(&mut Tags::new(), end));
+        }
+        _ => {
+            for line in lines {
+                handle.send(line);
+            }
+        }
+    }
+}
+
+/// A queued line parsed back (CRLF removed).
+fn words(line: &[u8]) -> Option<Message> {
+    Message::parse(line.strip_suffix(b"\r\n").unwrap_or(line)).ok()
+}
+
+/// Whether `lines` are exactly one batch: `BATCH +id …` first, `BATCH -id` last, and
+/// every line between inside it.
+fn is_one_batch(lines: &[Line]) -> bool {
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+        return false;
+    };
+    let (Some(open), Some(close)) = (words(first), words(last)) else {
+        return false;
+    };
+    let Some(id) = open
+        .param(0)
+        .filter(|_| open.command == "BATCH")
+        .and_then(|p| p.strip_prefix('+'))
+    else {
+        return false;
+    };
+    let closes =
+        close.command == "BATCH" && close.param(0).and_then(|p| p.strip_prefix('-')) == Some(id);
+    closes
+        && lines[1..lines.len() - 1].iter().all(|l| {
+            words(l).is_some_and(|m| {
+                Tags::parse(m.tags.as_deref().unwrap_or("")).get("batch") == Some(id)
+            })
+        })
+}
+
 /// Reads lines into the bounded receive queue; a full queue is an "Excess Flood".
 async fn read_loop<R: AsyncRead + Unpin>(
     mut rd: R,
     tx: mpsc::Sender<io::Result<InLine>>,
     killer: Killer,
 ) {
-    let mut buf = LineBuffer::new(MAX_LINE);
+    // Room for a client's tags (4094 bytes with `@` and a space) before the 512 bytes.
+    let mut buf = LineBuffer::new(MAX_LINE + MAX_CLIENT_TAG_DATA + 2);
     let mut chunk = vec![0u8; 4096];
     loop {
         let n = match rd.read(&mut chunk).await {
@@ -361,5 +603,73 @@ impl TcpService for IrcServer {
     async fn refuse(&self, mut stream: TcpStream, refusal: Refusal) {
         let line = Message::new("ERROR", vec![format!("Closing Link: ({refusal})")]).to_line();
         let _ = stream.write_all(&line).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_tag_goes_first_in_the_tag_section() {
+        assert_eq!(
+            &with_tag(b":s PONG s :t\r\n", "label=x")[..],
+            b"@label=x :s PONG s :t\r\n"
+        );
+        assert_eq!(
+            &with_tag(b"@time=1 :s PONG s :t\r\n", "batch=b")[..],
+            b"@batch=b;time=1 :s PONG s :t\r\n"
+        );
+    }
+
+    #[test]
+    fn labeled_responses_ack_label_or_batch() {
+        let (h, mut rx) = ClientHandle::new(16);
+        let caps = crate::irc::caps::CapSet::default().with(Cap::LabeledResponse, true);
+        h.set_caps(caps);
+        let mut got = || {
+            let mut v = Vec::new();
+            while let Ok(l) = rx.try_recv() {
+                v.push(String::from_utf8_lossy(&l).into_owned());
+            }
+            v
+        };
+        send_labeled(&h, "srv", "a b", vec![], 1);
+        assert_eq!(got(), ["@label=a\\sb :srv ACK\r\n"]);
+        let two: Vec<Line> = vec![Arc::from(&b":srv 1\r\n"[..]), Arc::from(&b":srv 2\r\n"[..])];
+        send_labeled(&h, "srv", "l", two.clone(), 2);
+        assert_eq!(
+            got(),
+            [":srv 1\r\n", ":srv 2\r\n"],
+            "no batch cap: unlabeled"
+        );
+        h.set_caps(caps.with(Cap::Batch, true));
+        send_labeled(&h, "srv", "l", two, 3);
+        assert_eq!(
+            got(),
+            [
+                "@label=l :srv BATCH +lr3 labeled-response\r\n",
+                "@batch=lr3 :srv 1\r\n",
+                "@batch=lr3 :srv 2\r\n",
+                ":srv BATCH -lr3\r\n",
+            ]
+        );
+    }
+
+    #[test]
+    fn capture_collects_until_release_and_is_bounded() {
+        let (h, mut rx) = ClientHandle::new(2);
+        h.capture();
+        h.send(Arc::from(&b"a\r\n"[..]));
+        h.send(Arc::from(&b"b\r\n"[..]));
+        assert!(rx.try_recv().is_err(), "held while capturing");
+        assert_eq!(h.release().len(), 2);
+        h.send(Arc::from(&b"c\r\n"[..]));
+        assert_eq!(&rx.try_recv().unwrap()[..], b"c\r\n");
+        h.capture();
+        for _ in 0..3 {
+            h.send(Arc::from(&b"x\r\n"[..]));
+        }
+        assert_eq!(h.killer().reason().as_deref(), Some("SendQ exceeded"));
     }
 }

@@ -5,7 +5,9 @@
 //! others: a client whose queue is full is marked to be disconnected with
 //! "SendQ exceeded" and its connection task does the rest.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::OnceCell;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,10 +15,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::irc::auth::{IrcAuth, SaslState};
+use crate::irc::caps::{Cap, CapSet};
 use crate::irc::channel::{Channel, ClientId};
 use crate::irc::flood::FloodConfig;
+use crate::irc::history::HistoryConfig;
 use crate::irc::message::Message;
 use crate::irc::names;
+use crate::irc::tags::Tags;
 
 /// What the IRC server is configured with (every limit has a `sockit serve` flag).
 #[derive(Debug, Clone)]
@@ -46,6 +51,62 @@ pub struct ServerConfig {
     pub flood: FloodConfig,
     /// Most channels one client may be in (ISUPPORT `CHANLIMIT`).
     pub max_channels: usize,
+    /// The IRC operators (`OPER name password`); their passwords are checked by
+    /// [`auth`](Self::auth), so without it no OPER succeeds.
+    pub opers: Vec<OperBlock>,
+    /// What ADMIN answers.
+    pub admin: AdminInfo,
+    /// Where message history (`draft/chathistory`) and read markers are kept; `None`
+    /// keeps them in memory with the default limits
+    /// ([`DEFAULT_MAX_DAYS`](crate::irc::history::DEFAULT_MAX_DAYS),
+    /// [`DEFAULT_MAX_MESSAGES`](crate::irc::history::DEFAULT_MAX_MESSAGES)).
+    pub history: Option<HistoryConfig>,
+}
+
+/// An IRC operator the server admin configured: `OPER name password` succeeds when
+/// `password` is the password of `account` (checked by the server's
+/// [`IrcAuth`], i.e. the accounts store's argon2id hash, with its login back-off) and the
+/// client's `user@host` matches `mask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperBlock {
+    /// The name given to OPER.
+    pub name: String,
+    /// The account whose password the operator gives.
+    pub account: String,
+    /// A `user@host` glob the client must match (`*` for anyone).
+    pub mask: String,
+}
+
+impl OperBlock {
+    /// Operator `name` proving the password of the account of the same name, from anywhere.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            account: name.to_owned(),
+            mask: "*".into(),
+        }
+    }
+}
+
+/// The three lines of ADMIN (257, 258, 259).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminInfo {
+    /// 257 RPL_ADMINLOC1: where the server is.
+    pub location: String,
+    /// 258 RPL_ADMINLOC2: who runs it.
+    pub details: String,
+    /// 259 RPL_ADMINEMAIL: how to reach them.
+    pub email: String,
+}
+
+impl Default for AdminInfo {
+    fn default() -> Self {
+        Self {
+            location: "A sockit server".into(),
+            details: "Run by its host's administrator".into(),
+            email: "(no address configured)".into(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -58,7 +119,7 @@ impl Default for ServerConfig {
             max_auth_failures: 3,
             motd: Some(vec![
                 "Welcome to sockit's IRC server.".into(),
-                "Be kind; messages are not stored.".into(),
+                "Be kind; channel and private messages are kept for chat history.".into(),
             ]),
             ping_interval: Duration::from_secs(90),
             ping_timeout: Duration::from_secs(120),
@@ -66,6 +127,9 @@ impl Default for ServerConfig {
             recvq: 128,
             flood: FloodConfig::default(),
             max_channels: 50,
+            opers: Vec::new(),
+            admin: AdminInfo::default(),
+            history: None,
         }
     }
 }
@@ -109,6 +173,15 @@ impl Killer {
 pub struct ClientHandle {
     tx: mpsc::Sender<Line>,
     killer: Killer,
+    /// The capabilities the client enabled (a [`CapSet`]), read by whoever queues a line.
+    caps: Arc<AtomicU32>,
+    /// While set, lines are collected here instead of queued (a labeled command's
+    /// response, see [`capture`](Self::capture)).
+    captured: Arc<Mutex<Option<Vec<Line>>>>,
+    /// Whether `captured` is set (checked without the lock on every send).
+    capturing: Arc<std::sync::atomic::AtomicBool>,
+    /// The queue's capacity (the most lines one capture holds).
+    capacity: usize,
 }
 
 impl ClientHandle {
@@ -119,21 +192,93 @@ impl ClientHandle {
             Self {
                 tx,
                 killer: Killer::default(),
+                caps: Arc::new(AtomicU32::new(0)),
+                captured: Arc::new(Mutex::new(None)),
+                capturing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                capacity: capacity.max(1),
             },
             rx,
         )
     }
 
+    /// From now on, collects the lines sent to this client instead of queueing them,
+    /// until [`release`](Self::release). Commands run under the state lock, so while a
+    /// command of this client runs, what it is sent is that command's response.
+    pub fn capture(&self) {
+        let mut c = self.captured.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_none() {
+            *c = Some(Vec::new());
+        }
+        self.capturing.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops collecting; returns the lines collected since [`capture`](Self::capture).
+    pub fn release(&self) -> Vec<Line> {
+        self.capturing.store(false, Ordering::SeqCst);
+        self.captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
     /// Queues a line without waiting; a full queue disconnects the client.
     pub fn send(&self, line: Line) {
+        if self.capturing.load(Ordering::SeqCst) {
+            let mut c = self.captured.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(lines) = c.as_mut() {
+                if lines.len() >= self.capacity {
+                    drop(c);
+                    self.kill("SendQ exceeded");
+                } else {
+                    lines.push(line);
+                }
+                return;
+            }
+        }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(line) {
             self.kill("SendQ exceeded");
         }
     }
 
-    /// Queues a message.
+    /// Queues a message (with `time=` for a client with `server-time`).
     pub fn send_msg(&self, msg: &Message) {
-        self.send(msg.to_line().into());
+        let caps = self.caps();
+        if caps.has(Cap::ServerTime) {
+            let mut tags = Tags::new();
+            tags.insert("time", server_time());
+            self.send(tagged_line(&tags, msg));
+        } else {
+            self.send(msg.to_line().into());
+        }
+    }
+
+    /// Queues `out` shaped for this client's capabilities, past any
+    /// [`capture`](Self::capture): a side effect of the client's command, not its
+    /// response (a message the client sent to itself).
+    pub fn send_out_uncaptured(&self, out: &Outgoing) {
+        if let Some(line) = out.line(self.caps()) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(line) {
+                self.kill("SendQ exceeded");
+            }
+        }
+    }
+
+    /// Queues `out` shaped for this client's capabilities (nothing if it may not get it).
+    pub fn send_out(&self, out: &Outgoing) {
+        if let Some(line) = out.line(self.caps()) {
+            self.send(line);
+        }
+    }
+
+    /// The capabilities the client enabled.
+    pub fn caps(&self) -> CapSet {
+        CapSet(self.caps.load(Ordering::Relaxed))
+    }
+
+    /// Replaces the client's capabilities.
+    pub fn set_caps(&self, caps: CapSet) {
+        self.caps.store(caps.0, Ordering::Relaxed);
     }
 
     /// Marks the client for disconnection with `reason` (the first reason wins).
@@ -147,6 +292,163 @@ impl ClientHandle {
     }
 }
 
+/// The current time as `server-time` wants it: ISO 8601, UTC, milliseconds.
+pub fn server_time() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Unix milliseconds as `server-time` writes them (`YYYY-MM-DDThh:mm:ss.sssZ`).
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A `server-time` timestamp (any RFC 3339 time) as Unix milliseconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// `@tags ` (when there are any) followed by the message's line. The message's own tags
+/// are not used; the part after the tags keeps the 512-byte limit.
+pub fn tagged_line(tags: &Tags, msg: &Message) -> Line {
+    let body = if msg.tags.is_some() {
+        Message {
+            tags: None,
+            ..msg.clone()
+        }
+        .to_line()
+    } else {
+        msg.to_line()
+    };
+    if tags.is_empty() {
+        return body.into();
+    }
+    let wire = tags.to_wire();
+    let mut line = Vec::with_capacity(wire.len() + 2 + body.len());
+    line.push(b'@');
+    line.extend_from_slice(wire.as_bytes());
+    line.push(b' ');
+    line.extend_from_slice(&body);
+    line.into()
+}
+
+/// A message from a user to others, shaped per recipient: `time` for `server-time`,
+/// `msgid` and the sender's client-only tags for `message-tags`, `account` for
+/// `account-tag`. Each shape is serialized once, however many recipients share it.
+#[derive(Debug)]
+pub struct Outgoing {
+    msg: Message,
+    time: String,
+    account: Option<String>,
+    msgid: Option<String>,
+    client_tags: Tags,
+    /// Only for clients with `message-tags` (TAGMSG).
+    tags_only: bool,
+    /// From a client in bot mode (`+B`): the `bot` tag for `message-tags`.
+    bot: bool,
+    cache: [OnceCell<Line>; 8],
+}
+
+impl Outgoing {
+    /// `msg` stamped with the current time.
+    pub fn new(msg: Message) -> Self {
+        Self {
+            msg,
+            time: server_time(),
+            account: None,
+            msgid: None,
+            client_tags: Tags::new(),
+            tags_only: false,
+            bot: false,
+            cache: Default::default(),
+        }
+    }
+
+    /// Stamped with `ms` (Unix milliseconds) instead of the current time.
+    pub fn at_ms(mut self, ms: i64) -> Self {
+        self.time = format_ms(ms);
+        self
+    }
+
+    /// With the sender's account (for `account-tag`).
+    pub fn account(mut self, account: Option<String>) -> Self {
+        self.account = account;
+        self
+    }
+
+    /// With a message id (for `message-tags`).
+    pub fn msgid(mut self, msgid: String) -> Self {
+        self.msgid = Some(msgid);
+        self
+    }
+
+    /// With client-only tags to relay (for `message-tags`).
+    pub fn client_tags(mut self, tags: Tags) -> Self {
+        self.client_tags = tags;
+        self
+    }
+
+    /// From a bot (`+B`): recipients with `message-tags` see the `bot` tag.
+    pub fn bot(mut self, bot: bool) -> Self {
+        self.bot = bot;
+        self
+    }
+
+    /// Delivered only to clients with `message-tags` (TAGMSG).
+    pub fn tags_only(mut self) -> Self {
+        self.tags_only = true;
+        self
+    }
+
+    /// The message (without tags).
+    pub fn message(&self) -> &Message {
+        &self.msg
+    }
+
+    /// The line for a client with `caps`, or `None` when it must not get this message.
+    pub fn line(&self, caps: CapSet) -> Option<Line> {
+        let tags_cap = caps.has(Cap::MessageTags);
+        if self.tags_only && !tags_cap {
+            return None;
+        }
+        let time = caps.has(Cap::ServerTime);
+        let account = caps.has(Cap::AccountTag);
+        let slot = usize::from(time) | usize::from(tags_cap) << 1 | usize::from(account) << 2;
+        let line = self.cache[slot].get_or_init(|| {
+            let mut tags = Tags::new();
+            if time {
+                tags.insert("time", self.time.as_str());
+            }
+            if tags_cap {
+                if let Some(id) = &self.msgid {
+                    tags.insert("msgid", id.as_str());
+                }
+            }
+            if account {
+                if let Some(a) = &self.account {
+                    tags.insert("account", a.as_str());
+                }
+            }
+            if tags_cap && self.bot {
+                tags.insert("bot", "");
+            }
+            if tags_cap {
+                for (k, v) in self.client_tags.iter() {
+                    tags.insert(k, v);
+                }
+            }
+            tagged_line(&tags, &self.msg)
+        });
+        Some(line.clone())
+    }
+}
+
 /// One connected client, registered or not.
 #[derive(Debug)]
 pub struct Client {
@@ -156,8 +458,10 @@ pub struct Client {
     pub user: Option<String>,
     /// The real name from USER.
     pub realname: String,
-    /// The client's host as shown to others (its IP).
+    /// The client's host as shown to others (its IP, until an operator's CHGHOST).
     pub host: String,
+    /// The client's IP address.
+    pub ip: String,
     /// Whether registration completed (001 was sent).
     pub registered: bool,
     /// Set by `CAP LS`/`CAP REQ` until `CAP END`: registration waits.
@@ -166,20 +470,29 @@ pub struct Client {
     pub pass: Option<String>,
     /// Whether the PASS argument was already checked as account credentials.
     pub pass_checked: bool,
-    /// Capabilities the client enabled with `CAP REQ`.
-    pub caps: BTreeSet<String>,
+    /// The highest `CAP LS` version the client sent (0 without one, 302 for `CAP LS 302`).
+    pub cap_version: u32,
     /// The account the client logged in to (SASL or PASS), if any.
     pub account: Option<String>,
     /// Where the client is in a SASL exchange.
     pub sasl: SaslState,
     /// Failed logins on this connection.
     pub auth_failures: u32,
-    /// User modes (`i`, `w`).
+    /// User modes (`i`, `w`, `o`, `B`).
     pub modes: BTreeSet<char>,
+    /// The operator name the client OPERed as (user mode `o`), if it is an operator.
+    pub oper: Option<String>,
+    /// The operator name of an OPER whose password is being checked.
+    pub pending_oper: Option<String>,
+    /// The client's MONITOR list: folded nick → the nick as given.
+    pub monitor: std::collections::BTreeMap<String, String>,
     /// Away message, if away.
     pub away: Option<String>,
     /// Folded names of the channels the client is in.
     pub channels: BTreeSet<String>,
+    /// Read markers of a client not logged in (folded target → Unix milliseconds; those
+    /// of an account are in the history store).
+    pub markers: HashMap<String, i64>,
     /// Its queue and kill switch.
     pub handle: ClientHandle,
     /// When it connected (Unix seconds, for WHOIS 317).
@@ -195,18 +508,23 @@ impl Client {
             nick: None,
             user: None,
             realname: String::new(),
+            ip: host.clone(),
             host,
             registered: false,
             cap_negotiating: false,
             pass: None,
             pass_checked: false,
-            caps: BTreeSet::new(),
+            cap_version: 0,
             account: None,
             sasl: SaslState::Idle,
             auth_failures: 0,
             modes: BTreeSet::new(),
+            oper: None,
+            pending_oper: None,
+            monitor: std::collections::BTreeMap::new(),
             away: None,
             channels: BTreeSet::new(),
+            markers: HashMap::new(),
             handle,
             signon: chrono::Utc::now().timestamp(),
             last_spoke: Instant::now(),
@@ -216,6 +534,26 @@ impl Client {
     /// The nick, or `*` before one is set (the target of early numerics).
     pub fn nick_or_star(&self) -> &str {
         self.nick.as_deref().unwrap_or("*")
+    }
+
+    /// The capabilities the client enabled with `CAP REQ`.
+    pub fn caps(&self) -> CapSet {
+        self.handle.caps()
+    }
+
+    /// Whether the client enabled `cap`.
+    pub fn has(&self, cap: Cap) -> bool {
+        self.handle.caps().has(cap)
+    }
+
+    /// Whether the client is an IRC operator (user mode `o`).
+    pub fn is_oper(&self) -> bool {
+        self.modes.contains(&'o')
+    }
+
+    /// Whether the client is a bot (user mode `B`).
+    pub fn is_bot(&self) -> bool {
+        self.modes.contains(&'B')
     }
 
     /// `nick!user@host`, the prefix of messages from this client.
@@ -240,6 +578,43 @@ pub struct State {
     pub channels: HashMap<String, Channel>,
     /// The next client id.
     next_id: ClientId,
+    /// The most registered users seen at once (LUSERS 265/266).
+    pub max_users: usize,
+    /// Message ids handed out so far.
+    msgids: u64,
+    /// What makes this server's message ids differ from an earlier run's.
+    msgid_epoch: u64,
+    /// WHOWAS: folded nick → the users who last had it, newest first.
+    pub whowas: HashMap<String, VecDeque<WhowasEntry>>,
+    /// The folded nicks in `whowas`, oldest entry first (one per entry, for eviction).
+    whowas_order: VecDeque<String>,
+    /// MONITOR: folded nick → the clients watching it.
+    pub watchers: HashMap<String, BTreeSet<ClientId>>,
+    /// Batches opened by commands so far (for unique batch ids).
+    batches: u64,
+}
+
+/// Most WHOWAS entries kept per nick.
+pub const WHOWAS_PER_NICK: usize = 8;
+
+/// Most WHOWAS entries kept in all.
+pub const WHOWAS_MAX: usize = 4096;
+
+/// One former user of a nick (WHOWAS 314).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhowasEntry {
+    /// The nick as it was spelled.
+    pub nick: String,
+    /// The user name.
+    pub user: String,
+    /// The host.
+    pub host: String,
+    /// The realname.
+    pub realname: String,
+    /// The account, if logged in.
+    pub account: Option<String>,
+    /// When the nick was left (Unix seconds).
+    pub at: i64,
 }
 
 impl State {
@@ -251,21 +626,72 @@ impl State {
         id
     }
 
+    /// A new message id, unique for this server (and across restarts).
+    pub fn next_msgid(&mut self) -> String {
+        let epoch = self.epoch();
+        self.msgids += 1;
+        format!("{:x}-{:x}", epoch, self.msgids)
+    }
+
+    /// What tells this run of the server from earlier ones (its start in Unix ms).
+    pub fn epoch(&mut self) -> u64 {
+        if self.msgid_epoch == 0 {
+            self.msgid_epoch = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1);
+        }
+        self.msgid_epoch
+    }
+
+    /// A new batch id (`prefix` then a number unique for this server).
+    pub fn next_batch(&mut self, prefix: &str) -> String {
+        self.batches += 1;
+        format!("{prefix}{:x}", self.batches)
+    }
+
+    /// Who client `id` is for history and read markers: `a:account` when logged in,
+    /// otherwise a key of this connection that no later connection or run shares.
+    pub fn party_key(&mut self, id: ClientId) -> String {
+        let epoch = self.epoch();
+        match self.clients.get(&id).and_then(|c| c.account.as_deref()) {
+            Some(a) => format!("a:{a}"),
+            None => format!("s:{epoch:x}:{id:x}"),
+        }
+    }
+
     /// The client with `id` looked up by nick.
     pub fn by_nick(&self, nick: &str) -> Option<ClientId> {
         self.nicks.get(&names::fold(nick)).copied()
     }
 
-    /// Sends `msg` to every member of `chan` except `except`.
-    pub fn to_channel(&self, chan: &Channel, msg: &Message, except: Option<ClientId>) {
-        let line: Line = msg.to_line().into();
+    /// Sends `out` to every member of `chan` except `except`.
+    pub fn to_channel(&self, chan: &Channel, out: &Outgoing, except: Option<ClientId>) {
         for id in chan.members.keys() {
             if Some(*id) != except {
                 if let Some(c) = self.clients.get(id) {
-                    c.handle.send(line.clone());
+                    c.handle.send_out(out);
                 }
             }
         }
+    }
+
+    /// Sends `out` to every neighbour of `id` with `cap` (and `id` itself when `me` and it
+    /// has `cap`).
+    pub fn to_neighbours_with(&self, id: ClientId, cap: Cap, out: &Outgoing, me: bool) {
+        let me = me.then_some(id);
+        for n in self.neighbours(id).into_iter().chain(me) {
+            if let Some(c) = self.clients.get(&n) {
+                if c.has(cap) {
+                    c.handle.send_out(out);
+                }
+            }
+        }
+    }
+
+    /// An [`Outgoing`] from client `id` (its account for `account-tag`).
+    pub fn from_client(&self, id: ClientId, msg: Message) -> Outgoing {
+        let c = self.clients.get(&id);
+        let account = c.and_then(|c| c.account.clone());
+        let bot = c.is_some_and(Client::is_bot);
+        Outgoing::new(msg).account(account).bot(bot)
     }
 
     /// Every client sharing a channel with `id`, each once (`id` excluded).
@@ -282,12 +708,11 @@ impl State {
         out
     }
 
-    /// Sends `msg` to `id` and everyone sharing a channel with it, each once.
-    pub fn to_self_and_neighbours(&self, id: ClientId, msg: &Message) {
-        let line: Line = msg.to_line().into();
+    /// Sends `out` to `id` and everyone sharing a channel with it, each once.
+    pub fn to_self_and_neighbours(&self, id: ClientId, out: &Outgoing) {
         for n in self.neighbours(id).into_iter().chain([id]) {
             if let Some(c) = self.clients.get(&n) {
-                c.handle.send(line.clone());
+                c.handle.send_out(out);
             }
         }
     }
@@ -305,6 +730,98 @@ impl State {
         }
     }
 
+    /// Remembers that client `id` leaves its nick (WHOWAS), bounded per nick and in all.
+    pub fn remember_nick(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get(&id) else {
+            return;
+        };
+        let (Some(nick), true) = (&c.nick, c.registered) else {
+            return;
+        };
+        let entry = WhowasEntry {
+            nick: nick.clone(),
+            user: c.user.clone().unwrap_or_else(|| "*".into()),
+            host: c.host.clone(),
+            realname: c.realname.clone(),
+            account: c.account.clone(),
+            at: chrono::Utc::now().timestamp(),
+        };
+        let key = names::fold(nick);
+        let list = self.whowas.entry(key.clone()).or_default();
+        list.push_front(entry);
+        self.whowas_order.push_back(key.clone());
+        if list.len() > WHOWAS_PER_NICK {
+            list.pop_back();
+            // Drop the oldest order slot of this nick: the one just evicted.
+            if let Some(pos) = self.whowas_order.iter().position(|k| *k == key) {
+                self.whowas_order.remove(pos);
+            }
+        }
+        while self.whowas_order.len() > WHOWAS_MAX {
+            let Some(old) = self.whowas_order.pop_front() else {
+                break;
+            };
+            if let Some(list) = self.whowas.get_mut(&old) {
+                list.pop_back();
+                if list.is_empty() {
+                    self.whowas.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Tells the clients monitoring `nick` that it is online (730, `nick!user@host`) or
+    /// offline (731).
+    pub fn notify_watchers(&self, nick: &str, online: Option<&str>, server: &str) {
+        let Some(ws) = self.watchers.get(&names::fold(nick)) else {
+            return;
+        };
+        for w in ws {
+            if let Some(c) = self.clients.get(w) {
+                let (code, what) = match online {
+                    Some(mask) => (crate::irc::numeric::RPL_MONONLINE, mask),
+                    None => (crate::irc::numeric::RPL_MONOFFLINE, nick),
+                };
+                let m = Message::new(code, vec![c.nick_or_star().to_owned(), what.to_owned()])
+                    .with_prefix(server.to_owned());
+                c.handle.send_msg(&m);
+            }
+        }
+    }
+
+    /// Removes `id`'s MONITOR list.
+    pub fn clear_monitor(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        for key in std::mem::take(&mut c.monitor).into_keys() {
+            if let Some(ws) = self.watchers.get_mut(&key) {
+                ws.remove(&id);
+                if ws.is_empty() {
+                    self.watchers.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Removes a client: tells its neighbours it quit with `reason` (if it was
+    /// registered), leaves its channels, frees its nick (remembered for WHOWAS; its
+    /// watchers see it go offline with `server` as the prefix).
+    pub fn remove_from(&mut self, id: ClientId, reason: &str, server: &str) {
+        if let Some(nick) = self
+            .clients
+            .get(&id)
+            .filter(|c| c.registered)
+            .and_then(|c| c.nick.clone())
+        {
+            self.remember_nick(id);
+            self.clear_monitor(id);
+            self.notify_watchers(&nick, None, server);
+        }
+        self.clear_monitor(id);
+        self.remove(id, reason);
+    }
+
     /// Removes a client: tells its neighbours it quit with `reason` (if it was
     /// registered), leaves its channels, frees its nick.
     pub fn remove(&mut self, id: ClientId, reason: &str) {
@@ -313,10 +830,10 @@ impl State {
         };
         if client.registered {
             let quit = Message::new("QUIT", vec![reason.to_owned()]).with_prefix(client.prefix());
-            let line: Line = quit.to_line().into();
+            let out = self.from_client(id, quit);
             for n in self.neighbours(id) {
                 if let Some(c) = self.clients.get(&n) {
-                    c.handle.send(line.clone());
+                    c.handle.send_out(&out);
                 }
             }
         }
@@ -371,13 +888,51 @@ mod tests {
     }
 
     #[test]
+    fn whowas_is_bounded_per_nick_and_in_all() {
+        let mut st = State::default();
+        let (id, _rx) = client(&mut st, "Ghost");
+        for _ in 0..(WHOWAS_PER_NICK + 3) {
+            st.remember_nick(id);
+        }
+        assert_eq!(st.whowas["ghost"].len(), WHOWAS_PER_NICK);
+        assert_eq!(st.whowas_order.len(), WHOWAS_PER_NICK);
+        for i in 0..(WHOWAS_MAX + 10) {
+            st.clients.get_mut(&id).unwrap().nick = Some(format!("n{i}"));
+            st.remember_nick(id);
+        }
+        let total: usize = st.whowas.values().map(VecDeque::len).sum();
+        assert_eq!(total, WHOWAS_MAX);
+        assert_eq!(st.whowas_order.len(), WHOWAS_MAX);
+        assert!(!st.whowas.contains_key("ghost"), "the oldest went first");
+        assert!(st.whowas.contains_key(&format!("n{}", WHOWAS_MAX + 9)));
+    }
+
+    #[test]
+    fn bot_messages_carry_the_bot_tag_for_message_tags() {
+        let mut st = State::default();
+        let (id, _rx) = client(&mut st, "robot");
+        st.clients.get_mut(&id).unwrap().modes.insert('B');
+        let out = st.from_client(id, Message::new("PRIVMSG", vec!["#c".into(), "hi".into()]));
+        let tagged = out
+            .line(CapSet::default().with(Cap::MessageTags, true))
+            .unwrap();
+        assert!(
+            tagged.starts_with(b"@bot "),
+            "{:?}",
+            String::from_utf8_lossy(&tagged)
+        );
+        let plain = out.line(CapSet::default()).unwrap();
+        assert!(plain.starts_with(b"PRIVMSG"));
+    }
+
+    #[test]
     fn remove_tells_neighbours_once_and_frees_nick() {
         let mut st = State::default();
         let (a, _ra) = client(&mut st, "alice");
         let (b, mut rb) = client(&mut st, "bob");
         for key in ["#x", "#y"] {
             let mut ch = Channel::new(key, a, 0);
-            ch.members.insert(b, false);
+            ch.members.insert(b, Default::default());
             st.channels.insert(key.into(), ch);
             st.clients.get_mut(&a).unwrap().channels.insert(key.into());
             st.clients.get_mut(&b).unwrap().channels.insert(key.into());

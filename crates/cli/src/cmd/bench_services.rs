@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sockit_tftp::bench::{self, BenchConfig};
+use sockit_bench::tftp::{self, BenchConfig};
 
 use crate::global::GlobalArgs;
 
@@ -134,7 +134,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 true => None,
                 false => Some(std::env::current_exe().context("cannot find the sockit binary")?),
             };
-            let config = sockit_chat::bench::BenchConfig {
+            let config = sockit_bench::chat::BenchConfig {
                 clients,
                 channels,
                 rate,
@@ -143,7 +143,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 sockit,
                 out_dir: Some(out.clone()),
             };
-            let report = sockit_chat::bench::run(&config)
+            let report = sockit_bench::chat::run(&config)
                 .await
                 .context("chat benchmark")?;
             print_report(g, &report, &format!("{}\n", report.markdown), &out, "chat")?;
@@ -156,20 +156,20 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             no_tls,
         } => {
             let exe = std::env::current_exe().context("cannot find the sockit binary")?;
-            let opts = sockit_files::bench::BenchOptions {
+            let opts = sockit_bench::files::BenchOptions {
                 size,
                 dir,
                 out_dir: out.clone(),
                 server: vec![exe.into_os_string(), "serve".into()],
                 tls: !no_tls,
             };
-            let report = sockit_files::bench::run(&opts)
+            let report = sockit_bench::files::run(&opts)
                 .await
                 .context("files benchmark")?;
             print_report(
                 g,
                 &report,
-                &sockit_files::bench::markdown(&report),
+                &sockit_bench::files::markdown(&report),
                 &out,
                 "files",
             )?;
@@ -207,14 +207,14 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             duration,
             out,
         } => {
-            let config = sockit_reader::bench::BenchConfig {
+            let config = sockit_bench::reader::BenchConfig {
                 pages,
                 readers: usize::try_from(readers)?,
                 duration: std::time::Duration::from_secs(duration),
                 out_dir: Some(out.clone()),
-                ..sockit_reader::bench::BenchConfig::default()
+                ..sockit_bench::reader::BenchConfig::default()
             };
-            let report = sockit_reader::bench::run(&config)
+            let report = sockit_bench::reader::run(&config)
                 .await
                 .context("reader benchmark")?;
             print_report(g, &report, &report.markdown, &out, "reader")?;
@@ -232,7 +232,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 windowsize,
                 out_dir: out,
             };
-            let report = bench::run(&config).await.context("tftp benchmark")?;
+            let report = tftp::run(&config).await.context("tftp benchmark")?;
             print_report(
                 g,
                 &report,

@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sockit_chat::client::{plain, tui, ClientConfig, Connection};
+use sockit_chat::client::{plain, ClientConfig, Connection};
 use sockit_chat::irc::names;
 use sockit_chat::{ports, udp_room};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,10 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit chat`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
     /// Channel to join (the leading # may be left out).
     pub channel: Option<String>,
     /// Nick (default: $USER, or `sockit`).
@@ -28,6 +32,9 @@ pub struct Args {
     /// automatically when stdin or stdout is not a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// Terminal UI: log every channel and query to DIR/SERVER/NAME.log (as irssi's autolog).
+    #[arg(long, value_name = "DIR", conflicts_with = "plain")]
+    pub log_dir: Option<std::path::PathBuf>,
     /// The UDP chat room (udp 7788) instead of IRC: stdin → room, room → stdout.
     #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password", "tls"])]
     pub udp: bool,
@@ -51,7 +58,7 @@ fn default_nick() -> String {
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if args.udp {
         let addr = g.server_addr(ports::UDP_CHAT);
-        let socket = crate::cmd::udp::connect(&addr).await?;
+        let socket = sockit_basic::client::udp_connect(&addr).await?;
         let stop = CancellationToken::new();
         let ctrl_c = stop.clone();
         tokio::spawn(async move {
@@ -82,8 +89,12 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             return usage(format!("`{c}` is not a valid channel name"));
         }
     }
-    let addr = g.server_addr(if g.tls { ports::IRC_TLS } else { ports::IRC });
-    let tls = g.trust(&addr, g.tls)?;
+    let addr = g.server_addr(if g.conn.tls {
+        ports::IRC_TLS
+    } else {
+        ports::IRC
+    });
+    let tls = g.trust(&addr, g.conn.tls)?;
     let conn = Connection::connect(&ClientConfig {
         addr: addr.clone(),
         nick,
@@ -100,7 +111,11 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("server closed: {text}");
         }
     } else {
-        tui::run(conn, &addr, channel).await?;
+        let log = args
+            .log_dir
+            .as_deref()
+            .map(|dir| crate::tui::chat_log::ChatLog::new(dir, &addr));
+        crate::tui::chat::run(conn, &addr, channel, log).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,12 +7,15 @@ use sockit_basic::ports;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::cmd::udp::{self, UdpArgs};
+use crate::cmd::udp::UdpArgs;
 use crate::global::GlobalArgs;
+use sockit_basic::client;
 
 /// Flags of `sockit daytime`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
     /// Use UDP (the server formats the time with --format).
     #[arg(long)]
     pub udp: bool,
@@ -27,9 +30,9 @@ pub struct Args {
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let addr = g.server_addr(ports::DAYTIME);
     if args.udp {
-        let socket = udp::connect(&addr).await?;
+        let socket = client::udp_connect(&addr).await?;
         let format = args.format.unwrap_or_default();
-        let reply = udp::exchange(&socket, format.as_bytes(), &args.udp_args).await?;
+        let reply = client::udp_exchange(&socket, format.as_bytes(), args.udp_args.retry()).await?;
         let text = String::from_utf8_lossy(&reply);
         if let Some(err) = text.strip_prefix("error: ") {
             anyhow::bail!("server refused the format: {err}");

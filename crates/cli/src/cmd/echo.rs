@@ -7,12 +7,15 @@ use sockit_basic::ports;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::cmd::udp::{self, UdpArgs};
+use crate::cmd::udp::UdpArgs;
 use crate::global::GlobalArgs;
+use sockit_basic::client;
 
 /// Flags of `sockit echo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
     /// Use UDP: each line of stdin is one datagram.
     #[arg(long)]
     pub udp: bool,
@@ -24,7 +27,7 @@ pub struct Args {
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let addr = g.server_addr(ports::ECHO);
     if args.udp {
-        let socket = udp::connect(&addr).await?;
+        let socket = client::udp_connect(&addr).await?;
         let mut lines = BufReader::new(tokio::io::stdin());
         let mut out = tokio::io::stdout();
         let mut line = Vec::new();
@@ -33,7 +36,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             if lines.read_until(b'\n', &mut line).await? == 0 {
                 break;
             }
-            let reply = udp::exchange(&socket, &line, &args.udp_args).await?;
+            let reply = client::udp_exchange(&socket, &line, args.udp_args.retry()).await?;
             out.write_all(&reply).await?;
             out.flush().await?;
         }

@@ -12,6 +12,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit exec`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Do not forward stdin (the remote command reads an empty stdin), like `ssh -n`.
     #[arg(short = 'n', long)]
     pub no_stdin: bool,

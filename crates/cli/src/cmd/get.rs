@@ -1,4 +1,6 @@
-//! `sockit get REMOTE [LOCAL]`: download a file (or, with -r, a tree), verified by BLAKE3.
+//! `sockit get REMOTE [LOCAL]`: download a file (or, with -r, a tree), verified by BLAKE3,
+//! with the server's permission bits and modification times (trees: also directories'
+//! and symlinks, as `rsync -a` does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +15,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit get`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Remote path.
     pub remote: String,
     /// Local destination (default: the remote name in the current directory; an existing
@@ -58,11 +66,18 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         for s in &r.skipped {
             eprintln!("sockit: skipped {s}");
         }
-        if !g.quiet {
+        if g.json {
+            println!(
+                "{}",
+                serde_json::json!({"local": local, "files": r.files, "dirs": r.dirs,
+                    "symlinks": r.symlinks, "bytes": r.bytes, "skipped": r.skipped})
+            );
+        } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} bytes into {}",
+                "{} files, {} directories, {} symlinks, {} bytes into {}",
                 r.files,
                 r.dirs,
+                r.symlinks,
                 r.bytes,
                 local.display()
             );

@@ -13,6 +13,8 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit greet`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
     /// Do one round non-interactively: send NAME, then `exit`.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,

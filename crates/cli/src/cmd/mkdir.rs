@@ -8,6 +8,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit mkdir`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Remote path.
     pub path: String,
     /// Create missing parents; an existing directory is fine.

@@ -3,13 +3,19 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sockit_wire::{Header, FRAMED_PORT};
+use sockit_wire::FRAMED_PORT;
 
 use crate::global::GlobalArgs;
 
 /// Flags of `sockit ping`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// How many pings to send over the connection.
     #[arg(short = 'c', long, default_value_t = 1)]
     pub count: u32,
@@ -28,7 +34,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut rtts = Vec::new();
     for _ in 0..args.count.max(1) {
         let t = Instant::now();
-        client.request(&Header::request("ping")).await?;
+        client.ping().await?;
         rtts.push(t.elapsed());
     }
     let _ = client.bye().await;
@@ -38,7 +44,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "server": addr,
             "ident": hello.server,
             "auth": hello.auth.as_str(),
-            "tls": g.tls,
+            "tls": g.conn.tls,
             "connect_ms": ms(connect),
             "rtt_ms": rtts.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         });
@@ -48,7 +54,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "connected to {addr} ({}, auth {}{}) in {:.2} ms",
             hello.server,
             hello.auth.as_str(),
-            if g.tls { ", tls" } else { "" },
+            if g.conn.tls { ", tls" } else { "" },
             ms(connect)
         );
         for (i, d) in rtts.iter().enumerate() {

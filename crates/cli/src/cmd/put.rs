@@ -1,4 +1,6 @@
-//! `sockit put LOCAL [REMOTE]`: upload a file (or, with -r, a tree), verified by BLAKE3.
+//! `sockit put LOCAL [REMOTE]`: upload a file (or, with -r, a tree), verified by BLAKE3,
+//! with its permission bits and modification time (trees: also directories' and
+//! symlinks, as `rsync -a` does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +15,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit put`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Local file (or directory with -r).
     pub local: PathBuf,
     /// Remote path (default: the local name in the data root; an existing remote directory
@@ -54,6 +62,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Some(r) if r.ends_with('/') => remote_join(r, &name),
         Some(r) => match client.stat(r, false).await {
             Ok(st) if st.kind == "dir" => remote_join(r, &name),
+            // `stat` describes a symlink itself; one to a directory receives the file too.
+            Ok(st) if st.kind == "symlink" && client.ls(r).await.is_ok() => remote_join(r, &name),
             _ => r.clone(),
         },
     };
@@ -69,10 +79,16 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         for s in &r.skipped {
             eprintln!("sockit: skipped {s}");
         }
-        if !g.quiet {
+        if g.json {
+            println!(
+                "{}",
+                serde_json::json!({"remote": remote, "files": r.files, "dirs": r.dirs,
+                    "symlinks": r.symlinks, "bytes": r.bytes, "skipped": r.skipped})
+            );
+        } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} bytes → {remote}",
-                r.files, r.dirs, r.bytes
+                "{} files, {} directories, {} symlinks, {} bytes → {remote}",
+                r.files, r.dirs, r.symlinks, r.bytes
             );
         }
         return Ok(ExitCode::SUCCESS);

@@ -9,14 +9,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Deserialize;
 use sockit_reader::client::{split_url, Client};
+use sockit_reader::http::api_types::{BookJson as Book, PutProgress};
 
 use crate::global::GlobalArgs;
 
 /// Flags of `sockit read`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
     /// Only list books matching this (title, author, file name).
     pub query: Option<String>,
     /// kosync user whose positions are read and written (with --password).
@@ -30,30 +34,15 @@ pub struct Args {
     pub cache: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Book {
-    id: i64,
-    title: String,
-    format: String,
-    pages: Option<u64>,
-    blake3: String,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Listing {
-    books: Vec<Book>,
-}
-
 /// Runs the client until `q` or end of input.
 pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     // `https://HOST[:PORT]` (like curl) or --tls: HTTPS on 8443 unless a port is given.
-    let (https, bare) = match g.server.as_deref() {
+    let (https, bare) = match g.conn.server.as_deref() {
         Some(s) => {
             let (https, rest) = split_url(s);
-            (https || g.tls, Some(rest))
+            (https || g.conn.tls, Some(rest))
         }
-        None => (g.tls, None),
+        None => (g.conn.tls, None),
     };
     let port = if https {
         sockit_reader::http::tls::PORT
@@ -76,12 +65,8 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
-        let path = match &query {
-            Some(q) => format!("/api/books?q={}", encode(q)),
-            None => "/api/books".to_owned(),
-        };
-        let listing: Listing = client
-            .get_json(&path)
+        let listing = client
+            .books(query.as_deref())
             .await
             .with_context(|| format!("cannot list books from {server}"))?;
         crate::global::tell_recorded(client.take_recorded().as_ref(), trust.as_ref());
@@ -134,11 +119,13 @@ async fn read_book(
         );
         return Ok(());
     };
-    let saved: serde_json::Value = client
-        .get_json(&format!("/api/books/{}/progress", book.id))
-        .await
-        .unwrap_or_default();
-    let mut page = saved["page"].as_u64().unwrap_or(1).clamp(1, pages);
+    let saved = client.progress(book.id).await.ok();
+    let mut page = saved
+        .as_ref()
+        .and_then(|p| p.saved())
+        .and_then(|p| p.page)
+        .unwrap_or(1)
+        .clamp(1, pages);
     loop {
         show_page(client, cache, book, page).await;
         prompt(&format!(
@@ -153,13 +140,12 @@ async fn read_book(
             "p" => page = page.saturating_sub(1).max(1),
             "q" => return Ok(()),
             "b" => {
-                let r: Result<serde_json::Value, _> = client
-                    .send_json(
-                        "PUT",
-                        &format!("/api/books/{}/progress", book.id),
-                        &serde_json::json!({"page": page, "device": "sockit-read"}),
-                    )
-                    .await;
+                let bookmark = PutProgress {
+                    page,
+                    percentage: None,
+                    device: Some("sockit-read".into()),
+                };
+                let r = client.put_progress(book.id, &bookmark).await;
                 match r {
                     Ok(_) => println!("bookmark saved at page {page}"),
                     Err(e) => println!("bookmark not saved: {e}"),
@@ -174,7 +160,7 @@ async fn read_book(
 }
 
 async fn show_page(client: &Client, cache: &Cache, book: &Book, page: u64) {
-    if book.format == "pdf" && kitty_graphics() {
+    if book.format == sockit_reader::catalog::Format::Pdf && kitty_graphics() {
         match client
             .get_bytes(&format!("/api/books/{}/page/{page}?width=800", book.id))
             .await
@@ -188,14 +174,13 @@ async fn show_page(client: &Client, cache: &Cache, book: &Book, page: u64) {
         println!("{text}");
         return;
     }
-    let path = if book.format == "pdf" {
-        format!("/api/books/{}/pdftext/{page}", book.id)
+    let text = if book.format == sockit_reader::catalog::Format::Pdf {
+        client.pdf_text(book.id, page).await.map(|p| p.text)
     } else {
-        format!("/api/books/{}/text/{page}", book.id)
+        client.text_page(book.id, page).await.map(|p| p.text)
     };
-    match client.get_json::<serde_json::Value>(&path).await {
-        Ok(v) => {
-            let text = v["text"].as_str().unwrap_or_default().to_owned();
+    match text {
+        Ok(text) => {
             cache.put(&key, &text);
             println!("{text}");
         }
@@ -206,18 +191,6 @@ async fn show_page(client: &Client, cache: &Cache, book: &Book, page: u64) {
 fn prompt(text: &str) {
     print!("{text}");
     let _ = std::io::stdout().flush();
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Whether stdout is a terminal that speaks the kitty graphics protocol.

@@ -1,4 +1,5 @@
-//! `sockit stat PATH`: size, kind, time, hash and staged upload of a remote path.
+//! `sockit stat PATH`: kind, size, mode, time, symlink target, hash and staged upload of a
+//! remote path.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,12 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit stat`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
+    #[command(flatten)]
+    pub tls: crate::global::TlsArgs,
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Remote path.
     pub path: String,
     /// Have the server compute the BLAKE3 if it does not know it yet (reads the file).
@@ -25,9 +32,22 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     println!("path:    {}", st.path);
     println!("kind:    {}", st.kind);
+    if let Some(t) = &st.target {
+        println!("target:  {t}");
+    }
     println!("size:    {}", st.size);
-    if let Some(t) = chrono::DateTime::from_timestamp(st.mtime, 0) {
-        println!("mtime:   {}", t.with_timezone(&chrono::Local).to_rfc3339());
+    if let Some(m) = st.mode {
+        println!(
+            "mode:    {m:04o} ({})",
+            sockit_files::meta::mode_string(&st.kind, m)
+        );
+    }
+    if let Some(t) = chrono::DateTime::from_timestamp(st.mtime, st.mtime_nsec) {
+        println!(
+            "mtime:   {}",
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        );
     }
     if let Some(h) = &st.blake3 {
         println!("blake3:  {h}");

@@ -40,6 +40,15 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The `--server` option of the transfer.
+    pub fn server(&self) -> &crate::global::ServerArg {
+        match self {
+            Command::Get { opts, .. } | Command::Put { opts, .. } => &opts.server,
+        }
+    }
+}
+
 /// The server and the file words of a `get`/`put` command line.
 #[derive(Debug, PartialEq, Eq)]
 struct Target<'a> {
@@ -97,6 +106,8 @@ pub enum ModeArg {
 /// Options of a transfer.
 #[derive(Debug, clap::Args)]
 pub struct TransferArgs {
+    #[command(flatten)]
+    pub server: crate::global::ServerArg,
     /// Block size to ask for (8–65464; 1468 fills an Ethernet frame without fragmenting).
     #[arg(long, default_value_t = 1468, value_parser = clap::value_parser!(u16).range(8..=65464))]
     pub blksize: u16,
@@ -112,6 +123,10 @@ pub struct TransferArgs {
     /// Retransmissions without progress before giving up.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// Give up when the server has not answered the request within this time (all
+    /// retransmissions of the request included).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
     /// Send no options at all (plain RFC 1350: 512-byte lock-step).
     #[arg(long)]
     pub no_options: bool,
@@ -127,6 +142,7 @@ impl TransferArgs {
                 ModeArg::Netascii => Mode::Netascii,
             },
             retries: self.retries,
+            connect_timeout: self.connect_timeout,
             ..ClientOptions::default()
         };
         if let Some(t) = self.timeout {
@@ -152,7 +168,7 @@ impl TransferArgs {
 pub async fn run(command: Command, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match command {
         Command::Get { words, opts } => {
-            let t = match split_words(&words, g.server.as_deref()) {
+            let t = match split_words(&words, g.conn.server.as_deref()) {
                 Ok(t) => t,
                 Err(e) => return usage(format!("tftp get: {e}")),
             };
@@ -178,7 +194,7 @@ pub async fn run(command: Command, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             report(g, "get", &remote, &local, addr, &summary);
         }
         Command::Put { words, opts } => {
-            let t = match split_words(&words, g.server.as_deref()) {
+            let t = match split_words(&words, g.conn.server.as_deref()) {
                 Ok(t) => t,
                 Err(e) => return usage(format!("tftp put: {e}")),
             };

@@ -2,7 +2,6 @@
 //! written atomically (staging file, fsync, rename) once every service listens.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use crate::serve::start::BoundAddr;
@@ -25,13 +24,6 @@ pub fn to_json(addrs: &[BoundAddr]) -> serde_json::Value {
 
 /// Writes the addr file atomically.
 pub fn write(path: &Path, addrs: &[BoundAddr]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    writeln!(tmp, "{}", to_json(addrs))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let text = format!("{}\n", to_json(addrs));
+    sockit_runtime::fs::write_atomic(path, text.as_bytes(), sockit_runtime::fs::Mode::Public)
 }

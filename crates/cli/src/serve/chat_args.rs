@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sockit_chat::irc::flood::FloodConfig;
-use sockit_chat::irc::ServerConfig;
+use sockit_chat::irc::{OperBlock, ServerConfig};
 use sockit_chat::udp_room::RoomConfig;
 
 /// Flags of the chat services.
@@ -44,6 +44,22 @@ pub struct ChatArgs {
     /// IRC: failed logins (SASL or PASS) one connection may make before it is closed.
     #[arg(long, default_value_t = ServerConfig::default().max_auth_failures)]
     pub chat_max_auth_failures: u32,
+    /// IRC operator: `OPER NAME PASSWORD` makes a client an operator when PASSWORD is the
+    /// password of ACCOUNT (default NAME) in the accounts store (`sockit account add`) and
+    /// the client's user@host matches MASK (default `*`). Repeatable.
+    #[arg(long, value_name = "NAME[=ACCOUNT][@USER@HOST]", value_parser = parse_oper)]
+    pub chat_oper: Vec<OperBlock>,
+    /// IRC history (draft/chathistory): messages older than this many days are deleted
+    /// (0: no age limit). Kept in ROOT/state/chat-history.sqlite.
+    #[arg(long, default_value_t = sockit_chat::irc::history::DEFAULT_MAX_DAYS, value_name = "DAYS")]
+    pub chat_history_days: u32,
+    /// IRC history: most messages kept in all, the oldest deleted first (0: store none).
+    #[arg(long, default_value_t = sockit_chat::irc::history::DEFAULT_MAX_MESSAGES, value_name = "N")]
+    pub chat_history_max: usize,
+    /// IRC: let clients create accounts with `REGISTER` (draft/account-registration).
+    /// Off by default: the accounts are the server's, shared with the reader.
+    #[arg(long)]
+    pub chat_registration: bool,
     /// UDP chat room: a participant silent this long stops receiving the room.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub udp_chat_idle: Duration,
@@ -52,6 +68,8 @@ pub struct ChatArgs {
 /// What the chat services run with.
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
+    /// Clients may create accounts with `REGISTER`.
+    pub registration: bool,
     /// The IRC server (its name is also the discovery name).
     pub irc: ServerConfig,
     /// The UDP chat room.
@@ -59,6 +77,15 @@ pub struct ChatSettings {
 }
 
 impl ChatArgs {
+    /// The history store under the data root's state directory `state`.
+    pub fn history(&self, state: &std::path::Path) -> sockit_chat::irc::HistoryConfig {
+        sockit_chat::irc::HistoryConfig {
+            path: state.join("chat-history.sqlite"),
+            max_days: self.chat_history_days,
+            max_messages: self.chat_history_max,
+        }
+    }
+
     /// Resolves the flags (reads the MOTD file).
     pub fn settings(&self) -> anyhow::Result<ChatSettings> {
         let defaults = ServerConfig::default();
@@ -83,6 +110,7 @@ impl ChatArgs {
             .into());
         }
         Ok(ChatSettings {
+            registration: self.chat_registration,
             irc: ServerConfig {
                 name,
                 password: self.chat_password.clone(),
@@ -97,6 +125,7 @@ impl ChatArgs {
                 },
                 max_channels: self.chat_max_channels.max(1),
                 max_auth_failures: self.chat_max_auth_failures.max(1),
+                opers: self.chat_oper.clone(),
                 ..defaults
             },
             room: RoomConfig {
@@ -104,5 +133,46 @@ impl ChatArgs {
                 ..RoomConfig::default()
             },
         })
+    }
+}
+
+/// Parses `--chat-oper NAME[=ACCOUNT][@USER@HOST]`.
+fn parse_oper(text: &str) -> Result<OperBlock, String> {
+    let (who, mask) = match text.split_once('@') {
+        Some((who, mask)) if !mask.is_empty() => (who, mask),
+        Some(_) => return Err("the mask after `@` is empty (use `*` for anyone)".into()),
+        None => (text, "*"),
+    };
+    let (name, account) = who.split_once('=').unwrap_or((who, who));
+    let valid = |s: &str| !s.is_empty() && !s.contains([' ', ',', '*', '?', '!']);
+    if !valid(name) || !valid(account) {
+        return Err(format!("`{text}`: want NAME[=ACCOUNT][@USER@HOST]"));
+    }
+    Ok(OperBlock {
+        name: name.to_owned(),
+        account: account.to_owned(),
+        mask: mask.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_oper;
+
+    #[test]
+    fn oper_blocks() {
+        let o = parse_oper("root").unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.account.as_str(), o.mask.as_str()),
+            ("root", "root", "*")
+        );
+        let o = parse_oper("root=alice@~alice@127.0.0.1").unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.account.as_str(), o.mask.as_str()),
+            ("root", "alice", "~alice@127.0.0.1")
+        );
+        assert!(parse_oper("root@").is_err());
+        assert!(parse_oper("=x").is_err());
+        assert!(parse_oper("a b").is_err());
     }
 }

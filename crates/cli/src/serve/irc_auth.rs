@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sockit_accounts::{Accounts, Verdict};
-use sockit_chat::irc::{AuthVerdict, IrcAuth};
+use sockit_accounts::{Accounts, AccountsError, Verdict};
+use sockit_chat::irc::{AuthVerdict, CreateVerdict, IrcAuth};
 
 /// [`IrcAuth`] over [`Accounts`]: required when the server has a key or any account exists.
 #[derive(Debug)]
@@ -14,12 +14,19 @@ pub struct AccountsIrcAuth {
     accounts: Arc<Accounts>,
     /// The server has a key: logins are required even before the first account exists.
     key: bool,
+    /// Clients may create accounts (`--chat-registration`).
+    registration: bool,
 }
 
 impl AccountsIrcAuth {
-    /// Checks logins against `accounts`; `key` says whether the server has a `--key`.
-    pub fn new(accounts: Arc<Accounts>, key: bool) -> Self {
-        Self { accounts, key }
+    /// Checks logins against `accounts`; `key` says whether the server has a `--key`,
+    /// `registration` whether clients may create accounts.
+    pub fn new(accounts: Arc<Accounts>, key: bool, registration: bool) -> Self {
+        Self {
+            accounts,
+            key,
+            registration,
+        }
     }
 }
 
@@ -34,6 +41,37 @@ impl IrcAuth for AccountsIrcAuth {
             .throttle()
             .check(ip, Some(account), Instant::now())
             .err()
+    }
+
+    fn registration(&self) -> bool {
+        self.registration
+    }
+
+    async fn create(&self, account: &str, password: &str, ip: IpAddr) -> CreateVerdict {
+        // Registrations count against the login throttle of the address, so a client
+        // cannot create accounts (argon2 hashes) as fast as it can send lines.
+        let throttle = self.accounts.throttle();
+        if let Err(wait) = throttle.check(ip, None, Instant::now()) {
+            return CreateVerdict::Throttled(wait);
+        }
+        throttle.failed(ip, None, Instant::now());
+        let accounts = self.accounts.clone();
+        let (name, pw) = (account.to_owned(), password.to_owned());
+        let created = tokio::task::spawn_blocking(move || accounts.create(&name, &pw)).await;
+        match created {
+            Ok(Ok(true)) => CreateVerdict::Created,
+            Ok(Ok(false)) => CreateVerdict::Exists,
+            Ok(Err(AccountsError::InvalidName(why))) => CreateVerdict::BadName(why.into()),
+            Ok(Err(AccountsError::InvalidPassword(why))) => CreateVerdict::BadPassword(why.into()),
+            Ok(Err(e)) => {
+                tracing::warn!("IRC account registration failed: {e}");
+                CreateVerdict::Failed
+            }
+            Err(e) => {
+                tracing::warn!("IRC account registration failed: {e}");
+                CreateVerdict::Failed
+            }
+        }
     }
 
     async fn verify(&self, account: &str, password: &str, ip: IpAddr) -> AuthVerdict {

@@ -34,6 +34,8 @@ use crate::global::GlobalArgs;
 /// Flags of `sockit serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub key: crate::global::KeyArg,
     /// Run only these services (comma-separated: greet, echo, daytime, time, ntp, framed,
     /// reader, tftp, chat, udp-chat, discovery).
     #[arg(long, value_delimiter = ',', value_name = "SVC,...")]
@@ -497,12 +499,30 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         accounts,
     };
     let mut chat = args.chat.settings()?;
+    for oper in &chat.irc.opers {
+        if !auth.accounts.exists(&oper.account) {
+            return Err(crate::exit::UsageError(format!(
+                "--chat-oper {}: there is no account `{}` (create it with `sockit account add {}`)",
+                oper.name, oper.account, oper.account
+            ))
+            .into());
+        }
+    }
     chat.room.guard = args.udp.guard(args.bind);
     chat.room.rate = args.udp.rate();
     chat.irc.auth = Some(Arc::new(irc_auth::AccountsIrcAuth::new(
         auth.accounts.clone(),
         auth.required,
+        chat.registration,
     )));
+    if bound.iter().any(|b| b.service == registry::Service::Chat) {
+        let history = args.chat.history(&layout.state);
+        // Open the history store once here, so a store that cannot be opened stops the
+        // start with its error instead of the IRC service running without history.
+        sockit_chat::irc::history::History::from_config(Some(&history))
+            .with_context(|| format!("cannot open the chat history {}", history.path.display()))?;
+        chat.irc.history = Some(history);
+    }
     let mut ctx = ServeContext {
         limits,
         root,
@@ -722,17 +742,10 @@ async fn wait_for_signals(
 }
 
 /// Raises the soft open-file limit to the hard limit: every connection is a descriptor.
+/// A limit that cannot be raised is not fatal: the server still runs, with fewer clients.
 fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open-file limit: {e}");
     }
 }
 

@@ -1,4 +1,5 @@
-//! Downloading one file: into `.NAME.sockit-part` beside the destination, verified, renamed.
+//! Downloading one file: into `.NAME.sockit-part` beside the destination, verified, given
+//! the server's permission bits and modification time, renamed.
 //!
 //! The partial file has a sidecar `.NAME.sockit-part.json` recording which remote version
 //! it belongs to (size and BLAKE3), written before the first body byte. `--resume` asks the
@@ -10,10 +11,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sockit_wire::{FrameError, Header};
+use sockit_wire::FrameError;
 
 use crate::client::{FilesClient, FilesClientError, Progress};
 use crate::disk::DiskSink;
+use crate::messages::{GetReply, GetRequest};
+use crate::meta::{self, Mtime};
 
 /// How to download.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,20 +109,16 @@ impl FilesClient {
                 }
             }
         }
-        let reply = self
-            .request(
-                &Header::request("get")
-                    .with("path", remote)
-                    .with("offset", offset),
-            )
-            .await?;
-        let total = reply
-            .get_u64("total")
-            .ok_or_else(|| FilesClientError::Protocol("get reply has no `total`".into()))?;
-        let hash_hex = reply
-            .get_str("blake3")
-            .ok_or_else(|| FilesClientError::Protocol("get reply has no `blake3`".into()))?
-            .to_owned();
+        let req = GetRequest {
+            path: remote.to_owned(),
+            offset,
+        };
+        let reply: GetReply = self.call(&req).await?;
+        let total = reply.total;
+        let mode = reply.mode;
+        // An old server sends whole seconds only, and no mode.
+        let mtime = Mtime::new(reply.mtime, reply.mtime_nsec).ok();
+        let hash_hex = reply.blake3;
         let expected = blake3::Hash::from_hex(&hash_hex).map_err(|_| {
             FilesClientError::Protocol("get reply `blake3` is not 64 hex digits".into())
         })?;
@@ -217,15 +216,19 @@ impl FilesClient {
             .finish(true)
             .await
             .map_err(|e| FilesClientError::local(&part, e))?;
-        drop(done.file);
         let got = done.hasher.finalize();
         if got != expected {
+            drop(done.file);
             remove_part(&part, &meta_path);
             return Err(FilesClientError::Verify(format!(
                 "download of {remote} failed verification: server announced blake3 {hash_hex}, received data hashes to {}; the partial file was removed, run the download again",
                 got.to_hex()
             )));
         }
+        // The server's mode and time go on the verified file before it takes its name.
+        meta::apply_to_file(&done.file, mode, mtime)
+            .map_err(|e| FilesClientError::local(&part, e))?;
+        drop(done.file);
         std::fs::rename(&part, local).map_err(|e| FilesClientError::local(local, e))?;
         let _ = std::fs::remove_file(&meta_path);
         Ok(GetReport {

@@ -5,6 +5,11 @@
 //! destination and is renamed into place only when its BLAKE3 matches the server's; an
 //! upload sends its hash in a `commit` frame after the body, and the server promotes it
 //! only if its own hash agrees.
+//!
+//! Permission bits and modification times travel with every file (`put` sends them,
+//! `get` applies the server's before its rename); trees also keep directories' (set after
+//! their contents), empty directories and symlinks (as symlinks, only when they stay
+//! inside the tree).
 
 mod get;
 mod put;
@@ -13,10 +18,15 @@ mod tree;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sockit_wire::{Client, ClientError, ErrorCode, Header, Key};
+use sockit_wire::header::Message;
+use sockit_wire::{Client, ClientError, ErrorCode, Key};
 
-pub use crate::cmd::ls::Entry;
-pub use crate::cmd::stat::StatInfo;
+pub use crate::messages::{Entry, StatInfo};
+use crate::messages::{
+    LsReply, LsRequest, MkdirRequest, PathReply, RmRequest, SetattrRequest, StatReply, StatRequest,
+    SymlinkRequest,
+};
+use crate::meta::Mtime;
 pub use get::{GetOptions, GetReport};
 pub use put::{PutOptions, PutReport};
 pub use tree::TreeReport;
@@ -124,11 +134,15 @@ impl FilesClient {
         &mut self.client
     }
 
-    pub(crate) async fn request(&mut self, req: &Header) -> Result<Header, FilesClientError> {
+    /// Sends a typed request and reads its typed reply.
+    pub(crate) async fn call<Q: Message, R: Message>(
+        &mut self,
+        req: &Q,
+    ) -> Result<R, FilesClientError> {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
-        Ok(self.client.request(req).await?)
+        Ok(self.client.call(req).await?)
     }
 
     /// Lists a directory (every page).
@@ -140,22 +154,13 @@ impl FilesClient {
         let mut offset = 0u64;
         // Each page holds at least one entry, so this ends; the cap guards a broken server.
         for _ in 0..1_000_000 {
-            let reply = self
-                .request(
-                    &Header::request("ls")
-                        .with("path", path)
-                        .with("offset", offset),
-                )
-                .await?;
-            let entries: Vec<Entry> = reply
-                .get("entries")
-                .cloned()
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| FilesClientError::Protocol(format!("ls entries: {e}")))?
-                .unwrap_or_default();
-            out.extend(entries);
-            match reply.get_u64("next") {
+            let req = LsRequest {
+                path: path.to_owned(),
+                offset,
+            };
+            let reply: LsReply = self.call(&req).await?;
+            out.extend(reply.entries);
+            match reply.next {
                 Some(n) if n > offset => offset = n,
                 _ => return Ok(out),
             }
@@ -168,18 +173,12 @@ impl FilesClient {
     /// # Errors
     /// The server refused or the connection failed.
     pub async fn stat(&mut self, path: &str, hash: bool) -> Result<StatInfo, FilesClientError> {
-        let reply = self
-            .request(
-                &Header::request("stat")
-                    .with("path", path)
-                    .with("hash", hash),
-            )
-            .await?;
-        let stat = reply
-            .get("stat")
-            .cloned()
-            .ok_or_else(|| FilesClientError::Protocol("stat reply has no `stat`".into()))?;
-        serde_json::from_value(stat).map_err(|e| FilesClientError::Protocol(format!("stat: {e}")))
+        let req = StatRequest {
+            path: path.to_owned(),
+            hash,
+        };
+        let reply: StatReply = self.call(&req).await?;
+        Ok(reply.stat)
     }
 
     /// Creates a directory (`parents`: like `mkdir -p`).
@@ -187,13 +186,55 @@ impl FilesClient {
     /// # Errors
     /// The server refused or the connection failed.
     pub async fn mkdir(&mut self, path: &str, parents: bool) -> Result<(), FilesClientError> {
-        self.request(
-            &Header::request("mkdir")
-                .with("path", path)
-                .with("parents", parents),
-        )
-        .await
-        .map(|_| ())
+        let req = MkdirRequest {
+            path: path.to_owned(),
+            parents,
+        };
+        self.call::<_, PathReply>(&req).await.map(|_| ())
+    }
+
+    /// Creates the symlink `remote` pointing to `target` (text, relative to the link's
+    /// directory), with its own modification time `mtime`. The server refuses (`denied`) a
+    /// target that would lead outside its root.
+    ///
+    /// # Errors
+    /// The server refused (`denied`, `exists`, `unknown_command` from servers that predate
+    /// symlinks) or the connection failed.
+    pub async fn symlink(
+        &mut self,
+        remote: &str,
+        target: &str,
+        overwrite: bool,
+        mtime: Option<Mtime>,
+    ) -> Result<(), FilesClientError> {
+        let req = SymlinkRequest {
+            path: remote.to_owned(),
+            target: target.to_owned(),
+            overwrite,
+            mtime: mtime.map(|t| t.secs),
+            mtime_nsec: mtime.map(|t| t.nsec),
+        };
+        self.call::<_, PathReply>(&req).await.map(|_| ())
+    }
+
+    /// Sets the permission bits and/or modification time of an existing remote path.
+    ///
+    /// # Errors
+    /// The server refused (`unknown_command` from servers that predate it) or the
+    /// connection failed.
+    pub async fn setattr(
+        &mut self,
+        remote: &str,
+        mode: Option<u32>,
+        mtime: Option<Mtime>,
+    ) -> Result<(), FilesClientError> {
+        let req = SetattrRequest {
+            path: remote.to_owned(),
+            mode,
+            mtime: mtime.map(|t| t.secs),
+            mtime_nsec: mtime.map(|t| t.nsec),
+        };
+        self.call::<_, PathReply>(&req).await.map(|_| ())
     }
 
     /// Removes a file or (with `recursive`) a directory tree.
@@ -201,13 +242,11 @@ impl FilesClient {
     /// # Errors
     /// The server refused or the connection failed.
     pub async fn rm(&mut self, path: &str, recursive: bool) -> Result<(), FilesClientError> {
-        self.request(
-            &Header::request("rm")
-                .with("path", path)
-                .with("recursive", recursive),
-        )
-        .await
-        .map(|_| ())
+        let req = RmRequest {
+            path: path.to_owned(),
+            recursive,
+        };
+        self.call::<_, PathReply>(&req).await.map(|_| ())
     }
 }
 

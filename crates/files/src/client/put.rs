@@ -1,4 +1,6 @@
-//! Uploading one file: stream it while hashing, then `commit` the hash.
+//! Uploading one file: stream it while hashing, then `commit` the hash. The request
+//! carries the file's permission bits and modification time; the server sets them before
+//! the file appears under its name.
 //!
 //! The file is read once: a blocking thread reads 1 MiB chunks, hashes them and hands them
 //! to the socket; the hash goes in a `commit` frame after the body (`trailer: true`), so
@@ -21,6 +23,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::client::{FilesClient, FilesClientError, Progress};
 use crate::disk::DiskSource;
+use crate::messages::{Commit, PutReply, PutRequest};
+use crate::meta::{Mtime, REPORTED_MODE_BITS};
+use std::os::unix::fs::MetadataExt;
 
 /// The waits between the tries of a resumed upload whose name is still `busy` (held by an
 /// earlier connection the server has not yet seen die): five tries over 3 s in all.
@@ -141,13 +146,23 @@ impl FilesClient {
             return Err(FilesClientError::Broken);
         }
         let file = std::fs::File::open(local).map_err(|e| FilesClientError::local(local, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| FilesClientError::local(local, e))?;
+        let mtime = Mtime::of(meta.mtime(), meta.mtime_nsec());
         let len = size - offset;
-        let req = Header::request("put")
-            .with("path", remote)
-            .with("size", len)
-            .with("offset", offset)
-            .with("overwrite", opts.overwrite)
-            .with("trailer", true);
+        let req = Header::encode(&PutRequest {
+            path: remote.to_owned(),
+            size: Some(len),
+            offset,
+            overwrite: opts.overwrite,
+            trailer: true,
+            mode: Some(meta.mode() & REPORTED_MODE_BITS),
+            mtime: Some(mtime.secs),
+            mtime_nsec: Some(mtime.nsec),
+            ..PutRequest::default()
+        })
+        .map_err(ClientError::from)?;
         let conn = self.client.connection();
         conn.send(&req).await.map_err(ClientError::from)?;
         let name = local
@@ -211,12 +226,11 @@ impl FilesClient {
             .await
             .map_err(|e| FilesClientError::local(local, e))?
             .ok_or_else(|| FilesClientError::local(local, std::io::Error::other("hash missing")))?;
-        let commit = Header::request("commit").with("blake3", hash.to_hex().as_str());
-        let reply = self.request(&commit).await?;
-        let stored = reply
-            .get("stored")
-            .ok_or_else(|| FilesClientError::Protocol("put reply has no `stored`".into()))?;
-        let server_hash = stored.get("blake3").and_then(|v| v.as_str()).unwrap_or("");
+        let commit = Commit {
+            blake3: hash.to_hex().to_string(),
+        };
+        let PutReply { stored } = self.call(&commit).await?;
+        let server_hash = stored.blake3;
         if server_hash != hash.to_hex().as_str() {
             return Err(FilesClientError::Verify(format!(
                 "server stored {remote} with blake3 {server_hash}, expected {}",
@@ -224,11 +238,7 @@ impl FilesClient {
             )));
         }
         Ok(PutReport {
-            remote: stored
-                .get("path")
-                .and_then(|v| v.as_str())
-                .unwrap_or(remote)
-                .to_owned(),
+            remote: stored.path,
             size,
             sent,
             resumed_from: offset,

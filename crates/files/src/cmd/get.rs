@@ -1,5 +1,7 @@
-//! `get {path, offset?}` → `{filename, path, size, filesize, total, offset, blake3, mtime}`
-//! + the file's bytes from `offset`.
+//! `get {path, offset?}` →
+//! `{filename, path, size, filesize, total, offset, blake3, mtime, mtime_nsec, mode}` + the
+//! file's bytes from `offset`. A symlink (inside the root) is followed: its target's bytes
+//! and metadata are sent.
 //!
 //! `size` (= `filesize`) is the body length, `total - offset`; `blake3` is the hash of the
 //! whole file, so a resumed download is verified end to end. The hash comes from the
@@ -14,10 +16,11 @@ use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::{FrameError, Header};
 use tokio::io::AsyncWriteExt;
 
-use crate::cmd::{path_arg, u64_arg};
+use crate::cmd::rel_path;
 use crate::disk::{hash_prefix, DiskSource};
 use crate::error::FilesError;
-use crate::root::{blocking, mtime_secs, FilesRoot};
+use crate::messages::{GetReply, GetRequest};
+use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 
 /// The `get` command.
 #[derive(Debug)]
@@ -34,10 +37,11 @@ impl Command for Get {
         conn: &mut ServerConnection,
         session: &Session,
     ) -> Result<(), CommandError> {
-        let path = path_arg(&req, &["path", "filename"], false)?;
-        let offset = u64_arg(&req, "offset")?.unwrap_or(0);
+        let req: GetRequest = req.decode()?;
+        let path = rel_path(&req.path)?;
+        let offset = req.offset;
         let p = path.clone();
-        let (file, total, hash, mtime) = blocking(&self.root, move |root| {
+        let (file, total, hash, mtime, mode) = blocking(&self.root, move |root| {
             let file = root
                 .dir()
                 .open(p.to_path())
@@ -66,20 +70,23 @@ impl Command for Get {
                     h
                 }
             };
-            Ok((file, meta.len(), hash, mtime_secs(&meta)))
+            Ok((file, meta.len(), hash, mtime_of(&meta), mode_of(&meta)))
         })
         .await?;
         let len = total - offset;
-        let reply = Header::ok()
-            .with("filename", path.file_name().unwrap_or(""))
-            .with("path", path.as_string())
-            .with("size", len)
-            .with("filesize", len)
-            .with("total", total)
-            .with("offset", offset)
-            .with("blake3", hash.to_hex().as_str())
-            .with("mtime", mtime);
-        conn.send(&reply).await?;
+        let reply = GetReply {
+            filename: path.file_name().unwrap_or("").to_owned(),
+            path: path.as_string(),
+            size: len,
+            filesize: len,
+            total,
+            offset,
+            blake3: hash.to_hex().to_string(),
+            mtime: mtime.secs,
+            mtime_nsec: mtime.nsec,
+            mode: Some(mode),
+        };
+        conn.send(&Header::reply(&reply)?).await?;
         let started = std::time::Instant::now();
         let mut source = DiskSource::spawn(file, offset, len, false);
         let stream = conn.stream_mut();

@@ -1,36 +1,25 @@
-//! `ls {path?, offset?}` → `{entries:[{name,kind,size,mtime}], next?}`.
+//! `ls {path?, offset?}` → `{entries:[{name,kind,size,mtime,mtime_nsec,mode,target?}], next?}`.
 //!
-//! Entries are sorted by name. A reply header must fit in 64 KiB, so a large directory is
+//! Every entry is described itself (`lstat`): a symlink is `kind: "symlink"` with its
+//! `target` as text, never resolved or followed. Entries are sorted by name. A reply header must fit in 64 KiB, so a large directory is
 //! paged: when `next` is present, ask again with `offset: next`.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cap_std::fs::Metadata;
-use serde::{Deserialize, Serialize};
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::Header;
 
-use crate::cmd::{path_arg, u64_arg};
+use crate::cmd::rel_path;
 use crate::error::FilesError;
+pub use crate::messages::Entry;
+use crate::messages::{LsReply, LsRequest};
 use crate::path::is_reserved;
-use crate::root::{blocking, mtime_secs, FilesRoot};
+use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 
 /// Budget for the entries of one reply (the header cap is 64 KiB).
 const PAGE_BYTES: usize = 48 * 1024;
-
-/// One directory entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The name (one path component).
-    pub name: String,
-    /// `file`, `dir`, `symlink` or `other`.
-    pub kind: String,
-    /// Size in bytes (0 for directories).
-    pub size: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: i64,
-}
 
 /// The kind of a file as the protocol spells it.
 pub fn kind_of(meta: &Metadata) -> &'static str {
@@ -44,6 +33,17 @@ pub fn kind_of(meta: &Metadata) -> &'static str {
     } else {
         "other"
     }
+}
+
+/// The target of the symlink `name` in `dir`, as text. Reading a link follows nothing, so
+/// a target leading outside the root is read as it is. `None` when the target is not UTF-8,
+/// or is absolute: an absolute target is a server path, which no reply reveals (and such a
+/// link is never followed, nor transferred by `get -r`).
+pub fn link_target(dir: &cap_std::fs::Dir, name: impl AsRef<std::path::Path>) -> Option<String> {
+    dir.read_link_contents(name)
+        .ok()
+        .and_then(|t| t.into_os_string().into_string().ok())
+        .filter(|t| !t.starts_with('/'))
 }
 
 /// The `ls` command.
@@ -61,8 +61,9 @@ impl Command for Ls {
         conn: &mut ServerConnection,
         _session: &Session,
     ) -> Result<(), CommandError> {
-        let path = path_arg(&req, &["path"], true)?;
-        let offset = u64_arg(&req, "offset")?.unwrap_or(0) as usize;
+        let req: LsRequest = req.decode()?;
+        let path = rel_path(&req.path)?;
+        let offset = usize::try_from(req.offset).unwrap_or(usize::MAX);
         let shown = path.clone();
         let entries = blocking(&self.root, move |root| {
             let dir = root
@@ -78,17 +79,23 @@ impl Command for Ls {
                 if path.is_root() && is_reserved(&name) {
                     continue;
                 }
-                let Ok(meta) = entry.metadata() else { continue };
-                // A symlink that resolves inside the root shows as what it points to.
-                let meta = if meta.file_type().is_symlink() {
-                    dir.metadata(&name).unwrap_or(meta)
-                } else {
-                    meta
+                // The entry itself, never what a symlink points to.
+                let Ok(meta) = dir.symlink_metadata(&name) else {
+                    continue;
                 };
                 let kind = kind_of(&meta);
+                let target = if kind == "symlink" {
+                    link_target(&dir, &name)
+                } else {
+                    None
+                };
+                let mtime = mtime_of(&meta);
                 out.push(Entry {
                     size: if kind == "dir" { 0 } else { meta.len() },
-                    mtime: mtime_secs(&meta),
+                    mtime: mtime.secs,
+                    mtime_nsec: mtime.nsec,
+                    mode: Some(mode_of(&meta)),
+                    target,
                     kind: kind.to_owned(),
                     name,
                 });
@@ -101,25 +108,22 @@ impl Command for Ls {
         let mut used = 0;
         let mut next = None;
         for (i, e) in entries.iter().enumerate().skip(offset) {
-            let cost = e.name.len() + 64;
+            // The entry as it goes out, and its comma.
+            let cost = serde_json::to_string(e).map_or(usize::MAX / 2, |j| j.len() + 1);
             if used + cost > PAGE_BYTES && !page.is_empty() {
                 next = Some(i);
                 break;
             }
             used += cost;
-            page.push(e);
+            page.push(e.clone());
         }
-        let mut reply = Header::ok()
-            .with("path", shown.as_string())
-            .with(
-                "entries",
-                serde_json::to_value(&page).map_err(std::io::Error::other)?,
-            )
-            .with("total", entries.len());
-        if let Some(n) = next {
-            reply.set("next", n);
-        }
-        conn.send(&reply).await?;
+        let reply = LsReply {
+            path: shown.as_string(),
+            total: entries.len() as u64,
+            entries: page,
+            next: next.map(|n| n as u64),
+        };
+        conn.send(&Header::reply(&reply)?).await?;
         Ok(())
     }
 }

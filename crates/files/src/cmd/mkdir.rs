@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::Header;
 
-use crate::cmd::{bool_arg, path_arg};
+use crate::cmd::rel_path;
 use crate::error::FilesError;
+use crate::messages::{MkdirRequest, PathReply};
 use crate::root::{blocking, FilesRoot};
 
 /// The `mkdir` command.
@@ -26,11 +27,11 @@ impl Command for Mkdir {
         conn: &mut ServerConnection,
         _session: &Session,
     ) -> Result<(), CommandError> {
-        let path = path_arg(&req, &["path"], false)?;
-        let parents = bool_arg(&req, "parents")?;
+        let MkdirRequest { path, parents } = req.decode()?;
+        let path = rel_path(&path)?;
         if path.is_root() {
             if parents {
-                conn.send(&Header::ok().with("path", "")).await?;
+                conn.send(&Header::reply(&PathReply::default())?).await?;
                 return Ok(());
             }
             return Err(FilesError::Exists(path).into());
@@ -51,7 +52,8 @@ impl Command for Mkdir {
             }
         })
         .await?;
-        conn.send(&Header::ok().with("path", shown)).await?;
+        conn.send(&Header::reply(&PathReply { path: shown })?)
+            .await?;
         Ok(())
     }
 }

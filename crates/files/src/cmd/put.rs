@@ -1,11 +1,13 @@
-//! `put {filename|path, size|filesize, offset?, blake3?, overwrite?, trailer?}` + body →
-//! `{stored:{path,size,blake3}}`.
+//! `put {filename|path, size|filesize, offset?, blake3?, overwrite?, trailer?, mode?, mtime?,
+//! mtime_nsec?}` + body → `{stored:{path,size,blake3}}`.
 //!
 //! The body streams into the path's staging file (hashed as it arrives, never buffered
-//! whole), is fsynced, checked against the client's hash when one is given, and only then
-//! moved into place. A hash can come in the header (`blake3`, when the client knew it up
-//! front) or, with `trailer: true`, in a `{cmd:"commit", blake3}` frame right after the body
-//! (so the client can hash while it sends instead of reading its file twice). A transfer
+//! whole), is checked against the client's hash when one is given, gets the request's
+//! `mode` (its `rwx` bits) and `mtime`, is fsynced (data and metadata at once), and only
+//! then moved into place, so the file appears under its name complete and with them. A
+//! hash can come in the header (`blake3`, when the client knew it up front) or, with
+//! `trailer: true`, in a `{cmd:"commit", blake3}` frame right after the body (so the client
+//! can hash while it sends instead of reading its file twice). A transfer
 //! cut short keeps its staging file: `put` with `offset` = the staged size resumes it.
 //! Refusals (`exists`, `busy`, `too_large`, `denied`, disk full) are sent as soon as they
 //! are known, before the body is consumed.
@@ -18,11 +20,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
-use sockit_wire::{Header, Incoming};
+use sockit_wire::header::{ErrorReply, Message};
+use sockit_wire::{ErrorCode, Header, Incoming};
 
-use crate::cmd::{bool_arg, path_arg, reply_now, u64_arg};
+use crate::cmd::{rel_path, reply_now};
 use crate::disk::DiskSink;
 use crate::error::FilesError;
+use crate::messages::{Commit, PutReply, PutRequest, PutTrailer, Stored};
+use crate::meta::{self, Mtime};
 use crate::path::RelPath;
 use crate::root::{blocking, FilesRoot};
 
@@ -33,43 +38,57 @@ pub struct Put {
     pub root: Arc<FilesRoot>,
 }
 
-/// The parsed request.
-struct PutRequest {
+/// The checked request.
+struct Upload {
     path: RelPath,
     offset: u64,
     len: u64,
     blake3: Option<blake3::Hash>,
     overwrite: bool,
     trailer: bool,
+    mode: Option<u32>,
+    mtime: Option<Mtime>,
 }
 
-fn parse(req: &Header, len: u64) -> Result<PutRequest, FilesError> {
-    let path = path_arg(req, &["path", "filename"], false)?;
+fn check(req: PutRequest, len: u64) -> Result<Upload, FilesError> {
+    let path = rel_path(&req.path)?;
     if path.is_root() {
         return Err(FilesError::BadRequest(
             "put needs a file name, not the root".into(),
         ));
     }
-    let blake3 = match req.get("blake3") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(|s| blake3::Hash::from_hex(s).ok())
-                .ok_or_else(|| FilesError::BadRequest("`blake3` must be 64 hex digits".into()))?,
+    let blake3 = match req.blake3 {
+        None => None,
+        Some(hex) => Some(
+            blake3::Hash::from_hex(hex)
+                .map_err(|_| FilesError::BadRequest("`blake3` must be 64 hex digits".into()))?,
         ),
     };
-    Ok(PutRequest {
+    let mode = req
+        .mode
+        .map(meta::check_mode)
+        .transpose()
+        .map_err(FilesError::BadRequest)?;
+    let mtime = match (req.mtime, req.mtime_nsec) {
+        (None, None) => None,
+        (secs, nsec) => {
+            Some(Mtime::new(secs.unwrap_or(0), nsec.unwrap_or(0)).map_err(FilesError::BadRequest)?)
+        }
+    };
+    Ok(Upload {
         path,
-        offset: u64_arg(req, "offset")?.unwrap_or(0),
+        offset: req.offset,
         len,
         blake3,
-        overwrite: bool_arg(req, "overwrite")?,
-        trailer: bool_arg(req, "trailer")?,
+        overwrite: req.overwrite,
+        trailer: req.trailer,
+        mode,
+        mtime,
     })
 }
 
 /// Checks the target before any byte is written and opens the staging file.
-fn prepare(root: &FilesRoot, req: &PutRequest) -> Result<std::fs::File, FilesError> {
+fn prepare(root: &FilesRoot, req: &Upload) -> Result<std::fs::File, FilesError> {
     let path = &req.path;
     match root.dir().metadata(path.to_path()) {
         Ok(m) if m.is_dir() => {
@@ -127,9 +146,10 @@ async fn write_failed(root: &Arc<FilesRoot>, path: &RelPath, e: std::io::Error) 
 /// Reads the `commit` frame that follows the body of a `trailer: true` upload.
 async fn read_commit(conn: &mut ServerConnection) -> Result<Option<blake3::Hash>, FilesError> {
     match conn.read_header().await {
-        Ok(Some(Incoming::Header(h))) if h.cmd() == Some("commit") => h
-            .get_str("blake3")
-            .and_then(|s| blake3::Hash::from_hex(s).ok())
+        Ok(Some(Incoming::Header(h))) if h.cmd() == Commit::CMD => h
+            .decode::<Commit>()
+            .ok()
+            .and_then(|c| blake3::Hash::from_hex(c.blake3).ok())
             .map(Some)
             .ok_or_else(|| FilesError::BadRequest("`commit` needs `blake3`: 64 hex digits".into())),
         Ok(Some(_)) => Err(FilesError::BadRequest(
@@ -152,13 +172,16 @@ async fn refuse(
     if expect_commit {
         conn.discard_body().await?;
         match conn.read_header().await? {
-            Some(Incoming::Header(h)) if h.cmd() == Some("commit") => {}
+            Some(Incoming::Header(h)) if h.cmd() == Commit::CMD => {}
             None => {}
             Some(_) => {
-                conn.send(&Header::error(
-                    sockit_wire::ErrorCode::BadRequest,
-                    "expected the `commit` frame of the refused upload",
-                ))
+                conn.send(
+                    &ErrorReply::new(
+                        ErrorCode::BadRequest,
+                        "expected the `commit` frame of the refused upload",
+                    )
+                    .to_header(),
+                )
                 .await?
             }
         }
@@ -174,8 +197,14 @@ impl Command for Put {
         conn: &mut ServerConnection,
         session: &Session,
     ) -> Result<(), CommandError> {
-        let trailer = req.get_bool("trailer").unwrap_or(false);
-        let req = match parse(&req, conn.body_remaining()) {
+        let trailer = req.parse::<PutTrailer>().is_ok_and(|t| t.trailer);
+        let req = match req.decode::<PutRequest>() {
+            Ok(r) => r,
+            Err(e) => {
+                return refuse(conn, FilesError::BadRequest(e.to_string()), trailer).await;
+            }
+        };
+        let req = match check(req, conn.body_remaining()) {
             Ok(r) => r,
             Err(e) => return refuse(conn, e, trailer).await,
         };
@@ -229,7 +258,9 @@ impl Command for Put {
                 }
             }
         }
-        let done = match sink.finish(true).await {
+        // The fsync comes once the upload is verified, after its mode and time are set
+        // (one fsync covers the data and the metadata).
+        let done = match sink.finish(false).await {
             Ok(d) => d,
             Err(e) => {
                 let e = write_failed(&self.root, &path, e).await;
@@ -237,7 +268,7 @@ impl Command for Put {
                 return refuse(conn, e, trailer).await;
             }
         };
-        drop(done.file);
+        let file = done.file;
         let hash = done.hasher.finalize();
         let mut expected = req.blake3;
         if req.trailer {
@@ -261,6 +292,18 @@ impl Command for Put {
                 return reply_now(conn, e).await;
             }
         }
+        let (mode, mtime) = (req.mode, req.mtime);
+        let sealed = tokio::task::spawn_blocking(move || {
+            meta::apply_to_file(&file, mode, mtime)?;
+            file.sync_all()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))));
+        if let Err(e) = sealed {
+            let e = write_failed(&self.root, &path, e).await;
+            drop(guard);
+            return reply_now(conn, e).await;
+        }
         let (p, overwrite) = (path.clone(), req.overwrite);
         let promoted = blocking(&self.root, move |root| {
             root.promote(&p, overwrite)?;
@@ -281,12 +324,14 @@ impl Command for Put {
         }
         drop(guard);
         tracing::info!(peer = %session.peer, %path, bytes = total, received = done.written, offset = req.offset, secs = started.elapsed().as_secs_f64(), "put done");
-        let stored = serde_json::json!({
-            "path": path.as_string(),
-            "size": total,
-            "blake3": hash.to_hex().as_str(),
-        });
-        conn.send(&Header::ok().with("stored", stored)).await?;
+        let reply = PutReply {
+            stored: Stored {
+                path: path.as_string(),
+                size: total,
+                blake3: hash.to_hex().to_string(),
+            },
+        };
+        conn.send(&Header::reply(&reply)?).await?;
         Ok(())
     }
 }

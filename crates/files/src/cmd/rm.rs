@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::{ErrorCode, Header};
 
-use crate::cmd::{bool_arg, path_arg};
+use crate::cmd::rel_path;
 use crate::error::FilesError;
+use crate::messages::{PathReply, RmRequest};
 use crate::root::{blocking, FilesRoot};
 
 /// The `rm` command.
@@ -26,8 +27,8 @@ impl Command for Rm {
         conn: &mut ServerConnection,
         _session: &Session,
     ) -> Result<(), CommandError> {
-        let path = path_arg(&req, &["path"], false)?;
-        let recursive = bool_arg(&req, "recursive")?;
+        let RmRequest { path, recursive } = req.decode()?;
+        let path = rel_path(&path)?;
         if path.is_root() {
             return Err(CommandError::reply(
                 ErrorCode::Denied,
@@ -65,7 +66,8 @@ impl Command for Rm {
             Ok(())
         })
         .await?;
-        conn.send(&Header::ok().with("path", shown)).await?;
+        conn.send(&Header::reply(&PathReply { path: shown })?)
+            .await?;
         Ok(())
     }
 }

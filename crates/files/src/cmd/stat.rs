@@ -1,5 +1,8 @@
-//! `stat {path, hash?}` → `{stat:{path,kind,size,mtime,blake3?,partial?,uploading?}}`.
+//! `stat {path, hash?}` →
+//! `{stat:{path,kind,size,mtime,mtime_nsec,mode,target?,blake3?,partial?,uploading?}}`.
 //!
+//! The path itself is described (`lstat`): a symlink is `kind: "symlink"` with its target
+//! as text; directories above it are resolved inside the root as usual.
 //! The fields sit in a nested `stat` object because a top-level `size` would announce a
 //! body (see `docs/files.md`). `blake3` is included when the server already knows it, or
 //! computed when `hash: true`. `partial` is the size of a staged (running or interrupted)
@@ -8,37 +11,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::Header;
 
-use crate::cmd::ls::kind_of;
-use crate::cmd::{bool_arg, path_arg};
+use crate::cmd::ls::{kind_of, link_target};
+use crate::cmd::rel_path;
 use crate::disk::hash_prefix;
 use crate::error::FilesError;
-use crate::root::{blocking, mtime_secs, FilesRoot};
-
-/// What `stat` reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatInfo {
-    /// The path, canonical spelling.
-    pub path: String,
-    /// `file`, `dir`, `symlink`, `other`, or `partial` (only a staged upload exists).
-    pub kind: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: i64,
-    /// Whole-file BLAKE3, hex.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blake3: Option<String>,
-    /// Bytes staged by an interrupted or running upload of this path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partial: Option<u64>,
-    /// Whether an upload of this path is running now.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub uploading: bool,
-}
+pub use crate::messages::StatInfo;
+use crate::messages::{StatReply, StatRequest};
+use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 
 /// The `stat` command.
 #[derive(Debug)]
@@ -55,12 +37,13 @@ impl Command for Stat {
         conn: &mut ServerConnection,
         _session: &Session,
     ) -> Result<(), CommandError> {
-        let path = path_arg(&req, &["path", "filename"], false)?;
-        let want_hash = bool_arg(&req, "hash")?;
+        let req: StatRequest = req.decode()?;
+        let path = rel_path(&req.path)?;
+        let want_hash = req.hash;
         let info = blocking(&self.root, move |root| {
             let partial = root.staged_len(&path);
             let uploading = root.is_uploading(&path);
-            let meta = match root.dir().metadata(path.to_path()) {
+            let meta = match root.dir().symlink_metadata(path.to_path()) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && partial.is_some() => {
                     return Ok(StatInfo {
@@ -68,6 +51,9 @@ impl Command for Stat {
                         kind: "partial".into(),
                         size: partial.unwrap_or(0),
                         mtime: 0,
+                        mtime_nsec: 0,
+                        mode: None,
+                        target: None,
                         blake3: None,
                         partial,
                         uploading,
@@ -94,19 +80,28 @@ impl Command for Stat {
                     blake3 = Some(h.to_hex().to_string());
                 }
             }
+            let target = if kind == "symlink" {
+                link_target(root.dir(), path.to_path())
+            } else {
+                None
+            };
+            let mtime = mtime_of(&meta);
             Ok(StatInfo {
                 path: path.as_string(),
                 kind: kind.into(),
                 size: if kind == "dir" { 0 } else { meta.len() },
-                mtime: mtime_secs(&meta),
+                mtime: mtime.secs,
+                mtime_nsec: mtime.nsec,
+                mode: Some(mode_of(&meta)),
+                target,
                 blake3,
                 partial,
                 uploading,
             })
         })
         .await?;
-        let stat = serde_json::to_value(&info).map_err(std::io::Error::other)?;
-        conn.send(&Header::ok().with("stat", stat)).await?;
+        conn.send(&Header::reply(&StatReply { stat: info })?)
+            .await?;
         Ok(())
     }
 }

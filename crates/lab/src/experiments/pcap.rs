@@ -18,7 +18,7 @@ use crate::experiments::packets::Frame;
 
 /// Magic of a pcap file with microsecond timestamps.
 pub const MAGIC_US: u32 = 0xa1b2_c3d4;
-/// Magic of a pcap file with nanosecond timestamps (what [`write`] produces).
+/// Magic of a pcap file with nanosecond timestamps (what [`write`](fn@write) produces).
 pub const MAGIC_NS: u32 = 0xa1b2_3c4d;
 /// LINKTYPE_ETHERNET: each record starts with an Ethernet header.
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -231,16 +231,95 @@ fn line_chart(
     Ok(())
 }
 
+/// The one connection count every series was measured at, when only one ran.
+fn single_count(series: &[Series]) -> Option<f64> {
+    let mut xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let first = xs.next()?;
+    xs.all(|x| x == first).then_some(first)
+}
+
+/// Draws a chart of `value` against the connection count: lines on log-log axes, or, when
+/// only one count ran (a line of one point per model says nothing), one horizontal bar
+/// per model, named on a categorical axis.
+fn per_count_chart(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Result<()> {
+    match single_count(series) {
+        Some(n) => bar_chart(
+            path,
+            &format!("{title}, {n:.0} connections"),
+            y_desc,
+            series,
+        ),
+        None => line_chart(path, title, "concurrent connections", y_desc, series),
+    }
+}
+
+/// Draws one horizontal bar per series (its single value), labelled with the series' name.
+fn bar_chart(path: &Path, title: &str, x_desc: &str, series: &[Series]) -> Result<()> {
+    ensure_font()?;
+    let e = plot_err(path);
+    let values: Vec<f64> = series
+        .iter()
+        .map(|s| s.points.first().map_or(0.0, |p| p.1))
+        .collect();
+    let xmax = values.iter().copied().fold(0.0f64, f64::max).max(1e-3) * 1.15;
+    let rows = series.len().max(1) as u32;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(260)
+        .build_cartesian_2d(0f64..xmax, (0u32..rows.max(2) - 1).into_segmented())
+        .map_err(|x| e(x.to_string()))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(WHITE)
+        .x_desc(x_desc)
+        .label_style((FAMILY, 15))
+        .y_labels(labels.len())
+        .y_label_formatter(&|v| match v {
+            // Row 0 is drawn at the bottom: the first series goes on top.
+            SegmentValue::CenterOf(i) => (rows - 1)
+                .checked_sub(*i)
+                .and_then(|k| labels.get(k as usize))
+                .copied()
+                .unwrap_or("")
+                .into(),
+            _ => String::new(),
+        })
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
+    chart
+        .draw_series(series.iter().zip(&values).enumerate().map(|(i, (s, &v))| {
+            let i = rows - 1 - i as u32;
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (v, SegmentValue::Exact(i + 1)),
+                ],
+                s.color.filled(),
+            );
+            bar.set_margin(3, 3, 0, 0);
+            bar
+        }))
+        .map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
 /// Requests per second against connections, one line per model.
 ///
 /// # Errors
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn throughput(data: &BenchResults, path: &Path) -> Result<()> {
     let series = per_connection_count(data, |c| c.rps);
-    line_chart(
+    per_count_chart(
         path,
         &format!("Throughput, closed loop, {} B echo", data.size),
-        "concurrent connections",
         "requests / s",
         &series,
     )
@@ -304,10 +383,9 @@ pub fn latency(data: &BenchResults, path: &Path) -> Result<()> {
 /// [`LabError::Plot`] when drawing or writing fails.
 pub fn memory(data: &BenchResults, path: &Path) -> Result<()> {
     let series = per_connection_count(data, |c| c.kib_per_conn);
-    line_chart(
+    per_count_chart(
         path,
         "Server memory per connection (PSS delta / connections)",
-        "concurrent connections",
         "KiB per connection",
         &series,
     )

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sockit_wire::tls::{self, TlsError, Trust};
+use sockit_runtime::tls::{self, TlsError, Trust};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

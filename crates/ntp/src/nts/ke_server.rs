@@ -7,8 +7,8 @@ use std::io;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService};
-use sockit_wire::tls::{accept_tls, Accepted};
+use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService};
+use sockit_runtime::tls::{accept_tls, Accepted};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
@@ -92,9 +92,9 @@ fn refusal(outcome: Negotiation) -> Vec<Record> {
     }
 }
 
-/// The NTS-KE service for [`sockit_wire::runtime::serve_tcp`].
+/// The NTS-KE service for [`sockit_runtime::server::serve_tcp`].
 pub struct NtsKeService {
-    /// Built with [`sockit_wire::tls::acceptor_with_alpn`] for [`ALPN_NTSKE`], TLS 1.3.
+    /// Built with [`sockit_runtime::tls::acceptor_with_alpn`] for [`ALPN_NTSKE`], TLS 1.3.
     acceptor: tokio_rustls::TlsAcceptor,
     /// Issues the cookies (the same instance that checks NTP requests).
     server: Arc<NtsServer>,

@@ -16,8 +16,8 @@
 //! <key id, 8 hex digits> <key, 64 hex digits> <created, Unix seconds>   (newest first)
 //! ```
 
+use sockit_runtime::fs::{write_atomic, Mode};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -260,7 +260,7 @@ impl MasterKeys {
                 k.created
             ));
         }
-        write_atomic(file, text.as_bytes()).map_err(io_err(file))
+        write_atomic(file, text.as_bytes(), Mode::Private).map_err(io_err(file))
     }
 }
 
@@ -315,22 +315,6 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
         builder.mode(0o700);
     }
     builder.create(dir).map_err(io_err(dir))
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // The rename is durable only once the directory entry is.
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub enum NtsError {
     },
     /// The TLS handshake or the TLS setup failed (an untrusted certificate included).
     #[error("NTS-KE: {0}")]
-    Tls(#[from] sockit_wire::tls::TlsError),
+    Tls(#[from] sockit_runtime::tls::TlsError),
     /// Reading or writing the TLS session failed.
     #[error("NTS-KE: {0}")]
     Io(#[from] std::io::Error),

@@ -8,6 +8,10 @@
 //! GET  /api/books/ID/page/N?width=PX&format=png|jpeg   PDF page N (1-based) as an image
 //! GET  /api/books/ID/text/N?chars=C      TXT page N: {"page","pages","page_chars","text"}
 //! GET  /api/books/ID/pdftext/N           PDF page N's text: {"page","pages","text"}
+//! GET  /api/books/ID/toc                 EPUB table of contents: {"title","chapters","entries":[…]}
+//! GET  /api/books/ID/chapter/N           EPUB chapter N (1-based), sanitized:
+//!                                        {"chapter","chapters","title","path","html","styles","prev","next","percentage"}
+//! GET  /api/books/ID/epub/PATH           an image, style sheet (sanitized) or font inside an EPUB
 //! GET  /api/books/ID/progress            the caller's position: {} or {"page","percentage","progress","timestamp"}
 //! PUT  /api/books/ID/progress            {"page", "percentage"?, "device"?}
 //! POST /api/login, /api/register         {"username","password"} → {"username"} + session cookie
@@ -15,28 +19,31 @@
 //! GET  /api/me                           {"username" (or null), "auth_required", "registration"}
 //! GET  /books/PATH                       a file of the books root by name (course layout)
 //! ```
+//! The bodies are the types of [`crate::http::api_types`].
 //! The caller is the account of the session cookie, of `x-auth-user`/`x-auth-key` or of
 //! HTTP Basic (see [`crate::http::guard`]); on a library open to anonymous readers,
 //! positions without credentials are kept for an anonymous reader.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-
 use crate::accounts::{self, Progress};
 use crate::catalog::Book;
 use crate::error::ReaderError;
+pub use crate::http::api_types::{BookJson, Credentials, PutProgress};
+use crate::http::api_types::{
+    BookList, Chapter, Me, PdfText, ProgressReply, ProgressStored, SavedProgress, StatusReply, Toc,
+    TxtPage, UserReply,
+};
 use crate::http::{
     self, cached_bytes, download, json_error, ApiError, ApiResult, AppState, AuthFailure, Caller,
     ClientIp, RegisterError,
 };
 use crate::library::ImageFormat;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 
 /// Default rendered page width for the web UI.
 pub const DEFAULT_WIDTH: u32 = 1000;
@@ -53,6 +60,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/books/{id}/page/{n}", get(page_image))
         .route("/api/books/{id}/text/{n}", get(text_page))
         .route("/api/books/{id}/pdftext/{n}", get(pdf_text))
+        .route("/api/books/{id}/toc", get(epub_toc))
+        .route("/api/books/{id}/chapter/{n}", get(epub_chapter))
+        .route("/api/books/{id}/epub/{*path}", get(epub_resource))
         .route(
             "/api/books/{id}/progress",
             get(get_progress).put(put_progress),
@@ -62,28 +72,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/books/{*path}", get(by_path))
-}
-
-/// A book as the API shows it: the catalog row plus its links.
-#[derive(Debug, Serialize)]
-pub struct BookJson {
-    #[serde(flatten)]
-    book: Book,
-    cover_url: String,
-    thumb_url: String,
-    file_url: String,
-}
-
-impl From<Book> for BookJson {
-    fn from(book: Book) -> Self {
-        let id = book.id;
-        Self {
-            book,
-            cover_url: format!("/api/books/{id}/cover"),
-            thumb_url: format!("/api/books/{id}/cover?w=200"),
-            file_url: format!("/api/books/{id}/file"),
-        }
-    }
 }
 
 /// Parses a path or query number.
@@ -103,12 +91,14 @@ fn book(state: &AppState, id: &str) -> ApiResult<Book> {
 async fn list(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<BookList>> {
     let books = s.lib.books(q.get("q").map(String::as_str))?;
     let books: Vec<BookJson> = books.into_iter().map(BookJson::from).collect();
-    Ok(Json(
-        json!({"total": books.len(), "generation": s.lib.generation(), "books": books}),
-    ))
+    Ok(Json(BookList {
+        total: books.len(),
+        generation: s.lib.generation(),
+        books,
+    }))
 }
 
 async fn one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<BookJson>> {
@@ -121,11 +111,12 @@ async fn file(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let b = book(&s, &id)?;
-    let path = s.lib.file(&b.path)?;
+    let opened = s.lib.open_file(&b.path)?;
     let name = b.path.rsplit('/').next().unwrap_or(&b.path).to_owned();
     download::serve_file(
         &headers,
-        &path,
+        opened,
+        &b.path,
         b.format.mime(),
         &format!("\"{}\"", b.blake3),
         Some(&name),
@@ -138,12 +129,14 @@ async fn by_path(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let abs = s.lib.file(&path)?;
+    let (file, size) = s.lib.open_file(&path)?;
     let lower = path.to_ascii_lowercase();
     let mime = if lower.ends_with(".pdf") {
         "application/pdf"
     } else if lower.ends_with(".txt") {
         "text/plain"
+    } else if lower.ends_with(".epub") {
+        crate::epub::MIME
     } else if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
         "image/jpeg"
     } else if lower.ends_with(".png") {
@@ -154,7 +147,7 @@ async fn by_path(
     let etag = match s.lib.book_by_path(&path) {
         Ok(b) => format!("\"{}\"", b.blake3),
         Err(_) => {
-            let m = std::fs::metadata(&abs).map_err(|e| ReaderError::io(&abs, e))?;
+            let m = file.metadata().map_err(|e| ReaderError::io(&path, e))?;
             let mtime = m
                 .modified()
                 .ok()
@@ -162,11 +155,11 @@ async fn by_path(
                 .map_or(0, |d| d.as_nanos());
             format!(
                 "\"{}\"",
-                blake3::hash(format!("{path}|{}|{mtime}", m.len()).as_bytes()).to_hex()
+                blake3::hash(format!("{path}|{size}|{mtime}").as_bytes()).to_hex()
             )
         }
     };
-    download::serve_file(&headers, &abs, mime, &etag, None).await
+    download::serve_file(&headers, (file, size), &path, mime, &etag, None).await
 }
 
 async fn cover(
@@ -216,7 +209,7 @@ async fn text_page(
     State(s): State<AppState>,
     Path((id, n)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<crate::library::TxtPage>> {
+) -> ApiResult<Json<TxtPage>> {
     let b = book(&s, &id)?;
     let page: u64 = number("page", &n)?;
     let chars = match q.get("chars") {
@@ -229,11 +222,66 @@ async fn text_page(
 async fn pdf_text(
     State(s): State<AppState>,
     Path((id, n)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PdfText>> {
     let b = book(&s, &id)?;
     let page: u64 = number("page", &n)?;
     let text = s.lib.pdf_text(&b, page).await?;
-    Ok(Json(json!({"page": page, "pages": b.pages, "text": text})))
+    Ok(Json(PdfText {
+        page,
+        pages: b.pages,
+        text,
+    }))
+}
+
+async fn epub_toc(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Toc>> {
+    let b = book(&s, &id)?;
+    Ok(Json(s.lib.epub_toc(&b).await?))
+}
+
+async fn epub_chapter(
+    State(s): State<AppState>,
+    Path((id, n)): Path<(String, String)>,
+) -> ApiResult<Json<Chapter>> {
+    let b = book(&s, &id)?;
+    let n: u64 = number("chapter", &n)?;
+    Ok(Json(s.lib.epub_chapter(&b, n).await?))
+}
+
+/// What every file from inside a book is served with: nothing it holds may run or fetch
+/// (an SVG opened directly, say), and browsers must not guess another type.
+const RESOURCE_CSP: &str =
+    "default-src 'none'; img-src 'self'; style-src 'self'; font-src 'self'; sandbox";
+
+async fn epub_resource(
+    State(s): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let b = book(&s, &id)?;
+    let (bytes, mime) = s.lib.epub_resource(&b, &path).await?;
+    let mut r = cached_bytes(&headers, mime, bytes);
+    let h = r.headers_mut();
+    h.insert(
+        "content-security-policy",
+        axum::http::HeaderValue::from_static(RESOURCE_CSP),
+    );
+    h.insert(
+        "x-content-type-options",
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    Ok(r)
+}
+
+/// The chapter (EPUB) or page a saved position names: a page number, or the
+/// `DocFragment[N]` of a KOReader XPointer (`/body/DocFragment[3]/body/p[2]/text().0`:
+/// N is the 1-based spine position).
+pub fn position_page(progress: &str) -> Option<u64> {
+    let p = progress.trim();
+    if let Ok(n) = p.parse::<u64>() {
+        return Some(n);
+    }
+    let rest = p.split_once("DocFragment[")?.1;
+    rest.split_once(']')?.0.parse().ok()
 }
 
 fn caller(c: Caller) -> String {
@@ -244,28 +292,20 @@ async fn get_progress(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Extension(c): Extension<Caller>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ProgressReply>> {
     let b = book(&s, &id)?;
     let user = caller(c);
     let p = s.lib.with_db(|c| accounts::get(c, &user, &b.partial_md5))?;
     Ok(Json(match p {
-        None => json!({}),
-        Some(p) => json!({
-            "page": p.progress.trim().parse::<u64>().ok(),
-            "progress": p.progress,
-            "percentage": p.percentage,
-            "device": p.device,
-            "timestamp": p.timestamp,
+        None => ProgressReply::None {},
+        Some(p) => ProgressReply::Saved(SavedProgress {
+            page: position_page(&p.progress),
+            progress: p.progress,
+            percentage: p.percentage,
+            device: p.device,
+            timestamp: p.timestamp,
         }),
     }))
-}
-
-/// Body of `PUT /api/books/ID/progress`.
-#[derive(Debug, Deserialize)]
-pub struct PutProgress {
-    page: u64,
-    percentage: Option<f64>,
-    device: Option<String>,
 }
 
 async fn put_progress(
@@ -273,7 +313,7 @@ async fn put_progress(
     Path(id): Path<String>,
     Extension(c): Extension<Caller>,
     body: Option<Json<PutProgress>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ProgressStored>> {
     let b = book(&s, &id)?;
     let user = caller(c);
     let Some(Json(body)) = body else {
@@ -302,16 +342,10 @@ async fn put_progress(
         timestamp: chrono::Utc::now().timestamp(),
     };
     s.lib.with_db(|c| accounts::put(c, &user, &p))?;
-    Ok(Json(
-        json!({"document": p.document, "timestamp": p.timestamp}),
-    ))
-}
-
-/// Body of login and register.
-#[derive(Debug, Deserialize)]
-pub struct Credentials {
-    username: String,
-    password: String,
+    Ok(Json(ProgressStored {
+        document: p.document,
+        timestamp: p.timestamp,
+    }))
 }
 
 fn bad_body() -> Response {
@@ -323,7 +357,10 @@ fn bad_body() -> Response {
 
 /// `{"username"}` with the session cookie of a new login.
 fn logged_in(s: &AppState, status: StatusCode, user: &str, token: &str) -> Response {
-    let mut r = (status, Json(json!({"username": user}))).into_response();
+    let reply = UserReply {
+        username: user.to_owned(),
+    };
+    let mut r = (status, Json(reply)).into_response();
     if let Some(v) = http::session_cookie(token, s.lib.sessions().ttl()) {
         r.headers_mut().insert("set-cookie", v);
     }
@@ -410,16 +447,33 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = http::session_token(&headers) {
         s.lib.sessions().remove(token);
     }
-    let mut r = Json(json!({"status": "ok"})).into_response();
+    let mut r = Json(StatusReply::ok()).into_response();
     r.headers_mut()
         .insert("set-cookie", http::clear_session_cookie());
     r
 }
 
-async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> Json<serde_json::Value> {
-    Json(json!({
-        "username": c.0,
-        "auth_required": s.lib.auth_required(),
-        "registration": s.lib.config().allow_registration,
-    }))
+async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> Json<Me> {
+    Json(Me {
+        username: c.0,
+        auth_required: s.lib.auth_required(),
+        registration: s.lib.config().allow_registration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position_page;
+
+    #[test]
+    fn positions_name_pages_or_chapters() {
+        assert_eq!(position_page(" 12 "), Some(12));
+        assert_eq!(
+            position_page("/body/DocFragment[3]/body/div/p[2]/text().17"),
+            Some(3)
+        );
+        assert_eq!(position_page("/body/DocFragment[x]/body"), None);
+        assert_eq!(position_page("#_doc_fragment_4"), None);
+        assert_eq!(position_page(""), None);
+    }
 }

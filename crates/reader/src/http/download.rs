@@ -2,8 +2,6 @@
 //! and mtime for non-book files), `If-None-Match`, single byte ranges (RFC 9110 §14),
 //! streamed from disk, never read whole into memory.
 
-use std::path::Path;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,13 +83,15 @@ pub fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
-/// Serves `path` with `mime`, an ETag, ranges and a download name.
+/// Serves `file` (opened by [`crate::Library::open_file`], `size` bytes, `name` in the
+/// books root) with `mime`, an ETag, ranges and a download name.
 ///
 /// # Errors
-/// The file cannot be opened.
+/// The file cannot be read.
 pub async fn serve_file(
     headers: &HeaderMap,
-    path: &Path,
+    (file, size): (std::fs::File, u64),
+    name: &str,
     mime: &str,
     etag: &str,
     download_name: Option<&str>,
@@ -99,14 +99,7 @@ pub async fn serve_file(
     if etag_matches(headers, etag) {
         return Ok(super::not_modified(etag));
     }
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| ReaderError::io(path, e))?;
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| ReaderError::io(path, e))?
-        .len();
+    let mut file = tokio::fs::File::from_std(file);
     let mut range = parse_range(headers.get("range").and_then(|v| v.to_str().ok()), size);
     if let Some(if_range) = headers.get("if-range").and_then(|v| v.to_str().ok()) {
         if if_range.trim() != etag {
@@ -127,7 +120,7 @@ pub async fn serve_file(
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
-            .map_err(|e| ReaderError::io(path, e))?;
+            .map_err(|e| ReaderError::io(name, e))?;
     }
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
     let mut r = (status, body).into_response();

@@ -22,9 +22,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::accounts::{self, Progress};
+use crate::http::api_types::{
+    KoAuthorized, KoErrorBody, KoHealth, KoProgress, KoProgressReply, ProgressStored, UserReply,
+};
 use crate::http::{self, AppState, Caller, RegisterError};
 
 /// The kosync routes.
@@ -72,7 +75,11 @@ impl IntoResponse for KoError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        (status, Json(json!({"code": code, "message": message}))).into_response()
+        let body = KoErrorBody {
+            code,
+            message: message.to_owned(),
+        };
+        (status, Json(body)).into_response()
     }
 }
 
@@ -115,7 +122,12 @@ async fn create_user(State(s): State<AppState>, body: Bytes) -> Result<Response,
         return Err(KoError::InvalidFields);
     }
     match http::register(&s.lib, user, password).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(json!({"username": user}))).into_response()),
+        Ok(()) => {
+            let reply = UserReply {
+                username: user.to_owned(),
+            };
+            Ok((StatusCode::CREATED, Json(reply)).into_response())
+        }
         Err(RegisterError::Exists) => Err(KoError::UserExists),
         Err(RegisterError::Closed) => Err(KoError::RegistrationDisabled),
         Err(RegisterError::Invalid(_)) => Err(KoError::InvalidFields),
@@ -123,9 +135,11 @@ async fn create_user(State(s): State<AppState>, body: Bytes) -> Result<Response,
     }
 }
 
-async fn auth_user(Extension(c): Extension<Caller>) -> Result<Json<Value>, KoError> {
+async fn auth_user(Extension(c): Extension<Caller>) -> Result<Json<KoAuthorized>, KoError> {
     authorize(&c)?;
-    Ok(Json(json!({"authorized": "OK"})))
+    Ok(Json(KoAuthorized {
+        authorized: "OK".into(),
+    }))
 }
 
 /// `tonumber()` of the reference server: a JSON number, or a string holding one.
@@ -151,7 +165,7 @@ async fn update_progress(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     body: Bytes,
-) -> Result<Json<Value>, KoError> {
+) -> Result<Json<ProgressStored>, KoError> {
     let user = authorize(&c)?;
     let b = body_object(&body);
     let Some(doc) = valid_key_field(b.get("document")) else {
@@ -178,16 +192,17 @@ async fn update_progress(
     s.lib
         .with_db(|c| accounts::put(c, &user, &p))
         .map_err(|_| KoError::Internal)?;
-    Ok(Json(
-        json!({"document": p.document, "timestamp": p.timestamp}),
-    ))
+    Ok(Json(ProgressStored {
+        document: p.document,
+        timestamp: p.timestamp,
+    }))
 }
 
 async fn get_progress(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Path(doc): Path<String>,
-) -> Result<Json<Value>, KoError> {
+) -> Result<Json<KoProgressReply>, KoError> {
     let user = authorize(&c)?;
     if doc.is_empty() || doc.contains(':') {
         return Err(KoError::DocumentMissing);
@@ -197,22 +212,18 @@ async fn get_progress(
         .with_db(|c| accounts::get(c, &user, &doc))
         .map_err(|_| KoError::Internal)?;
     Ok(Json(match p {
-        None => json!({}),
-        Some(p) => {
-            let mut m = Map::new();
-            m.insert("percentage".into(), json!(p.percentage));
-            m.insert("progress".into(), json!(p.progress));
-            m.insert("device".into(), json!(p.device));
-            if let Some(id) = p.device_id {
-                m.insert("device_id".into(), json!(id));
-            }
-            m.insert("timestamp".into(), json!(p.timestamp));
-            m.insert("document".into(), json!(p.document));
-            Value::Object(m)
-        }
+        None => KoProgressReply::None {},
+        Some(p) => KoProgressReply::Saved(KoProgress {
+            percentage: p.percentage,
+            progress: p.progress,
+            device: p.device,
+            device_id: p.device_id,
+            timestamp: p.timestamp,
+            document: p.document,
+        }),
     }))
 }
 
-async fn healthcheck() -> Json<Value> {
-    Json(json!({"state": "OK"}))
+async fn healthcheck() -> Json<KoHealth> {
+    Json(KoHealth { state: "OK".into() })
 }

@@ -2,6 +2,7 @@
 //! ETag and range requests, OPDS 1.2 with page streaming, and kosync progress sync.
 
 pub mod api;
+pub mod api_types;
 pub mod download;
 pub mod kosync;
 pub mod opds;
@@ -59,7 +60,7 @@ pub async fn serve(
     lib: Arc<Library>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let limits = sockit_wire::runtime::Limits::default();
+    let limits = sockit_runtime::server::Limits::default();
     transport::serve_http(listener, lib, limits, shutdown).await
 }
 
@@ -71,7 +72,7 @@ pub async fn serve(
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    limits: sockit_wire::runtime::Limits,
+    limits: sockit_runtime::server::Limits,
     lib: Arc<Library>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -95,11 +96,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self.0, "request failed");
         }
-        let body = serde_json::json!({
-            "status": "error",
-            "code": self.0.code(),
-            "message": self.0.to_string(),
-        });
+        let body = api_types::ErrorBody::new(self.0.code(), &self.0.to_string());
         (status, axum::Json(body)).into_response()
     }
 }
@@ -248,8 +245,7 @@ pub fn too_many(d: Duration, body: Response) -> Response {
 
 /// The JSON error body of the API.
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"status": "error", "code": code, "message": message});
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(api_types::ErrorBody::new(code, message))).into_response()
 }
 
 /// A challenge for clients that log in with a form (browsers would otherwise show their
@@ -291,11 +287,11 @@ fn refusal(
             } else {
                 text
             };
-            (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(serde_json::json!({"code": code, "message": text})),
-            )
-                .into_response()
+            let body = api_types::KoErrorBody {
+                code,
+                message: text.to_owned(),
+            };
+            (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
         }
         Audience::Page => web::login_page(StatusCode::UNAUTHORIZED, Some(&message), registration),
         Audience::Other => json_error(StatusCode::UNAUTHORIZED, "unauthorized", &message),

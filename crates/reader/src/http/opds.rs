@@ -134,10 +134,19 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
                 .write_inner_content(|w| text(w, "name", a))?;
         }
         text(w, "dc:format", b.format.mime())?;
+        if let Some(l) = &b.language {
+            text(w, "dc:language", l)?;
+        }
+        if let Some(d) = &b.description {
+            w.create_element("summary")
+                .with_attribute(("type", "text"))
+                .write_text_content(BytesText::new(d))?;
+        }
         let summary = match (b.format, b.pages, &b.error) {
             (_, _, Some(e)) => format!("Unreadable: {e}"),
             (Format::Pdf, Some(p), _) => format!("PDF, {p} pages, {} bytes", b.size),
             (Format::Txt, Some(p), _) => format!("Text, {p} pages, {} bytes", b.size),
+            (Format::Epub, Some(p), _) => format!("EPUB, {p} chapters, {} bytes", b.size),
             _ => format!("{} bytes", b.size),
         };
         w.create_element("content")
@@ -159,6 +168,7 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
         let mime = match b.format {
             Format::Pdf => "application/pdf",
             Format::Txt => "text/plain",
+            Format::Epub => crate::epub::MIME,
         };
         link(
             w,

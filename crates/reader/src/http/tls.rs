@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Router;
-use sockit_wire::framed::linger_close;
-use sockit_wire::runtime::{serve_tcp, ConnInfo, Limits, ServiceStream, TcpService};
-use sockit_wire::tls::{accept_tls, Accepted};
+use sockit_runtime::close::linger_close;
+use sockit_runtime::server::{serve_tcp, ConnInfo, Limits, ServiceStream, TcpService};
+use sockit_runtime::tls::{accept_tls, Accepted};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -1,5 +1,5 @@
 //! The reader's HTTP port as a service of the shared runtime
-//! ([`sockit_wire::runtime::serve_tcp`]), so `--max-conns`, `--max-conns-per-ip`,
+//! ([`sockit_runtime::server::serve_tcp`]), so `--max-conns`, `--max-conns-per-ip`,
 //! `--idle-timeout`, `--handshake-timeout`, `--write-timeout` and drain hold on it as on
 //! every other TCP port.
 //!
@@ -22,9 +22,9 @@ use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sockit_wire::framed::linger_close;
-use sockit_wire::guarded::RequestClock;
-use sockit_wire::runtime::{serve_tcp, ConnInfo, Limits, Refusal, ServiceStream, TcpService};
+use sockit_runtime::close::linger_close;
+use sockit_runtime::guarded::RequestClock;
+use sockit_runtime::server::{serve_tcp, ConnInfo, Limits, Refusal, ServiceStream, TcpService};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;

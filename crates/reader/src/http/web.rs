@@ -1,6 +1,7 @@
 //! The web UI: one HTML page with its script and style sheet, embedded in the binary (no
 //! build step). A cover grid with search, a book page, a PDF viewer (page jump, zoom,
-//! arrow keys) and a TXT reader (PgUp/PgDn, dark/light), positions saved per user.
+//! arrow keys), a TXT reader (PgUp/PgDn, dark/light) and an EPUB reader (sanitized
+//! chapters in a sandboxed frame, contents menu), positions saved per user.
 //!
 //! When the library needs a login, every page answers `401` with a login form until the
 //! browser has a session: `POST /login` (a form: `username`, `password`, and

@@ -2,10 +2,12 @@
 """Drives the web UI in Debian's headless chromium over the DevTools protocol (a minimal
 websocket client, standard library only).
 
-usage: webui_chromium.py BASE_URL PDF_ID TXT_ID SCREENSHOT.png
+usage: webui_chromium.py BASE_URL PDF_ID TXT_ID SCREENSHOT.png EPUB_ID
 
 Opens the grid, opens a PDF, jumps to a page, reloads (position restored from the
-server), reads a TXT page with PgDn, reloads again, and saves a screenshot of the grid.
+server), reads a TXT page with PgDn, reloads again, reads an EPUB (a link inside chapter 1
+opens chapter 2 with its image, the position is restored on reload), and saves a
+screenshot of the grid.
 Every wait polls a condition in the page with a deadline.
 """
 import base64
@@ -21,7 +23,7 @@ import tempfile
 import time
 import urllib.request
 
-BASE, PDF_ID, TXT_ID, SHOT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+BASE, PDF_ID, TXT_ID, SHOT, EPUB_ID = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 DEADLINE_S = 60
 
 
@@ -187,6 +189,22 @@ try:
     p.wait(f"fetch('/api/books/{TXT_ID}/progress').then(r => r.json()).then(j => j.page === 2)", "the saved TXT position")
     p.call("Page.reload", ignoreCache=True)
     p.wait(f"document.body.dataset.ready === '#/read/{TXT_ID}' && document.querySelector('#text')?.dataset.page === '2'", "the restored TXT page")
+    # 6. An EPUB: chapter 1 in the sandboxed frame, its link to chapter 2, the image
+    #    inside the book, the position through the spine saved and restored.
+    frame = "document.querySelector('#chapter')"
+    doc = frame + "?.contentDocument"
+    p.goto(BASE + f"/#/read/{EPUB_ID}")
+    p.wait(f"document.body.dataset.ready === '#/read/{EPUB_ID}' && {frame}?.dataset.chapter === '1' && ({doc}.body?.innerText || '').includes('It begins by the sea.')", "EPUB chapter 1")
+    p.eval(f"{doc}.querySelector('a[href^=\"#epub:2\"]').click()")
+    p.wait(f"{frame}?.dataset.chapter === '2' && ({doc}.body?.innerText || '').includes('lighthouse stairs')", "EPUB chapter 2 through its link")
+    p.wait(f"[...{doc}.images].length === 1 && [...{doc}.images].every(i => i.complete && i.naturalWidth === 8)", "the image inside the book")
+    assert p.eval(f"{doc}.querySelectorAll('script').length") == 0
+    assert "2 / 3" in p.eval("document.querySelector('#pageinfo').textContent")
+    p.wait(f"fetch('/api/books/{EPUB_ID}/progress').then(r => r.json()).then(j => j.page === 2 && j.percentage >= 1 / 3)", "the saved EPUB position")
+    p.call("Page.reload", ignoreCache=True)
+    p.wait(f"document.body.dataset.ready === '#/read/{EPUB_ID}' && {frame}?.dataset.chapter === '2'", "the restored EPUB chapter")
+    p.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}))")
+    p.wait(f"{frame}?.dataset.chapter === '3'", "EPUB chapter 3 with the arrow key")
     # Dark mode toggles and sticks.
     p.eval("document.querySelector('#theme').click()")
     assert p.eval("document.body.classList.contains('dark')") is True

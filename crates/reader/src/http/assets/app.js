@@ -1,4 +1,5 @@
-// sockit library web UI: hash routes #/ (grid), #/book/ID, #/read/ID.
+// sockit library web UI: hash routes #/ (grid), #/book/ID, #/read/ID (PDF pages, TXT pages,
+// EPUB chapters in a sandboxed frame).
 // Logins are a server-side session (an HttpOnly cookie): the script never holds a secret.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
@@ -61,12 +62,12 @@ $("#search").addEventListener("input", () => { clearTimeout(searchTimer); search
 async function grid() {
   const q = $("#search").value.trim();
   const data = await api("/api/books" + (q ? "?q=" + encodeURIComponent(q) : ""));
-  if (!data.books.length) { view.innerHTML = `<p class="empty">No books${q ? " match “" + esc(q) + "”" : " yet: put PDF or TXT files in the books folder"}.</p>`; return; }
+  if (!data.books.length) { view.innerHTML = `<p class="empty">No books${q ? " match “" + esc(q) + "”" : " yet: put PDF, EPUB or TXT files in the books folder"}.</p>`; return; }
   view.innerHTML = `<div class="grid">${data.books.map((b) => `
     <div class="card" data-id="${b.id}" title="${esc(b.title)}">
       <img loading="lazy" src="${b.thumb_url}" alt="">
       <div class="t">${esc(b.title)}</div>
-      <div class="m"><span class="badge ${b.error ? "bad" : ""}">${b.format}</span> ${b.pages ?? "?"} p · ${fmtSize(b.size)}</div>
+      <div class="m"><span class="badge ${b.error ? "bad" : ""}">${b.format}</span> ${b.pages ?? "?"} ${b.format === "epub" ? "ch" : "p"} · ${fmtSize(b.size)}</div>
     </div>`).join("")}</div>`;
   view.querySelectorAll(".card").forEach((c) => (c.onclick = () => (location.hash = "#/book/" + c.dataset.id)));
 }
@@ -80,9 +81,12 @@ async function bookPage(id) {
     <div><h2>${esc(b.title)}</h2>
       <dl><dt>Author</dt><dd>${esc(b.author || "—")}</dd>
       <dt>Format</dt><dd>${b.format.toUpperCase()}${b.encoding ? " (" + esc(b.encoding) + ")" : ""}</dd>
-      <dt>Pages</dt><dd>${b.pages ?? "?"}</dd><dt>Size</dt><dd>${fmtSize(b.size)}</dd>
+      ${b.series ? `<dt>Series</dt><dd>${esc(b.series)}${b.series_index != null ? " #" + b.series_index : ""}</dd>` : ""}
+      ${b.language ? `<dt>Language</dt><dd>${esc(b.language)}</dd>` : ""}
+      <dt>${b.format === "epub" ? "Chapters" : "Pages"}</dt><dd>${b.pages ?? "?"}</dd><dt>Size</dt><dd>${fmtSize(b.size)}</dd>
       <dt>File</dt><dd>${esc(b.path)}</dd><dt>kosync id</dt><dd><code>${b.partial_md5}</code></dd>
-      ${p.page ? `<dt>Position</dt><dd>page ${p.page} (${Math.round(p.percentage * 100)}%)</dd>` : ""}</dl>
+      ${p.page ? `<dt>Position</dt><dd>${b.format === "epub" ? "chapter" : "page"} ${p.page} (${Math.round(p.percentage * 100)}%)</dd>` : ""}</dl>
+      ${b.description ? `<p class="desc">${esc(b.description)}</p>` : ""}
       ${b.error ? `<p class="err">${esc(b.error)}</p>` : ""}
       <div class="actions">${b.error ? "" : `<button id="read">${p.page ? "Continue reading" : "Read"}</button>`}
         <a href="${b.file_url}" download>Download</a></div></div></div>`;
@@ -97,6 +101,7 @@ async function openReader(id) {
   const p = await api(`/api/books/${id}/progress`).catch(() => ({}));
   reader.book = b;
   reader.page = Math.min(Math.max(p.page || 1, 1), b.pages || 1);
+  if (b.format === "epub") return openEpub(b, p);
   const pdf = b.format === "pdf";
   view.innerHTML = `<div class="tools">
       <button id="back" title="Library">⟵</button>
@@ -142,8 +147,90 @@ async function show(n, save = true) {
       .catch((e) => ($("#readerr").textContent = "position not saved: " + e.message));
   }
 }
+// ---- EPUB: sanitized chapters in a frame that runs no script; progress through the spine ----
+async function openEpub(b, p) {
+  const toc = await api(`/api/books/${b.id}/toc`);
+  reader.chapters = toc.chapters;
+  const within = p.percentage != null ? Math.min(Math.max(p.percentage * toc.chapters - (reader.page - 1), 0), 1) : 0;
+  view.innerHTML = `<div class="tools">
+      <button id="back" title="Library">⟵</button>
+      <button id="prev" title="Previous chapter (←)">‹</button>
+      <select id="toc" title="Contents">${toc.entries.filter((e) => e.chapter).map((e) =>
+        `<option value="${e.chapter}:${esc(e.fragment || "")}">${"\u00a0\u00a0".repeat(e.level)}${esc(e.label)}</option>`).join("")}</select>
+      <button id="next" title="Next chapter (→)">›</button>
+      <span id="pageinfo"></span><strong>${esc(b.title)}</strong></div>
+    <iframe id="chapter" class="epub" sandbox="allow-same-origin" title="chapter"></iframe><p id="readerr" class="err"></p>`;
+  $("#back").onclick = () => (location.hash = "#/book/" + b.id);
+  $("#prev").onclick = () => showChapter(reader.page - 1);
+  $("#next").onclick = () => showChapter(reader.page + 1);
+  $("#toc").onchange = (e) => { const [n, f] = e.target.value.split(":"); showChapter(Number(n), f); };
+  await showChapter(reader.page, "", within, false);
+}
+function epubPct() {
+  const f = $("#chapter");
+  if (!f) return 0;
+  const span = Math.max(1, f.offsetHeight - innerHeight);
+  const within = Math.min(1, Math.max(0, (scrollY - f.offsetTop + 60) / span));
+  return (reader.page - 1 + within) / reader.chapters;
+}
+function saveEpub() {
+  const pct = epubPct();
+  $("#pageinfo").textContent = `${reader.page} / ${reader.chapters} · ${Math.round(pct * 100)}%`;
+  api(`/api/books/${reader.book.id}/progress`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ page: reader.page, percentage: pct }) })
+    .catch((e) => ($("#readerr").textContent = "position not saved: " + e.message));
+}
+async function showChapter(n, frag = "", within = 0, save = true) {
+  const b = reader.book;
+  if (!b || !Number.isFinite(n) || n < 1 || n > reader.chapters) return;
+  reader.page = n;
+  $("#readerr").textContent = "";
+  try {
+    const c = await api(`/api/books/${b.id}/chapter/${n}`);
+    const frame = $("#chapter");
+    const dark = document.body.classList.contains("dark");
+    const links = c.styles.map((u) => `<link rel="stylesheet" href="${esc(u)}">`).join("");
+    await new Promise((ok) => {
+      frame.onload = ok;
+      frame.srcdoc = `<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self'">${links}
+<style>body{font:18px/1.7 Georgia,"Noto Serif CJK SC",serif;max-width:42em;margin:1em auto;padding:0 1.5em;background:${dark ? "#1d1f23;color:#ddd" : "#fffdf8;color:#222"}}img{max-width:100%;height:auto}</style>
+</head><body>${c.html}</body></html>`;
+    });
+    const doc = frame.contentDocument;
+    const fit = () => (frame.style.height = doc.documentElement.scrollHeight + 20 + "px");
+    fit();
+    [...doc.images].forEach((img) => img.addEventListener("load", fit));
+    doc.addEventListener("click", (e) => {
+      const a = e.target.closest && e.target.closest("a[href^='#epub:']");
+      if (!a) return;
+      e.preventDefault();
+      const [, ch, f] = a.getAttribute("href").split(":");
+      showChapter(Number(ch), f ? decodeURIComponent(f) : "");
+    });
+    const target = frag && doc.getElementById(frag);
+    window.scrollTo(0, target ? frame.offsetTop + target.offsetTop - 60 : frame.offsetTop - 60 + within * Math.max(0, frame.offsetHeight - innerHeight));
+    frame.dataset.chapter = n;
+    const sel = [...$("#toc").options].find((o) => o.value.startsWith(n + ":"));
+    if (sel) $("#toc").value = sel.value;
+    $("#pageinfo").textContent = `${n} / ${c.chapters} · ${Math.round(epubPct() * 100)}%`;
+  } catch (e) { $("#readerr").textContent = e.message; }
+  if (save) saveEpub();
+}
+let epubScroll = null;
+window.addEventListener("scroll", () => {
+  if (!reader.book || reader.book.format !== "epub" || !location.hash.startsWith("#/read/")) return;
+  clearTimeout(epubScroll);
+  epubScroll = setTimeout(saveEpub, 800);
+});
+
 document.addEventListener("keydown", (e) => {
-  if (!location.hash.startsWith("#/read/") || !reader.book || e.target.tagName === "INPUT") return;
+  if (!location.hash.startsWith("#/read/") || !reader.book || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+  if (reader.book.format === "epub") {
+    if (e.key === "ArrowRight") showChapter(reader.page + 1);
+    else if (e.key === "ArrowLeft") showChapter(reader.page - 1);
+    else if (e.key === "d") $("#theme").click();
+    return;
+  }
   const keys = { ArrowRight: 1, ArrowDown: 0, PageDown: 1, " ": 1, ArrowLeft: -1, PageUp: -1 };
   if (e.key in keys && keys[e.key]) { e.preventDefault(); show(reader.page + keys[e.key]); }
   else if (e.key === "Home") show(1);

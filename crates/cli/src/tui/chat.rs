@@ -1,0 +1,439 @@
+//! The ratatui terminal UI: a channel list on the left, the channel's topic on top, the
+//! active buffer's messages (timestamps, nicks in stable colours, long lines wrapped under
+//! their text, lines naming us highlighted) with the member list on the right, a status
+//! bar and the input line.
+//!
+//! Keys: Enter sends, Up/Down walk the input history, Tab completes a nick (again: the
+//! next match), PgUp/PgDn or the mouse wheel scroll back and forth (Ctrl-End: to the
+//! newest), Ctrl-N/Ctrl-P, Shift-Tab or Alt-1..9 switch buffers, Ctrl-U clears to the
+//! cursor, Ctrl-C (or Ctrl-D on an empty line) quits.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEventKind, MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use ratatui::layout::{Constraint, Layout, Position};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
+use ratatui::Frame;
+use tokio::sync::mpsc;
+
+use super::chat_log::ChatLog;
+use super::chat_view::{KeyAction, View, ViewLine};
+use sockit_chat::client::connection::{Connection, Event};
+use sockit_chat::client::format::Kind;
+use sockit_chat::client::input::{self, Input};
+use sockit_chat::irc::message::Message;
+
+/// Nick colours (a nick always gets the same one).
+const PALETTE: [Color; 8] = [
+    Color::Cyan,
+    Color::Green,
+    Color::Yellow,
+    Color::Magenta,
+    Color::LightBlue,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightMagenta,
+];
+
+/// The colour of a nick.
+pub fn nick_colour(nick: &str) -> Color {
+    let h = nick.bytes().fold(5381u32, |h, b| {
+        h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
+    });
+    PALETTE[(h as usize) % PALETTE.len()]
+}
+
+fn now() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+/// Runs the UI on the terminal until the user quits or the connection ends.
+///
+/// # Errors
+/// The terminal could not be set up or drawn.
+pub async fn run(
+    mut conn: Connection,
+    server: &str,
+    channel: Option<String>,
+    log: Option<ChatLog>,
+) -> io::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let _ = execute!(io::stdout(), EnableMouseCapture);
+    let result = ui_loop(&mut terminal, &mut conn, server, channel, log).await;
+    let _ = execute!(io::stdout(), DisableMouseCapture);
+    ratatui::try_restore()?;
+    result
+}
+
+async fn ui_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    conn: &mut Connection,
+    server: &str,
+    channel: Option<String>,
+    mut log: Option<ChatLog>,
+) -> io::Result<()> {
+    let mut view = View::new(server, &conn.nick());
+    if log.is_some() {
+        view.keep_log();
+    }
+    view.note(
+        &now(),
+        &format!("connecting to {server} as {}", conn.nick()),
+        Kind::Info,
+    );
+
+    // Terminal events come from a blocking thread.
+    let (key_tx, mut keys) = mpsc::channel(64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_reader = stop.clone();
+    let reader = std::thread::spawn(move || {
+        while !stop_reader.load(Ordering::Relaxed) {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if key_tx.blocking_send(ev).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                Ok(false) => {}
+                Err(_) => return,
+            }
+        }
+    });
+
+    let mut closed = false;
+    let mut quitting = false;
+    let result = loop {
+        if let Some(log) = log.as_mut() {
+            log.write(&view.take_log());
+        }
+        if let Err(e) = terminal.draw(|f| draw(f, &mut view)) {
+            break Err(e);
+        }
+        tokio::select! {
+            ev = keys.recv() => {
+                let k = match ev {
+                    Some(TermEvent::Key(k)) => k,
+                    Some(TermEvent::Mouse(m)) => {
+                        match m.kind {
+                            MouseEventKind::ScrollUp => view.scroll_by(3),
+                            MouseEventKind::ScrollDown => view.scroll_by(-3),
+                            _ => {}
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if k.kind != KeyEventKind::Press {
+                    continue;
+                }
+                match view.on_key(k) {
+                    KeyAction::None => {}
+                    KeyAction::Quit if closed || quitting => break Ok(()),
+                    KeyAction::Quit => {
+                        quitting = true;
+                        let _ = conn.send(Message::new("QUIT", vec!["Leaving".into()])).await;
+                    }
+                    KeyAction::Submit(line) => match input::parse(&line, view.target()) {
+                        Input::Nothing => {}
+                        Input::Send(msgs, own) => {
+                            for m in msgs {
+                                let _ = conn.send(m).await;
+                            }
+                            if let Some((target, text, action)) = own {
+                                view.own(&now(), &target, &text, action);
+                            }
+                        }
+                        Input::Switch(b) => view.switch(&b),
+                        Input::Quit(reason) if !closed => {
+                            quitting = true;
+                            let reason = reason.unwrap_or_else(|| "Leaving".into());
+                            let _ = conn.send(Message::new("QUIT", vec![reason])).await;
+                        }
+                        Input::Quit(_) => break Ok(()),
+                        Input::Error(e) => view.note(&now(), &e, Kind::Error),
+                    },
+                }
+            }
+            ev = conn.events.recv(), if !closed => match ev {
+                Some(Event::Registered(nick)) => {
+                    view.nick = nick;
+                    if let Some(c) = &channel {
+                        let _ = conn.send(Message::new("JOIN", vec![c.clone()])).await;
+                    }
+                }
+                Some(Event::Message(m)) => view.on_message(&now(), &m),
+                None | Some(Event::Closed(_)) => {
+                    closed = true;
+                    if quitting {
+                        break Ok(());
+                    }
+                    view.note(&now(), "disconnected; press Ctrl-C to leave", Kind::Error);
+                }
+            },
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    result
+}
+
+/// Width of a string in terminal cells (CJK and emoji take two).
+fn cells(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// The styled pieces of one line: its prefix (time and nick, repeated as indentation on
+/// wrapped rows) and its text.
+fn pieces(l: &ViewLine) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
+    let mut prefix = vec![Span::styled(
+        format!("{} ", l.time),
+        Style::default().fg(Color::DarkGray),
+    )];
+    let nick = l.nick.as_deref().unwrap_or("");
+    let nick_style = Style::default()
+        .fg(nick_colour(nick))
+        .add_modifier(Modifier::BOLD);
+    let text_style = if l.mention {
+        Style::default()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    let text = match l.kind {
+        Kind::Chat => {
+            prefix.push(Span::styled(format!("<{nick}> "), nick_style));
+            Span::styled(l.text.clone(), text_style)
+        }
+        Kind::Action => {
+            prefix.push(Span::styled(format!("* {nick} "), nick_style));
+            Span::styled(l.text.clone(), text_style)
+        }
+        Kind::Notice => {
+            prefix.push(Span::styled(format!("-{nick}- "), nick_style));
+            Span::styled(l.text.clone(), text_style)
+        }
+        Kind::Event => {
+            prefix.push(Span::styled("-!- ", Style::default().fg(Color::Blue)));
+            Span::styled(l.text.clone(), Style::default().fg(Color::Blue))
+        }
+        Kind::Error => {
+            prefix.push(Span::styled("-!- ", Style::default().fg(Color::Red)));
+            Span::styled(l.text.clone(), Style::default().fg(Color::Red))
+        }
+        Kind::Info => Span::raw(l.text.clone()),
+    };
+    (prefix, vec![text])
+}
+
+/// One line wrapped to `width` cells: the first row carries the prefix, the others are
+/// indented by its width (at most half the width), so the text stands in one column.
+/// Rows break after a space where one is on the row; a word longer than a row is cut.
+pub fn wrap(l: &ViewLine, width: usize) -> Vec<Line<'static>> {
+    let (prefix, text) = pieces(l);
+    let width = width.max(2);
+    let prefix_cells: usize = prefix.iter().map(|s| cells(&s.content)).sum();
+    let indent = if prefix_cells * 2 <= width {
+        prefix_cells
+    } else {
+        0
+    };
+    let room = width - indent;
+    let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut row: Vec<Span<'static>> = prefix;
+    let mut used = prefix_cells;
+    for span in text {
+        let mut chunk = String::new();
+        // Words with their trailing spaces: "one ", "two ", "three".
+        for word in span.content.split_inclusive(' ') {
+            let w = cells(word.trim_end_matches(' '));
+            if used + w > width && used > indent && w <= room {
+                row.push(Span::styled(std::mem::take(&mut chunk), span.style));
+                rows.push(Line::from(std::mem::take(&mut row)));
+                row.push(Span::raw(" ".repeat(indent)));
+                used = indent;
+            }
+            for c in word.chars() {
+                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                if used + cw > width && c != ' ' {
+                    row.push(Span::styled(std::mem::take(&mut chunk), span.style));
+                    rows.push(Line::from(std::mem::take(&mut row)));
+                    row.push(Span::raw(" ".repeat(indent)));
+                    used = indent;
+                }
+                if used + cw <= width {
+                    chunk.push(c);
+                    used += cw;
+                }
+            }
+        }
+        row.push(Span::styled(chunk, span.style));
+    }
+    rows.push(Line::from(row));
+    rows
+}
+
+fn draw(f: &mut Frame, view: &mut View) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(18), Constraint::Min(20)]).areas(f.area());
+    let channel = view.active > 0 && !view.buffers[view.active].nicks.is_empty();
+    let [topic_area, middle, status, input] = Layout::vertical([
+        Constraint::Length(u16::from(channel)),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(right);
+    let [messages, members] = Layout::horizontal([
+        Constraint::Min(10),
+        Constraint::Length(if channel { 16 } else { 0 }),
+    ])
+    .areas(middle);
+    view.page = usize::from(messages.height);
+
+    let items: Vec<ListItem> = view
+        .buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut style = Style::default();
+            if i == view.active {
+                style = style.add_modifier(Modifier::REVERSED);
+            } else if b.mentioned {
+                style = style.fg(Color::LightMagenta).add_modifier(Modifier::BOLD);
+            } else if b.unread {
+                style = style.fg(Color::Yellow).add_modifier(Modifier::BOLD);
+            }
+            ListItem::new(format!("{} {}", i + 1, b.name)).style(style)
+        })
+        .collect();
+    f.render_widget(
+        List::new(items).block(Block::default().borders(Borders::RIGHT).title("channels")),
+        left,
+    );
+
+    let buf = &view.buffers[view.active];
+    if channel {
+        let topic = buf.topic.as_deref().unwrap_or("(no topic)");
+        f.render_widget(
+            Paragraph::new(format!(" {topic}"))
+                .style(Style::default().bg(Color::Blue).fg(Color::White)),
+            topic_area,
+        );
+        let names: Vec<ListItem> = buf
+            .members()
+            .into_iter()
+            .map(|(prefix, nick)| {
+                let colour = nick_colour(&nick);
+                ListItem::new(format!("{prefix}{nick}")).style(Style::default().fg(colour))
+            })
+            .collect();
+        f.render_widget(
+            List::new(names).block(
+                Block::default()
+                    .borders(Borders::LEFT)
+                    .title(format!("{} nicks", buf.nicks.len())),
+            ),
+            members,
+        );
+    }
+
+    // The newest rows that fit, `scroll` lines up from the end.
+    let height = usize::from(messages.height);
+    let width = usize::from(messages.width);
+    let mut rows: Vec<Line> = Vec::new();
+    for l in buf.lines.iter().rev().skip(buf.scroll) {
+        let mut wrapped = wrap(l, width);
+        wrapped.extend(rows);
+        rows = wrapped;
+        if rows.len() >= height {
+            break;
+        }
+    }
+    let skip = rows.len().saturating_sub(height);
+    let rows: Vec<Line> = rows.into_iter().skip(skip).collect();
+    f.render_widget(Paragraph::new(rows), messages);
+
+    let more = if buf.scroll > 0 {
+        format!(" -- more below ({}) --", buf.scroll)
+    } else {
+        String::new()
+    };
+    let status_text = format!(" [{}] [{}] {}{more} ", view.nick, buf.name, view.server);
+    f.render_widget(
+        Paragraph::new(status_text).style(Style::default().bg(Color::Blue).fg(Color::White)),
+        status,
+    );
+
+    let shown: String = view.input.iter().collect();
+    let prompt = "> ";
+    // Keep the cursor visible on long input by scrolling the line.
+    let width = input.width.saturating_sub(prompt.len() as u16 + 1) as usize;
+    let start = view.cursor.saturating_sub(width);
+    let visible: String = shown.chars().skip(start).take(width).collect();
+    f.render_widget(Paragraph::new(format!("{prompt}{visible}")), input);
+    let x = input.x + prompt.len() as u16 + (view.cursor - start) as u16;
+    f.set_cursor_position(Position::new(x, input.y));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn long_lines_wrap_under_their_text() {
+        let l = ViewLine {
+            time: "12:00:00".into(),
+            nick: Some("bob".into()),
+            text: "one two three four five six seven".into(),
+            kind: Kind::Chat,
+            mention: false,
+        };
+        let rows: Vec<String> = wrap(&l, 30).iter().map(text).collect();
+        assert_eq!(rows[0], "12:00:00 <bob> one two three ");
+        assert_eq!(rows[1], "               four five six ");
+        assert_eq!(rows[2], "               seven");
+        assert!(rows.iter().all(|r| cells(r) <= 30), "{rows:?}");
+        assert_eq!(
+            rows.concat().replace(' ', ""),
+            "12:00:00<bob>onetwothreefourfivesixseven"
+        );
+        // A word longer than a row is cut, not lost.
+        let l = ViewLine {
+            text: "x".repeat(40),
+            ..l
+        };
+        let rows: Vec<String> = wrap(&l, 30).iter().map(text).collect();
+        assert_eq!(rows.concat().matches('x').count(), 40, "{rows:?}");
+        assert!(rows.iter().all(|r| cells(r) <= 30), "{rows:?}");
+    }
+
+    #[test]
+    fn wide_characters_count_two_cells() {
+        let l = ViewLine {
+            time: "12:00:00".into(),
+            nick: Some("李".into()),
+            text: "你好你好你好你好".into(),
+            kind: Kind::Chat,
+            mention: false,
+        };
+        for row in wrap(&l, 24) {
+            assert!(cells(&text(&row)) <= 24, "{:?}", text(&row));
+        }
+    }
+}

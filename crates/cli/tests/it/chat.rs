@@ -1,0 +1,897 @@
+//! `sockit serve` chat services and `sockit chat` / `sockit discover`, over real sockets:
+//! plain and terminal (tmux) clients, irssi in tmux, the UDP room and discovery.
+
+use crate::common::{sockit, SOCKIT};
+use sockit_testkit::{
+    addr_file,
+    net::host_port,
+    peer,
+    process::{run, stderr, stdout, wait_child},
+    serve::Serve,
+};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any one expected event may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A raw IRC client on a blocking socket.
+struct Raw {
+    rd: BufReader<TcpStream>,
+    wr: TcpStream,
+}
+
+impl Raw {
+    fn register(addr: &str, nick: &str, channel: &str) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut r = Raw {
+            rd: BufReader::new(s.try_clone().unwrap()),
+            wr: s,
+        };
+        r.send(&format!("NICK {nick}"));
+        r.send(&format!("USER {nick} 0 * :{nick}"));
+        r.send(&format!("JOIN {channel}"));
+        r.until(|l| l.contains(" 366 "));
+        r
+    }
+
+    fn send(&mut self, line: &str) {
+        self.wr.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// Reads lines until one matches (answering PINGs); panics on timeout or EOF.
+    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            let n = self.rd.read_line(&mut line).expect("read (timed out?)");
+            assert!(n > 0, "server closed the connection");
+            let line = line.trim_end().to_owned();
+            if let Some(token) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {token}"));
+                continue;
+            }
+            if pred(&line) {
+                return line;
+            }
+        }
+        panic!("no matching line within {WAIT:?}");
+    }
+}
+
+/// A child's stdout, line by line, through a thread (so reads can time out).
+struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(child: &mut Child) -> Lines {
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    fn until(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(l) if pred(&l) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no matching output line: {e}"),
+            }
+        }
+    }
+}
+
+fn chat_serve() -> Serve {
+    Serve::start(
+        SOCKIT,
+        &[
+            "--only",
+            "chat,udp-chat,discovery",
+            "--chat-name",
+            "irc.test",
+            "--udp-chat-idle",
+            "2s",
+        ],
+    )
+}
+
+#[test]
+fn chat_plain_client_talks_with_a_raw_client() {
+    let s = chat_serve();
+    let addr = s.addr("chat", "tcp");
+    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut alice = sockit()
+        .args([
+            "--server", &addr, "chat", "--plain", "--nick", "alice", "room",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Lines::of(&mut alice);
+    raw.until(|l| l.starts_with(":alice!") && l.ends_with("JOIN #room"));
+    out.until(|l| l == "-!- alice has joined #room");
+    raw.send("PRIVMSG #room :hi alice");
+    out.until(|l| l == "<raw> hi alice");
+    raw.send("PRIVMSG alice :psst");
+    out.until(|l| l == "*raw* psst");
+    let mut stdin = alice.stdin.take().unwrap();
+    stdin.write_all(b"hello raw\n/me waves\n").unwrap();
+    let m = raw.until(|l| l.contains(" PRIVMSG #room :hello raw"));
+    assert!(m.starts_with(":alice!alice@127.0.0.1 "), "{m}");
+    raw.until(|l| l.ends_with("PRIVMSG #room :\x01ACTION waves\x01"));
+    drop(stdin);
+    raw.until(|l| l.starts_with(":alice!") && l.contains(" QUIT "));
+    let status = wait_child(&mut alice, WAIT).expect("plain client exits after EOF");
+    assert!(status.success());
+}
+
+#[test]
+fn chat_nick_in_use_gets_an_underscore() {
+    let s = chat_serve();
+    let addr = s.addr("chat", "tcp");
+    let mut raw = Raw::register(&addr, "taken", "#room");
+    let mut c = sockit()
+        .args([
+            "--server", &addr, "chat", "--plain", "--nick", "taken", "#room",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    raw.until(|l| l.starts_with(":taken_!") && l.ends_with("JOIN #room"));
+    drop(c.stdin.take());
+    assert!(wait_child(&mut c, WAIT).unwrap().success());
+}
+
+#[test]
+fn chat_usage_errors_exit_2() {
+    let out = run(
+        sockit().args(["chat", "--plain", "--nick", "9bad"]),
+        b"",
+        WAIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a valid nick"));
+}
+
+fn recv_line(sock: &UdpSocket) -> String {
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).expect("datagram (timed out?)");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `[Thu Jan  1 12:00:00 2026] 127.0.0.1:PORT: text`
+fn assert_log_format(line: &str, from: &UdpSocket, text: &str) {
+    let port = from.local_addr().unwrap().port();
+    let line = line.trim_end_matches('\n');
+    let (stamp, rest) = line.split_once("] ").expect("[ctime] prefix");
+    assert_eq!(rest, format!("127.0.0.1:{port}: {text}"), "{line}");
+    let stamp = stamp.strip_prefix('[').unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(stamp, "%a %b %e %H:%M:%S %Y").is_ok(),
+        "ctime format: {stamp:?}"
+    );
+}
+
+#[test]
+fn udp_chat_room_relays_between_three_and_expires_idle_ones() {
+    let s = chat_serve();
+    let room = s.addr("udp-chat", "udp");
+    let parts: Vec<UdpSocket> = (0..3)
+        .map(|_| {
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            u.connect(&room).unwrap();
+            u.set_read_timeout(Some(WAIT)).unwrap();
+            u
+        })
+        .collect();
+    // Joining is sending (an empty datagram joins without saying anything).
+    parts[0].send(b"").unwrap();
+    parts[1].send(b"").unwrap();
+    // A message from the third reaching the first two proves they are in the room.
+    parts[2].send(b"hello room\n").unwrap();
+    for p in &parts[..2] {
+        assert_log_format(&recv_line(p), &parts[2], "hello room");
+    }
+    parts[0].send("caf\u{e9} from 0".as_bytes()).unwrap();
+    assert_log_format(&recv_line(&parts[1]), &parts[0], "caf\u{e9} from 0");
+    assert_log_format(&recv_line(&parts[2]), &parts[0], "caf\u{e9} from 0");
+
+    // The full-duplex client: it joins on start; its stdin reaches the room and the
+    // room reaches its stdout.
+    let mut client = sockit()
+        .args(["--server", &room, "chat", "--udp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Lines::of(&mut client);
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"from the cli\n").unwrap();
+    stdin.flush().unwrap();
+    for p in &parts {
+        assert!(recv_line(p).ends_with(": from the cli\n"));
+    }
+    parts[1].send(b"to the cli").unwrap();
+    let got = out.until(|l| l.ends_with("to the cli"));
+    assert_log_format(&got, &parts[1], "to the cli");
+    for p in [&parts[0], &parts[2]] {
+        assert_log_format(&recv_line(p), &parts[1], "to the cli");
+    }
+    drop(stdin);
+    assert!(wait_child(&mut client, WAIT).unwrap().success());
+
+    // After the idle time (2 s) without a word, a participant no longer receives. (The
+    // sleep is the idle time that must pass, a lower bound, not a wait for a server.)
+    std::thread::sleep(Duration::from_millis(2300));
+    parts[1].send(b"").unwrap();
+    parts[0].send(b"after idle").unwrap();
+    assert_log_format(&recv_line(&parts[1]), &parts[0], "after idle");
+    // The expired one joins again and a marker follows: the first thing it receives is the
+    // marker, so "after idle" never reached it (no waiting for something not to arrive).
+    parts[2].send(b"").unwrap();
+    parts[0].send(b"marker").unwrap();
+    assert_log_format(&recv_line(&parts[2]), &parts[0], "marker");
+    assert_log_format(&recv_line(&parts[1]), &parts[0], "marker");
+
+    s.terminate();
+    let mut s = s;
+    s.wait_exit(WAIT);
+    let mut err = String::new();
+    s.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let port = parts[2].local_addr().unwrap().port();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}: hello room")),
+        "server log: {err}"
+    );
+}
+
+#[test]
+fn discovery_answers_on_loopback_once() {
+    let s = chat_serve();
+    let disc = s.addr("discovery", "udp");
+    let out = run(
+        sockit().args([
+            "--json",
+            "discover",
+            "--timeout",
+            "500ms",
+            "--target",
+            &disc,
+            "--target",
+            &disc,
+        ]),
+        b"",
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1, "asked twice, listed once: {v}");
+    assert_eq!(list[0]["name"], "irc.test");
+    assert_eq!(list[0]["services"]["chat"]["tcp"], s.addr("chat", "tcp"));
+    assert_eq!(
+        list[0]["services"]["udp-chat"]["udp"],
+        s.addr("udp-chat", "udp")
+    );
+
+    let table = run(
+        sockit().args(["discover", "--timeout", "300ms", "--target", &disc]),
+        b"",
+        WAIT,
+    );
+    assert!(stdout(&table).contains("irc.test"), "{}", stdout(&table));
+}
+
+#[test]
+fn discovery_with_no_server_lists_nothing_and_exits_0() {
+    // A port nobody listens on (bound then released by us).
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let out = run(
+        sockit().args([
+            "--json",
+            "discover",
+            "--timeout",
+            "300ms",
+            "--target",
+            &target,
+        ]),
+        b"",
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = run(
+        sockit().args(["discover", "--timeout", "300ms", "--target", &target]),
+        b"",
+        WAIT,
+    );
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("no sockit server answered"));
+}
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let socket = format!("sockit-test-{}-{name}", std::process::id());
+        let t = Tmux { socket };
+        let ok = t
+            .cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", cmd])
+            .status()
+            .expect("tmux is needed (scripts/test.sh installs it)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(peer::require("tmux", "tmux"));
+        c.args(["-L", &self.socket]).args(args);
+        c
+    }
+
+    fn keys(&self, text: &str) {
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap()
+            .success());
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", "Enter"])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Presses a named key (tmux names: `PPage`, `NPage`, `Tab`, `C-End`).
+    fn press(&self, key: &str) {
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", key])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Types `text` without pressing Enter.
+    fn type_text(&self, text: &str) {
+        assert!(self
+            .cmd(&["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Polls the screen until `pred` holds (bounded).
+    fn wait_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {what}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until it contains `text` (bounded).
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {text:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "t"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
+    }
+}
+
+#[test]
+fn chat_terminal_ui_in_tmux_joins_sends_and_shows() {
+    let s = chat_serve();
+    let addr = s.addr("chat", "tcp");
+    let mut raw = Raw::register(&addr, "raw", "#room");
+    let bin = SOCKIT;
+    let tmux = Tmux::start(
+        "tui",
+        &format!("{bin} --server {addr} chat --nick tui '#room'"),
+    );
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("JOIN #room"));
+    tmux.wait_for("tui has joined #room");
+    raw.send("PRIVMSG #room :hello tui");
+    let screen = tmux.wait_for("<raw> hello tui");
+    assert!(
+        screen.contains("#room"),
+        "channel list shows #room:\n{screen}"
+    );
+    tmux.keys("hi from the terminal");
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("PRIVMSG #room :hi from the terminal"));
+    tmux.wait_for("<tui> hi from the terminal");
+    tmux.keys("/me dances");
+    raw.until(|l| l.ends_with("PRIVMSG #room :\x01ACTION dances\x01"));
+    tmux.keys("/nick tui2");
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("NICK tui2"));
+    tmux.keys("/quit bye");
+    raw.until(|l| l.starts_with(":tui2!") && l.ends_with("QUIT :Quit: bye"));
+    let deadline = Instant::now() + WAIT;
+    while tmux.alive() {
+        assert!(Instant::now() < deadline, "the UI did not exit after /quit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn chat_terminal_ui_scrolls_back_wraps_completes_nicks_and_logs() {
+    // Flood control off: the raw client sends 80 lines at once.
+    let s = Serve::start(
+        SOCKIT,
+        &[
+            "--only",
+            "chat",
+            "--chat-name",
+            "irc.test",
+            "--chat-flood-penalty",
+            "0s",
+        ],
+    );
+    let addr = s.addr("chat", "tcp");
+    let mut raw = Raw::register(&addr, "raw", "#room");
+    raw.send("TOPIC #room :the room's topic");
+    let logs = s.path("logs");
+    let tmux = Tmux::start(
+        "tui-scroll",
+        &format!(
+            "{SOCKIT} --server {addr} chat --nick tui --log-dir {} '#room'",
+            logs.display()
+        ),
+    );
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("JOIN #room"));
+    // The topic bar and the member list (the names may arrive after the topic).
+    tmux.wait_until("the topic and both members", |s| {
+        s.contains("the room's topic") && s.contains("2 nicks") && s.contains("@raw")
+    });
+    for i in 0..80 {
+        raw.send(&format!("PRIVMSG #room :scroll line {i:02}"));
+    }
+    tmux.wait_for("scroll line 79");
+    // PgUp: back in time, the newest line off screen, and the status bar says so.
+    tmux.press("PPage");
+    let back = tmux.wait_until("the scrolled-back page", |s| {
+        s.contains("more below") && !s.contains("scroll line 79")
+    });
+    assert!(back.contains("scroll line 40"), "{back}");
+    tmux.press("NPage");
+    tmux.wait_until("the newest lines again", |s| {
+        s.contains("scroll line 79") && !s.contains("more below")
+    });
+    // A line longer than the screen wraps: its end is on a row of its own, indented
+    // under the text.
+    let long = format!("{} LONGEND", "word ".repeat(40));
+    raw.send(&format!("PRIVMSG #room :{long}"));
+    let screen = tmux.wait_for("LONGEND");
+    let end_row = screen.lines().find(|l| l.contains("LONGEND")).unwrap_or("");
+    assert!(
+        !end_row.contains("<raw>"),
+        "the wrapped end is on its own row:\n{screen}"
+    );
+    // Tab completes the nick, with `: ` at the start of the line.
+    tmux.type_text("ra");
+    tmux.press("Tab");
+    tmux.keys("hello there");
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("PRIVMSG #room :raw: hello there"));
+    // Every line of the channel went to its log.
+    let log = logs.join(addr.replace(['.', ':'], "_")).join("#room.log");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("<tui> raw: hello there") {
+            assert!(text.contains("<raw> scroll line 05"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lacks the lines:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.keys("/quit");
+}
+
+#[test]
+fn interop_irssi_in_tmux_chats_with_a_raw_client() {
+    let s = chat_serve();
+    let addr = s.addr("chat", "tcp");
+    let (host, port) = host_port(&addr);
+    let mut raw = Raw::register(&addr, "raw", "#room");
+    let home = s.path("irssi");
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux::start(
+        "irssi",
+        &format!(
+            "irssi --home={} --connect={host} --port={port} --nick=irssiuser",
+            home.display()
+        ),
+    );
+    // irssi registers (CAP LS 302 probe included) and shows the welcome.
+    tmux.wait_for("Welcome to the sockit IRC Network");
+    tmux.keys("/join #room");
+    raw.until(|l| l.starts_with(":irssiuser!") && l.ends_with("JOIN #room"));
+    // irssi asked MODE/WHO to sync the channel; it shows the NAMES list.
+    tmux.wait_for("raw");
+    raw.send("PRIVMSG #room :hello irssi");
+    tmux.wait_for("hello irssi");
+    tmux.keys("hello raw, from irssi");
+    raw.until(|l| {
+        l.starts_with(":irssiuser!") && l.ends_with("PRIVMSG #room :hello raw, from irssi")
+    });
+    tmux.keys("/quit done");
+    raw.until(|l| l.starts_with(":irssiuser!") && l.contains(" QUIT :"));
+}
+
+/// Two network namespaces joined by a veth pair (10.77.x.1 ↔ 10.77.x.2), removed on drop.
+struct NetnsPair {
+    a: String,
+    b: String,
+}
+
+impl NetnsPair {
+    /// Creates the pair, or says why it cannot be made here (`ip` missing, not root).
+    fn create() -> Result<NetnsPair, String> {
+        let id = std::process::id() % 250;
+        let pair = NetnsPair {
+            a: format!("sockit-a-{}", std::process::id()),
+            b: format!("sockit-b-{}", std::process::id()),
+        };
+        let first = Command::new("ip")
+            .args(["netns", "add", &pair.a])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run `ip` ({e}): apt-get install iproute2 (scripts/test.sh installs it)"
+                )
+            })?;
+        if !first.status.success() {
+            return Err(format!(
+                "`ip netns add` failed (network namespaces need root, or CAP_SYS_ADMIN): {}",
+                String::from_utf8_lossy(&first.stderr).trim()
+            ));
+        }
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let va = format!("sva{id}");
+        let vb = format!("svb{id}");
+        let net = format!("10.77.{id}");
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), pair.b.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                va.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                vb.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                va.clone(),
+                "netns".into(),
+                pair.a.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                vb.clone(),
+                "netns".into(),
+                pair.b.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{net}.1/24"),
+                "brd".into(),
+                "+".into(),
+                "dev".into(),
+                va.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{net}.2/24"),
+                "brd".into(),
+                "+".into(),
+                "dev".into(),
+                vb.clone(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "link".into(),
+                "set".into(),
+                va,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "link".into(),
+                "set".into(),
+                vb,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.a.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                pair.b.clone(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for s in steps {
+            let args: Vec<&str> = s.iter().map(String::as_str).collect();
+            assert!(ip(&args), "ip {args:?} failed");
+        }
+        Ok(pair)
+    }
+
+    fn exec(&self, ns: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, SOCKIT]);
+        c.env_remove("SOCKIT_SERVER").env_remove("RUST_LOG");
+        c
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn discovery_across_network_namespaces_by_broadcast() {
+    let Some(pair) = peer::unless_skipped("netns", NetnsPair::create()) else {
+        return;
+    };
+    let net = format!("10.77.{}", std::process::id() % 250);
+    let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addrs.json");
+    let mut server = pair
+        .exec(&pair.a)
+        .args([
+            "serve",
+            "--bind",
+            "0.0.0.0",
+            "--no-auth",
+            "--only",
+            "chat,discovery",
+        ])
+        .args(["--port", "chat=0", "--chat-name", "ns-server", "--root"])
+        .arg(dir.path().join("root"))
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addrs = addr_file::wait(&addr_file, &mut server);
+    let chat_port = addrs["chat"]["tcp"]
+        .as_str()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    // Default targets: 255.255.255.255, the veth's broadcast address, loopback.
+    let out = run(
+        pair.exec(&pair.b)
+            .args(["--json", "discover", "--timeout", "1s"]),
+        b"",
+        WAIT,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1, "one server, listed once: {v}");
+    assert_eq!(list[0]["name"], "ns-server");
+    assert_eq!(list[0]["from"], format!("{net}.1:7099"));
+    assert_eq!(
+        list[0]["services"]["chat"]["tcp"],
+        format!("{net}.1:{chat_port}")
+    );
+
+    // Nothing answers in a namespace with no server: an empty list and exit 0.
+    let out = run(
+        pair.exec(&pair.a)
+            .args(["--json", "discover", "--timeout", "300ms"]),
+        b"",
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+}
+
+/// A python `ssl` client that trusts exactly the server's certificate file: registers on the
+/// TLS port, joins #sec, says one line, quits, and prints the TLS version it got.
+const PYTHON_SSL_CLIENT: &str = r#"
+import socket, ssl, sys
+host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection((host, port), timeout=20))
+s.sendall(b"NICK pyssl\r\nUSER py 0 * :py\r\nJOIN #sec\r\n")
+buf = b""
+while b" 366 " not in buf:
+    chunk = s.recv(4096)
+    if not chunk:
+        sys.exit("closed before joining")
+    buf += chunk
+s.sendall(b"PRIVMSG #sec :from python over tls\r\nQUIT :done\r\n")
+while b"ERROR" not in buf:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(s.version())
+"#;
+
+#[test]
+fn irc_over_tls_shares_the_network_with_the_plain_port() {
+    let s = Serve::start(SOCKIT, &["--only", "chat", "--tls"]);
+    let plain = s.addr("chat", "tcp");
+    let tls = s.addr("chat", "tls");
+    let cert = s.dir.path().join("root/state/tls/cert.pem");
+    let mut raw = Raw::register(&plain, "plainuser", "#sec");
+
+    // python's ssl module, verifying the certificate file (no hostname check: the
+    // self-signed certificate names no host).
+    let (host, port) = host_port(&tls);
+    let o = run(
+        Command::new(peer::require("python3", "python3"))
+            .args(["-c", PYTHON_SSL_CLIENT, &host, &port])
+            .arg(&cert),
+        b"",
+        WAIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).starts_with("TLSv1."), "{}", stdout(&o));
+    raw.until(|l| l.starts_with(":pyssl!") && l.ends_with("PRIVMSG #sec :from python over tls"));
+
+    // sockit chat --tls, trusting on first use.
+    let kh = s.path("known_hosts");
+    let o = run(
+        sockit()
+            .args(["--server", &tls, "--tls", "--known-hosts"])
+            .arg(&kh)
+            .args(["chat", "--plain", "--nick", "tlsuser", "#sec"]),
+        b"from sockit over tls\n",
+        WAIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(stderr(&o).contains("trusting"), "{}", stderr(&o));
+    raw.until(|l| l.starts_with(":tlsuser!") && l.ends_with("PRIVMSG #sec :from sockit over tls"));
+
+    // A plain-text client on the TLS port reads why it is dropped; the port keeps serving.
+    let mut wrong = TcpStream::connect(&tls).unwrap();
+    wrong.set_read_timeout(Some(WAIT)).unwrap();
+    wrong.write_all(b"NICK oops\r\nUSER o 0 * :o\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = wrong.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("ERROR :") && answer.contains("this port speaks TLS"),
+        "{answer:?}"
+    );
+
+    // openssl s_client registers through TLS too.
+    let o = run(
+        Command::new(peer::require("openssl", "openssl"))
+            .args(["s_client", "-connect", &tls, "-quiet", "-ign_eof"]),
+        b"NICK ossl\r\nUSER o 0 * :o\r\nQUIT\r\n",
+        WAIT,
+    );
+    assert!(stdout(&o).contains(" 001 ossl "), "{}", stdout(&o));
+
+    // irssi over TLS, driven in tmux, chats with the plain client.
+    let home = s.path("irssi-tls");
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux::start(
+        "irssi-tls",
+        &format!("irssi --home={} --nick=irtls", home.display()),
+    );
+    tmux.wait_for("(status)");
+    tmux.keys(&format!("/connect -tls -notls_verify {host} {port}"));
+    tmux.wait_for("Welcome to the sockit IRC Network");
+    tmux.keys("/join #sec");
+    raw.until(|l| l.starts_with(":irtls!") && l.ends_with("JOIN #sec"));
+    raw.send("PRIVMSG #sec :hello irssi over tls");
+    tmux.wait_for("hello irssi over tls");
+    tmux.keys("/quit done");
+    raw.until(|l| l.starts_with(":irtls!") && l.contains(" QUIT :"));
+}

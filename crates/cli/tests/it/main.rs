@@ -1,0 +1,23 @@
+//! The crate's integration tests, one module per area, built as one test binary
+//! (one link instead of one per file; docs/testing.md).
+
+mod account;
+mod chat;
+mod chat_oper;
+mod clients;
+mod common;
+mod drain;
+mod files_exec;
+mod files_metadata;
+mod interop;
+mod lab;
+mod limits;
+mod ntp;
+mod options;
+mod reader;
+mod readme;
+mod security;
+mod serve;
+mod soak;
+mod tftp;
+mod tls;

@@ -1,0 +1,11 @@
+//! The crate's integration tests, one module per area, built as one test binary
+//! (one link instead of one per file; docs/testing.md).
+
+mod busy_resume;
+mod common;
+mod full_disk;
+mod messages;
+mod metadata;
+mod staging_ttl;
+mod transfers;
+mod traversal;

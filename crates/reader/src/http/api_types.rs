@@ -1,0 +1,502 @@
+//! The bodies of the reader's JSON API and of kosync, as types: the server
+//! ([`crate::http::api`], [`crate::http::kosync`]) builds its answers from them, and
+//! clients ([`crate::client`], `sockit read`) read them back with the same types. These
+//! types are the schema of the JSON API; a field renamed here is renamed on both sides.
+//!
+//! Every error of the JSON API is an [`ErrorBody`] (`{"status":"error","code","message"}`,
+//! built by [`crate::http::ApiError`] and [`crate::http::json_error`]); kosync keeps
+//! koreader-sync-server's own shapes ([`KoErrorBody`] and the `Ko*` types).
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Book, Format};
+
+/// `GET /api/books/ID/text/N?chars=C`: one page of a TXT book (the library's own type).
+pub use crate::library::TxtPage;
+
+/// `GET /api/books/ID/toc` and `GET /api/books/ID/chapter/N`: an EPUB's table of contents
+/// and one sanitized chapter (the library's own types).
+pub use crate::epub::{Chapter, Toc, TocItem};
+
+/// A book as the API shows it: the catalog row plus its links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookJson {
+    /// Stable id (kept while the path stays the same).
+    pub id: i64,
+    /// Path relative to the books root, `/`-separated.
+    pub path: String,
+    /// Title (PDF metadata or EPUB OPF, else the file name without extension).
+    pub title: String,
+    /// Author(s) from the PDF metadata or the EPUB OPF.
+    pub author: Option<String>,
+    /// `pdf`, `epub` or `txt`.
+    pub format: Format,
+    /// Size in bytes.
+    pub size: u64,
+    /// Page count (TXT: at the server's default page size; EPUB: chapters); `None` when
+    /// unreadable.
+    pub pages: Option<u64>,
+    /// Why the book cannot be read, if it cannot.
+    pub error: Option<String>,
+    /// TXT encoding detected.
+    pub encoding: Option<String>,
+    /// MD5 of the file (the course client's cache key).
+    pub md5: String,
+    /// KOReader partial MD5 (the kosync document id).
+    pub partial_md5: String,
+    /// BLAKE3 of the file (ETag, cache key).
+    pub blake3: String,
+    /// Modification time, microseconds since the epoch.
+    pub mtime: i64,
+    /// The cover image next to the book (`NAME.jpg`), relative to the books root.
+    pub cover_file: Option<String>,
+    /// Language (EPUB `dc:language`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Series (EPUB `calibre:series` or `belongs-to-collection`).
+    #[serde(default)]
+    pub series: Option<String>,
+    /// Position in the series.
+    #[serde(default)]
+    pub series_index: Option<f64>,
+    /// Description (EPUB `dc:description`, plain text).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `/api/books/ID/cover`.
+    pub cover_url: String,
+    /// `/api/books/ID/cover?w=200`.
+    pub thumb_url: String,
+    /// `/api/books/ID/file`.
+    pub file_url: String,
+}
+
+impl From<Book> for BookJson {
+    fn from(book: Book) -> Self {
+        let id = book.id;
+        Self {
+            id,
+            path: book.path,
+            title: book.title,
+            author: book.author,
+            format: book.format,
+            size: book.size,
+            pages: book.pages,
+            error: book.error,
+            encoding: book.encoding,
+            md5: book.md5,
+            partial_md5: book.partial_md5,
+            blake3: book.blake3,
+            mtime: book.mtime,
+            cover_file: book.cover_file,
+            language: book.language,
+            series: book.series,
+            series_index: book.series_index,
+            description: book.description,
+            cover_url: format!("/api/books/{id}/cover"),
+            thumb_url: format!("/api/books/{id}/cover?w=200"),
+            file_url: format!("/api/books/{id}/file"),
+        }
+    }
+}
+
+/// `GET /api/books?q=TEXT`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookList {
+    /// How many books matched.
+    pub total: usize,
+    /// The catalog's generation (changes when a scan changed anything).
+    pub generation: u64,
+    /// The books.
+    pub books: Vec<BookJson>,
+}
+
+/// `GET /api/books/ID/pdftext/N`: the text of one PDF page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdfText {
+    /// The page number (1-based).
+    pub page: u64,
+    /// The book's page count, when known.
+    pub pages: Option<u64>,
+    /// The page's text.
+    pub text: String,
+}
+
+/// A reading position as `GET /api/books/ID/progress` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedProgress {
+    /// The page, when the position is a page number (positions written by KOReader are
+    /// its own strings).
+    pub page: Option<u64>,
+    /// The position string, as written.
+    pub progress: String,
+    /// 0.0..=1.0.
+    pub percentage: f64,
+    /// The device that wrote it.
+    pub device: String,
+    /// Server time of the write, seconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// `GET /api/books/ID/progress`: the caller's position, or `{}` when there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProgressReply {
+    /// A position is saved.
+    Saved(SavedProgress),
+    /// Nothing saved yet: `{}`.
+    None {},
+}
+
+impl ProgressReply {
+    /// The saved position, if any.
+    pub fn saved(&self) -> Option<&SavedProgress> {
+        match self {
+            Self::Saved(p) => Some(p),
+            Self::None {} => None,
+        }
+    }
+}
+
+/// Body of `PUT /api/books/ID/progress`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutProgress {
+    /// The page (1-based).
+    pub page: u64,
+    /// 0.0..=1.0 (default: page / pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+    /// The device name (default `sockit-web`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// The answer to a stored position, `{"document","timestamp"}` (the API's
+/// `PUT /api/books/ID/progress` and kosync's `PUT /syncs/progress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressStored {
+    /// The document id (KOReader's partial MD5).
+    pub document: String,
+    /// Server time of the write, seconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// Body of `POST /api/login` and `POST /api/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The account.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// `{"username"}`: the account just logged in or registered (API and kosync).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserReply {
+    /// The account.
+    pub username: String,
+}
+
+/// `POST /api/logout`: `{"status":"ok"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// `ok`.
+    pub status: String,
+}
+
+impl StatusReply {
+    /// `{"status":"ok"}`.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".into(),
+        }
+    }
+}
+
+/// `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The caller's account, `null` without credentials.
+    pub username: Option<String>,
+    /// Whether the library needs a login.
+    pub auth_required: bool,
+    /// Whether new accounts may register.
+    pub registration: bool,
+}
+
+/// Every error of the JSON API: `{"status":"error","code","message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// `error`.
+    pub status: String,
+    /// A short machine-readable code (`not_found`, `bad_request`, `auth_failed`, ...).
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body with `code` and `message`.
+    pub fn new(code: &str, message: &str) -> Self {
+        Self {
+            status: "error".into(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// A kosync error, koreader-sync-server's `{"code","message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KoErrorBody {
+    /// 2000..=2005.
+    pub code: u32,
+    /// The reference server's text.
+    pub message: String,
+}
+
+/// kosync `GET /users/auth`: `{"authorized":"OK"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KoAuthorized {
+    /// `OK`.
+    pub authorized: String,
+}
+
+/// kosync `GET /healthcheck`: `{"state":"OK"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KoHealth {
+    /// `OK`.
+    pub state: String,
+}
+
+/// A position as kosync's `GET /syncs/progress/DOC` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KoProgress {
+    /// 0.0..=1.0.
+    pub percentage: f64,
+    /// The client's position string, byte for byte.
+    pub progress: String,
+    /// Device name.
+    pub device: String,
+    /// Device id, if the client sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Server time of the write, seconds since the epoch.
+    pub timestamp: i64,
+    /// The document id.
+    pub document: String,
+}
+
+/// kosync `GET /syncs/progress/DOC`: the position, or `{}` when there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KoProgressReply {
+    /// A position is stored.
+    Saved(KoProgress),
+    /// Nothing stored: `{}`.
+    None {},
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+
+    fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(serde_json::from_str::<T>(&text).unwrap(), v, "{text}");
+    }
+
+    fn book() -> BookJson {
+        BookJson {
+            id: 3,
+            path: "a/b.pdf".into(),
+            title: "B".into(),
+            author: None,
+            format: Format::Pdf,
+            size: 10,
+            pages: Some(2),
+            error: None,
+            encoding: None,
+            md5: "m".into(),
+            partial_md5: "p".into(),
+            blake3: "h".into(),
+            mtime: 1,
+            cover_file: None,
+            language: None,
+            series: None,
+            series_index: None,
+            description: None,
+            cover_url: "/api/books/3/cover".into(),
+            thumb_url: "/api/books/3/cover?w=200".into(),
+            file_url: "/api/books/3/file".into(),
+        }
+    }
+
+    #[test]
+    fn every_body_roundtrips() {
+        roundtrip(book());
+        roundtrip(BookList {
+            total: 1,
+            generation: 4,
+            books: vec![book()],
+        });
+        roundtrip(TxtPage {
+            page: 1,
+            pages: 2,
+            page_chars: 3000,
+            text: "hi".into(),
+        });
+        roundtrip(Toc {
+            title: "T".into(),
+            chapters: 2,
+            entries: vec![TocItem {
+                label: "One".into(),
+                chapter: Some(1),
+                fragment: None,
+                level: 0,
+            }],
+        });
+        roundtrip(Chapter {
+            chapter: 2,
+            chapters: 2,
+            title: None,
+            path: "c2.xhtml".into(),
+            html: "<p>x</p>".into(),
+            styles: vec![],
+            prev: Some(1),
+            next: None,
+            percentage: 0.5,
+        });
+        roundtrip(PdfText {
+            page: 1,
+            pages: None,
+            text: "t".into(),
+        });
+        roundtrip(ProgressReply::None {});
+        roundtrip(ProgressReply::Saved(SavedProgress {
+            page: Some(2),
+            progress: "2".into(),
+            percentage: 0.5,
+            device: "sockit-web".into(),
+            timestamp: 9,
+        }));
+        roundtrip(PutProgress {
+            page: 2,
+            percentage: Some(0.25),
+            device: None,
+        });
+        roundtrip(ProgressStored {
+            document: "d".into(),
+            timestamp: 9,
+        });
+        roundtrip(Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        roundtrip(UserReply {
+            username: "u".into(),
+        });
+        roundtrip(StatusReply::ok());
+        roundtrip(Me {
+            username: None,
+            auth_required: true,
+            registration: false,
+        });
+        roundtrip(ErrorBody::new("not_found", "no book 3"));
+        roundtrip(KoErrorBody {
+            code: 2001,
+            message: "Unauthorized".into(),
+        });
+        roundtrip(KoAuthorized {
+            authorized: "OK".into(),
+        });
+        roundtrip(KoHealth { state: "OK".into() });
+        roundtrip(KoProgressReply::None {});
+        roundtrip(KoProgressReply::Saved(KoProgress {
+            percentage: 0.3125,
+            progress: "/body/DocFragment[3]".into(),
+            device: "kobo".into(),
+            device_id: Some("ABC123".into()),
+            timestamp: 9,
+            document: "d".into(),
+        }));
+    }
+
+    fn v<T: Serialize>(body: &T) -> serde_json::Value {
+        serde_json::to_value(body).unwrap()
+    }
+
+    /// The shapes the handlers sent when they were built with `json!`.
+    #[test]
+    fn bodies_keep_their_shape() {
+        assert_eq!(v(&ProgressReply::None {}), json!({}));
+        assert_eq!(v(&KoProgressReply::None {}), json!({}));
+        assert_eq!(
+            v(&ProgressReply::Saved(SavedProgress {
+                page: None,
+                progress: "x".into(),
+                percentage: 0.5,
+                device: "d".into(),
+                timestamp: 1,
+            })),
+            json!({"page": null, "progress": "x", "percentage": 0.5, "device": "d", "timestamp": 1})
+        );
+        assert_eq!(
+            v(&KoProgressReply::Saved(KoProgress {
+                percentage: 0.5,
+                progress: "x".into(),
+                device: "d".into(),
+                device_id: None,
+                timestamp: 1,
+                document: "doc".into(),
+            })),
+            json!({"percentage": 0.5, "progress": "x", "device": "d", "timestamp": 1, "document": "doc"})
+        );
+        assert_eq!(
+            v(&ErrorBody::new("bad_request", "m")),
+            json!({"status": "error", "code": "bad_request", "message": "m"})
+        );
+        assert_eq!(
+            v(&PutProgress {
+                page: 2,
+                percentage: None,
+                device: Some("sockit-read".into()),
+            }),
+            json!({"page": 2, "device": "sockit-read"})
+        );
+        assert_eq!(
+            v(&Me {
+                username: None,
+                auth_required: false,
+                registration: true,
+            }),
+            json!({"username": null, "auth_required": false, "registration": true})
+        );
+        let b = v(&book());
+        assert_eq!(b["author"], serde_json::Value::Null);
+        assert_eq!(b["format"], "pdf");
+        assert_eq!(
+            v(&TxtPage {
+                page: 1,
+                pages: 2,
+                page_chars: 3000,
+                text: "hi".into(),
+            }),
+            json!({"page": 1, "pages": 2, "page_chars": 3000, "text": "hi"})
+        );
+        assert_eq!(b["file_url"], "/api/books/3/file");
+    }
+
+    /// A positions body from `GET /api/books/ID/progress` reads back whatever it holds.
+    #[test]
+    fn progress_reply_reads_both_shapes() {
+        let r: ProgressReply = serde_json::from_str("{}").unwrap();
+        assert!(r.saved().is_none());
+        let r: ProgressReply = serde_json::from_str(
+            r#"{"page":3,"progress":"3","percentage":0.3,"device":"kobo","timestamp":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.saved().and_then(|p| p.page), Some(3));
+    }
+}

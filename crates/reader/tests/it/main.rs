@@ -1,0 +1,14 @@
+//! The crate's integration tests, one module per area, built as one test binary
+//! (one link instead of one per file; docs/testing.md).
+
+mod auth;
+mod bad_input;
+mod classic_python;
+mod common;
+mod confinement;
+mod encoding;
+mod epub;
+mod kosync;
+mod limits;
+mod opds;
+mod webui_chromium;
