@@ -62,6 +62,32 @@ pub struct TlsArgs {
     pub known_hosts: Option<PathBuf>,
 }
 
+/// The connection options of a framed-protocol client: `--server`, the TLS options and
+/// `--key`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FramedArgs {
+    /// `--server`.
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// `--tls` and its trust options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// `--key`.
+    #[command(flatten)]
+    pub key: KeyArg,
+}
+
+impl FramedArgs {
+    /// All three groups, as [`Takes`].
+    pub fn takes(&self) -> Takes<'_> {
+        Takes {
+            server: Some(&self.server),
+            tls: Some(&self.tls),
+            key: Some(&self.key),
+        }
+    }
+}
+
 /// Which connection options a subcommand takes (`None`: it does not take that group).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Takes<'a> {

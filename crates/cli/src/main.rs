@@ -86,11 +86,6 @@ enum Command {
 impl Command {
     /// The command's name and the connection options it takes.
     fn takes(&self) -> (&'static str, Takes<'_>) {
-        let all = |s, t, k| Takes {
-            server: Some(s),
-            tls: Some(t),
-            key: Some(k),
-        };
         let server = |s| Takes {
             server: Some(s),
             ..Takes::default()
@@ -112,14 +107,14 @@ impl Command {
             Command::Account(_) => ("account", Takes::default()),
             Command::Lab(_) => ("lab", Takes::default()),
             Command::Discover(_) => ("discover", Takes::default()),
-            Command::Ping(a) => ("ping", all(&a.server, &a.tls, &a.key)),
-            Command::Ls(a) => ("ls", all(&a.server, &a.tls, &a.key)),
-            Command::Stat(a) => ("stat", all(&a.server, &a.tls, &a.key)),
-            Command::Get(a) => ("get", all(&a.server, &a.tls, &a.key)),
-            Command::Put(a) => ("put", all(&a.server, &a.tls, &a.key)),
-            Command::Rm(a) => ("rm", all(&a.server, &a.tls, &a.key)),
-            Command::Mkdir(a) => ("mkdir", all(&a.server, &a.tls, &a.key)),
-            Command::Exec(a) => ("exec", all(&a.server, &a.tls, &a.key)),
+            Command::Ping(a) => ("ping", a.conn.takes()),
+            Command::Ls(a) => ("ls", a.conn.takes()),
+            Command::Stat(a) => ("stat", a.conn.takes()),
+            Command::Get(a) => ("get", a.conn.takes()),
+            Command::Put(a) => ("put", a.conn.takes()),
+            Command::Rm(a) => ("rm", a.conn.takes()),
+            Command::Mkdir(a) => ("mkdir", a.conn.takes()),
+            Command::Exec(a) => ("exec", a.conn.takes()),
             Command::Read(a) => ("read", tls(&a.server, &a.tls)),
             Command::Chat(a) => ("chat", tls(&a.server, &a.tls)),
             Command::Time(a) => ("time", tls(&a.server, &a.tls)),

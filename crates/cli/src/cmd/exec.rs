@@ -13,11 +13,7 @@ use crate::global::GlobalArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: crate::global::ServerArg,
-    #[command(flatten)]
-    pub tls: crate::global::TlsArgs,
-    #[command(flatten)]
-    pub key: crate::global::KeyArg,
+    pub conn: crate::global::FramedArgs,
     /// Do not forward stdin (the remote command reads an empty stdin), like `ssh -n`.
     #[arg(short = 'n', long)]
     pub no_stdin: bool,

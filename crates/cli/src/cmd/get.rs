@@ -16,11 +16,7 @@ use crate::global::GlobalArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: crate::global::ServerArg,
-    #[command(flatten)]
-    pub tls: crate::global::TlsArgs,
-    #[command(flatten)]
-    pub key: crate::global::KeyArg,
+    pub conn: crate::global::FramedArgs,
     /// Remote path.
     pub remote: String,
     /// Local destination (default: the remote name in the current directory; an existing

@@ -10,11 +10,7 @@ use crate::global::GlobalArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: crate::global::ServerArg,
-    #[command(flatten)]
-    pub tls: crate::global::TlsArgs,
-    #[command(flatten)]
-    pub key: crate::global::KeyArg,
+    pub conn: crate::global::FramedArgs,
     /// Remote directory (default: the data root).
     #[arg(default_value = "")]
     pub path: String,

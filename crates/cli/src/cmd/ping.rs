@@ -11,11 +11,7 @@ use crate::global::GlobalArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: crate::global::ServerArg,
-    #[command(flatten)]
-    pub tls: crate::global::TlsArgs,
-    #[command(flatten)]
-    pub key: crate::global::KeyArg,
+    pub conn: crate::global::FramedArgs,
     /// How many pings to send over the connection.
     #[arg(short = 'c', long, default_value_t = 1)]
     pub count: u32,

@@ -16,11 +16,7 @@ use crate::global::GlobalArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub server: crate::global::ServerArg,
-    #[command(flatten)]
-    pub tls: crate::global::TlsArgs,
-    #[command(flatten)]
-    pub key: crate::global::KeyArg,
+    pub conn: crate::global::FramedArgs,
     /// Local file (or directory with -r).
     pub local: PathBuf,
     /// Remote path (default: the local name in the data root; an existing remote directory
