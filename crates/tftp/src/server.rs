@@ -31,6 +31,7 @@ use crate::transfer::sink::BlockSink;
 use crate::transfer::source::BlockSource;
 use crate::transfer::{Endpoint, Timing, TransferError};
 use bytes::Bytes;
+use sockit_runtime::udp::recv_or_shutdown;
 use sockit_runtime::udp_guard::{
     reply_limit, source_key, RateLimit, RateLimiter, AMPLIFICATION_FACTOR, IPV4_UDP_HEADER,
 };
@@ -134,20 +135,6 @@ pub enum ServerError {
     /// The listening socket failed.
     #[error("TFTP socket error: {0}")]
     Socket(#[source] io::Error),
-}
-
-/// Binds `config.bind` and serves until `shutdown` (a convenience for the CLI).
-///
-/// # Errors
-/// [`ServerError`] when binding or opening the root fails.
-pub async fn bind_and_serve(
-    config: ServerConfig,
-    shutdown: CancellationToken,
-) -> Result<(), ServerError> {
-    let socket = UdpSocket::bind(config.bind)
-        .await
-        .map_err(ServerError::Socket)?;
-    serve(socket, config, shutdown).await
 }
 
 /// State shared by the request loop and the transfer tasks.
@@ -258,16 +245,8 @@ pub async fn serve(
     info!(addr = %local, root = %shared.root.path().display(), write = shared.config.write_allowed, "tftp server listening");
     let mut buf = vec![0u8; 65536];
     loop {
-        let (len, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
-                Err(err) => {
-                    // e.g. ICMP errors reported on the socket; the server goes on.
-                    debug!(error = %err, "tftp recv error");
-                    continue;
-                }
-            },
+        let Some((len, peer)) = recv_or_shutdown(&socket, &mut buf, &shutdown, "tftp").await else {
+            break;
         };
         if !limiter.admit("tftp", peer, tokio::time::Instant::now().into_std()) {
             continue;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
-use sockit_ntp::clock::ClockState;
+use sockit_ntp::ClockState;
 use sockit_ntp::packet::{parse_extension_fields, Header, HEADER_LEN, MODE_SERVER};
 use sockit_ntp::server::{NtpServer, ServerConfig};
 use sockit_wire::udp::{Arrival, UdpService};
