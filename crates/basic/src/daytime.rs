@@ -24,15 +24,15 @@ use sockit_runtime::udp_guard::min_request_for;
 use tokio::io::AsyncWriteExt;
 
 /// The TCP reply format (inetd's).
-pub const TCP_FORMAT: &str = "%a %b %e %H:%M:%S %Y";
+pub(crate) const TCP_FORMAT: &str = "%a %b %e %H:%M:%S %Y";
 /// The UDP format used for an empty datagram.
-pub const DEFAULT_UDP_FORMAT: &str = "%Y-%m-%d %X";
+pub(crate) const DEFAULT_UDP_FORMAT: &str = "%Y-%m-%d %X";
 /// The longest format accepted over UDP (trailing CR/LF padding not counted).
-pub const MAX_FORMAT_LEN: usize = 256;
+pub(crate) const MAX_FORMAT_LEN: usize = 256;
 
 /// Why a format was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
+pub(crate) enum FormatError {
     /// Over [`MAX_FORMAT_LEN`] bytes.
     #[error("format is {0} bytes; the limit is {MAX_FORMAT_LEN}")]
     TooLong(usize),
@@ -48,7 +48,10 @@ pub enum FormatError {
 ///
 /// # Errors
 /// An invalid format.
-pub fn format_time<Tz: TimeZone>(time: &DateTime<Tz>, format: &str) -> Result<String, FormatError>
+pub(crate) fn format_time<Tz: TimeZone>(
+    time: &DateTime<Tz>,
+    format: &str,
+) -> Result<String, FormatError>
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -63,7 +66,7 @@ where
 }
 
 /// The UDP reply for a datagram at `time` (pure).
-pub fn udp_reply<Tz: TimeZone>(datagram: &[u8], time: &DateTime<Tz>) -> String
+pub(crate) fn udp_reply<Tz: TimeZone>(datagram: &[u8], time: &DateTime<Tz>) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -76,7 +79,11 @@ where
 
 /// The UDP reply for a datagram at `time` when at most `limit` bytes may be sent (pure):
 /// [`udp_reply`], or a short refusal that says how far to pad the request.
-pub fn udp_reply_within<Tz: TimeZone>(datagram: &[u8], time: &DateTime<Tz>, limit: usize) -> String
+pub(crate) fn udp_reply_within<Tz: TimeZone>(
+    datagram: &[u8],
+    time: &DateTime<Tz>,
+    limit: usize,
+) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -115,7 +122,7 @@ fn parse_format(datagram: &[u8]) -> Result<&str, FormatError> {
 }
 
 /// The TCP daytime line for `time`.
-pub fn tcp_line<Tz: TimeZone>(time: &DateTime<Tz>) -> String
+pub(crate) fn tcp_line<Tz: TimeZone>(time: &DateTime<Tz>) -> String
 where
     Tz::Offset: std::fmt::Display,
 {

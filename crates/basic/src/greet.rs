@@ -19,17 +19,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The welcome line.
-pub const WELCOME: &[u8] = b"Welcome!\n";
+pub(crate) const WELCOME: &[u8] = b"Welcome!\n";
 /// The prompt (no newline, byte-compatible with the course server).
-pub const PROMPT: &[u8] = b"What's your name?";
+pub(crate) const PROMPT: &[u8] = b"What's your name?";
 /// The farewell line.
-pub const GOODBYE: &[u8] = b"Good bye!\n";
+pub(crate) const GOODBYE: &[u8] = b"Good bye!\n";
 
 /// Splits the bytes of one read into messages (CR/LF trimmed, empty lines dropped).
 ///
 /// A message is a line (LF or CRLF terminated), or, for clients that send one unterminated
 /// message per `send()` as the course client does, whatever is left at the end of a read.
-pub fn split_messages(read: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn split_messages(read: &[u8]) -> Vec<Vec<u8>> {
     read.split(|&b| b == b'\n')
         .map(trim_crlf)
         .filter(|m| !m.is_empty())
@@ -45,7 +45,7 @@ fn trim_crlf(mut s: &[u8]) -> &[u8] {
 }
 
 /// The reply to one message, and whether the dialogue ends after it.
-pub fn reply(message: &[u8]) -> (Vec<u8>, bool) {
+pub(crate) fn reply(message: &[u8]) -> (Vec<u8>, bool) {
     if message == b"exit" {
         (GOODBYE.to_vec(), true)
     } else {
@@ -67,7 +67,7 @@ pub struct GreetService;
 ///
 /// Every read is a whole message in this protocol (the course client sends each name in
 /// one unterminated `send()`), so each one is reported on `clock`.
-pub async fn serve_dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve_dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     shutdown: &tokio_util::sync::CancellationToken,
     clock: &RequestClock,

@@ -14,10 +14,10 @@ use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService, UdpService};
 use tokio::io::AsyncWriteExt;
 
 /// Seconds from 1900-01-01 to 1970-01-01.
-pub const EPOCH_OFFSET: u64 = 2_208_988_800;
+pub(crate) const EPOCH_OFFSET: u64 = 2_208_988_800;
 
 /// The RFC 868 value for `t` (modulo 2^32).
-pub fn to_rfc868(t: SystemTime) -> u32 {
+pub(crate) fn to_rfc868(t: SystemTime) -> u32 {
     let unix = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),

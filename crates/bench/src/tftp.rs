@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 use sockit_tftp::client::{self, ClientOptions};
-use sockit_tftp::server::{serve, ServerConfig};
+use sockit_tftp::{serve, ServerConfig};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

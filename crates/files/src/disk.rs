@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Size of one disk read (and of the chunks a [`DiskSource`] yields).
-pub const READ_CHUNK: usize = 1024 * 1024;
+pub(crate) const READ_CHUNK: usize = 1024 * 1024;
 /// Chunks in flight between the network side and the disk thread.
 const CHANNEL_DEPTH: usize = 16;
 /// A sink starts write-back of what it wrote every this many bytes, so the final fsync
@@ -28,7 +28,7 @@ fn join_error(e: tokio::task::JoinError) -> io::Error {
 ///
 /// # Errors
 /// A read error, or the file being shorter than `len`.
-pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<blake3::Hasher> {
+pub(crate) fn hash_prefix(file: &mut File, len: u64) -> io::Result<blake3::Hasher> {
     let mut hasher = blake3::Hasher::new();
     file.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; READ_CHUNK];
@@ -50,7 +50,7 @@ pub fn hash_prefix(file: &mut File, len: u64) -> io::Result<blake3::Hasher> {
 
 /// What a finished [`DiskSink`] hands back.
 #[derive(Debug)]
-pub struct SinkDone {
+pub(crate) struct SinkDone {
     /// The hash of the prefix plus everything written.
     pub hasher: blake3::Hasher,
     /// Bytes written by this sink (not counting the prefix).
@@ -61,7 +61,7 @@ pub struct SinkDone {
 
 /// A blocking writer thread: chunks in, appended to a file and hashed.
 #[derive(Debug)]
-pub struct DiskSink {
+pub(crate) struct DiskSink {
     tx: Option<mpsc::Sender<Bytes>>,
     handle: JoinHandle<io::Result<SinkDone>>,
 }
@@ -136,7 +136,7 @@ impl DiskSink {
 /// The writer thread has stopped; call [`DiskSink::finish`] for its error.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("disk writer stopped")]
-pub struct SinkStopped;
+pub(crate) struct SinkStopped;
 
 /// Asks the kernel to start writing back dirty pages of `file` now (Linux), so a large
 /// file's final fsync has little left to do.
@@ -155,7 +155,7 @@ fn start_writeback(file: &File) {
 
 /// A blocking reader thread: a file range out as chunks, optionally hashed.
 #[derive(Debug)]
-pub struct DiskSource {
+pub(crate) struct DiskSource {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     handle: JoinHandle<Option<blake3::Hasher>>,
 }

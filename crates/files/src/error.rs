@@ -72,7 +72,7 @@ pub enum FilesError {
 
 impl FilesError {
     /// Wraps an I/O error with its path.
-    pub fn io(path: &RelPath, source: io::Error) -> Self {
+    pub(crate) fn io(path: &RelPath, source: io::Error) -> Self {
         Self::Io {
             path: path.clone(),
             source,
@@ -80,7 +80,7 @@ impl FilesError {
     }
 
     /// Whether `e` means the disk or the quota is full (ENOSPC, EDQUOT).
-    pub fn is_no_space(e: &io::Error) -> bool {
+    pub(crate) fn is_no_space(e: &io::Error) -> bool {
         matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
     }
 
@@ -98,7 +98,7 @@ impl FilesError {
     }
 
     /// As a reply error for the framed service.
-    pub fn into_reply(self) -> CommandError {
+    pub(crate) fn into_reply(self) -> CommandError {
         CommandError::Reply(self.code(), self.to_string())
     }
 }
@@ -181,7 +181,7 @@ fn describe_io(path: &RelPath, e: &io::Error) -> String {
 
 /// Replaces every absolute path in `text` (a word starting with `/`, longer than `/` alone;
 /// a quoted one runs to its closing quote) by `<server path>`.
-pub fn scrub_abs_paths(text: &str) -> String {
+pub(crate) fn scrub_abs_paths(text: &str) -> String {
     const QUOTES: [char; 3] = ['"', '\'', '`'];
     let mut out = String::with_capacity(text.len());
     // Inside a path: `Some(None)` for a bare one, `Some(Some(q))` for one quoted by `q`.

@@ -15,7 +15,7 @@ use crate::path::RelPath;
 
 /// Identifies one version of a file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FileKey {
+pub(crate) struct FileKey {
     /// Path relative to the root.
     pub path: RelPath,
     /// Size in bytes.
@@ -28,7 +28,7 @@ pub struct FileKey {
 
 /// A bounded map from file version to hash.
 #[derive(Debug)]
-pub struct HashCache {
+pub(crate) struct HashCache {
     map: Mutex<HashMap<FileKey, blake3::Hash>>,
     capacity: usize,
 }

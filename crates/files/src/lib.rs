@@ -3,11 +3,11 @@
 //! filesystem, resumable, verified end to end with BLAKE3, keeping modes, times and
 //! symlinks.
 //!
-//! - [`path`]: what a client may name (pure parsing, the first fence);
-//! - [`root`]: the data root as a `cap-std` directory (the second fence), the staging area,
-//!   the upload registry and the hash cache;
-//! - [`disk`]: blocking reader/writer threads that stream between disk and the network
-//!   with large buffers, hashing as the bytes pass;
+//! - [`RelPath`]: what a client may name (pure parsing, the first fence);
+//! - [`FilesRoot`]: the data root as a `cap-std` directory (the second fence), the staging
+//!   area, the upload registry and the hash cache, configured by [`FilesConfig`];
+//! - blocking reader/writer threads that stream between disk and the network with large
+//!   buffers, hashing as the bytes pass;
 //! - [`cmd`]: one server command per file, registered with [`cmd::register`];
 //! - [`messages`]: the request and reply of every command, shared by both sides;
 //! - [`meta`]: permission bits, modification times and the symlink target rule;
@@ -18,13 +18,13 @@
 
 pub mod client;
 pub mod cmd;
-pub mod disk;
-pub mod error;
-pub mod hash_cache;
+mod disk;
+mod error;
+mod hash_cache;
 pub mod messages;
 pub mod meta;
-pub mod path;
-pub mod root;
+mod path;
+mod root;
 
 pub use client::{FilesClient, FilesClientError, Progress};
 pub use error::FilesError;

@@ -15,19 +15,19 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Longest accepted component, in bytes (Linux `NAME_MAX`).
-pub const MAX_COMPONENT: usize = 255;
+pub(crate) const MAX_COMPONENT: usize = 255;
 /// Longest accepted path, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH: usize = 4096;
+pub(crate) const MAX_PATH: usize = 4096;
 /// The name of the staging directory inside the root in the older single-tree layout
 /// ([`crate::FilesRoot::open`]); no client path may name it, and roots that still hold it
 /// never show it.
-pub const STAGING_DIR: &str = ".sockit-staging";
+pub(crate) const STAGING_DIR: &str = ".sockit-staging";
 /// Where older servers kept private state in the data root (e.g. the TLS key under
 /// `.sockit/tls/`); still reserved so an old root never exposes it.
-pub const PRIVATE_DIR: &str = ".sockit";
+pub(crate) const PRIVATE_DIR: &str = ".sockit";
 
 /// Top-level names no client path may use or see.
-pub fn is_reserved(name: &str) -> bool {
+pub(crate) fn is_reserved(name: &str) -> bool {
     name == STAGING_DIR || name == PRIVATE_DIR
 }
 

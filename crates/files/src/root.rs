@@ -66,7 +66,7 @@ pub struct FilesRoot {
 
 /// Holds a path in the upload registry; dropping it frees the path.
 #[derive(Debug)]
-pub struct UploadGuard {
+pub(crate) struct UploadGuard {
     root: Arc<FilesRoot>,
     path: RelPath,
 }
@@ -168,12 +168,12 @@ impl FilesRoot {
     }
 
     /// The root directory capability.
-    pub fn dir(&self) -> &Dir {
+    pub(crate) fn dir(&self) -> &Dir {
         &self.dir
     }
 
     /// The staging directory capability.
-    pub fn staging(&self) -> &Dir {
+    pub(crate) fn staging(&self) -> &Dir {
         &self.staging
     }
 
@@ -183,7 +183,7 @@ impl FilesRoot {
     }
 
     /// The hash cache.
-    pub fn hashes(&self) -> &HashCache {
+    pub(crate) fn hashes(&self) -> &HashCache {
         &self.hashes
     }
 
@@ -202,7 +202,7 @@ impl FilesRoot {
     }
 
     /// Whether an upload of `path` is running now.
-    pub fn is_uploading(&self, path: &RelPath) -> bool {
+    pub(crate) fn is_uploading(&self, path: &RelPath) -> bool {
         self.lock_uploads().contains(path)
     }
 
@@ -210,7 +210,10 @@ impl FilesRoot {
     ///
     /// # Errors
     /// [`FilesError::Busy`] when another upload of it is running.
-    pub fn claim_upload(self: &Arc<Self>, path: &RelPath) -> Result<UploadGuard, FilesError> {
+    pub(crate) fn claim_upload(
+        self: &Arc<Self>,
+        path: &RelPath,
+    ) -> Result<UploadGuard, FilesError> {
         if !self.lock_uploads().insert(path.clone()) {
             return Err(FilesError::Busy(path.clone()));
         }
@@ -225,7 +228,11 @@ impl FilesRoot {
     ///
     /// # Errors
     /// Nothing (or too little) is staged to resume, or an I/O error.
-    pub fn open_staging(&self, path: &RelPath, offset: u64) -> Result<std::fs::File, FilesError> {
+    pub(crate) fn open_staging(
+        &self,
+        path: &RelPath,
+        offset: u64,
+    ) -> Result<std::fs::File, FilesError> {
         let name = Self::staging_name(path);
         let mut opts = OpenOptions::new();
         opts.read(true).write(true);
@@ -251,7 +258,7 @@ impl FilesRoot {
     }
 
     /// Deletes the staging file of `path` (if any).
-    pub fn discard_staging(&self, path: &RelPath) {
+    pub(crate) fn discard_staging(&self, path: &RelPath) {
         let _ = self.staging.remove_file(Self::staging_name(path));
     }
 
@@ -259,7 +266,7 @@ impl FilesRoot {
     /// staging file (so the space comes back and the next put can succeed), or, with
     /// [`FilesConfig::keep_partial`], keeps it for a later resume. Returns the bytes kept
     /// (`None` when removed).
-    pub fn after_no_space(&self, path: &RelPath) -> Option<u64> {
+    pub(crate) fn after_no_space(&self, path: &RelPath) -> Option<u64> {
         if self.config.keep_partial {
             let kept = self.staged_len(path).unwrap_or(0);
             tracing::warn!(%path, kept, "out of space; partial upload kept (--keep-partial)");
@@ -278,7 +285,7 @@ impl FilesRoot {
     ///
     /// # Errors
     /// [`FilesError::Exists`], or an I/O error.
-    pub fn promote(&self, path: &RelPath, overwrite: bool) -> Result<(), FilesError> {
+    pub(crate) fn promote(&self, path: &RelPath, overwrite: bool) -> Result<(), FilesError> {
         let name = Self::staging_name(path);
         let target = path.to_path();
         if overwrite {
@@ -305,7 +312,7 @@ impl FilesRoot {
     }
 
     /// The cache key of an open file's current version.
-    pub fn file_key(path: &RelPath, meta: &Metadata) -> FileKey {
+    pub(crate) fn file_key(path: &RelPath, meta: &Metadata) -> FileKey {
         FileKey {
             path: path.clone(),
             size: meta.len(),
@@ -470,7 +477,7 @@ fn migrate_legacy_staging(root: &Dir, staging: &Dir) {
 ///
 /// # Errors
 /// Whatever `f` returns; a panicked task becomes an internal I/O error.
-pub async fn blocking<T, F>(root: &Arc<FilesRoot>, f: F) -> Result<T, FilesError>
+pub(crate) async fn blocking<T, F>(root: &Arc<FilesRoot>, f: F) -> Result<T, FilesError>
 where
     T: Send + 'static,
     F: FnOnce(&FilesRoot) -> Result<T, FilesError> + Send + 'static,
@@ -487,18 +494,13 @@ where
         })?
 }
 
-/// Seconds since the epoch of a modification time (0 when unknown).
-pub fn mtime_secs(meta: &Metadata) -> i64 {
-    meta.mtime()
-}
-
 /// The modification time of `meta`, with its nanoseconds.
-pub fn mtime_of(meta: &Metadata) -> crate::meta::Mtime {
+pub(crate) fn mtime_of(meta: &Metadata) -> crate::meta::Mtime {
     crate::meta::Mtime::of(meta.mtime(), meta.mtime_nsec())
 }
 
 /// The permission bits of `meta` as `ls`/`stat` report them (`st_mode & 0o7777`).
-pub fn mode_of(meta: &Metadata) -> u32 {
+pub(crate) fn mode_of(meta: &Metadata) -> u32 {
     meta.mode() & crate::meta::REPORTED_MODE_BITS
 }
 

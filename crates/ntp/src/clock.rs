@@ -13,7 +13,7 @@ use crate::packet::{LEAP_DELETE, LEAP_INSERT, LEAP_NONE, LEAP_UNSYNCHRONIZED};
 
 /// The error bound the kernel reports for a clock nobody disciplines (`NTP_PHASE_LIMIT`,
 /// 16 s), used when the state cannot be read at all.
-pub const UNSYNCHRONIZED_MAX_ERROR: Duration = Duration::from_secs(16);
+pub(crate) const UNSYNCHRONIZED_MAX_ERROR: Duration = Duration::from_secs(16);
 
 /// The kernel's clock state (`adjtimex` with no modes: a read, no privilege needed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl ClockState {
     }
 
     /// Judges what `adjtimex` returned.
-    pub fn from_kernel(k: KernelClock) -> ClockState {
+    pub(crate) fn from_kernel(k: KernelClock) -> ClockState {
         let synchronized = k.status & STA_UNSYNC == 0 && k.state != TIME_ERROR && k.state >= 0;
         let leap = if !synchronized {
             LEAP_UNSYNCHRONIZED
@@ -76,7 +76,7 @@ impl ClockState {
 
 /// The raw fields of the kernel's answer that [`ClockState`] is made from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelClock {
+pub(crate) struct KernelClock {
     /// The return value: the clock state (`TIME_OK` 0, `TIME_INS` 1, `TIME_DEL` 2,
     /// `TIME_OOP` 3, `TIME_WAIT` 4, `TIME_ERROR` 5), or -1 on failure.
     pub state: i32,
@@ -99,7 +99,7 @@ const STA_UNSYNC: i32 = 0x0040;
 /// (`clock_getres(CLOCK_REALTIME)`), rounded. When the kernel claims a 1 ns resolution
 /// (every modern Linux), the real limit is the cost of reading the clock, so it is
 /// measured as chrony does: the smallest step between consecutive reads. Computed once.
-pub fn precision() -> i8 {
+pub(crate) fn precision() -> i8 {
     static PRECISION: OnceLock<i8> = OnceLock::new();
     *PRECISION.get_or_init(|| {
         let resolution = clock_resolution_ns().unwrap_or(1);
@@ -114,20 +114,20 @@ pub fn precision() -> i8 {
 
 /// log2 of `quantum_ns` nanoseconds in seconds, rounded, within -30 ..= 0 (chrony's
 /// bounds: 1 ns .. 1 s).
-pub fn precision_log2(quantum_ns: u64) -> i8 {
+pub(crate) fn precision_log2(quantum_ns: u64) -> i8 {
     let seconds = (quantum_ns.clamp(1, 1_000_000_000) as f64) * 1e-9;
     (seconds.log2().round() as i8).clamp(-30, 0)
 }
 
 /// Positive steps [`measure_quantum`] collects before deciding (chrony's count).
-pub const MEASURE_STEPS: usize = 100;
+pub(crate) const MEASURE_STEPS: usize = 100;
 /// Most clock reads [`measure_quantum`] makes, so a clock that never moves cannot hang it.
-pub const MEASURE_READS: usize = 1_000_000;
+pub(crate) const MEASURE_READS: usize = 1_000_000;
 
 /// The smallest positive step between consecutive values of `read` (nanoseconds), over
 /// [`MEASURE_STEPS`] steps or `max_reads` reads, whichever comes first; `None` when the
 /// clock never moved.
-pub fn measure_quantum(mut read: impl FnMut() -> i128, max_reads: usize) -> Option<u64> {
+pub(crate) fn measure_quantum(mut read: impl FnMut() -> i128, max_reads: usize) -> Option<u64> {
     let mut previous = read();
     let mut best: Option<u64> = None;
     let mut steps = 0;

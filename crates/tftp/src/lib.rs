@@ -7,12 +7,13 @@
 //! Layers, bottom up:
 //! - [`packets`]: pure parse/serialize of the six packet kinds (no I/O, never panics);
 //! - [`options`]: the typed options and their negotiation rules;
-//! - [`netascii`]: streaming netascii encoder/decoder;
-//! - [`transfer`]: the windowed sender and receiver shared by server and client
-//!   (retransmission with backoff, block-number rollover, no Sorcerer's Apprentice);
-//! - [`root`]: file access confined to the server root (the shared
-//!   `sockit_runtime::confine`, with a leading `/` read as the root);
-//! - [`server`]: the server entry point [`server::serve`];
+//! - a streaming netascii encoder/decoder;
+//! - the windowed sender and receiver shared by server and client (retransmission with
+//!   backoff, block-number rollover, no Sorcerer's Apprentice), failing with
+//!   [`TransferError`];
+//! - file access confined to the server root (the shared `sockit_runtime::confine`, with
+//!   a leading `/` read as the root);
+//! - the server: [`serve`], configured by [`ServerConfig`];
 //! - [`client`]: [`client::get`] and [`client::put`].
 //!
 //! The wire format and the decisions taken where the RFCs are silent are written down in
@@ -20,17 +21,18 @@
 #![deny(missing_docs)]
 
 pub mod client;
-pub mod netascii;
+mod netascii;
 pub mod options;
 pub mod packets;
-pub mod root;
-pub mod server;
-pub mod transfer;
+mod root;
+mod server;
+mod transfer;
 
 pub use client::{ClientError, ClientOptions, Progress, TransferSummary};
 pub use options::{Mode, Negotiated};
 pub use packets::{ErrorCode, Opcode, Packet, ParseError};
 pub use server::{serve, ServerConfig, ServerError};
+pub use transfer::TransferError;
 
 /// The default TFTP port of sockit (`sockit serve`); the IANA port is 69.
 pub const DEFAULT_PORT: u16 = 6969;

@@ -4,7 +4,7 @@
 //! Both directions stream: a block boundary may fall between CR and its partner byte.
 
 /// Converts local text to netascii. Stateless: every input byte maps on its own.
-pub fn encode(input: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode(input: &[u8], out: &mut Vec<u8>) {
     for &byte in input {
         match byte {
             b'\n' => out.extend_from_slice(b"\r\n"),
@@ -16,7 +16,7 @@ pub fn encode(input: &[u8], out: &mut Vec<u8>) {
 
 /// Converts netascii back to local text, carrying a CR across calls.
 #[derive(Debug, Default, Clone)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     /// A CR was the last byte of the previous chunk; its meaning depends on the next byte.
     pending_cr: bool,
 }
@@ -61,7 +61,8 @@ impl Decoder {
 }
 
 /// The netascii length of local text (what `tsize` would be in netascii mode).
-pub fn encoded_len(input: &[u8]) -> usize {
+#[cfg(test)]
+fn encoded_len(input: &[u8]) -> usize {
     input.len() + input.iter().filter(|&&b| b == b'\n' || b == b'\r').count()
 }
 

@@ -5,12 +5,13 @@
 //! drive prefix; `\` is a separator; a leading `/` means the root, as with tftp-hpa
 //! `--secure`, since PXE and U-Boot configurations often say `/pxelinux.0`); every open
 //! then goes through the root's `cap-std` directory handle ([`Root`]), so a symlink that
-//! points outside the root cannot be followed either. Uploads go through a [`Staging`]
-//! file that becomes the target only once committed.
+//! points outside the root cannot be followed either. Uploads go through a
+//! [`Staging`](sockit_runtime::confine::Staging) file that becomes the target only once
+//! committed.
 
 use sockit_runtime::confine::{check, Leading};
 
-pub use sockit_runtime::confine::{NameError as PathError, RelPath, Root, Staging};
+pub(crate) use sockit_runtime::confine::{NameError as PathError, RelPath, Root};
 
 /// Turns a requested file name into a path inside the root.
 ///
@@ -19,7 +20,7 @@ pub use sockit_runtime::confine::{NameError as PathError, RelPath, Root, Staging
 ///
 /// # Errors
 /// [`PathError`] for anything that could leave the root or is not a file name.
-pub fn resolve(name: &str) -> Result<RelPath, PathError> {
+pub(crate) fn resolve(name: &str) -> Result<RelPath, PathError> {
     check(name, Leading::Root)
 }
 

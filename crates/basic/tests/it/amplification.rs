@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sockit_basic::{daytime, echo, time};
+use sockit_basic::{DaytimeUdp, EchoUdp, TimeUdp};
 use sockit_testkit::net::{udp_ask as ask, Running, LOOPBACK_ANY};
 use sockit_wire::runtime::{bind_udp, UdpService};
 use sockit_wire::udp::serve_udp_with;
@@ -27,20 +27,20 @@ fn factor(request: usize, reply: usize) -> f64 {
 
 #[tokio::test]
 async fn echo_daytime_and_time_answer_at_most_three_times_the_request() {
-    let echo = udp(echo::EchoUdp, RateLimit::default());
+    let echo = udp(EchoUdp, RateLimit::default());
     for request in [&b""[..], b"x", &[7u8; 1400], &[0u8; 60_000]] {
         let reply = ask(echo.addr, request).await;
         assert_eq!(reply, request);
         assert!(factor(request.len(), reply.len()) <= 3.0);
     }
 
-    let time = udp(time::TimeUdp, RateLimit::default());
+    let time = udp(TimeUdp, RateLimit::default());
     // rdate -u sends an empty datagram and needs its 4 bytes.
     let reply = ask(time.addr, b"").await;
     assert_eq!(reply.len(), 4);
     assert!(factor(0, 4) <= 3.0);
 
-    let daytime = udp(daytime::DaytimeUdp, RateLimit::default());
+    let daytime = udp(DaytimeUdp, RateLimit::default());
     let long = "%c".repeat(128);
     let mixed = "%A %B %c %x %X %Z %z %G-W%V ".repeat(8);
     let formats: [&[u8]; 7] = [
@@ -73,7 +73,7 @@ async fn echo_daytime_and_time_answer_at_most_three_times_the_request() {
 
 #[tokio::test]
 async fn a_long_daytime_format_is_answered_once_padded_as_told() {
-    let daytime = udp(daytime::DaytimeUdp, RateLimit::default());
+    let daytime = udp(DaytimeUdp, RateLimit::default());
     let format = "%c".repeat(128);
     let refusal = String::from_utf8(ask(daytime.addr, format.as_bytes()).await).unwrap();
     let pad_to: usize = refusal
@@ -101,7 +101,7 @@ async fn a_flood_from_one_source_is_cut_to_the_rate() {
         burst: 5,
         max_sources: 64,
     };
-    let echo = udp(echo::EchoUdp, rate);
+    let echo = udp(EchoUdp, rate);
     // The flood comes from 127.0.0.2; a marker from 127.0.0.1 (another source, its own
     // bucket) tells when the server has handled everything sent before it.
     let flooder = UdpSocket::bind("127.0.0.2:0").await.unwrap();

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sockit_basic::greet::{GreetClient, GreetService, ServerSays};
-use sockit_basic::{daytime, echo, time};
+use sockit_basic::{
+    from_rfc868, DaytimeTcp, DaytimeUdp, EchoTcp, EchoUdp, GreetClient, GreetService, ServerSays,
+    TimeTcp, TimeUdp,
+};
 use sockit_testkit::data;
 use sockit_testkit::net::{udp_ask, Running, LOOPBACK_ANY};
 use sockit_wire::runtime::{
@@ -102,7 +104,7 @@ async fn greet_two_lines_in_one_send() {
 
 #[tokio::test]
 async fn echo_tcp_large_payload() {
-    let s = tcp(echo::EchoTcp, Limits::default());
+    let s = tcp(EchoTcp, Limits::default());
     let c = TcpStream::connect(s.addr).await.unwrap();
     let (mut rd, mut wr) = c.into_split();
     let data: Vec<u8> = (0..4 * 1024 * 1024u32)
@@ -122,7 +124,7 @@ async fn echo_tcp_large_payload() {
 
 #[tokio::test]
 async fn echo_udp() {
-    let s = udp(echo::EchoUdp);
+    let s = udp(EchoUdp);
     assert_eq!(udp_ask(s.addr, b"ping 1").await, b"ping 1");
     let big = vec![0xab; 60000];
     assert_eq!(udp_ask(s.addr, &big).await, big);
@@ -130,7 +132,7 @@ async fn echo_udp() {
 
 #[tokio::test]
 async fn daytime_tcp_line() {
-    let s = tcp(daytime::DaytimeTcp, Limits::default());
+    let s = tcp(DaytimeTcp, Limits::default());
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     let mut all = String::new();
     c.read_to_string(&mut all).await.unwrap();
@@ -145,7 +147,7 @@ async fn daytime_tcp_line() {
 
 #[tokio::test]
 async fn daytime_udp_formats() {
-    let s = udp(daytime::DaytimeUdp);
+    let s = udp(DaytimeUdp);
     let reply = String::from_utf8(udp_ask(s.addr, b"").await).unwrap();
     assert!(
         chrono::NaiveDateTime::parse_from_str(&reply, "%Y-%m-%d %H:%M:%S").is_ok(),
@@ -165,7 +167,7 @@ async fn daytime_udp_formats() {
 }
 
 fn assert_near_now(value: u32) {
-    let t = time::from_rfc868(value, SystemTime::now());
+    let t = from_rfc868(value, SystemTime::now());
     let diff = match SystemTime::now().duration_since(t) {
         Ok(d) => d,
         Err(e) => e.duration(),
@@ -175,13 +177,13 @@ fn assert_near_now(value: u32) {
 
 #[tokio::test]
 async fn time_tcp_and_udp() {
-    let s = tcp(time::TimeTcp, Limits::default());
+    let s = tcp(TimeTcp, Limits::default());
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     let mut all = Vec::new();
     c.read_to_end(&mut all).await.unwrap();
     assert_eq!(all.len(), 4);
     assert_near_now(u32::from_be_bytes(all.try_into().unwrap()));
-    let u = udp(time::TimeUdp);
+    let u = udp(TimeUdp);
     let reply = udp_ask(u.addr, b"").await;
     assert_near_now(u32::from_be_bytes(reply.try_into().unwrap()));
 }
@@ -208,7 +210,7 @@ async fn thousand_concurrent_echo_clients() {
         max_conns_per_ip: 2000,
         ..Limits::default()
     };
-    let s = tcp(echo::EchoTcp, limits);
+    let s = tcp(EchoTcp, limits);
     // Connect all first so the 1,000 connections are really open at the same time.
     let mut streams = Vec::with_capacity(1000);
     for _ in 0..1000 {
@@ -245,9 +247,9 @@ async fn random_bytes_never_wedge_tcp_services() {
     };
     let services: Vec<(&str, Running)> = vec![
         ("greet", tcp(GreetService, limits)),
-        ("echo", tcp(echo::EchoTcp, limits)),
-        ("daytime", tcp(daytime::DaytimeTcp, limits)),
-        ("time", tcp(time::TimeTcp, limits)),
+        ("echo", tcp(EchoTcp, limits)),
+        ("daytime", tcp(DaytimeTcp, limits)),
+        ("time", tcp(TimeTcp, limits)),
     ];
     for (name, s) in &services {
         for seed in 1..=20u64 {
@@ -284,11 +286,7 @@ async fn random_bytes_never_wedge_tcp_services() {
 
 #[tokio::test]
 async fn random_datagrams_never_wedge_udp_services() {
-    let services = [
-        udp(echo::EchoUdp),
-        udp(daytime::DaytimeUdp),
-        udp(time::TimeUdp),
-    ];
+    let services = [udp(EchoUdp), udp(DaytimeUdp), udp(TimeUdp)];
     let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for s in &services {
         for seed in 1..=50u64 {

@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sockit_basic::greet::{GreetClient, ServerSays};
 use sockit_basic::ports;
+use sockit_basic::{GreetClient, ServerSays};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::global::GlobalArgs;

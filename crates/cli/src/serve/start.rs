@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sockit_basic::{daytime, echo, greet, time};
+use sockit_basic::{DaytimeTcp, DaytimeUdp, EchoTcp, EchoUdp, GreetService, TimeTcp, TimeUdp};
 use sockit_chat::discovery::{self, Announcement};
 use sockit_chat::irc::{IrcServer, IrcTlsServer};
 use sockit_chat::udp_room;
@@ -224,10 +224,10 @@ fn tcp_service(
             Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
         }
         Service::Chat => Arc::new(irc.clone()),
-        Service::Greet => Arc::new(greet::GreetService),
-        Service::Echo => Arc::new(echo::EchoTcp),
-        Service::Daytime => Arc::new(daytime::DaytimeTcp),
-        Service::Time => Arc::new(time::TimeTcp),
+        Service::Greet => Arc::new(GreetService),
+        Service::Echo => Arc::new(EchoTcp),
+        Service::Daytime => Arc::new(DaytimeTcp),
+        Service::Time => Arc::new(TimeTcp),
         Service::Framed => Arc::new(FramedService::new(
             framed_commands(ctx),
             FramedConfig {
@@ -254,9 +254,9 @@ fn udp_service(service: Service, ctx: &ServeContext) -> Arc<dyn UdpService> {
             ctx.ntp.clone(),
             ctx.nts.as_ref(),
         )),
-        Service::Echo => Arc::new(echo::EchoUdp),
-        Service::Daytime => Arc::new(daytime::DaytimeUdp),
-        Service::Time => Arc::new(time::TimeUdp),
+        Service::Echo => Arc::new(EchoUdp),
+        Service::Daytime => Arc::new(DaytimeUdp),
+        Service::Time => Arc::new(TimeUdp),
         other => unreachable!("registry has no request/response udp endpoint for {other}"),
     }
 }

@@ -5,9 +5,9 @@
 //!
 //! `size` (= `filesize`) is the body length, `total - offset`; `blake3` is the hash of the
 //! whole file, so a resumed download is verified end to end. The hash comes from the
-//! [`HashCache`](crate::hash_cache::HashCache) (recorded when the file was uploaded), or is
-//! computed once on the first `get` of a file that arrived by other means. The body is read
-//! from disk by a blocking thread in 1 MiB chunks and written straight to the socket.
+//! root's hash cache (recorded when the file was uploaded), or is computed once on the
+//! first `get` of a file that arrived by other means. The body is read from disk by a
+//! blocking thread in 1 MiB chunks and written straight to the socket.
 
 use std::sync::Arc;
 

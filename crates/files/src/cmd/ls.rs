@@ -22,7 +22,7 @@ use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 const PAGE_BYTES: usize = 48 * 1024;
 
 /// The kind of a file as the protocol spells it.
-pub fn kind_of(meta: &Metadata) -> &'static str {
+pub(crate) fn kind_of(meta: &Metadata) -> &'static str {
     let t = meta.file_type();
     if t.is_file() {
         "file"
@@ -39,7 +39,10 @@ pub fn kind_of(meta: &Metadata) -> &'static str {
 /// a target leading outside the root is read as it is. `None` when the target is not UTF-8,
 /// or is absolute: an absolute target is a server path, which no reply reveals (and such a
 /// link is never followed, nor transferred by `get -r`).
-pub fn link_target(dir: &cap_std::fs::Dir, name: impl AsRef<std::path::Path>) -> Option<String> {
+pub(crate) fn link_target(
+    dir: &cap_std::fs::Dir,
+    name: impl AsRef<std::path::Path>,
+) -> Option<String> {
     dir.read_link_contents(name)
         .ok()
         .and_then(|t| t.into_os_string().into_string().ok())

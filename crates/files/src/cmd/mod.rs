@@ -35,7 +35,7 @@ pub fn register(table: &mut CommandTable, root: Arc<FilesRoot>) {
 ///
 /// # Errors
 /// A denied path.
-pub fn rel_path(path: &str) -> Result<RelPath, FilesError> {
+pub(crate) fn rel_path(path: &str) -> Result<RelPath, FilesError> {
     Ok(RelPath::parse(path)?)
 }
 
@@ -45,7 +45,10 @@ pub fn rel_path(path: &str) -> Result<RelPath, FilesError> {
 ///
 /// # Errors
 /// The connection failed.
-pub async fn reply_now(conn: &mut ServerConnection, err: FilesError) -> Result<(), CommandError> {
+pub(crate) async fn reply_now(
+    conn: &mut ServerConnection,
+    err: FilesError,
+) -> Result<(), CommandError> {
     tracing::debug!(error = %err, "file command refused");
     conn.send(&ErrorReply::new(err.code(), err.to_string()).to_header())
         .await?;

@@ -6,17 +6,17 @@ use aes_siv::siv::Aes128Siv;
 use aes_siv::KeyInit;
 
 /// Key length of AEAD_AES_SIV_CMAC_256 (two AES-128 keys).
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 /// Length of the synthetic IV (the tag) prepended to every ciphertext.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// The nonce length this implementation sends.
-pub const NONCE_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 16;
 
 /// A 32-byte AEAD key.
-pub type Key = [u8; KEY_LEN];
+pub(crate) type Key = [u8; KEY_LEN];
 
 /// Encrypts `plaintext`: the result is the tag followed by the ciphertext.
-pub fn seal(key: &Key, associated: &[u8], nonce: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn seal(key: &Key, associated: &[u8], nonce: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut siv = Aes128Siv::new(key.into());
     // S2V takes at most 126 components; two never fail.
     siv.encrypt([associated, nonce], plaintext)
@@ -24,7 +24,12 @@ pub fn seal(key: &Key, associated: &[u8], nonce: &[u8], plaintext: &[u8]) -> Vec
 }
 
 /// Decrypts and authenticates `ciphertext` (tag first); `None` if it does not verify.
-pub fn open(key: &Key, associated: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open(
+    key: &Key,
+    associated: &[u8],
+    nonce: &[u8],
+    ciphertext: &[u8],
+) -> Option<Vec<u8>> {
     if ciphertext.len() < TAG_LEN {
         return None;
     }
@@ -36,7 +41,7 @@ pub fn open(key: &Key, associated: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Op
 ///
 /// # Errors
 /// The random source failed (no entropy yet, or a broken system).
-pub fn random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+pub(crate) fn random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
     getrandom::getrandom(buf)
 }
 

@@ -44,7 +44,7 @@ impl fmt::Debug for SessionKeys {
 
 /// Why a cookie was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CookieError {
+pub(crate) enum CookieError {
     /// Not the length of a cookie of ours.
     #[error("cookie has the wrong length")]
     Length,
@@ -63,7 +63,7 @@ pub enum CookieError {
 ///
 /// # Errors
 /// The random source failed.
-pub fn seal(master: &MasterKey, keys: &SessionKeys) -> Result<Vec<u8>, getrandom::Error> {
+pub(crate) fn seal(master: &MasterKey, keys: &SessionKeys) -> Result<Vec<u8>, getrandom::Error> {
     let mut nonce = [0u8; NONCE_LEN];
     aead::random(&mut nonce)?;
     let id = master.id.to_be_bytes();
@@ -83,7 +83,7 @@ pub fn seal(master: &MasterKey, keys: &SessionKeys) -> Result<Vec<u8>, getrandom
 ///
 /// # Errors
 /// See [`CookieError`].
-pub fn open(keys: &MasterKeys, cookie: &[u8]) -> Result<SessionKeys, CookieError> {
+pub(crate) fn open(keys: &MasterKeys, cookie: &[u8]) -> Result<SessionKeys, CookieError> {
     if cookie.len() != COOKIE_LEN {
         return Err(CookieError::Length);
     }

@@ -15,14 +15,14 @@ use crate::nts::session::{NtsSession, MAX_COOKIES, MAX_COOKIE_LEN};
 use crate::nts::{export_session_keys, NtsError, ALPN_NTSKE};
 
 /// How long a whole key exchange may take (connect, handshake, request, response).
-pub const KE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const KE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The NTP port when the server does not name one.
-pub const DEFAULT_NTP_PORT: u16 = 123;
+pub(crate) const DEFAULT_NTP_PORT: u16 = 123;
 
 /// What an NTS-KE response agreed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeResponse {
+pub(crate) struct KeResponse {
     /// The cookies (at least one).
     pub cookies: Vec<Vec<u8>>,
     /// The Server Negotiation record's name, if any.
@@ -32,7 +32,7 @@ pub struct KeResponse {
 }
 
 /// The records of our request: NTPv4 with AEAD_AES_SIV_CMAC_256.
-pub fn request_records() -> Vec<Record> {
+pub(crate) fn request_records() -> Vec<Record> {
     vec![
         Record::NextProtocol(vec![PROTOCOL_NTPV4]),
         Record::AeadAlgorithm(vec![AEAD_AES_SIV_CMAC_256]),
@@ -45,7 +45,7 @@ pub fn request_records() -> Vec<Record> {
 ///
 /// # Errors
 /// What the response lacks or refuses.
-pub fn parse_response(records: &[Record]) -> Result<KeResponse, NtsError> {
+pub(crate) fn parse_response(records: &[Record]) -> Result<KeResponse, NtsError> {
     let bad = |why: &str| NtsError::BadResponse(why.to_owned());
     let mut protocol = None;
     let mut aead = None;
@@ -106,7 +106,7 @@ pub fn parse_response(records: &[Record]) -> Result<KeResponse, NtsError> {
 }
 
 /// Runs NTS-KE against `host:port`, trusting the server's certificate as `trust` says,
-/// within [`KE_TIMEOUT`].
+/// within `KE_TIMEOUT` (10 s).
 ///
 /// # Errors
 /// The connection, the TLS handshake (an untrusted certificate included) or the

@@ -19,14 +19,14 @@ use crate::nts::records::{
 use crate::nts::{export_session_keys, NtsError, NtsServer, SessionKeys, ALPN_NTSKE};
 
 /// Cookies handed out per key exchange (RFC 8915 §4.1.6 suggests eight).
-pub const COOKIES_PER_KE: usize = 8;
+pub(crate) const COOKIES_PER_KE: usize = 8;
 
 /// Longest NTP server name sent in a Server Negotiation record.
-pub const MAX_SERVER_NAME: usize = 255;
+pub(crate) const MAX_SERVER_NAME: usize = 255;
 
 /// What a request asked for, as far as the server can give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Negotiation {
+pub(crate) enum Negotiation {
     /// NTPv4 with AEAD_AES_SIV_CMAC_256: keys are exported and cookies issued.
     Accept,
     /// The client offered no protocol this server speaks.
@@ -43,7 +43,7 @@ pub enum Negotiation {
 /// NTPv4, exactly one non-empty AEAD record; Error, Warning and New Cookie records are
 /// not for a server (Bad Request); an unknown critical record is Unrecognized Critical
 /// Record; unknown non-critical records and negotiation hints are ignored.
-pub fn negotiate(request: &[Record]) -> Negotiation {
+pub(crate) fn negotiate(request: &[Record]) -> Negotiation {
     let mut protocols: Option<&[u16]> = None;
     let mut aeads: Option<&[u16]> = None;
     for record in request {
@@ -118,7 +118,7 @@ impl NtsKeService {
     /// at `ntp_server` (a host name or an IP address without brackets).
     ///
     /// # Errors
-    /// `ntp_server` is empty, longer than [`MAX_SERVER_NAME`] bytes, or holds other
+    /// `ntp_server` is empty, longer than `MAX_SERVER_NAME` (255) bytes, or holds other
     /// than printable ASCII (clients refuse such names).
     pub fn new(
         acceptor: tokio_rustls::TlsAcceptor,

@@ -24,13 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::nts::aead::{self, Key, KEY_LEN};
 
 /// How often a new master key becomes current unless configured otherwise.
-pub const DEFAULT_ROTATION: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_ROTATION: Duration = Duration::from_secs(24 * 3600);
 
 /// How many keys older than the current one are kept for decrypting cookies.
-pub const KEPT_PREVIOUS: usize = 2;
+pub(crate) const KEPT_PREVIOUS: usize = 2;
 
 /// The key file's name inside the state directory.
-pub const KEY_FILE: &str = "master-keys";
+pub(crate) const KEY_FILE: &str = "master-keys";
 
 const MAGIC: &str = "sockit-nts-keys 1";
 
@@ -115,7 +115,7 @@ impl MasterKeys {
         Ok(keys)
     }
 
-    /// Loads the keys saved in `dir` (file [`KEY_FILE`]), or generates and saves new
+    /// Loads the keys saved in `dir` (file `KEY_FILE`, `master-keys`), or generates and saves new
     /// ones; creates `dir` (mode 0700) if needed, then rotates if a rotation is due.
     ///
     /// # Errors
@@ -183,7 +183,7 @@ impl MasterKeys {
     }
 
     /// Makes a new key current if its time has come, drops keys past their life (or
-    /// beyond the [`KEPT_PREVIOUS`] newest), and saves the result. Returns whether the
+    /// beyond the `KEPT_PREVIOUS` (2) newest), and saves the result. Returns whether the
     /// keys changed.
     ///
     /// # Errors

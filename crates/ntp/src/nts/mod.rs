@@ -1,14 +1,13 @@
 //! Network Time Security (RFC 8915): NTS-KE over TLS 1.3 and authenticated NTPv4.
 //!
 //! - [`records`]: the NTS-KE record codec;
-//! - [`ke_server`] / [`ke_client`]: the key exchange, which hands a client two keys
-//!   exported from the TLS session and eight cookies;
-//! - [`keys`] and [`cookie`]: the server's rotating master keys and the cookies they
-//!   encrypt (the session keys, so the server keeps no per-client state);
+//! - the key exchange ([`NtsKeService`] on the server, [`key_exchange`] on the client),
+//!   which hands a client two keys exported from the TLS session and eight cookies;
+//! - [`MasterKeys`]: the server's rotating master keys, and the cookies they encrypt
+//!   (the [`SessionKeys`], so the server keeps no per-client state);
 //! - [`fields`]: the NTS extension fields of NTP packets and the authenticator;
-//! - [`server`] ([`NtsServer`]): what the NTP server calls to check a request and seal
-//!   the reply; [`session`] ([`NtsSession`]): what the NTP client uses to protect its
-//!   requests and verify replies.
+//! - [`NtsServer`]: what the NTP server calls to check a request and seal the reply;
+//!   [`NtsSession`]: what the NTP client uses to protect its requests and verify replies.
 //!
 //! ```text
 //! client                       NTS-KE (TCP 4460, TLS 1.3, ALPN ntske/1)        server
@@ -20,21 +19,21 @@
 //!   | <- header, Unique Id, Auth(S2C, encrypted: n+1 x new Cookie) ----------- |
 //! ```
 
-pub mod aead;
-pub mod cookie;
+mod aead;
+mod cookie;
 pub mod fields;
-pub mod ke_client;
-pub mod ke_server;
-pub mod keys;
+mod ke_client;
+mod ke_server;
+mod keys;
 pub mod records;
-pub mod server;
-pub mod session;
+mod server;
+mod session;
 
-pub use cookie::SessionKeys;
+pub use cookie::{SessionKeys, COOKIE_LEN};
 pub use ke_client::key_exchange;
 pub use ke_server::NtsKeService;
 pub use keys::{KeyError, MasterKeys};
-pub use server::{NtsRequest, NtsServer, NtsValid};
+pub use server::{Clock, NtsRequest, NtsServer, NtsValid};
 pub use session::NtsSession;
 
 /// The ALPN protocol id of NTS-KE.

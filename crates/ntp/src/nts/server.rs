@@ -34,10 +34,10 @@ use crate::packet::{
 };
 
 /// Most cookies one reply carries (the one spent plus seven placeholders).
-pub const MAX_COOKIES_PER_REPLY: usize = 8;
+pub(crate) const MAX_COOKIES_PER_REPLY: usize = 8;
 
 /// Cookies remembered by the replay filter.
-pub const REPLAY_CAPACITY: usize = 1 << 16;
+pub(crate) const REPLAY_CAPACITY: usize = 1 << 16;
 
 /// The clock the server's key rotation reads.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;

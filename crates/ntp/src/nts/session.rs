@@ -13,13 +13,13 @@ use crate::nts::NtsError;
 use crate::packet::{parse_extension_fields, write_extension_field, Header, MODE_SERVER};
 
 /// Cookies a session tries to hold (RFC 8915 §5.7 suggests eight).
-pub const TARGET_COOKIES: usize = 8;
+pub(crate) const TARGET_COOKIES: usize = 8;
 
 /// Most cookies a session keeps (extra ones in a reply are dropped).
-pub const MAX_COOKIES: usize = 8;
+pub(crate) const MAX_COOKIES: usize = 8;
 
 /// Longest cookie accepted from a server (chrony's bound too).
-pub const MAX_COOKIE_LEN: usize = 256;
+pub(crate) const MAX_COOKIE_LEN: usize = 256;
 
 /// Requests awaiting a reply whose unique ids are remembered (older ones are forgotten,
 /// and their replies rejected).
@@ -91,7 +91,7 @@ impl NtsSession {
     }
 
     /// The request datagram for `header`: the header, a fresh Unique Identifier, one
-    /// cookie, enough placeholders to be back at [`TARGET_COOKIES`] after the reply,
+    /// cookie, enough placeholders to be back at `TARGET_COOKIES` (8) after the reply,
     /// and the Authenticator (C2S key, nothing encrypted).
     ///
     /// # Errors

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockit_ntp::client::{query_with, QueryOptions, RequestAuth};
-use sockit_ntp::clock::ClockState;
-use sockit_ntp::nts::cookie::COOKIE_LEN;
 use sockit_ntp::nts::fields::{COOKIE_PLACEHOLDER, NTS_COOKIE, UNIQUE_IDENTIFIER};
 use sockit_ntp::nts::records::{
     encode_message, read_message, Record, AEAD_AES_SIV_CMAC_256, ERROR_BAD_REQUEST,
@@ -17,12 +15,13 @@ use sockit_ntp::nts::records::{
 };
 use sockit_ntp::nts::{
     key_exchange, MasterKeys, NtsError, NtsKeService, NtsRequest, NtsServer, NtsSession,
-    SessionKeys, ALPN_NTSKE,
+    SessionKeys, ALPN_NTSKE, COOKIE_LEN,
 };
 use sockit_ntp::packet::{
     parse_extension_fields, write_extension_field, Header, NtpTimestamp, MODE_CLIENT, MODE_SERVER,
 };
 use sockit_ntp::server::{NtpServer, ServerConfig};
+use sockit_ntp::ClockState;
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::tls::{
@@ -502,7 +501,7 @@ fn placeholders_of_the_wrong_size_earn_no_cookie() {
 }
 
 /// A clock the test moves.
-fn manual_clock(start: SystemTime) -> (Arc<AtomicU64>, sockit_ntp::nts::server::Clock) {
+fn manual_clock(start: SystemTime) -> (Arc<AtomicU64>, sockit_ntp::nts::Clock) {
     let secs = Arc::new(AtomicU64::new(
         start.duration_since(UNIX_EPOCH).unwrap().as_secs(),
     ));

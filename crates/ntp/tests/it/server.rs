@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sockit_ntp::client::{query, ClientError, QueryOptions};
-use sockit_ntp::clock::ClockState;
 use sockit_ntp::packet::{
     write_extension_field, Header, NtpTimestamp, HEADER_LEN, LEAP_INSERT, MODE_BROADCAST,
     MODE_CLIENT, MODE_CONTROL, MODE_PRIVATE, MODE_SERVER,
 };
 use sockit_ntp::server::{kiss_header, NtpServer, ServerConfig};
+use sockit_ntp::ClockState;
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::udp::serve_udp_with;
 use sockit_wire::udp_guard::RateLimit;

@@ -11,14 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Socket buffer size requested for transfer sockets, so a full window of large blocks
 /// fits (the kernel caps it at `net.core.rmem_max` / `wmem_max`).
-pub const SOCKET_BUFFER: usize = 4 << 20;
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Binds a UDP socket with large buffers (IPv4 or IPv6 as `addr` says; an IPv6 socket
 /// keeps the system's dual-stack default so v4-mapped peers work).
 ///
 /// # Errors
 /// The bind error.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer only means more retransmissions on big windows.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
@@ -32,7 +32,7 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// with ERROR 5 (unknown transfer ID) and otherwise ignored, as RFC 1350 says; an ERROR
 /// packet from another source is ignored without an answer.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     socket: UdpSocket,
     peer: SocketAddr,
     /// Cancelled when the server shuts down (after its drain deadline).
@@ -58,14 +58,6 @@ impl Endpoint {
     /// The peer's transfer ID.
     pub fn peer(&self) -> SocketAddr {
         self.peer
-    }
-
-    /// The local address (our transfer ID).
-    ///
-    /// # Errors
-    /// The socket's error.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
     }
 
     /// Sends one datagram to the peer.

@@ -9,21 +9,21 @@
 //! curl and U-Boot do); inside, blocks are counted with a `u64` sequence so any file size
 //! works.
 
-pub mod endpoint;
-pub mod receive;
-pub mod send;
-pub mod sink;
-pub mod source;
+pub(crate) mod endpoint;
+pub(crate) mod receive;
+pub(crate) mod send;
+pub(crate) mod sink;
+pub(crate) mod source;
 
 use crate::packets::{ErrorCode, ParseError};
 use std::io;
 use std::time::Duration;
 
-pub use endpoint::Endpoint;
+pub(crate) use endpoint::Endpoint;
 
 /// Retransmission policy of one transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// First retransmission interval (the negotiated `timeout`, or the configured default).
     pub timeout: Duration,
     /// The interval doubles after each retransmission without progress, up to this.
@@ -130,7 +130,7 @@ pub enum TransferError {
 
 /// What one direction of a transfer moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Payload bytes on the wire (netascii-encoded size in netascii mode).
     pub wire_bytes: u64,
     /// Data blocks carried (without retransmissions).

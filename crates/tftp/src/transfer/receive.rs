@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The outcome of a completed receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     /// What was received.
     pub stats: Stats,
     /// Wire number of the final block, to ACK with [`ack_final`].
@@ -41,7 +41,7 @@ pub struct Received {
 /// # Errors
 /// [`TransferError`] when the file cannot be written (the peer gets ERROR 3), the peer
 /// sends an ERROR or garbage, or stops sending.
-pub async fn receive_blocks<W: AsyncWrite + Unpin>(
+pub(crate) async fn receive_blocks<W: AsyncWrite + Unpin>(
     ep: &Endpoint,
     negotiated: &Negotiated,
     sink: &mut BlockSink<W>,
@@ -201,7 +201,7 @@ pub async fn receive_blocks<W: AsyncWrite + Unpin>(
 ///
 /// # Errors
 /// [`TransferError::Network`] if the ACK cannot be sent.
-pub async fn ack_final(
+pub(crate) async fn ack_final(
     ep: &Endpoint,
     final_block: u16,
     timing: &Timing,
@@ -216,7 +216,12 @@ pub async fn ack_final(
 
 /// The lingering half of [`ack_final`], for callers that send the final ACK themselves
 /// (the server logs the transfer in between).
-pub async fn linger(ep: &Endpoint, final_block: u16, timing: &Timing, stop: &CancellationToken) {
+pub(crate) async fn linger(
+    ep: &Endpoint,
+    final_block: u16,
+    timing: &Timing,
+    stop: &CancellationToken,
+) {
     if timing.dally.is_zero() {
         return;
     }

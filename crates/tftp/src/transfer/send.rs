@@ -67,7 +67,7 @@ async fn classify(ep: &Endpoint, datagram: &[u8]) -> Result<Reply, TransferError
 /// # Errors
 /// [`TransferError`] when the peer answers with an ERROR (e.g. 8, it refused the
 /// options), sends garbage, or stops answering.
-pub async fn await_ack0(
+pub(crate) async fn await_ack0(
     ep: &Endpoint,
     first: &[u8],
     timing: &Timing,
@@ -107,7 +107,7 @@ pub async fn await_ack0(
 /// # Errors
 /// [`TransferError`] when the file cannot be read (the peer gets ERROR 0), the peer
 /// sends an ERROR or garbage, or stops answering.
-pub async fn send_blocks<R: AsyncRead + Unpin>(
+pub(crate) async fn send_blocks<R: AsyncRead + Unpin>(
     ep: &Endpoint,
     negotiated: &Negotiated,
     source: &mut BlockSource<R>,

@@ -7,7 +7,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Writes payloads in order; call [`BlockSink::finish`] after the last one.
 #[derive(Debug)]
-pub struct BlockSink<W> {
+pub(crate) struct BlockSink<W> {
     writer: W,
     decoder: Option<Decoder>,
     scratch: Vec<u8>,

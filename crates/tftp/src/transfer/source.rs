@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Cuts a byte stream into DATA packets of `blksize` bytes; the last one is shorter
 /// (possibly empty).
 #[derive(Debug)]
-pub struct BlockSource<R> {
+pub(crate) struct BlockSource<R> {
     reader: R,
     mode: Mode,
     blksize: usize,
