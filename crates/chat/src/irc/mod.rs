@@ -17,7 +17,7 @@
 //! - [`account_reg`]: REGISTER (account registration);
 //! - [`auth`]: the account policy ([`IrcAuth`]) and the pure parts of SASL PLAIN;
 //! - [`flood`]: the per-client penalty timer;
-//! - [`server`]: connections, queues, pings, the [`TcpService`](sockit_wire::runtime::TcpService);
+//! - [`server`]: connections, queues, pings, the [`TcpService`](sockit_runtime::server::TcpService);
 //! - [`tls`]: the same server behind TLS (port 6697), sharing the plain port's network.
 
 pub mod account_reg;

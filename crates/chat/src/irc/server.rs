@@ -13,7 +13,7 @@
 //! Deadlines trickled bytes cannot stretch: a client must finish registering (001 sent)
 //! within the runtime's handshake timeout, counted from the connection's start, whatever
 //! it sends meanwhile; lines before registration do not count as requests on the
-//! connection's [`RequestClock`](sockit_wire::guarded::RequestClock). From registration
+//! connection's [`RequestClock`](sockit_runtime::guarded::RequestClock). From registration
 //! on, every complete line (PONG included) is reported there, so the idle timeout counts
 //! from the client's last line. The server pings at least every half idle timeout, so a
 //! quiet client that answers PINGs stays.
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sockit_wire::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_runtime::server::{ConnInfo, Refusal, ServiceStream, TcpService};
 
 use crate::irc::auth::{AuthRequest, AuthVerdict};
 use crate::irc::register::auth_result;

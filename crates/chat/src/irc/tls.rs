@@ -4,9 +4,9 @@
 use std::io;
 
 use async_trait::async_trait;
-use sockit_wire::framed::linger_close;
-use sockit_wire::runtime::{ConnInfo, ServiceStream, TcpService};
-use sockit_wire::tls::{accept_tls, Accepted};
+use sockit_runtime::close::linger_close;
+use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService};
+use sockit_runtime::tls::{accept_tls, Accepted};
 use tokio::io::AsyncWriteExt;
 
 use crate::irc::message::Message;
