@@ -84,6 +84,9 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
             let target = p(0);
             let buffer = if names::is_channel(target) {
                 Some(target)
+            } else if names::eq(from, me) {
+                // Our own line coming back (echo-message): the query it went to.
+                Some(target)
             } else if from_server || m.prefix.is_none() {
                 None
             } else {
@@ -220,6 +223,29 @@ pub fn plain_line(s: &Shown, current: Option<&str>) -> Option<String> {
     })
 }
 
+/// A `--plain` line for a reply [`describe`] shows as information or as nothing, for
+/// replies to commands the user typed: `-!- text` (numerics without our nick, other
+/// commands as `COMMAND params`). `None` for protocol plumbing (CAP, BATCH,
+/// AUTHENTICATE) and for CTCP requests.
+pub fn plain_reply(m: &Message, me: &str) -> Option<String> {
+    match m.command.as_str() {
+        "CAP" | "BATCH" | "AUTHENTICATE" | "PRIVMSG" | "NOTICE" | "PING" => return None,
+        _ => {}
+    }
+    if let Some(s) = describe(m, me) {
+        return (s.kind == Kind::Info).then(|| format!("-!- {}", s.text));
+    }
+    let numeric = m.command.len() == 3 && m.command.bytes().all(|b| b.is_ascii_digit());
+    let text = if numeric {
+        m.params.get(1..).unwrap_or_default().join(" ")
+    } else {
+        let mut words = vec![m.command.clone()];
+        words.extend(m.params.iter().cloned());
+        words.join(" ")
+    };
+    Some(format!("-!- {}", strip_controls(&text)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +287,31 @@ mod tests {
         );
         assert_eq!(plain_line(&d(":srv 001 me :Welcome"), None), None);
         assert_eq!(d(":bob!b@h NICK me").text, "you are now known as me");
+    }
+
+    #[test]
+    fn our_echoed_private_lines_belong_to_the_query() {
+        assert_eq!(d(":me!u@h PRIVMSG bob :hi").buffer.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn replies_for_plain_mode() {
+        let r = |l: &str| plain_reply(&Message::parse(l.as_bytes()).unwrap(), "me");
+        assert_eq!(
+            r(":srv 311 me bob b h * :Bob").as_deref(),
+            Some("-!- bob b h * Bob")
+        );
+        assert_eq!(
+            r(":srv 318 me bob :End of /WHOIS list").as_deref(),
+            Some("-!- bob End of /WHOIS list")
+        );
+        assert_eq!(r(":srv PONG srv :x").as_deref(), Some("-!- PONG srv x"));
+        assert_eq!(
+            r(":srv FAIL CHATHISTORY INVALID_TARGET #x :no").as_deref(),
+            Some("-!- FAIL CHATHISTORY INVALID_TARGET #x no")
+        );
+        assert_eq!(r(":srv CAP me ACK :batch"), None);
+        assert_eq!(r(":bob!b@h PRIVMSG #c :hi"), None, "shown by plain_line");
+        assert_eq!(r(":bob!b@h JOIN #c"), None, "shown by plain_line");
     }
 }

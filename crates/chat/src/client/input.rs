@@ -12,6 +12,7 @@
 //! | `/names`, `/who`, `/whois nick`, `/list` | the queries |
 //! | `/quote LINE` (`/raw`) | a raw IRC line |
 //! | `/quit [reason]` | QUIT |
+//! | `/other args` | unknown: `--plain` sends `OTHER args` raw |
 //! | `//text` | text starting with `/` |
 
 use crate::irc::message::Message;
@@ -31,6 +32,18 @@ pub enum Input {
     Quit(Option<String>),
     /// A mistake to show the user.
     Error(String),
+    /// A `/command` not known here (command as typed, the rest of the line): the
+    /// terminal UI says so, `--plain` sends it as a raw line (see [`raw`]).
+    Unknown(String, String),
+}
+
+/// The raw line for an unknown `/command`: `/foo bar baz` → `FOO bar baz`.
+///
+/// # Errors
+/// The result is not an IRC message (the command is not letters or three digits).
+pub fn raw(cmd: &str, rest: &str) -> Result<Message, String> {
+    let line = format!("{} {rest}", cmd.to_ascii_uppercase());
+    Message::parse(line.trim_end().as_bytes()).map_err(|e| format!("/{cmd}: {e}"))
 }
 
 /// The CTCP ACTION form of `/me text`.
@@ -124,7 +137,9 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
         },
         "back" => one("AWAY", vec![]),
         "notice" => match rest.split_once(' ') {
-            Some((to, text)) if !text.trim().is_empty() => one("NOTICE", vec![to.to_owned(), text.to_owned()]),
+            Some((to, text)) if !text.trim().is_empty() => {
+                one("NOTICE", vec![to.to_owned(), text.to_owned()])
+            }
             _ => Input::Error("usage: /notice target text".into()),
         },
         "mode" => {
@@ -141,12 +156,16 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
                 (None, None) => Input::Error("usage: /mode [target] [+-modes [args]]".into()),
             }
         }
-        "kick" => match (current.filter(|c| names::is_channel(c)), rest.split_once(' ')) {
+        "kick" => match (
+            current.filter(|c| names::is_channel(c)),
+            rest.split_once(' '),
+        ) {
             (None, _) => Input::Error("/kick works in a channel".into()),
             (Some(_), _) if rest.is_empty() => Input::Error("usage: /kick nick [reason]".into()),
-            (Some(c), Some((nick, reason))) => {
-                one("KICK", vec![c.to_owned(), nick.to_owned(), reason.to_owned()])
-            }
+            (Some(c), Some((nick, reason))) => one(
+                "KICK",
+                vec![c.to_owned(), nick.to_owned(), reason.to_owned()],
+            ),
             (Some(c), None) => one("KICK", vec![c.to_owned(), rest.to_owned()]),
         },
         "invite" => match rest.split_once(' ') {
@@ -164,9 +183,7 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
         },
         "quit" | "exit" => Input::Quit(Some(rest.to_owned()).filter(|r| !r.is_empty())),
         "window" | "win" | "go" => Input::Switch(rest.to_owned()),
-        other => Input::Error(format!(
-            "unknown command /{other} (try /join /part /msg /me /nick /topic /away /mode /kick /invite /quote /quit)"
-        )),
+        _ => Input::Unknown(cmd.to_owned(), rest.to_owned()),
     }
 }
 
@@ -221,7 +238,13 @@ mod tests {
         assert_eq!(parse("/quit gone", None), Input::Quit(Some("gone".into())));
         assert_eq!(parse("/QUIT", None), Input::Quit(None));
         assert_eq!(parse("/query bob", None), Input::Switch("bob".into()));
-        assert!(matches!(parse("/frob", None), Input::Error(_)));
+        assert_eq!(
+            parse("/frob a b", None),
+            Input::Unknown("frob".into(), "a b".into())
+        );
+        assert_eq!(raw("frob", "a :b c").unwrap().to_string(), "FROB a :b c");
+        assert_eq!(raw("frob", "").unwrap().to_string(), "FROB");
+        assert!(raw("fr0b", "x").is_err());
         assert!(matches!(parse("/msg bob", None), Input::Error(_)));
     }
 

@@ -1,15 +1,19 @@
 //! `sockit chat --plain`: lines from stdin go to the channel, what arrives goes to stdout,
 //! one line each (see [`format::plain_line`](super::format::plain_line)). For scripts
 //! and pipes: input is read only once registration and the JOIN are complete, and at the
-//! end of input the client sends QUIT and waits for the server to close.
+//! end of input the client sends QUIT and waits for the server to close. A `/command`
+//! not known here goes to the server as a raw line (`/foo bar` → `FOO bar`), and once
+//! joined every reply is printed (`-!- …`, information included). History fetched on
+//! join comes first, each line marked `[history HH:MM:SS]` (local time). No reconnect:
+//! a dropped connection ends the run.
 
 use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::client::connection::{Connection, Event};
-use crate::client::format::{describe, plain_line};
+use crate::client::connection::{server_time, Connection, Event};
+use crate::client::format::{describe, plain_line, plain_reply};
 use crate::client::input::{self, Input};
 use crate::irc::message::Message;
 use crate::irc::names;
@@ -23,6 +27,9 @@ pub enum PlainError {
     /// The server closed the connection before registration completed.
     #[error("the server closed the connection before registration: {0}")]
     NotRegistered(String),
+    /// The SASL login was refused.
+    #[error("login refused: {0}")]
+    Login(String),
     /// Reading stdin or writing stdout failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -58,10 +65,22 @@ where
                     conn.send(Message::new("JOIN", vec![c.clone()])).await?;
                 }
             }
+            Event::LoginFailed(text) => return Err(PlainError::Login(text)),
             Event::Closed(reason) => {
                 return Err(PlainError::NotRegistered(
                     reason.unwrap_or_else(|| "connection closed".into()),
                 ))
+            }
+            Event::Reconnecting { .. } => {}
+            Event::History { target, messages } => {
+                history(
+                    &mut output,
+                    &target,
+                    &messages,
+                    &conn.nick(),
+                    current.as_deref(),
+                )
+                .await?;
             }
             Event::Message(m) => {
                 let wanted = channel.as_deref().unwrap_or("");
@@ -75,7 +94,7 @@ where
                     joined = true;
                 }
                 track_current(&m, &conn.nick(), &mut current);
-                show(&mut output, &m, &conn.nick(), current.as_deref()).await?;
+                show(&mut output, &m, &conn.nick(), current.as_deref(), false).await?;
             }
         }
     }
@@ -101,6 +120,13 @@ where
                         input_open = false;
                         conn.send(Message::new("QUIT", reason.into_iter().collect())).await.ok();
                     }
+                    Input::Unknown(cmd, rest) => match input::raw(&cmd, &rest) {
+                        Ok(m) => conn.send(m).await?,
+                        Err(e) => {
+                            output.write_all(format!("-!- {e}\n").as_bytes()).await?;
+                            output.flush().await?;
+                        }
+                    },
                     Input::Error(e) => {
                         output.write_all(format!("-!- {e}\n").as_bytes()).await?;
                         output.flush().await?;
@@ -109,10 +135,14 @@ where
             },
             ev = conn.events.recv() => match ev {
                 None | Some(Event::Closed(_)) => return Ok(None),
-                Some(Event::Registered(_)) => {}
+                Some(Event::LoginFailed(text)) => return Err(PlainError::Login(text)),
+                Some(Event::Registered(_) | Event::Reconnecting { .. }) => {}
+                Some(Event::History { target, messages }) => {
+                    history(&mut output, &target, &messages, &conn.nick(), current.as_deref()).await?;
+                }
                 Some(Event::Message(m)) => {
                     track_current(&m, &conn.nick(), &mut current);
-                    show(&mut output, &m, &conn.nick(), current.as_deref()).await?;
+                    show(&mut output, &m, &conn.nick(), current.as_deref(), true).await?;
                 }
             },
         }
@@ -127,9 +157,19 @@ where
                     break;
                 }
                 Event::Message(m) => {
-                    show(&mut output, &m, &conn.nick(), current.as_deref()).await?;
+                    show(&mut output, &m, &conn.nick(), current.as_deref(), true).await?;
                 }
-                Event::Registered(_) => {}
+                Event::History { target, messages } => {
+                    history(
+                        &mut output,
+                        &target,
+                        &messages,
+                        &conn.nick(),
+                        current.as_deref(),
+                    )
+                    .await?;
+                }
+                Event::LoginFailed(_) | Event::Registered(_) | Event::Reconnecting { .. } => {}
             }
         }
         Ok::<(), io::Error>(())
@@ -157,16 +197,46 @@ fn track_current(m: &Message, me: &str, current: &mut Option<String>) {
     }
 }
 
+/// Prints `m`; with `replies`, information and otherwise unshown replies too.
 async fn show<W: AsyncWrite + Unpin>(
     out: &mut W,
     m: &Message,
     me: &str,
     current: Option<&str>,
+    replies: bool,
 ) -> io::Result<()> {
-    if let Some(line) = describe(m, me).and_then(|s| plain_line(&s, current)) {
+    let line = describe(m, me)
+        .and_then(|s| plain_line(&s, current))
+        .or_else(|| replies.then(|| plain_reply(m, me)).flatten());
+    if let Some(line) = line {
         out.write_all(line.as_bytes()).await?;
         out.write_all(b"\n").await?;
         out.flush().await?;
     }
     Ok(())
+}
+
+/// One history line: `[history HH:MM:SS] ` (the server's time, local) and its plain form.
+pub fn history_line(m: &Message, me: &str, current: Option<&str>) -> Option<String> {
+    let line = describe(m, me).and_then(|s| plain_line(&s, current))?;
+    let time = server_time(m).map_or_else(String::new, |t| {
+        format!(" {}", t.with_timezone(&chrono::Local).format("%H:%M:%S"))
+    });
+    Some(format!("[history{time}] {line}"))
+}
+
+async fn history<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    _target: &str,
+    messages: &[Message],
+    me: &str,
+    current: Option<&str>,
+) -> io::Result<()> {
+    for m in messages {
+        if let Some(line) = history_line(m, me, current) {
+            out.write_all(line.as_bytes()).await?;
+            out.write_all(b"\n").await?;
+        }
+    }
+    out.flush().await
 }

@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sockit_chat::client::{plain, ClientConfig, Connection};
+use sockit_chat::client::{plain, ClientConfig, Connection, Options};
 use sockit_chat::irc::names;
 use sockit_chat::{ports, udp_room};
 use tokio_util::sync::CancellationToken;
@@ -25,8 +25,18 @@ pub struct Args {
     /// Nick (default: $USER, or `sockit`).
     #[arg(long, value_name = "NICK")]
     pub nick: Option<String>,
-    /// IRC server password (PASS).
-    #[arg(long, env = "SOCKIT_CHAT_PASSWORD", value_name = "PASS")]
+    /// Log in to this account with SASL PLAIN (`PASS account:password` on servers
+    /// without SASL); the password comes from --password, SOCKIT_CHAT_PASSWORD or a
+    /// prompt.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// With --account: the account's password. Without: the server password (PASS).
+    #[arg(
+        long,
+        env = "SOCKIT_CHAT_PASSWORD",
+        value_name = "PASS",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Line mode: stdin lines go to the channel, received lines go to stdout. Used
     /// automatically when stdin or stdout is not a terminal.
@@ -36,7 +46,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "plain")]
     pub log_dir: Option<std::path::PathBuf>,
     /// The UDP chat room (udp 7788) instead of IRC: stdin → room, room → stdout.
-    #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password", "tls"])]
+    #[arg(long, conflicts_with_all = ["plain", "nick", "channel", "password", "account", "tls"])]
     pub udp: bool,
 }
 
@@ -94,18 +104,52 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ports::IRC
     });
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let plain_mode = args.plain || !interactive;
+    let (pass, account) = match &args.account {
+        None => (args.password.clone(), None),
+        Some(name) if name.is_empty() || name.contains([' ', ':', '\0']) => {
+            return usage(format!("--account `{name}` is not an account name"));
+        }
+        Some(name) => {
+            let password = match &args.password {
+                Some(p) => p.clone(),
+                None if std::io::stdin().is_terminal() => {
+                    rpassword::prompt_password(format!("password for {name}: "))
+                        .context("cannot read the password")?
+                }
+                None => {
+                    return usage(format!(
+                        "--account {name} needs a password: --password, SOCKIT_CHAT_PASSWORD, or run in a terminal to be prompted"
+                    ))
+                }
+            };
+            (None, Some((name.clone(), password)))
+        }
+    };
     let tls = g.trust(&addr, g.conn.tls)?;
-    let conn = Connection::connect(&ClientConfig {
-        addr: addr.clone(),
-        nick,
-        realname: "sockit chat".into(),
-        password: args.password.clone(),
-        tls: tls.clone(),
-    })
+    let opts = Options {
+        account,
+        // The terminal UI shows its own lines from the server's echo; plain mode prints
+        // only what others say.
+        echo_message: !plain_mode,
+        // Scripts want the exit, not a retry.
+        reconnect: !plain_mode,
+        history: 50,
+    };
+    let conn = Connection::connect_with(
+        &ClientConfig {
+            addr: addr.clone(),
+            nick,
+            realname: "sockit chat".into(),
+            password: pass,
+            tls: tls.clone(),
+        },
+        opts,
+    )
     .await?;
     crate::global::tell_recorded(conn.recorded.as_ref(), tls.as_ref());
-    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    if args.plain || !interactive {
+    if plain_mode {
         let closing = plain::run(conn, channel, tokio::io::stdin(), tokio::io::stdout()).await?;
         if let Some(text) = closing {
             tracing::info!("server closed: {text}");

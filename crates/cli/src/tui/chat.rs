@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::chat_log::ChatLog;
 use super::chat_view::{KeyAction, View, ViewLine};
-use sockit_chat::client::connection::{Connection, Event};
+use sockit_chat::client::connection::{server_time, Connection, Event};
 use sockit_chat::client::format::Kind;
 use sockit_chat::client::input::{self, Input};
 use sockit_chat::irc::message::Message;
@@ -55,10 +55,24 @@ fn now() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
+/// The time to show for `m`: its server-time tag in the zone `tz`, `HH:MM:SS`; `None`
+/// without a valid tag.
+pub fn tagged_time<Tz: chrono::TimeZone>(m: &Message, tz: &Tz) -> Option<String>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    server_time(m).map(|t| t.with_timezone(tz).format("%H:%M:%S").to_string())
+}
+
+/// The time to show for `m`: the server's (local time), else now.
+fn time_of(m: &Message) -> String {
+    tagged_time(m, &chrono::Local).unwrap_or_else(now)
+}
+
 /// Runs the UI on the terminal until the user quits or the connection ends.
 ///
 /// # Errors
-/// The terminal could not be set up or drawn.
+/// The terminal could not be set up or drawn, or the SASL login was refused.
 pub async fn run(
     mut conn: Connection,
     server: &str,
@@ -113,6 +127,7 @@ async fn ui_loop(
 
     let mut closed = false;
     let mut quitting = false;
+    let mut registrations = 0u32;
     let result = loop {
         if let Some(log) = log.as_mut() {
             log.write(&view.take_log());
@@ -150,10 +165,18 @@ async fn ui_loop(
                             for m in msgs {
                                 let _ = conn.send(m).await;
                             }
-                            if let Some((target, text, action)) = own {
+                            // With echo-message the server sends our lines back.
+                            if let Some((target, text, action)) =
+                                own.filter(|_| !conn.has_cap("echo-message"))
+                            {
                                 view.own(&now(), &target, &text, action);
                             }
                         }
+                        Input::Unknown(cmd, _) => view.note(
+                            &now(),
+                            &format!("unknown command /{cmd} (try /join /part /msg /me /nick /topic /away /mode /kick /invite /quote /quit)"),
+                            Kind::Error,
+                        ),
                         Input::Switch(b) => view.switch(&b),
                         Input::Quit(reason) if !closed => {
                             quitting = true;
@@ -168,11 +191,31 @@ async fn ui_loop(
             ev = conn.events.recv(), if !closed => match ev {
                 Some(Event::Registered(nick)) => {
                     view.nick = nick;
-                    if let Some(c) = &channel {
+                    registrations += 1;
+                    if registrations > 1 {
+                        // The connection joins its channels again by itself.
+                        view.note(&now(), &format!("reconnected as {}", view.nick), Kind::Info);
+                    } else if let Some(c) = &channel {
                         let _ = conn.send(Message::new("JOIN", vec![c.clone()])).await;
                     }
                 }
-                Some(Event::Message(m)) => view.on_message(&now(), &m),
+                Some(Event::Message(m)) => view.on_message(&time_of(&m), &m),
+                Some(Event::History { target, messages }) => {
+                    let lines: Vec<(String, Message)> =
+                        messages.into_iter().map(|m| (time_of(&m), m)).collect();
+                    view.on_history(&target, &lines);
+                }
+                Some(Event::LoginFailed(text)) => {
+                    break Err(io::Error::other(format!("login refused: {text}")));
+                }
+                Some(Event::Reconnecting { reason, delay, attempt }) => view.note(
+                    &now(),
+                    &format!(
+                        "disconnected ({reason}); reconnecting in {} s (attempt {attempt}; Ctrl-C leaves)",
+                        delay.as_secs()
+                    ),
+                    Kind::Error,
+                ),
                 None | Some(Event::Closed(_)) => {
                     closed = true;
                     if quitting {
@@ -200,6 +243,17 @@ fn pieces(l: &ViewLine) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
         format!("{} ", l.time),
         Style::default().fg(Color::DarkGray),
     )];
+    if l.history {
+        // Fetched history: all of it dim, nick colours too.
+        let (prefix, text) = plain_pieces(l);
+        let dim = Style::default()
+            .fg(Color::DarkGray)
+            .add_modifier(Modifier::DIM);
+        return (
+            vec![Span::styled(format!("{} {prefix}", l.time), dim)],
+            vec![Span::styled(text, dim)],
+        );
+    }
     let nick = l.nick.as_deref().unwrap_or("");
     let nick_style = Style::default()
         .fg(nick_colour(nick))
@@ -235,6 +289,19 @@ fn pieces(l: &ViewLine) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
         Kind::Info => Span::raw(l.text.clone()),
     };
     (prefix, vec![text])
+}
+
+/// The nick part and text of a line without styles.
+fn plain_pieces(l: &ViewLine) -> (String, String) {
+    let nick = l.nick.as_deref().unwrap_or("");
+    let prefix = match l.kind {
+        Kind::Chat => format!("<{nick}> "),
+        Kind::Action => format!("* {nick} "),
+        Kind::Notice => format!("-{nick}- "),
+        Kind::Event | Kind::Error => "-!- ".into(),
+        Kind::Info => String::new(),
+    };
+    (prefix, l.text.clone())
 }
 
 /// One line wrapped to `width` cells: the first row carries the prefix, the others are
@@ -403,6 +470,7 @@ mod tests {
             text: "one two three four five six seven".into(),
             kind: Kind::Chat,
             mention: false,
+            history: false,
         };
         let rows: Vec<String> = wrap(&l, 30).iter().map(text).collect();
         assert_eq!(rows[0], "12:00:00 <bob> one two three ");
@@ -424,6 +492,36 @@ mod tests {
     }
 
     #[test]
+    fn history_lines_are_dim_and_wrap_the_same() {
+        let l = ViewLine {
+            time: "09:00:00".into(),
+            nick: Some("bob".into()),
+            text: "one two three four five six seven".into(),
+            kind: Kind::Chat,
+            mention: false,
+            history: true,
+        };
+        let rows = wrap(&l, 30);
+        assert_eq!(text(&rows[0]), "09:00:00 <bob> one two three ");
+        assert_eq!(text(&rows[1]), "               four five six ");
+        assert!(rows
+            .iter()
+            .flat_map(|r| r.spans.iter())
+            .filter(|s| !s.content.trim().is_empty())
+            .all(|s| s.style.add_modifier.contains(Modifier::DIM)));
+    }
+
+    #[test]
+    fn server_time_is_shown_converted_to_the_zone() {
+        let m = Message::parse(b"@time=2026-01-02T03:04:05.678Z :a!b@c PRIVMSG #c :hi").unwrap();
+        assert_eq!(tagged_time(&m, &chrono::Utc).as_deref(), Some("03:04:05"));
+        let east = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        assert_eq!(tagged_time(&m, &east).as_deref(), Some("05:04:05"));
+        let plain = Message::parse(b":a!b@c PRIVMSG #c :hi").unwrap();
+        assert_eq!(tagged_time(&plain, &chrono::Utc), None);
+    }
+
+    #[test]
     fn wide_characters_count_two_cells() {
         let l = ViewLine {
             time: "12:00:00".into(),
@@ -431,6 +529,7 @@ mod tests {
             text: "你好你好你好你好".into(),
             kind: Kind::Chat,
             mention: false,
+            history: false,
         };
         for row in wrap(&l, 24) {
             assert!(cells(&text(&row)) <= 24, "{:?}", text(&row));

@@ -106,6 +106,7 @@ mod tests {
             text: text.into(),
             kind,
             mention: false,
+            history: false,
         }
     }
 

@@ -20,7 +20,7 @@ pub const STATUS: &str = "(status)";
 /// One shown line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewLine {
-    /// `HH:MM:SS` when it arrived.
+    /// `HH:MM:SS`: the server's time (server-time) in local time, else when it arrived.
     pub time: String,
     /// Who said it.
     pub nick: Option<String>,
@@ -30,6 +30,8 @@ pub struct ViewLine {
     pub kind: Kind,
     /// It names us (our nick as a word): shown highlighted.
     pub mention: bool,
+    /// Fetched history (chathistory on join): shown dim, not logged.
+    pub history: bool,
 }
 
 /// A channel, a query, or the status buffer.
@@ -49,6 +51,8 @@ pub struct Buffer {
     pub topic: Option<String>,
     /// The channel's members: folded nick → (prefix such as `@`, nick as written).
     pub nicks: BTreeMap<String, (String, String)>,
+    /// Where our last JOIN line is: history fetched on join goes before it.
+    join_at: Option<usize>,
 }
 
 impl Buffer {
@@ -61,6 +65,7 @@ impl Buffer {
             scroll: 0,
             topic: None,
             nicks: BTreeMap::new(),
+            join_at: None,
         }
     }
 
@@ -219,7 +224,7 @@ impl View {
                 .as_deref()
                 .is_some_and(|n| !names::eq(n, &self.nick))
             && mentions(&line.text, &self.nick);
-        if let Some(log) = self.log.as_mut().filter(|_| i > 0) {
+        if let Some(log) = self.log.as_mut().filter(|_| i > 0 && !line.history) {
             log.push((self.buffers[i].name.clone(), line.clone()));
         }
         let b = &mut self.buffers[i];
@@ -227,6 +232,7 @@ impl View {
         b.lines.push_back(line);
         while b.lines.len() > SCROLLBACK {
             b.lines.pop_front();
+            b.join_at = b.join_at.and_then(|j| j.checked_sub(1));
         }
         if b.scroll > 0 {
             // Reading the past: keep the same lines on screen.
@@ -260,6 +266,10 @@ impl View {
             }
             "JOIN" => {
                 let i = self.index(p(0));
+                if names::eq(&from, &self.nick) {
+                    // (Re)joined: the names that follow are the whole list.
+                    self.buffers[i].nicks.clear();
+                }
                 self.buffers[i].add_nick(&from);
             }
             "PART" => {
@@ -335,6 +345,7 @@ impl View {
                 text: text.into(),
                 kind: if action { Kind::Action } else { Kind::Chat },
                 mention: false,
+                history: false,
             },
         );
     }
@@ -350,8 +361,47 @@ impl View {
                 text: text.into(),
                 kind,
                 mention: false,
+                history: false,
             },
         );
+    }
+
+    /// Takes in history fetched for `target` (each message with its time), oldest
+    /// first: the lines go before our JOIN line there (or at the end), marked history.
+    pub fn on_history(&mut self, target: &str, messages: &[(String, Message)]) {
+        let i = self.index(target);
+        let at = self.buffers[i].join_at;
+        let mut added = Vec::new();
+        for (time, m) in messages {
+            let Some(s) = describe(m, &self.nick) else {
+                continue;
+            };
+            added.push(ViewLine {
+                time: time.clone(),
+                nick: s.nick,
+                text: s.text,
+                kind: s.kind,
+                mention: false,
+                history: true,
+            });
+        }
+        if added.is_empty() {
+            return;
+        }
+        let b = &mut self.buffers[i];
+        let n = added.len();
+        let at = at.unwrap_or(b.lines.len()).min(b.lines.len());
+        for (k, l) in added.into_iter().enumerate() {
+            b.lines.insert(at + k, l);
+        }
+        b.join_at = b.join_at.map(|j| j + n);
+        while b.lines.len() > SCROLLBACK {
+            b.lines.pop_front();
+            b.join_at = b.join_at.and_then(|j| j.checked_sub(1));
+        }
+        if i != self.active {
+            b.unread = true;
+        }
     }
 
     /// Takes in a server message received at `time`.
@@ -393,8 +443,12 @@ impl View {
                 text: s.text,
                 kind: s.kind,
                 mention: false,
+                history: false,
             },
         );
+        if m.command == "JOIN" && ours && i > 0 {
+            self.buffers[i].join_at = Some(self.buffers[i].lines.len() - 1);
+        }
         let left = (m.command == "PART" && ours)
             || (m.command == "KICK" && m.param(1).is_some_and(|n| names::eq(n, &self.nick)));
         if left && i > 0 {
@@ -702,6 +756,55 @@ mod tests {
         assert_eq!(v.buffers[1].scroll, v.buffers[1].lines.len() - 1);
         v.on_key(KeyEvent::new(KeyCode::End, KeyModifiers::CONTROL));
         assert_eq!(v.buffers[1].scroll, 0);
+    }
+
+    #[test]
+    fn history_goes_before_the_join_dim_and_unlogged() {
+        let mut v = View::new("srv", "me");
+        v.keep_log();
+        joined(&mut v);
+        v.on_message("12:00:05", &msg(":bob!u@h PRIVMSG #c :live"));
+        v.on_history(
+            "#c",
+            &[
+                ("09:00:00".into(), msg(":bob!u@h PRIVMSG #c :old one")),
+                ("09:00:01".into(), msg(":carol!u@h PRIVMSG #c :old two")),
+            ],
+        );
+        let lines: Vec<(&str, &str, bool)> = v.buffers[1]
+            .lines
+            .iter()
+            .map(|l| (l.time.as_str(), l.text.as_str(), l.history))
+            .collect();
+        assert_eq!(lines[0], ("09:00:00", "old one", true));
+        assert_eq!(lines[1], ("09:00:01", "old two", true));
+        assert_eq!(lines[2], ("12:00:01", "me has joined #c", false));
+        assert_eq!(lines.last().unwrap(), &("12:00:05", "live", false));
+        let log = v.take_log();
+        assert!(log.iter().all(|(_, l)| !l.history), "{log:?}");
+        assert!(log.iter().any(|(_, l)| l.text == "live"));
+    }
+
+    #[test]
+    fn each_line_keeps_the_time_it_was_given() {
+        let mut v = View::new("srv", "me");
+        joined(&mut v);
+        v.on_message("03:04:05", &msg(":bob!u@h PRIVMSG #c :hi"));
+        assert_eq!(v.buffers[1].lines.back().unwrap().time, "03:04:05");
+    }
+
+    #[test]
+    fn a_rejoin_replaces_the_nick_list() {
+        let mut v = View::new("srv", "me");
+        joined(&mut v);
+        v.on_message("12:00:09", &msg(":me!u@h JOIN #c"));
+        v.on_message("12:00:09", &msg(":srv 353 me = #c :@me dave"));
+        let members: Vec<String> = v.buffers[1]
+            .members()
+            .into_iter()
+            .map(|(p, n)| p + &n)
+            .collect();
+        assert_eq!(members, ["@me", "dave"]);
     }
 
     #[test]

@@ -170,6 +170,103 @@ fn chat_usage_errors_exit_2() {
     assert!(stderr(&out).contains("not a valid nick"));
 }
 
+/// Adds account `name` with `password` under `root` through the CLI.
+fn add_account(root: &std::path::Path, name: &str, password: &str) {
+    let mut c = sockit();
+    c.args(["account", "--root"]).arg(root).args(["add", name]);
+    let out = run(&mut c, format!("{password}\n").as_bytes(), WAIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn chat_plain_logs_in_with_sasl_gets_history_on_join_and_forwards_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    add_account(&root, "alice", "alice-pw-1");
+    add_account(&root, "raw", "raw-pw-1");
+    let s = Serve::start_in(
+        SOCKIT,
+        &root,
+        &["--only", "chat", "--chat-name", "irc.test"],
+    );
+    let addr = s.addr("chat", "tcp");
+
+    // Accounts exist, so the server wants a login: the raw client uses PASS.
+    let sock = TcpStream::connect(&addr).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut raw = Raw {
+        rd: BufReader::new(sock.try_clone().unwrap()),
+        wr: sock,
+    };
+    raw.send("PASS raw:raw-pw-1");
+    raw.send("NICK raw");
+    raw.send("USER raw 0 * :raw");
+    raw.send("JOIN #room");
+    raw.until(|l| l.contains(" 366 "));
+    raw.send("PRIVMSG #room :said before alice came");
+    // A round trip so the line is stored before alice asks.
+    raw.send("PING :stored");
+    raw.until(|l| l.contains("PONG") && l.ends_with("stored"));
+
+    let mut alice = sockit()
+        .args([
+            "--server",
+            &addr,
+            "chat",
+            "--plain",
+            "--nick",
+            "alice",
+            "--account",
+            "alice",
+            "room",
+        ])
+        .env("SOCKIT_CHAT_PASSWORD", "alice-pw-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Lines::of(&mut alice);
+    raw.until(|l| l.starts_with(":alice!") && l.ends_with("JOIN #room"));
+    let h = out.until(|l| l.starts_with("[history "));
+    assert!(h.ends_with("] <raw> said before alice came"), "{h}");
+    // The history line carries the server's time: `[history HH:MM:SS]`.
+    assert_eq!(h.find(']'), Some("[history 12:34:56".len()), "{h}");
+    raw.send("PRIVMSG #room :live now");
+    out.until(|l| l == "<raw> live now");
+
+    // Logged in to the account (the server says so to WHOIS).
+    raw.send("WHOIS alice");
+    raw.until(|l| l.contains(" 330 raw alice alice "));
+
+    // Unknown /commands go raw; every reply is printed.
+    let mut stdin = alice.stdin.take().unwrap();
+    stdin.write_all(b"/frobnicate now\n/whois raw\n").unwrap();
+    out.until(|l| l == "-!- error: FROBNICATE: Unknown command (421)");
+    out.until(|l| l.starts_with("-!- raw ") && l.contains("End of /WHOIS"));
+    drop(stdin);
+    let status = wait_child(&mut alice, WAIT).expect("plain client exits after EOF");
+    assert!(status.success());
+
+    // A wrong password: a clear error and exit 1, no retry.
+    let mut c = sockit();
+    c.args([
+        "--server",
+        &addr,
+        "chat",
+        "--plain",
+        "--nick",
+        "alice",
+        "--account",
+        "alice",
+        "room",
+    ])
+    .env("SOCKIT_CHAT_PASSWORD", "wrong");
+    let out = run(&mut c, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("login refused"), "{}", stderr(&out));
+}
+
 fn recv_line(sock: &UdpSocket) -> String {
     let mut buf = [0u8; 2048];
     let n = sock.recv(&mut buf).expect("datagram (timed out?)");
@@ -444,6 +541,33 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
     }
+}
+
+#[test]
+fn chat_terminal_ui_shows_history_before_the_join_and_echoed_lines_once() {
+    let s = chat_serve();
+    let addr = s.addr("chat", "tcp");
+    let mut raw = Raw::register(&addr, "raw", "#room");
+    raw.send("PRIVMSG #room :words from before");
+    raw.send("PING :stored");
+    raw.until(|l| l.contains("PONG") && l.ends_with("stored"));
+    let bin = SOCKIT;
+    let tmux = Tmux::start(
+        "history",
+        &format!("{bin} --server {addr} chat --nick tui '#room'"),
+    );
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("JOIN #room"));
+    let screen = tmux.wait_until("the history and the join", |s| {
+        s.contains("<raw> words from before") && s.contains("tui has joined #room")
+    });
+    let old = screen.find("<raw> words from before").unwrap();
+    let join = screen.find("tui has joined #room").unwrap();
+    assert!(old < join, "history comes before the join:\n{screen}");
+    // With echo-message the line is shown when the server sends it back: once.
+    tmux.keys("my own line");
+    raw.until(|l| l.ends_with("PRIVMSG #room :my own line"));
+    let screen = tmux.wait_for("<tui> my own line");
+    assert_eq!(screen.matches("<tui> my own line").count(), 1, "{screen}");
 }
 
 #[test]
