@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use sockit_wire::tls::{Fingerprint, Trust};
+use sockit_runtime::tls::{Fingerprint, Trust};
 use sockit_wire::{Client, ConnectOptions, Key};
 
 /// Flags every subcommand takes.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sockit_basic::{DaytimeUdp, EchoUdp, TimeUdp};
+use sockit_runtime::server::{bind_udp, UdpService};
+use sockit_runtime::udp::serve_udp_with;
+use sockit_runtime::udp_guard::{RateLimit, IPV4_UDP_HEADER};
 use sockit_testkit::net::{udp_ask as ask, Running, LOOPBACK_ANY};
-use sockit_wire::runtime::{bind_udp, UdpService};
-use sockit_wire::udp::serve_udp_with;
-use sockit_wire::udp_guard::{RateLimit, IPV4_UDP_HEADER};
 use tokio::net::UdpSocket;
 
 fn udp(service: impl UdpService, rate: RateLimit) -> Running {

@@ -7,11 +7,11 @@ use sockit_basic::{
     from_rfc868, DaytimeTcp, DaytimeUdp, EchoTcp, EchoUdp, GreetClient, GreetService, ServerSays,
     TimeTcp, TimeUdp,
 };
-use sockit_testkit::data;
-use sockit_testkit::net::{udp_ask, Running, LOOPBACK_ANY};
-use sockit_wire::runtime::{
+use sockit_runtime::server::{
     bind_tcp, bind_udp, serve_tcp, serve_udp, Limits, TcpService, UdpService,
 };
+use sockit_testkit::data;
+use sockit_testkit::net::{udp_ask, Running, LOOPBACK_ANY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 

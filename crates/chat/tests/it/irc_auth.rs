@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use sockit_chat::irc::{AuthVerdict, IrcAuth, IrcServer, IrcTlsServer, Message, ServerConfig};
-use sockit_wire::guarded::{GuardedStream, RequestClock};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, ConnInfo, Limits};
+use sockit_runtime::guarded::{GuardedStream, RequestClock};
+use sockit_runtime::server::{bind_tcp, serve_tcp, ConnInfo, Limits};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -656,10 +656,10 @@ async fn tricklers_at_the_connection_limit_do_not_lock_out_a_good_client() {
 #[tokio::test]
 async fn tls_port_drops_a_trickler_at_the_same_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let (identity, _) = sockit_wire::tls::ServerIdentity::load_or_generate(dir.path()).unwrap();
-    let acceptor = sockit_wire::tls::acceptor(&identity).unwrap();
+    let (identity, _) = sockit_runtime::tls::ServerIdentity::load_or_generate(dir.path()).unwrap();
+    let acceptor = sockit_runtime::tls::acceptor(&identity).unwrap();
     let (connector, _) =
-        sockit_wire::tls::connector(sockit_wire::tls::Trust::Pinned(identity.fingerprint()))
+        sockit_runtime::tls::connector(sockit_runtime::tls::Trust::Pinned(identity.fingerprint()))
             .unwrap();
     let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), 64).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -676,7 +676,7 @@ async fn tls_port_drops_a_trickler_at_the_same_deadline() {
     let connect = || async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         connector
-            .connect(sockit_wire::tls::server_name("127.0.0.1").unwrap(), tcp)
+            .connect(sockit_runtime::tls::server_name("127.0.0.1").unwrap(), tcp)
             .await
             .unwrap()
     };

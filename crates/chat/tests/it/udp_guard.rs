@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sockit_chat::discovery::{self, Announcement, PROBE_LEN, REQUEST};
 use sockit_chat::udp_room::{self, parse_cookie, RoomConfig, JOINED};
-use sockit_wire::udp_guard::IPV4_UDP_HEADER;
+use sockit_runtime::udp_guard::IPV4_UDP_HEADER;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;

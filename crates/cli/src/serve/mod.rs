@@ -22,9 +22,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sockit_exec::ExecConfig;
 use sockit_files::{FilesConfig, FilesRoot};
-use sockit_wire::runtime::Limits;
-use sockit_wire::tls::{Fingerprint, ServerIdentity};
-use sockit_wire::udp_guard::RateLimit;
+use sockit_runtime::server::Limits;
+use sockit_runtime::tls::{Fingerprint, ServerIdentity};
+use sockit_runtime::udp_guard::RateLimit;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -644,7 +644,7 @@ fn tls_setup(
         }
     };
     let fp = identity.fingerprint();
-    let acceptor = sockit_wire::tls::acceptor(&identity)?;
+    let acceptor = sockit_runtime::tls::acceptor(&identity)?;
     Ok((identity, acceptor, fp))
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use sockit_ntp::nts::{MasterKeys, NtsServer, ALPN_NTSKE};
 use sockit_ntp::server::{NtpServer, ServerConfig};
-use sockit_wire::tls::ServerIdentity;
+use sockit_runtime::tls::ServerIdentity;
 
 /// Flags of the NTP service.
 #[derive(Debug, clap::Args)]
@@ -67,7 +67,7 @@ pub fn nts_setup(
     let keys = MasterKeys::load_or_create(dir, SystemTime::now())
         .context("cannot load the NTS master keys")?
         .with_rotation(rotation);
-    let acceptor = sockit_wire::tls::acceptor_with_alpn(identity, &[ALPN_NTSKE], true)?;
+    let acceptor = sockit_runtime::tls::acceptor_with_alpn(identity, &[ALPN_NTSKE], true)?;
     Ok(NtsSetup {
         acceptor,
         server: Arc::new(NtsServer::new(keys)),

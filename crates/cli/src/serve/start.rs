@@ -9,8 +9,8 @@ use sockit_basic::{DaytimeTcp, DaytimeUdp, EchoTcp, EchoUdp, GreetService, TimeT
 use sockit_chat::discovery::{self, Announcement};
 use sockit_chat::irc::{IrcServer, IrcTlsServer};
 use sockit_chat::udp_room;
+use sockit_runtime::server::{self as runtime, TcpService, UdpService};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::runtime::{self, TcpService, UdpService};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 
@@ -170,7 +170,7 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 tasks.spawn(async move {
                     let socket = socket.into_std()?;
                     let served = tokio::task::spawn_blocking(move || {
-                        sockit_wire::udp::serve_udp_blocking(socket, service, rate, token)
+                        sockit_runtime::udp::serve_udp_blocking(socket, service, rate, token)
                     });
                     Ok(served.await??)
                 });
@@ -179,7 +179,7 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 let service = udp_service(b.service, ctx);
                 let (rate, token) = (ctx.udp_rate, ctx.shutdown.clone());
                 tasks.spawn(async move {
-                    Ok(sockit_wire::udp::serve_udp_with(socket, service, rate, token).await?)
+                    Ok(sockit_runtime::udp::serve_udp_with(socket, service, rate, token).await?)
                 });
             }
         }

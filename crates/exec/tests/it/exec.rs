@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sockit_exec::{run_remote, ExecConfig, ExecRequest, RemoteExit};
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::{Client, ClientError, ErrorCode, Incoming, Key};
 use tokio::io::AsyncWriteExt;
 

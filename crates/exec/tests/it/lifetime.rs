@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use sockit_exec::{
     run_remote, Containment, ContainmentPath, ExecConfig, ExecRequest, ExitFrame, RemoteExit,
 };
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::{Client, Incoming, Key};
 use tokio_util::sync::CancellationToken;
 

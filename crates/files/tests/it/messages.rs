@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use sockit_files::messages::{GetReply, PathReply, PutReply, StatReply};
 use sockit_files::{FilesConfig, FilesRoot};
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::{Client, ClientError, ErrorCode, Header};
 
 fn header(json: &str) -> Header {

@@ -453,9 +453,9 @@ async fn requests_without_the_new_fields_still_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_client_with_an_older_server_skips_what_it_cannot_keep() {
     use sockit_files::cmd::{get, ls, mkdir, put, stat};
+    use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
     use sockit_testkit::net::{Running, LOOPBACK_ANY};
     use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-    use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
     use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();

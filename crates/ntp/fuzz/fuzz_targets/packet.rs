@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use sockit_ntp::ClockState;
 use sockit_ntp::packet::{parse_extension_fields, Header, HEADER_LEN, MODE_SERVER};
 use sockit_ntp::server::{NtpServer, ServerConfig};
-use sockit_wire::udp::{Arrival, UdpService};
+use sockit_runtime::udp::{Arrival, UdpService};
 
 fn server() -> &'static NtpServer {
     static SERVER: OnceLock<NtpServer> = OnceLock::new();

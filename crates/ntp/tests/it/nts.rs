@@ -22,12 +22,12 @@ use sockit_ntp::packet::{
 };
 use sockit_ntp::server::{NtpServer, ServerConfig};
 use sockit_ntp::ClockState;
-use sockit_testkit::net::{Running, LOOPBACK_ANY};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
-use sockit_wire::tls::{
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
+use sockit_runtime::tls::{
     acceptor_with_alpn, connector_with_alpn, server_name, Fingerprint, ServerIdentity, TlsError,
     Trust, TrustError,
 };
+use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -294,7 +294,7 @@ async fn ke_without_alpn_gets_no_answer() {
 async fn ke_refuses_tls12() {
     let ke = KeServer::start(nts_server(), None).await;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = sockit_wire::tls::trust::Verifier::new(ke.trust(), provider.clone()).unwrap();
+    let verifier = sockit_runtime::tls::trust::Verifier::new(ke.trust(), provider.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()

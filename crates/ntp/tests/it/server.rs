@@ -13,9 +13,9 @@ use sockit_ntp::packet::{
 };
 use sockit_ntp::server::{kiss_header, NtpServer, ServerConfig};
 use sockit_ntp::ClockState;
+use sockit_runtime::udp::serve_udp_with;
+use sockit_runtime::udp_guard::RateLimit;
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
-use sockit_wire::udp::serve_udp_with;
-use sockit_wire::udp_guard::RateLimit;
 use tokio::net::UdpSocket;
 
 /// How long a test waits for a reply that must come (a hang guard, not a speed bound).

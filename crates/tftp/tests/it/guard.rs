@@ -6,8 +6,8 @@
 use crate::common;
 
 use common::TestServer;
+use sockit_runtime::udp_guard::IPV4_UDP_HEADER;
 use sockit_tftp::packets::Packet;
-use sockit_wire::udp_guard::IPV4_UDP_HEADER;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 
+use sockit_runtime::guarded::RequestClock;
 use sockit_wire::auth::{fresh_nonce, parse_nonce, Nonce};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::guarded::RequestClock;
 use sockit_wire::{Connection, ErrorCode, Header, Incoming, Key};
 use tokio::io::DuplexStream;
 use tokio::time::{Duration, Instant};

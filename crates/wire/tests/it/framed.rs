@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::codec::encode_header;
 use sockit_wire::framed::{
     Command, CommandError, CommandTable, FramedConfig, FramedService, ServerConnection, Session,
 };
 use sockit_wire::handshake::HandshakeError;
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use sockit_wire::{Client, ClientError, Connection, ErrorCode, Header, Incoming, Key};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

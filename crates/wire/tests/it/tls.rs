@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use sockit_runtime::dial::DialError;
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
+use sockit_runtime::tls::{self, Fingerprint, ServerIdentity, Trust, TrustError};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::framed::{
     Command, CommandError, CommandTable, FramedConfig, FramedService, ServerConnection, Session,
 };
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
-use sockit_wire::tls::{self, Fingerprint, ServerIdentity, Trust, TrustError};
 use sockit_wire::{Client, ClientError, ConnectOptions, ErrorCode, Header, Key};
 use tokio::io::AsyncReadExt;
 

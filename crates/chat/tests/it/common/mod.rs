@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sockit_chat::irc::tags::Tags;
 use sockit_chat::irc::{IrcServer, Message, ServerConfig};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sockit_files::{FilesClient, FilesConfig, FilesRoot};
+use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
-use sockit_wire::runtime::{bind_tcp, serve_tcp, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
