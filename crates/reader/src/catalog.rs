@@ -1,6 +1,7 @@
 //! The SQLite catalog: one row per book (path, title, author, format, size, pages, the
-//! three hashes, mtime, cover), plus the kosync accounts and reading positions. Opened in
-//! WAL mode so the scanner's write transactions never block readers.
+//! three hashes, mtime, cover, when it was added), plus reading positions, metadata edits,
+//! tags and shelves (see [`crate::browse`]). Opened in WAL mode so the scanner's write
+//! transactions never block readers.
 
 use std::path::Path;
 
@@ -99,6 +100,10 @@ pub struct Book {
     pub series_index: Option<f64>,
     /// Description (EPUB `dc:description`, as plain text).
     pub description: Option<String>,
+    /// When the book entered the catalog, microseconds since the epoch.
+    pub added: i64,
+    /// Tags (catalog only, set in the web UI), sorted.
+    pub tags: Vec<String>,
 }
 
 /// Opens (creating) the catalog database at `path`.
@@ -159,14 +164,61 @@ pub fn open(path: &Path) -> Result<Connection> {
             conn.execute_batch(&format!("ALTER TABLE books ADD COLUMN {col} {ty}"))?;
         }
     }
+    if !have.iter().any(|h| h == "added") {
+        // Older catalogs did not record when a book arrived: its mtime is the best guess.
+        conn.execute_batch(
+            "ALTER TABLE books ADD COLUMN added INTEGER; UPDATE books SET added = mtime;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS books_title ON books(title COLLATE NOCASE, id);
+        CREATE INDEX IF NOT EXISTS books_author ON books(author COLLATE NOCASE, id);
+        CREATE INDEX IF NOT EXISTS books_by_author ON books(author IS NULL, author COLLATE NOCASE, title COLLATE NOCASE, id);
+        CREATE INDEX IF NOT EXISTS books_by_series ON books(series IS NULL, series COLLATE NOCASE, series_index, title COLLATE NOCASE, id);
+        CREATE INDEX IF NOT EXISTS books_added ON books(added, id);
+        CREATE INDEX IF NOT EXISTS books_series ON books(series COLLATE NOCASE, series_index, id);
+        CREATE INDEX IF NOT EXISTS books_format ON books(format, id);
+        CREATE INDEX IF NOT EXISTS progress_recent ON progress(username, timestamp);
+        CREATE TABLE IF NOT EXISTS meta_edits(
+            book_id INTEGER PRIMARY KEY,
+            title TEXT,
+            author TEXT,
+            series_set INTEGER NOT NULL DEFAULT 0,
+            series TEXT,
+            series_index REAL
+        );
+        CREATE TABLE IF NOT EXISTS book_tags(
+            book_id INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY(book_id, tag)
+        );
+        CREATE INDEX IF NOT EXISTS book_tags_tag ON book_tags(tag COLLATE NOCASE, book_id);
+        CREATE TABLE IF NOT EXISTS shelves(
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            UNIQUE(username, name)
+        );
+        CREATE TABLE IF NOT EXISTS shelf_books(
+            shelf_id INTEGER NOT NULL,
+            book_id INTEGER NOT NULL,
+            added INTEGER NOT NULL,
+            PRIMARY KEY(shelf_id, book_id)
+        );
+        CREATE INDEX IF NOT EXISTS shelf_books_book ON shelf_books(book_id);",
+    )?;
     Ok(conn)
 }
 
-const COLS: &str = "id, path, title, author, format, size, pages, error, encoding, md5, \
-                    partial_md5, blake3, mtime, cover_file, language, series, series_index, \
-                    description";
+/// The columns [`row_to_book`] reads, of `books b`.
+pub(crate) const COLS: &str = "b.id, b.path, b.title, b.author, b.format, b.size, b.pages, \
+    b.error, b.encoding, b.md5, b.partial_md5, b.blake3, b.mtime, b.cover_file, b.language, \
+    b.series, b.series_index, b.description, coalesce(b.added, b.mtime), \
+    (SELECT group_concat(tag, char(31)) FROM book_tags t WHERE t.book_id = b.id)";
 
-fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
+/// A [`Book`] from a row selected with [`COLS`].
+pub(crate) fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
     let format: String = r.get(4)?;
     Ok(Book {
         id: r.get(0)?,
@@ -191,6 +243,19 @@ fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
         series: r.get(15)?,
         series_index: r.get(16)?,
         description: r.get(17)?,
+        added: r.get(18)?,
+        tags: {
+            let joined: Option<String> = r.get(19)?;
+            let mut tags: Vec<String> = joined
+                .as_deref()
+                .unwrap_or("")
+                .split('\u{1f}')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+            tags.sort_by_key(|t| t.to_lowercase());
+            tags
+        },
     })
 }
 
@@ -202,8 +267,9 @@ fn row_to_book(r: &Row<'_>) -> rusqlite::Result<Book> {
 pub fn list(conn: &Connection, query: Option<&str>) -> Result<Vec<Book>> {
     let q = query.map(str::trim).filter(|q| !q.is_empty());
     let sql = format!(
-        "SELECT {COLS} FROM books WHERE ?1 IS NULL OR instr(lower(title || ' ' || \
-         coalesce(author, '') || ' ' || coalesce(series, '') || ' ' || path), lower(?1)) > 0 ORDER BY title COLLATE NOCASE, path"
+        "SELECT {COLS} FROM books b WHERE ?1 IS NULL OR instr(lower(b.title || ' ' || \
+         coalesce(b.author, '') || ' ' || coalesce(b.series, '') || ' ' || b.path), lower(?1)) > 0 \
+         ORDER BY b.title COLLATE NOCASE, b.path"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![q], row_to_book)?;
@@ -215,7 +281,7 @@ pub fn list(conn: &Connection, query: Option<&str>) -> Result<Vec<Book>> {
 /// # Errors
 /// SQLite errors.
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Book>> {
-    let sql = format!("SELECT {COLS} FROM books WHERE id = ?1");
+    let sql = format!("SELECT {COLS} FROM books b WHERE b.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params![id], row_to_book)
@@ -227,7 +293,7 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Book>> {
 /// # Errors
 /// SQLite errors.
 pub fn by_path(conn: &Connection, path: &str) -> Result<Option<Book>> {
-    let sql = format!("SELECT {COLS} FROM books WHERE path = ?1");
+    let sql = format!("SELECT {COLS} FROM books b WHERE b.path = ?1");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params![path], row_to_book)
@@ -239,7 +305,7 @@ pub fn by_path(conn: &Connection, path: &str) -> Result<Option<Book>> {
 /// # Errors
 /// SQLite errors.
 pub fn by_partial_md5(conn: &Connection, doc: &str) -> Result<Option<Book>> {
-    let sql = format!("SELECT {COLS} FROM books WHERE partial_md5 = ?1 LIMIT 1");
+    let sql = format!("SELECT {COLS} FROM books b WHERE b.partial_md5 = ?1 LIMIT 1");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params![doc], row_to_book)
@@ -253,8 +319,8 @@ pub fn by_partial_md5(conn: &Connection, doc: &str) -> Result<Option<Book>> {
 pub fn upsert(conn: &Connection, b: &Book) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO books(path, title, author, format, size, pages, error, encoding, md5, \
-         partial_md5, blake3, mtime, cover_file, language, series, series_index, description) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) \
+         partial_md5, blake3, mtime, cover_file, language, series, series_index, description, \
+         added) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18) \
          ON CONFLICT(path) DO UPDATE SET title=excluded.title, author=excluded.author, \
          format=excluded.format, size=excluded.size, pages=excluded.pages, error=excluded.error, \
          encoding=excluded.encoding, md5=excluded.md5, partial_md5=excluded.partial_md5, \
@@ -280,7 +346,17 @@ pub fn upsert(conn: &Connection, b: &Book) -> Result<()> {
         b.series,
         b.series_index,
         b.description,
+        b.added,
     ])?;
+    // Metadata edited in the web UI wins over what the file says.
+    conn.prepare_cached(
+        "UPDATE books SET title = coalesce(e.title, books.title), \
+         author = CASE WHEN e.author IS NULL THEN books.author ELSE nullif(e.author, '') END, \
+         series = CASE WHEN e.series_set THEN e.series ELSE books.series END, \
+         series_index = CASE WHEN e.series_set THEN e.series_index ELSE books.series_index END \
+         FROM meta_edits e WHERE e.book_id = books.id AND books.path = ?1",
+    )?
+    .execute(params![b.path])?;
     Ok(())
 }
 
@@ -299,6 +375,12 @@ pub fn set_cover(conn: &Connection, path: &str, cover: Option<&str>) -> Result<(
 /// # Errors
 /// SQLite errors.
 pub fn remove(conn: &Connection, path: &str) -> Result<()> {
+    for table in ["meta_edits", "book_tags", "shelf_books"] {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE book_id IN (SELECT id FROM books WHERE path = ?1)"
+        ))?
+        .execute(params![path])?;
+    }
     conn.prepare_cached("DELETE FROM books WHERE path = ?1")?
         .execute(params![path])?;
     Ok(())
@@ -348,6 +430,8 @@ mod tests {
             series: None,
             series_index: None,
             description: None,
+            added: 1,
+            tags: Vec::new(),
         }
     }
 
@@ -395,7 +479,12 @@ mod tests {
         b.series = Some("S".into());
         b.series_index = Some(2.0);
         upsert(&c, &b).unwrap();
-        assert_eq!(by_path(&c, "a.txt").unwrap().unwrap().series, None);
+        let a = by_path(&c, "a.txt").unwrap().unwrap();
+        assert_eq!(
+            (a.series, a.added, a.tags.len()),
+            (None, 1, 0),
+            "added = mtime"
+        );
         let e = by_path(&c, "e.epub").unwrap().unwrap();
         assert_eq!(
             (e.format, e.series.as_deref(), e.series_index),

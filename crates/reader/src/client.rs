@@ -15,8 +15,8 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::http::api_types::{
-    BookJson, BookList, ErrorBody, KoErrorBody, PdfText, ProgressReply, ProgressStored,
-    PutProgress, TxtPage,
+    BookEdit, BookJson, BookList, BooksQuery, ContinueList, ErrorBody, KoErrorBody, NewShelf,
+    PdfText, ProgressReply, ProgressStored, PutProgress, Shelf, ShelfList, StatusReply, TxtPage,
 };
 
 /// Largest response accepted, in bytes.
@@ -257,6 +257,78 @@ impl Client {
         }
     }
 
+    /// `GET /api/books?…`: one page of a sorted, filtered listing.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn list_books(&self, query: &BooksQuery) -> Result<BookList, ClientError> {
+        self.get_json(&books_path(query)).await
+    }
+
+    /// `GET /api/continue`: the caller's books in progress.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn continue_reading(&self) -> Result<ContinueList, ClientError> {
+        self.get_json("/api/continue").await
+    }
+
+    /// `GET /api/shelves`: the caller's shelves.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn shelves(&self) -> Result<ShelfList, ClientError> {
+        self.get_json("/api/shelves").await
+    }
+
+    /// `POST /api/shelves`: a new shelf.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses (409 for a name in use), bad JSON.
+    pub async fn create_shelf(&self, name: &str) -> Result<Shelf, ClientError> {
+        let body = NewShelf {
+            name: name.to_owned(),
+        };
+        self.send_json("POST", "/api/shelves", &body).await
+    }
+
+    /// `PUT /api/shelves/ID/books/BOOK` (`on`) or `DELETE` (off).
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn shelve(&self, shelf: i64, book: i64, on: bool) -> Result<Shelf, ClientError> {
+        let method = if on { "PUT" } else { "DELETE" };
+        let r = self
+            .request(
+                method,
+                &format!("/api/shelves/{shelf}/books/{book}"),
+                &[],
+                b"",
+            )
+            .await?;
+        ok_json(r)
+    }
+
+    /// `DELETE /api/shelves/ID`.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn delete_shelf(&self, shelf: i64) -> Result<StatusReply, ClientError> {
+        let r = self
+            .request("DELETE", &format!("/api/shelves/{shelf}"), &[], b"")
+            .await?;
+        ok_json(r)
+    }
+
+    /// `PATCH /api/books/ID`: edits a book's metadata (in the catalog).
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn edit_book(&self, id: i64, edit: &BookEdit) -> Result<BookJson, ClientError> {
+        self.send_json("PATCH", &format!("/api/books/{id}"), edit)
+            .await
+    }
+
     /// `GET /api/books/ID`.
     ///
     /// # Errors
@@ -302,6 +374,22 @@ impl Client {
         self.send_json("PUT", &format!("/api/books/{id}/progress"), progress)
             .await
     }
+}
+
+/// The path of `GET /api/books` with `query` (absent fields left out).
+pub fn books_path(query: &BooksQuery) -> String {
+    let mut path = String::from("/api/books");
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(query) {
+        for (i, (k, v)) in map.iter().enumerate() {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            path.push(if i == 0 { '?' } else { '&' });
+            path.push_str(&format!("{k}={}", encode_query(&v)));
+        }
+    }
+    path
 }
 
 /// Percent-encodes a query value (everything but `A-Z a-z 0-9 - _ . ~`).

@@ -64,6 +64,12 @@ pub enum ReaderError {
     /// A request over a configured limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The route needs a signed-in account (the caller has none).
+    #[error("{0}")]
+    LoginRequired(String),
+    /// The thing to create exists already (a shelf's name).
+    #[error("{0}")]
+    Conflict(String),
     /// A worker panicked or was cancelled; the server goes on.
     #[error("internal error while {0}; the server keeps running")]
     Worker(String),
@@ -147,6 +153,8 @@ impl ReaderError {
             Self::Unsupported(_) => 415,
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
+            Self::LoginRequired(_) => 401,
+            Self::Conflict(_) => 409,
             Self::Io { err, .. } if is_missing(err.kind()) => 404,
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => 500,
         }
@@ -166,6 +174,8 @@ impl ReaderError {
             Self::Unsupported(_) => "unsupported",
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge(_) => "too_large",
+            Self::LoginRequired(_) => "unauthorized",
+            Self::Conflict(_) => "exists",
             Self::Io { err, .. } if is_missing(err.kind()) => "not_found",
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => "internal",
         }

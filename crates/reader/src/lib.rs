@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod atomic;
+pub mod browse;
 pub mod catalog;
 pub mod classic;
 pub mod client;

@@ -147,6 +147,8 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
         series: None,
         series_index: None,
         description: None,
+        added: chrono::Utc::now().timestamp_micros(),
+        tags: Vec::new(),
     };
     let outcome = match f.format {
         Format::Txt => read_capped(&f.abs, &f.rel, cfg.max_txt_bytes).and_then(|bytes| {

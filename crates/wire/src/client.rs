@@ -11,8 +11,8 @@ use crate::codec::FrameError;
 use crate::connection::{BoxedStream, Connection, Incoming};
 use crate::handshake::{self, HandshakeError};
 use crate::header::{Bye, Done, ErrorCode, Header, Hello, Message, MessageError, Ping, Pong};
-use crate::tls::{Fingerprint, Trust};
 use sockit_runtime::dial::DialError;
+use sockit_runtime::tls::{Fingerprint, Trust};
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]

@@ -16,12 +16,12 @@ use tracing::debug;
 use crate::auth::{self, Key};
 use crate::codec::{FrameCodec, FrameError};
 use crate::connection::{BoxedStream, Connection, Incoming};
-use crate::guarded::RequestClock;
 use crate::handshake::{self, AuthOutcome};
 use crate::header::{AuthMode, Done, ErrorCode, Header, Hello, MessageError, Pong};
-use crate::runtime::{ConnInfo, Refusal, ServiceStream, TcpService};
-use crate::throttle::{LoginThrottle, ThrottleConfig};
-use crate::tls::{Accepted, Binding};
+use sockit_runtime::guarded::RequestClock;
+use sockit_runtime::server::{ConnInfo, Refusal, ServiceStream, TcpService};
+use sockit_runtime::throttle::{LoginThrottle, ThrottleConfig};
+use sockit_runtime::tls::{Accepted, Binding};
 
 /// How long a TLS port waits for a ClientHello before it decides the client speaks plain
 /// text and tells it so.
@@ -414,7 +414,7 @@ impl TcpService for FramedService {
         // for our hello. So silence for a moment, or a first byte that cannot start a TLS
         // record, means a plain-text client.
         let grace = Some(timeout.min(PLAIN_CLIENT_GRACE));
-        match crate::tls::accept_tls(acceptor, stream, timeout, grace).await {
+        match sockit_runtime::tls::accept_tls(acceptor, stream, timeout, grace).await {
             Accepted::Gone(why) => Ok(why),
             Accepted::Plain(stream) => {
                 // Tell the plain-text client in its own framing, then close.
@@ -429,7 +429,8 @@ impl TcpService for FramedService {
                 Ok("plain-text client on the TLS port".into())
             }
             Accepted::Tls(tls) => {
-                let binding = crate::tls::binding_of_server(&tls).map_err(io::Error::other)?;
+                let binding =
+                    sockit_runtime::tls::binding_of_server(&tls).map_err(io::Error::other)?;
                 self.serve_connection(
                     tls,
                     info.peer,

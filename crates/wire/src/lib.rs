@@ -19,11 +19,6 @@ pub mod framed;
 pub mod handshake;
 pub mod header;
 
-// The runtime's modules under their former paths, for code not yet moved to
-// `sockit_runtime`.
-pub use sockit_runtime::server as runtime;
-pub use sockit_runtime::{guarded, throttle, tls, udp, udp_guard};
-
 pub use auth::Key;
 pub use client::{Client, ClientError, ConnectOptions};
 pub use codec::{Frame, FrameCodec, FrameError, MAX_HEADER_LEN};

@@ -1,8 +1,15 @@
 //! The JSON API behind the web UI and `sockit read`.
 //!
 //! ```text
-//! GET  /api/books?q=TEXT                 {"total", "generation", "books":[book...]}
+//! GET  /api/books?sort=title|author|added|read|series&order=asc|desc&format=&author=&series=
+//!      &tag=&shelf=&q=&page=&per_page=   {"total", "generation", "page", "per_page", "books":[book...]}
+//! GET  /api/continue                     the caller's books in progress, most recent first
+//! GET  /api/shelves, POST /api/shelves {"name"}           the caller's shelves / a new one
+//! PUT|DELETE /api/shelves/ID/books/BOOK  puts a book on a shelf / takes it off
+//! DELETE /api/shelves/ID                 deletes a shelf (not its books)
 //! GET  /api/books/ID                     book
+//! PATCH /api/books/ID                    {"title"?,"authors"?,"series"?,"series_index"?,"tags"?}
+//!                                        (signed-in accounts; stored in the catalog only)
 //! GET  /api/books/ID/file                the file (ETag, Range)
 //! GET  /api/books/ID/cover?w=PX          JPEG cover (w default 400)
 //! GET  /api/books/ID/page/N?width=PX&format=png|jpeg   PDF page N (1-based) as an image
@@ -27,22 +34,25 @@
 use std::collections::HashMap;
 
 use crate::accounts::{self, Progress};
+use crate::browse::{self, Edit, ListQuery};
 use crate::catalog::Book;
 use crate::error::ReaderError;
-pub use crate::http::api_types::{BookJson, Credentials, PutProgress};
 use crate::http::api_types::{
-    BookList, Chapter, Me, PdfText, ProgressReply, ProgressStored, SavedProgress, StatusReply, Toc,
-    TxtPage, UserReply,
+    BookEdit, BookList, BooksQuery, Chapter, ContinueItem, ContinueList, Me, NewShelf, PdfText,
+    ProgressReply, ProgressStored, SavedProgress, Shelf, ShelfList, StatusReply, Toc, TxtPage,
+    UserReply,
 };
+pub use crate::http::api_types::{BookJson, Credentials, PutProgress};
 use crate::http::{
     self, cached_bytes, download, json_error, ApiError, ApiResult, AppState, AuthFailure, Caller,
     ClientIp, RegisterError,
 };
 use crate::library::ImageFormat;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 
 /// Default rendered page width for the web UI.
@@ -54,7 +64,14 @@ const ANONYMOUS: &str = "";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/books", get(list))
-        .route("/api/books/{id}", get(one))
+        .route("/api/books/{id}", get(one).patch(edit))
+        .route("/api/continue", get(continue_reading))
+        .route("/api/shelves", get(shelves).post(create_shelf))
+        .route("/api/shelves/{id}", axum::routing::delete(delete_shelf))
+        .route(
+            "/api/shelves/{id}/books/{book}",
+            put(shelve).delete(unshelve),
+        )
         .route("/api/books/{id}/file", get(file))
         .route("/api/books/{id}/cover", get(cover))
         .route("/api/books/{id}/page/{n}", get(page_image))
@@ -88,21 +105,218 @@ fn book(state: &AppState, id: &str) -> ApiResult<Book> {
     Ok(state.lib.book(number("book id", id)?)?)
 }
 
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(ReaderError::BadRequest(message.into()))
+}
+
+/// Checks a listing query: page ≥ 1, per_page 1..=500, the shelf the caller's.
+fn list_query(s: &AppState, user: &str, q: BooksQuery) -> ApiResult<ListQuery> {
+    let page = q.page.map_or(1, |n| n.0);
+    if page == 0 {
+        return Err(bad("page 0: pages count from 1"));
+    }
+    let per_page = q.per_page.map_or(browse::DEFAULT_PER_PAGE, |n| n.0);
+    if per_page == 0 || per_page > browse::MAX_PER_PAGE {
+        return Err(bad(format!(
+            "per_page {per_page}: use 1 to {}",
+            browse::MAX_PER_PAGE
+        )));
+    }
+    let shelf = q.shelf.map(|n| n.0);
+    if let Some(id) = shelf {
+        if s.lib.with_db(|c| browse::shelf(c, user, id))?.is_none() {
+            return Err(ApiError(ReaderError::NotFound(format!("shelf {id}"))));
+        }
+    }
+    Ok(ListQuery {
+        sort: q.sort.unwrap_or_default(),
+        order: q.order,
+        format: q.format.map(|f| f.0),
+        author: q.author,
+        series: q.series,
+        tag: q.tag,
+        shelf,
+        q: q.q,
+        page,
+        per_page,
+    })
+}
+
 async fn list(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    Extension(c): Extension<Caller>,
+    q: Result<Query<BooksQuery>, QueryRejection>,
 ) -> ApiResult<Json<BookList>> {
-    let books = s.lib.books(q.get("q").map(String::as_str))?;
-    let books: Vec<BookJson> = books.into_iter().map(BookJson::from).collect();
+    let Query(q) = q.map_err(|e| bad(query_error(&e)))?;
+    let user = caller(c);
+    let q = list_query(&s, &user, q)?;
+    let page = s.lib.with_db(|c| browse::list(c, &user, &q))?;
+    let books = page
+        .books
+        .into_iter()
+        .map(|(b, read)| BookJson {
+            last_read: read,
+            ..BookJson::from(b)
+        })
+        .collect();
     Ok(Json(BookList {
-        total: books.len(),
+        total: usize::try_from(page.total).unwrap_or(usize::MAX),
         generation: s.lib.generation(),
+        page: q.page,
+        per_page: q.per_page,
         books,
     }))
 }
 
-async fn one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<BookJson>> {
-    Ok(Json(book(&s, &id)?.into()))
+/// The message of a rejected query string, without axum's prefix.
+fn query_error(e: &QueryRejection) -> String {
+    let text = e.body_text();
+    let text = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    format!("query: {text}")
+}
+
+async fn one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<BookJson>> {
+    let b = book(&s, &id)?;
+    let user = caller(c);
+    let shelves = s.lib.with_db(|c| browse::shelves_of(c, &user, b.id))?;
+    Ok(Json(BookJson {
+        shelves: Some(shelves),
+        ..b.into()
+    }))
+}
+
+async fn edit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(c): Extension<Caller>,
+    body: Result<Json<BookEdit>, JsonRejection>,
+) -> ApiResult<Json<BookJson>> {
+    if c.0.is_none() {
+        return Err(ApiError(ReaderError::LoginRequired(
+            "sign in to edit a book's metadata".into(),
+        )));
+    }
+    let id: i64 = number("book id", &id)?;
+    let Json(body) = body.map_err(|e| bad(format!("body: {}", e.body_text())))?;
+    if body.series_index.is_some() && body.series.is_none() {
+        return Err(bad("series_index needs series"));
+    }
+    let e = Edit {
+        title: body.title,
+        authors: body.authors,
+        series: body.series.map(|n| (Some(n), body.series_index)),
+        tags: body.tags,
+    }
+    .validated()?;
+    if !s.lib.with_db(|c| browse::edit(c, id, &e))? {
+        return Err(ApiError(ReaderError::NotFound(format!("book {id}"))));
+    }
+    Ok(Json(s.lib.book(id)?.into()))
+}
+
+fn saved(p: crate::accounts::Progress) -> SavedProgress {
+    SavedProgress {
+        page: position_page(&p.progress),
+        progress: p.progress,
+        percentage: p.percentage,
+        device: p.device,
+        timestamp: p.timestamp,
+    }
+}
+
+async fn continue_reading(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<ContinueList>> {
+    let user = caller(c);
+    let rows = s.lib.with_db(|c| browse::continue_reading(c, &user))?;
+    Ok(Json(ContinueList {
+        books: rows
+            .into_iter()
+            .map(|(b, p)| ContinueItem {
+                book: b.into(),
+                progress: saved(p),
+            })
+            .collect(),
+    }))
+}
+
+async fn shelves(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<ShelfList>> {
+    let user = caller(c);
+    Ok(Json(ShelfList {
+        shelves: s.lib.with_db(|c| browse::shelves(c, &user))?,
+    }))
+}
+
+async fn create_shelf(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    body: Result<Json<NewShelf>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Shelf>)> {
+    let user = caller(c);
+    let Json(body) = body.map_err(|e| bad(format!("body: {}", e.body_text())))?;
+    let shelf = s
+        .lib
+        .with_db(|c| browse::create_shelf(c, &user, &body.name))?;
+    Ok((StatusCode::CREATED, Json(shelf)))
+}
+
+fn no_shelf(id: i64) -> ApiError {
+    ApiError(ReaderError::NotFound(format!("shelf {id}")))
+}
+
+async fn delete_shelf(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<StatusReply>> {
+    let user = caller(c);
+    let id: i64 = number("shelf id", &id)?;
+    if !s.lib.with_db(|c| browse::delete_shelf(c, &user, id))? {
+        return Err(no_shelf(id));
+    }
+    Ok(Json(StatusReply::ok()))
+}
+
+async fn set_shelved(
+    s: &AppState,
+    c: Caller,
+    id: &str,
+    book: &str,
+    on: bool,
+) -> ApiResult<Json<Shelf>> {
+    let user = caller(c);
+    let id: i64 = number("shelf id", id)?;
+    let book: i64 = number("book id", book)?;
+    match s.lib.with_db(|c| browse::shelve(c, &user, id, book, on))? {
+        Some(shelf) => Ok(Json(shelf)),
+        None => Err(no_shelf(id)),
+    }
+}
+
+async fn shelve(
+    State(s): State<AppState>,
+    Path((id, book)): Path<(String, String)>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<Shelf>> {
+    set_shelved(&s, c, &id, &book, true).await
+}
+
+async fn unshelve(
+    State(s): State<AppState>,
+    Path((id, book)): Path<(String, String)>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Json<Shelf>> {
+    set_shelved(&s, c, &id, &book, false).await
 }
 
 async fn file(
@@ -298,13 +512,7 @@ async fn get_progress(
     let p = s.lib.with_db(|c| accounts::get(c, &user, &b.partial_md5))?;
     Ok(Json(match p {
         None => ProgressReply::None {},
-        Some(p) => ProgressReply::Saved(SavedProgress {
-            page: position_page(&p.progress),
-            progress: p.progress,
-            percentage: p.percentage,
-            device: p.device,
-            timestamp: p.timestamp,
-        }),
+        Some(p) => ProgressReply::Saved(saved(p)),
     }))
 }
 

@@ -62,6 +62,19 @@ pub struct BookJson {
     /// Description (EPUB `dc:description`, plain text).
     #[serde(default)]
     pub description: Option<String>,
+    /// When the book entered the catalog, microseconds since the epoch.
+    #[serde(default)]
+    pub added: i64,
+    /// Tags (set in the web UI; catalog only).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When the caller last saved a position in it (seconds since the epoch); only in
+    /// listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read: Option<i64>,
+    /// The caller's shelves that hold the book (ids); only in `GET /api/books/ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shelves: Option<Vec<i64>>,
     /// `/api/books/ID/cover`.
     pub cover_url: String,
     /// `/api/books/ID/cover?w=200`.
@@ -92,6 +105,10 @@ impl From<Book> for BookJson {
             series: book.series,
             series_index: book.series_index,
             description: book.description,
+            added: book.added,
+            tags: book.tags,
+            last_read: None,
+            shelves: None,
             cover_url: format!("/api/books/{id}/cover"),
             thumb_url: format!("/api/books/{id}/cover?w=200"),
             file_url: format!("/api/books/{id}/file"),
@@ -99,15 +116,210 @@ impl From<Book> for BookJson {
     }
 }
 
-/// `GET /api/books?q=TEXT`.
+/// `GET /api/books?q=TEXT`: one page of the matching books.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BookList {
-    /// How many books matched.
+    /// How many books matched (on all pages).
     pub total: usize,
     /// The catalog's generation (changes when a scan changed anything).
     pub generation: u64,
-    /// The books.
+    /// This page's number (1-based).
+    #[serde(default = "one")]
+    pub page: u64,
+    /// The page size asked for (the last page may hold fewer).
+    #[serde(default)]
+    pub per_page: u64,
+    /// The books of this page.
     pub books: Vec<BookJson>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Sort keys and directions of `GET /api/books` (the catalog's own types).
+pub use crate::browse::{Order, Shelf, Sort};
+
+/// The query of `GET /api/books`: every field optional, an empty value counts as absent,
+/// and a bad value is a 400 naming it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BooksQuery {
+    /// `title` (default), `author`, `added`, `read` (the caller's last position) or `series`.
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sort: Option<Sort>,
+    /// `asc` or `desc` (default: A→Z for names, newest first for `added` and `read`).
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub order: Option<Order>,
+    /// `pdf`, `epub` or `txt`.
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub format: Option<FormatParam>,
+    /// One of the book's authors (case-insensitive, whole name).
+    #[serde(
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub author: Option<String>,
+    /// The series (case-insensitive, whole name).
+    #[serde(
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub series: Option<String>,
+    /// A tag (case-insensitive).
+    #[serde(
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tag: Option<String>,
+    /// One of the caller's shelves (its id).
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shelf: Option<Number<i64>>,
+    /// Text in the title, author, series or file name.
+    #[serde(
+        default,
+        deserialize_with = "text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub q: Option<String>,
+    /// Page number, from 1.
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub page: Option<Number<u64>>,
+    /// Books per page, 1..=500 (default 50).
+    #[serde(
+        default,
+        deserialize_with = "parsed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub per_page: Option<Number<u64>>,
+}
+
+/// A book format as a query value (`pdf`, `epub`, `txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FormatParam(pub Format);
+
+impl std::str::FromStr for FormatParam {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "pdf" => Ok(Self(Format::Pdf)),
+            "epub" => Ok(Self(Format::Epub)),
+            "txt" => Ok(Self(Format::Txt)),
+            _ => Err(format!(
+                "format `{}`: use pdf, epub or txt",
+                crate::browse::clip(s)
+            )),
+        }
+    }
+}
+
+/// A number as a query value (its parse error names the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Number<T>(pub T);
+
+impl<T: std::str::FromStr> std::str::FromStr for Number<T> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(Self)
+            .map_err(|_| format!("`{}` is not a valid number", crate::browse::clip(s)))
+    }
+}
+
+fn parsed<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let s = String::deserialize(d)?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let s = s.trim();
+    Ok((!s.is_empty()).then(|| s.to_owned()))
+}
+
+/// A book in the "continue reading" row: the book and the caller's position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinueItem {
+    /// The book.
+    pub book: BookJson,
+    /// The caller's position in it.
+    pub progress: SavedProgress,
+}
+
+/// `GET /api/continue`: the caller's books in progress, most recent first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinueList {
+    /// The books (at most 24).
+    pub books: Vec<ContinueItem>,
+}
+
+/// `GET /api/shelves`: the caller's shelves, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShelfList {
+    /// The shelves.
+    pub shelves: Vec<Shelf>,
+}
+
+/// Body of `POST /api/shelves`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShelf {
+    /// The new shelf's name (unique per user).
+    pub name: String,
+}
+
+/// Body of `PATCH /api/books/ID`: the fields to change (absent ones stay). Stored in the
+/// catalog, never written into the file; rescans keep them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookEdit {
+    /// New title (non-empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// New authors, one name each (`[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authors: Option<Vec<String>>,
+    /// New series (`""`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// Position in the series (only with `series`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_index: Option<f64>,
+    /// New tags, replacing all (`[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
 }
 
 /// `GET /api/books/ID/pdftext/N`: the text of one PDF page.
@@ -327,6 +539,10 @@ mod tests {
             series: None,
             series_index: None,
             description: None,
+            added: 5,
+            tags: vec!["sf".into()],
+            last_read: None,
+            shelves: Some(vec![1]),
             cover_url: "/api/books/3/cover".into(),
             thumb_url: "/api/books/3/cover?w=200".into(),
             file_url: "/api/books/3/file".into(),
@@ -339,8 +555,25 @@ mod tests {
         roundtrip(BookList {
             total: 1,
             generation: 4,
+            page: 1,
+            per_page: 50,
             books: vec![book()],
         });
+        roundtrip(BookEdit {
+            title: Some("T".into()),
+            authors: Some(vec!["A".into()]),
+            series: Some(String::new()),
+            series_index: None,
+            tags: Some(vec![]),
+        });
+        roundtrip(ShelfList {
+            shelves: vec![Shelf {
+                id: 1,
+                name: "Later".into(),
+                books: 2,
+            }],
+        });
+        roundtrip(NewShelf { name: "x".into() });
         roundtrip(TxtPage {
             page: 1,
             pages: 2,

@@ -7,6 +7,8 @@
 //! /opds/all?page=N       acquisition feed, 50 entries a page (first/prev/next/last links)
 //! /opds/recent           the 50 most recently changed books
 //! /opds/search?q=TEXT    acquisition feed of matches; /opds/opensearch.xml describes it
+//! /opds/shelves          navigation feed: the caller's shelves
+//! /opds/shelf/ID?page=N  acquisition feed of one of the caller's shelves
 //! /opds/pse/ID/P?width=W page P (0-based) of a PDF as JPEG, at most W pixels wide
 //! ```
 //! When the library needs a login (see [`crate::http::guard`]), every OPDS request needs
@@ -24,10 +26,12 @@ use axum::Router;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
+use crate::browse::{self, ListQuery};
 use crate::catalog::{Book, Format};
 use crate::error::ReaderError;
-use crate::http::{api, cached_bytes, ApiError, ApiResult, AppState};
+use crate::http::{api, cached_bytes, ApiError, ApiResult, AppState, Caller};
 use crate::library::ImageFormat;
+use axum::Extension;
 
 /// Entries per acquisition feed page.
 pub const PAGE_SIZE: usize = 50;
@@ -47,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/opds/all", get(all))
         .route("/opds/recent", get(recent))
         .route("/opds/search", get(search))
+        .route("/opds/shelves", get(shelves))
+        .route("/opds/shelf/{id}", get(shelf))
         .route("/opds/opensearch.xml", get(opensearch))
         .route("/opds/pse/{id}/{page}", get(pse_page))
 }
@@ -208,15 +214,29 @@ fn page_param(q: &HashMap<String, String>) -> ApiResult<usize> {
     }
 }
 
-/// An acquisition feed of `books`, paginated.
+/// Page `page` of a listing, by title, from the catalog (only that page is loaded).
+fn listed(
+    s: &AppState,
+    user: &str,
+    page: usize,
+    mut q: ListQuery,
+) -> ApiResult<(usize, Vec<Book>)> {
+    q.page = page as u64;
+    q.per_page = PAGE_SIZE as u64;
+    let found = s.lib.with_db(|c| browse::list(c, user, &q))?;
+    let total = usize::try_from(found.total).unwrap_or(usize::MAX);
+    Ok((total, found.books.into_iter().map(|(b, _)| b).collect()))
+}
+
+/// Page `page` of an acquisition feed: `total` books in all, `books` on this page.
 fn acquisition(
     id: &str,
     title: &str,
     base: &str,
-    books: &[Book],
+    (total, books): (usize, Vec<Book>),
     page: usize,
 ) -> ApiResult<Response> {
-    let last = books.len().div_ceil(PAGE_SIZE).max(1);
+    let last = total.div_ceil(PAGE_SIZE).max(1);
     if page > last {
         return Err(ApiError(ReaderError::PageOutOfRange {
             page: page as u64,
@@ -232,16 +252,15 @@ fn acquisition(
     if page < last {
         links.push(("next", href(page + 1), ACQ));
     }
-    let slice = books.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
     let body = feed(id, title, &href(page), ACQ, &links, |w| {
-        text(w, "opensearch:totalResults", &books.len().to_string())?;
+        text(w, "opensearch:totalResults", &total.to_string())?;
         text(w, "opensearch:itemsPerPage", &PAGE_SIZE.to_string())?;
         text(
             w,
             "opensearch:startIndex",
             &((page - 1) * PAGE_SIZE + 1).to_string(),
         )?;
-        for b in slice {
+        for b in &books {
             book_entry(w, b)?;
         }
         Ok(())
@@ -251,7 +270,7 @@ fn acquisition(
 }
 
 async fn root(State(s): State<AppState>) -> ApiResult<Response> {
-    let total = s.lib.books(None)?.len();
+    let (total, _) = listed(&s, "", 1, ListQuery::default())?;
     let body = feed(
         "urn:sockit:opds:root",
         "sockit library",
@@ -274,6 +293,13 @@ async fn root(State(s): State<AppState>) -> ApiResult<Response> {
                     "http://opds-spec.org/sort/new",
                     "The newest books first".to_owned(),
                 ),
+                (
+                    "urn:sockit:opds:shelves",
+                    "Shelves",
+                    "/opds/shelves",
+                    "subsection",
+                    "Your shelves".to_owned(),
+                ),
             ] {
                 w.create_element("entry").write_inner_content(|w| {
                     text(w, "title", title)?;
@@ -282,7 +308,8 @@ async fn root(State(s): State<AppState>) -> ApiResult<Response> {
                     w.create_element("content")
                         .with_attribute(("type", "text"))
                         .write_text_content(BytesText::new(&content))?;
-                    link(w, rel, href, ACQ)
+                    let kind = if href == "/opds/shelves" { NAV } else { ACQ };
+                    link(w, rel, href, kind)
                 })?;
             }
             Ok(())
@@ -301,7 +328,7 @@ async fn all(
         "urn:sockit:opds:all",
         "All books",
         "/opds/all",
-        &s.lib.books(None)?,
+        listed(&s, "", page, ListQuery::default())?,
         page,
     )
 }
@@ -318,7 +345,7 @@ async fn recent(
         "urn:sockit:opds:recent",
         "Recently added",
         "/opds/recent",
-        &books,
+        (books.len(), books),
         page,
     )
 }
@@ -329,7 +356,15 @@ async fn search(
 ) -> ApiResult<Response> {
     let page = page_param(&q)?;
     let term = q.get("q").cloned().unwrap_or_default();
-    let books = s.lib.books(Some(&term))?;
+    let found = listed(
+        &s,
+        "",
+        page,
+        ListQuery {
+            q: Some(term.clone()),
+            ..ListQuery::default()
+        },
+    )?;
     let encoded: String = term
         .bytes()
         .map(|b| {
@@ -344,7 +379,71 @@ async fn search(
         "urn:sockit:opds:search",
         &format!("Search: {term}"),
         &format!("/opds/search?q={encoded}"),
-        &books,
+        found,
+        page,
+    )
+}
+
+fn who(c: Caller) -> String {
+    c.0.unwrap_or_default()
+}
+
+async fn shelves(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+) -> ApiResult<Response> {
+    let list = s.lib.with_db(|db| browse::shelves(db, &who(c)))?;
+    let body = feed(
+        "urn:sockit:opds:shelves",
+        "Shelves",
+        "/opds/shelves",
+        NAV,
+        &[],
+        |w| {
+            for sh in &list {
+                w.create_element("entry").write_inner_content(|w| {
+                    text(w, "title", &sh.name)?;
+                    text(w, "id", &format!("urn:sockit:opds:shelf:{}", sh.id))?;
+                    text(w, "updated", &now())?;
+                    w.create_element("content")
+                        .with_attribute(("type", "text"))
+                        .write_text_content(BytesText::new(&format!("{} books", sh.books)))?;
+                    link(w, "subsection", &format!("/opds/shelf/{}", sh.id), ACQ)
+                })?;
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| ApiError(ReaderError::io("opds feed", e)))?;
+    Ok(xml(NAV, body))
+}
+
+async fn shelf(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let page = page_param(&q)?;
+    let id: i64 = api::number("shelf id", &id)?;
+    let user = who(c);
+    let Some(sh) = s.lib.with_db(|db| browse::shelf(db, &user, id))? else {
+        return Err(ApiError(ReaderError::NotFound(format!("shelf {id}"))));
+    };
+    let found = listed(
+        &s,
+        &user,
+        page,
+        ListQuery {
+            shelf: Some(id),
+            ..ListQuery::default()
+        },
+    )?;
+    acquisition(
+        &format!("urn:sockit:opds:shelf:{id}"),
+        &sh.name,
+        &format!("/opds/shelf/{id}"),
+        found,
         page,
     )
 }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use common::{test_accounts, Server};
 use sockit_reader::client::{parse_response, Response};
 use sockit_reader::hashes::md5_hex;
-use sockit_wire::throttle::ThrottleConfig;
+use sockit_runtime::throttle::ThrottleConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PDF: &str = "Socket Programming Notes.pdf";

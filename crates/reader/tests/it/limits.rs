@@ -15,7 +15,7 @@ use sockit_reader::classic::ClassicService;
 use sockit_reader::http::tls::HttpsService;
 use sockit_reader::http::transport::HttpService;
 use sockit_reader::{Library, ReaderConfig};
-use sockit_wire::runtime::{self, Limits, TcpService};
+use sockit_runtime::server::{self as runtime, Limits, TcpService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -490,10 +490,10 @@ async fn a_300_character_book_name_gets_an_error_without_server_paths() {
     }
 }
 
-fn https(f: &Fixture, limits: Limits) -> (SocketAddr, sockit_wire::tls::Fingerprint) {
+fn https(f: &Fixture, limits: Limits) -> (SocketAddr, sockit_runtime::tls::Fingerprint) {
     let (identity, _) =
-        sockit_wire::tls::ServerIdentity::load_or_generate(&f.dir.path().join("tls")).unwrap();
-    let acceptor = sockit_wire::tls::acceptor(&identity).unwrap();
+        sockit_runtime::tls::ServerIdentity::load_or_generate(&f.dir.path().join("tls")).unwrap();
+    let acceptor = sockit_runtime::tls::acceptor(&identity).unwrap();
     let service = Arc::new(HttpsService::new(f.lib.clone(), acceptor));
     (start(f, service, limits), identity.fingerprint())
 }
@@ -502,8 +502,9 @@ fn https(f: &Fixture, limits: Limits) -> (SocketAddr, sockit_wire::tls::Fingerpr
 async fn https_serves_over_tls_under_the_runtime_limits() {
     let f = fixture();
     let (addr, fp) = https(&f, limits(2, 100, 1, 30));
-    let (connector, _) = sockit_wire::tls::connector(sockit_wire::tls::Trust::Pinned(fp)).unwrap();
-    let name = sockit_wire::tls::server_name("127.0.0.1").unwrap();
+    let (connector, _) =
+        sockit_runtime::tls::connector(sockit_runtime::tls::Trust::Pinned(fp)).unwrap();
+    let name = sockit_runtime::tls::server_name("127.0.0.1").unwrap();
 
     let tcp = TcpStream::connect(addr).await.unwrap();
     let mut tls = connector.connect(name.clone(), tcp).await.unwrap();

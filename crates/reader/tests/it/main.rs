@@ -9,6 +9,7 @@ mod confinement;
 mod encoding;
 mod epub;
 mod kosync;
+mod library;
 mod limits;
 mod opds;
 mod webui_chromium;

@@ -1,6 +1,7 @@
 //! The web UI in a real headless browser (Debian's chromium, driven over DevTools by a
 //! python3 script): grid, PDF, page jump, TXT page, EPUB chapters, reload restores the
-//! position.
+//! position; the continue-reading row, a format filter, a reversed sort, a shelf filled
+//! from the book page, and the metadata form.
 
 use crate::common;
 

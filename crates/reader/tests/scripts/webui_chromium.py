@@ -111,7 +111,7 @@ class Page:
             except AssertionError:
                 pass
             time.sleep(0.05)
-        raise AssertionError("timed out waiting for " + what + "; page: " + str(self.eval("document.body.innerText.slice(0, 500)")))
+        raise AssertionError("timed out waiting for " + what + "; at " + str(self.eval("location.hash + ' ready=' + document.body.dataset.ready")) + "; page: " + str(self.eval("document.body.innerText.slice(0, 500)")))
 
     def goto(self, url):
         self.call("Page.navigate", url=url)
@@ -119,6 +119,13 @@ class Page:
 
 def api(path):
     return json.load(urllib.request.urlopen(BASE + path, timeout=20))
+
+
+def api_auth(path):
+    """A call as the account step 9 registers (the library needs a login from then on)."""
+    req = urllib.request.Request(BASE + path, headers={
+        "Authorization": "Basic " + base64.b64encode(b"reader:a long enough password").decode()})
+    return json.load(urllib.request.urlopen(req, timeout=20))
 
 
 chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -205,6 +212,36 @@ try:
     p.wait(f"document.body.dataset.ready === '#/read/{EPUB_ID}' && {frame}?.dataset.chapter === '2'", "the restored EPUB chapter")
     p.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}))")
     p.wait(f"{frame}?.dataset.chapter === '3'", "EPUB chapter 3 with the arrow key")
+    # 7. The library: the continue-reading row, a format filter, a reversed sort.
+    p.goto(BASE + "/#/")
+    p.wait("document.querySelectorAll('.grid.cont .card').length >= 2", "the continue-reading row")
+    cont = [i["book"]["id"] for i in api("/api/continue")["books"]]
+    got = p.eval("[...document.querySelectorAll('.grid.cont .card')].map(c => Number(c.dataset.id))")
+    assert got == cont, (got, cont)
+    p.goto(BASE + "/#/?format=pdf")
+    pdfs = api("/api/books?format=pdf")["books"]
+    p.wait(f"document.body.dataset.ready === '#/?format=pdf' && document.querySelectorAll('.card').length === {len(pdfs)}", "the PDF filter")
+    assert p.eval("[...document.querySelectorAll('.card .badge')].every(b => b.textContent === 'pdf')")
+    p.goto(BASE + "/#/?sort=title&order=desc")
+    want = [b["id"] for b in api("/api/books?sort=title&order=desc")["books"]]
+    p.wait(f"document.body.dataset.ready === '#/?sort=title&order=desc' && document.querySelector('#order')?.textContent === '↓'", "the reversed sort")
+    assert p.eval("[...document.querySelectorAll('.grid:not(.cont) .card')].map(c => Number(c.dataset.id))") == want
+    # 8. A shelf: made through the API, filled from the book page's checkbox, viewed.
+    shelf = p.eval("fetch('/api/shelves', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name: 'Favourites'})}).then(r => r.json())")
+    p.goto(BASE + f"/#/book/{TXT_ID}")
+    p.wait(f"document.body.dataset.ready === '#/book/{TXT_ID}' && !!document.querySelector('#shelves input')", "the shelf checkbox")
+    p.eval("document.querySelector('#shelves input').click()")
+    p.wait(f"fetch('/api/shelves').then(r => r.json()).then(j => j.shelves[0].books === 1)", "the book on the shelf")
+    p.goto(BASE + f"/#/?shelf={shelf['id']}")
+    p.wait(f"document.body.dataset.ready === '#/?shelf={shelf['id']}' && document.querySelectorAll('.card').length === 1 && document.querySelector('.card').dataset.id === '{TXT_ID}'", "the shelf's books")
+    # 9. Metadata editing needs an account: register one, edit the TXT's title and tags.
+    p.eval("fetch('/api/register', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({username: 'reader', password: 'a long enough password'})}).then(r => r.status)")
+    # A new document (another URL, not a hash change), so the page asks who it is again.
+    p.goto(BASE + f"/?signed-in#/book/{TXT_ID}")
+    p.wait(f"location.search === '?signed-in' && document.body.dataset.ready === '#/book/{TXT_ID}' && !!document.querySelector('#edit')", "the edit button")
+    p.eval("document.querySelector('#edit').click(); const f = document.querySelector('#editform'); f.querySelector('[name=title]').value = 'Mountain Temple Tales'; f.querySelector('[name=tags]').value = 'folk, mountains'; f.requestSubmit()")
+    p.wait("document.querySelector('h2')?.textContent === 'Mountain Temple Tales' && document.body.innerText.includes('folk, mountains')", "the edited metadata")
+    assert api_auth(f"/api/books/{TXT_ID}")["tags"] == ["folk", "mountains"]
     # Dark mode toggles and sticks.
     p.eval("document.querySelector('#theme').click()")
     assert p.eval("document.body.classList.contains('dark')") is True

@@ -1,4 +1,5 @@
-// sockit library web UI: hash routes #/ (grid), #/book/ID, #/read/ID (PDF pages, TXT pages,
+// sockit library web UI: hash routes #/ (grid; #/?sort=&order=&format=&author=&series=&tag=
+// &shelf=&q=&page= for a sorted, filtered page), #/book/ID, #/read/ID (PDF pages, TXT pages,
 // EPUB chapters in a sandboxed frame).
 // Logins are a server-side session (an HttpOnly cookie): the script never holds a secret.
 "use strict";
@@ -56,42 +57,127 @@ $("#loginform").addEventListener("submit", async (ev) => {
   } catch (e) { $("#loginerr").textContent = e.message; }
 });
 
-// ---- grid ----
+// ---- grid: sort, filters, shelves, pages, continue reading ----
 let searchTimer = null;
-$("#search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { if (location.hash !== "#/") location.hash = "#/"; else grid(); }, 200); });
-async function grid() {
-  const q = $("#search").value.trim();
-  const data = await api("/api/books" + (q ? "?q=" + encodeURIComponent(q) : ""));
-  if (!data.books.length) { view.innerHTML = `<p class="empty">No books${q ? " match “" + esc(q) + "”" : " yet: put PDF, EPUB or TXT files in the books folder"}.</p>`; return; }
-  view.innerHTML = `<div class="grid">${data.books.map((b) => `
+$("#search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { location.hash = hashFor({ ...gridParams(), q: $("#search").value.trim(), page: "" }); }, 200); });
+const FILTERS = ["sort", "order", "format", "author", "series", "tag", "shelf", "q", "page"];
+function gridParams() {
+  const h = location.hash.startsWith("#/?") ? location.hash.slice(3) : "";
+  const p = new URLSearchParams(h);
+  const o = {};
+  for (const k of FILTERS) if (p.get(k)) o[k] = p.get(k);
+  return o;
+}
+function hashFor(o) {
+  const p = new URLSearchParams();
+  for (const k of FILTERS) if (o[k]) p.set(k, o[k]);
+  const q = p.toString();
+  return q ? "#/?" + q : "#/";
+}
+function cards(books) {
+  return books.map((b) => `
     <div class="card" data-id="${b.id}" title="${esc(b.title)}">
       <img loading="lazy" src="${b.thumb_url}" alt="">
       <div class="t">${esc(b.title)}</div>
       <div class="m"><span class="badge ${b.error ? "bad" : ""}">${b.format}</span> ${b.pages ?? "?"} ${b.format === "epub" ? "ch" : "p"} · ${fmtSize(b.size)}</div>
-    </div>`).join("")}</div>`;
+    </div>`).join("");
+}
+async function grid() {
+  const o = gridParams();
+  if (document.activeElement !== $("#search")) $("#search").value = o.q || "";
+  const per = 60;
+  const page = Math.max(1, Number(o.page) || 1);
+  const query = new URLSearchParams({ ...o, page, per_page: per });
+  const [data, shelves] = await Promise.all([api("/api/books?" + query), api("/api/shelves").catch(() => ({ shelves: [] }))]);
+  const plain = !o.format && !o.author && !o.series && !o.tag && !o.shelf && !o.q && page === 1;
+  const cont = plain ? await api("/api/continue").catch(() => ({ books: [] })) : { books: [] };
+  const opt = (v, label, cur) => `<option value="${esc(v)}"${String(cur || "") === String(v) ? " selected" : ""}>${esc(label)}</option>`;
+  const chips = ["author", "series", "tag"].filter((k) => o[k]).map((k) => `<button class="chip" data-clear="${k}" title="Remove this filter">${k}: ${esc(o[k])} ✕</button>`).join("");
+  const shelf = shelves.shelves.find((x) => String(x.id) === o.shelf);
+  const pages = Math.max(1, Math.ceil(data.total / per));
+  view.innerHTML = `<div class="controls">
+      <label>Sort <select id="sort">${opt("title", "Title", o.sort || "title")}${opt("author", "Author", o.sort)}${opt("added", "Recently added", o.sort)}${opt("read", "Last read", o.sort)}${opt("series", "Series", o.sort)}</select></label>
+      <button id="order" title="Reverse the order">${o.order === "desc" ? "↓" : o.order === "asc" ? "↑" : "⇅"}</button>
+      <label>Format <select id="format">${opt("", "All", o.format)}${opt("pdf", "PDF", o.format)}${opt("epub", "EPUB", o.format)}${opt("txt", "TXT", o.format)}</select></label>
+      <label>Shelf <select id="shelf">${opt("", "All books", o.shelf)}${shelves.shelves.map((x) => opt(x.id, `${x.name} (${x.books})`, o.shelf)).join("")}</select></label>
+      <button id="newshelf" title="Create a shelf">+ Shelf</button>
+      ${shelf ? `<button id="delshelf" title="Delete this shelf (not its books)">Delete shelf</button>` : ""}
+      ${chips}<span class="spacer"></span><span class="hint">${data.total} book${data.total === 1 ? "" : "s"}</span></div>
+    ${cont.books.length ? `<h3 class="row">Continue reading</h3><div class="grid cont">${cards(cont.books.map((i) => i.book))}</div><h3 class="row">Library</h3>` : ""}
+    ${data.books.length ? `<div class="grid">${cards(data.books)}</div>` : `<p class="empty">No books${o.q ? " match “" + esc(o.q) + "”" : plain ? " yet: put PDF, EPUB or TXT files in the books folder" : " here"}.</p>`}
+    ${pages > 1 ? `<div class="pager"><button id="pprev"${page <= 1 ? " disabled" : ""}>‹ Previous</button> <span id="pinfo">page ${page} / ${pages}</span> <button id="pnext"${page >= pages ? " disabled" : ""}>Next ›</button></div>` : ""}`;
+  const go = (change) => (location.hash = hashFor({ ...o, page: "", ...change }));
+  $("#sort").onchange = (e) => go({ sort: e.target.value, order: "" });
+  $("#order").onclick = () => go({ order: o.order === "desc" ? "asc" : o.order === "asc" ? "desc" : (["added", "read"].includes(o.sort) ? "asc" : "desc") });
+  $("#format").onchange = (e) => go({ format: e.target.value });
+  $("#shelf").onchange = (e) => go({ shelf: e.target.value });
+  $("#newshelf").onclick = async () => {
+    const name = prompt("Name of the new shelf");
+    if (!name) return;
+    try { const s = await api("/api/shelves", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name }) }); go({ shelf: String(s.id) }); } catch (e) { alert(e.message); }
+  };
+  if ($("#delshelf")) $("#delshelf").onclick = async () => {
+    if (!confirm(`Delete the shelf “${shelf.name}”? Its books stay in the library.`)) return;
+    await api("/api/shelves/" + shelf.id, { method: "DELETE" }).catch((e) => alert(e.message));
+    go({ shelf: "" });
+  };
+  view.querySelectorAll(".chip").forEach((c) => (c.onclick = () => go({ [c.dataset.clear]: "" })));
+  if ($("#pprev")) { $("#pprev").onclick = () => go({ page: String(page - 1) }); $("#pnext").onclick = () => go({ page: String(page + 1) }); }
   view.querySelectorAll(".card").forEach((c) => (c.onclick = () => (location.hash = "#/book/" + c.dataset.id)));
 }
 
-// ---- book page ----
+// ---- book page: metadata, shelves, edit form ----
+const filterLink = (k, v) => `<a href="${hashFor({ [k]: v })}">${esc(v)}</a>`;
 async function bookPage(id) {
   const b = await api("/api/books/" + id);
   const p = await api(`/api/books/${id}/progress`).catch(() => ({}));
+  const shelves = (await api("/api/shelves").catch(() => ({ shelves: [] }))).shelves;
+  const authors = (b.author || "").split(", ").filter(Boolean);
   view.innerHTML = `<div class="book">
     <img src="${b.cover_url}" alt="cover">
     <div><h2>${esc(b.title)}</h2>
-      <dl><dt>Author</dt><dd>${esc(b.author || "—")}</dd>
+      <dl><dt>Author</dt><dd>${authors.length ? authors.map((a) => filterLink("author", a)).join(", ") : "—"}</dd>
       <dt>Format</dt><dd>${b.format.toUpperCase()}${b.encoding ? " (" + esc(b.encoding) + ")" : ""}</dd>
-      ${b.series ? `<dt>Series</dt><dd>${esc(b.series)}${b.series_index != null ? " #" + b.series_index : ""}</dd>` : ""}
+      ${b.series ? `<dt>Series</dt><dd>${filterLink("series", b.series)}${b.series_index != null ? " #" + b.series_index : ""}</dd>` : ""}
+      ${b.tags && b.tags.length ? `<dt>Tags</dt><dd>${b.tags.map((t) => filterLink("tag", t)).join(", ")}</dd>` : ""}
       ${b.language ? `<dt>Language</dt><dd>${esc(b.language)}</dd>` : ""}
       <dt>${b.format === "epub" ? "Chapters" : "Pages"}</dt><dd>${b.pages ?? "?"}</dd><dt>Size</dt><dd>${fmtSize(b.size)}</dd>
       <dt>File</dt><dd>${esc(b.path)}</dd><dt>kosync id</dt><dd><code>${b.partial_md5}</code></dd>
-      ${p.page ? `<dt>Position</dt><dd>${b.format === "epub" ? "chapter" : "page"} ${p.page} (${Math.round(p.percentage * 100)}%)</dd>` : ""}</dl>
+      ${p.page ? `<dt>Position</dt><dd>${b.format === "epub" ? "chapter" : "page"} ${p.page} (${Math.round(p.percentage * 100)}%)</dd>` : ""}
+      ${shelves.length ? `<dt>Shelves</dt><dd id="shelves">${shelves.map((s) => `<label class="shelf"><input type="checkbox" data-shelf="${s.id}"${(b.shelves || []).includes(s.id) ? " checked" : ""}> ${esc(s.name)}</label>`).join(" ")}</dd>` : ""}</dl>
       ${b.description ? `<p class="desc">${esc(b.description)}</p>` : ""}
       ${b.error ? `<p class="err">${esc(b.error)}</p>` : ""}
       <div class="actions">${b.error ? "" : `<button id="read">${p.page ? "Continue reading" : "Read"}</button>`}
-        <a href="${b.file_url}" download>Download</a></div></div></div>`;
+        <a href="${b.file_url}" download>Download</a>${state.user ? `<button id="edit">Edit metadata</button>` : ""}</div>
+      <form id="editform" class="edit" hidden>
+        <label>Title <input name="title" required maxlength="500" value="${esc(b.title)}"></label>
+        <label>Authors <input name="authors" placeholder="Name, Name" value="${esc(b.author || "")}"></label>
+        <label>Series <input name="series" value="${esc(b.series || "")}"></label>
+        <label>Number in series <input name="series_index" type="number" step="any" min="0" value="${b.series_index ?? ""}"></label>
+        <label>Tags <input name="tags" placeholder="tag, tag" value="${esc((b.tags || []).join(", "))}"></label>
+        <p class="hint">Stored in the library's catalog; the book file is not changed.</p>
+        <p id="editerr" class="err"></p>
+        <menu><button type="button" id="editcancel">Cancel</button> <button id="editsave">Save</button></menu>
+      </form></div></div>`;
   const read = $("#read");
   if (read) read.onclick = () => (location.hash = "#/read/" + id);
+  view.querySelectorAll("#shelves input").forEach((c) => (c.onchange = () =>
+    api(`/api/shelves/${c.dataset.shelf}/books/${id}`, { method: c.checked ? "PUT" : "DELETE" }).catch((e) => { c.checked = !c.checked; alert(e.message); })));
+  if (!$("#edit")) return;
+  $("#edit").onclick = () => { $("#editform").hidden = false; $("#edit").hidden = true; };
+  $("#editcancel").onclick = () => { $("#editform").hidden = true; $("#edit").hidden = false; };
+  $("#editform").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData($("#editform"));
+    const list = (v) => String(v || "").split(",").map((x) => x.trim()).filter(Boolean);
+    const body = { title: f.get("title"), authors: list(f.get("authors")), series: String(f.get("series") || "").trim(), tags: list(f.get("tags")) };
+    const idx = String(f.get("series_index") || "").trim();
+    if (idx && body.series) body.series_index = Number(idx);
+    try {
+      await api("/api/books/" + id, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      await bookPage(id);
+    } catch (e) { $("#editerr").textContent = e.message; }
+  });
 }
 
 // ---- reader ----

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sockit_reader::client::{Client, Response};
 use sockit_reader::{Library, ReaderConfig};
-use sockit_wire::runtime::{self, Limits};
+use sockit_runtime::server::{self as runtime, Limits};
 use tokio_util::sync::CancellationToken;
 
 pub struct Server {
@@ -28,7 +28,24 @@ impl Server {
     }
 
     pub fn start_with(files: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut ReaderConfig)) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), files, tweak)
+    }
+
+    /// Stops both servers and starts them again on the same root (a server restart:
+    /// the catalog and accounts are reopened from disk).
+    pub fn restart(mut self) -> Server {
+        self.shutdown.cancel();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Self::start_in(dir, &[], |_| {})
+    }
+
+    /// Writes `files` into `dir`'s books root and starts both servers there.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        files: &[(&str, Vec<u8>)],
+        tweak: impl FnOnce(&mut ReaderConfig),
+    ) -> Server {
         let mut cfg = ReaderConfig::for_root(dir.path());
         std::fs::create_dir_all(&cfg.books_dir).unwrap();
         for (name, bytes) in files {
@@ -113,13 +130,13 @@ impl Drop for Server {
 /// An accounts store with argon2's cheapest cost (tests only) and `throttle`.
 pub fn test_accounts(
     state_dir: &std::path::Path,
-    throttle: sockit_wire::throttle::ThrottleConfig,
+    throttle: sockit_runtime::throttle::ThrottleConfig,
 ) -> Arc<sockit_accounts::Accounts> {
     sockit_accounts::Accounts::open_with(
         &state_dir.join("accounts.db"),
         sockit_accounts::AccountsConfig {
             cost: sockit_accounts::HashCost::TEST,
-            throttle: Arc::new(sockit_wire::throttle::LoginThrottle::new(throttle)),
+            throttle: Arc::new(sockit_runtime::throttle::LoginThrottle::new(throttle)),
             ..Default::default()
         },
     )
