@@ -131,20 +131,7 @@ mod tests {
     use super::*;
     use sockit_wire::Header;
 
-    fn header(json: &str) -> Header {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn text(h: &Header) -> String {
-        serde_json::to_string(h).unwrap()
-    }
-
-    fn roundtrip<T: Message + PartialEq + std::fmt::Debug>(msg: T) {
-        let h = Header::encode(&msg).unwrap();
-        assert_eq!(h.decode::<T>().unwrap(), msg);
-        let r = Header::reply(&msg).unwrap();
-        assert_eq!(r.decode::<T>().unwrap(), msg);
-    }
+    use sockit_testkit::messages::{header, roundtrip, text};
 
     #[test]
     fn every_message_roundtrips() {

@@ -6,6 +6,7 @@
 //! - [`data`]: deterministic pseudo-random bytes, so a failure reproduces.
 //! - [`peer`]: the external programs interop tests drive, and `SOCKIT_TEST_SKIP`.
 //! - [`net`]: loopback sockets: free ports, UDP request/reply, in-process servers.
+//! - [`messages`]: round trips of the framed protocol's typed messages.
 //!
 //! The rules these helpers follow are those of `docs/testing.md`: no sleep to wait for a
 //! server, no silent skip, waits bounded and failing with what did not happen.
@@ -13,6 +14,7 @@
 
 pub mod addr_file;
 pub mod data;
+pub mod messages;
 pub mod net;
 pub mod peer;
 pub mod process;
