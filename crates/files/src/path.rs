@@ -5,14 +5,19 @@
 //! included). Parsing is pure and total: every input is either a [`RelPath`] or a
 //! [`PathError`] saying why it is denied.
 //!
-//! Accepted: `/`-separated UTF-8 components; empty and `.` components are dropped
-//! (`a//./b` is `a/b`); the empty path is the root itself. Denied: `..`, a leading `/`,
-//! `\` anywhere, NUL and other control characters, drive prefixes (`C:`), percent-encoded
-//! separators/dots/NUL (`%2e%2e%2f`), Unicode look-alikes of `.`, `/` and `\`, components
-//! over 255 bytes, paths over 4096 bytes, and the server's own staging directory.
+//! The generic rules are those of every sockit service, [`sockit_runtime::confine::check`]
+//! with a leading `/` refused ([`Leading::Refuse`]): no `..`, no absolute path, no NUL or
+//! other control character, no drive prefix (`C:`, `c:x`, any two-character first
+//! component ending in `:`); empty and `.` components are dropped (`a//./b` is `a/b`). The file service adds stricter rules on top: `\` is an error rather
+//! than a separator, percent-encoded separators/dots/NUL (`%2e%2e%2f`) and Unicode
+//! look-alikes of `.`, `/` and `\` are refused, components over 255 bytes and paths over
+//! 4096 bytes are refused, as are the server's own reserved names; and the empty path is
+//! the root itself.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use sockit_runtime::confine::{self, Leading, NameError};
 
 /// Longest accepted component, in bytes (Linux `NAME_MAX`).
 pub(crate) const MAX_COMPONENT: usize = 255;
@@ -88,9 +93,11 @@ impl RelPath {
         if raw.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
-        if raw.chars().any(|c| c.is_control()) {
+        let generic = confine::check(raw, Leading::Refuse);
+        if generic == Err(NameError::Control) {
             return Err(PathError::Control);
         }
+        // Before the generic result is used: it reads `\` as a separator.
         if raw.contains('\\') {
             return Err(PathError::Backslash);
         }
@@ -100,19 +107,17 @@ impl RelPath {
         if has_encoded_danger(raw) {
             return Err(PathError::PercentEncoded);
         }
-        if raw.starts_with('/') {
-            return Err(PathError::Absolute);
-        }
+        let checked = match generic {
+            Ok(checked) => checked,
+            // Nothing but empty and `.` components: the root itself.
+            Err(NameError::Empty) => return Ok(Self::root()),
+            Err(NameError::ParentDir) => return Err(PathError::ParentDir),
+            Err(NameError::Absolute) => return Err(PathError::Absolute),
+            Err(NameError::Control) => return Err(PathError::Control),
+            Err(NameError::Drive) => return Err(PathError::Drive),
+        };
         let mut parts = Vec::new();
-        for (i, part) in raw.split('/').enumerate() {
-            match part {
-                "" | "." => continue,
-                ".." => return Err(PathError::ParentDir),
-                _ => {}
-            }
-            if i == 0 && is_drive(part) {
-                return Err(PathError::Drive);
-            }
+        for part in checked.components() {
             if part.len() > MAX_COMPONENT {
                 return Err(PathError::ComponentTooLong);
             }
@@ -180,12 +185,6 @@ impl fmt::Display for RelPath {
             f.write_str(&self.parts.join("/"))
         }
     }
-}
-
-/// `C:`, `c:foo`: a Windows drive prefix.
-fn is_drive(part: &str) -> bool {
-    let b = part.as_bytes();
-    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
 }
 
 /// Characters that render like `.`, `/` or `\` (a path that looks like `../` to a human or
@@ -275,6 +274,8 @@ mod tests {
         assert_eq!(RelPath::parse("/etc"), Err(PathError::Absolute));
         assert_eq!(RelPath::parse("C:"), Err(PathError::Drive));
         assert_eq!(RelPath::parse("c:foo"), Err(PathError::Drive));
+        // The same name behind `./` is the same name (the shared check drops `.` first).
+        assert_eq!(RelPath::parse("./c:foo"), Err(PathError::Drive));
         assert!(RelPath::parse("a/c:d").is_ok());
     }
 
@@ -339,6 +340,18 @@ mod tests {
                 let text = p.as_string();
                 proptest::prop_assert!(!text.split('/').any(|c| c == ".."));
                 proptest::prop_assert!(!text.starts_with('/'));
+            }
+        }
+
+        #[test]
+        fn at_least_as_strict_as_the_shared_check(s in ".*") {
+            if let Ok(p) = RelPath::parse(&s) {
+                let generic = confine::check(&s, Leading::Refuse);
+                if p.is_root() {
+                    proptest::prop_assert_eq!(generic, Err(NameError::Empty));
+                } else {
+                    proptest::prop_assert_eq!(generic.map(|g| g.to_string()), Ok(p.as_string()));
+                }
             }
         }
     }

@@ -1,8 +1,10 @@
 //! The data root as a capability directory, with its staging area, the registry of uploads
 //! in progress and the hash cache.
 //!
-//! Every filesystem access of the file service goes through [`FilesRoot::dir`], a
-//! `cap_std::fs::Dir`: paths are resolved by the capability filesystem, which refuses any
+//! The served tree is a [`sockit_runtime::confine::Root`], the capability handle every
+//! sockit service confines its files with; every filesystem access of the file service
+//! goes through it ([`FilesRoot::dir`] is its `cap_std::fs::Dir`, for the operations the
+//! shared module does not offer): paths are resolved beneath the handle, which refuses any
 //! resolution that would leave the root (`..` through a symlink, absolute symlink targets,
 //! symlinks pointing outside) with `PermissionDenied`, mapped to `denied`.
 //!
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
+use sockit_runtime::confine::Root;
 
 use crate::error::FilesError;
 use crate::hash_cache::{FileKey, HashCache};
@@ -56,7 +59,9 @@ impl Default for FilesConfig {
 /// The shared state of the file service.
 #[derive(Debug)]
 pub struct FilesRoot {
-    dir: Dir,
+    /// The served tree.
+    tree: Root,
+    /// The staging area (outside the tree, or its hidden `.sockit-staging`).
     staging: Dir,
     config: FilesConfig,
     /// Paths with an upload running now (a second one gets `busy`).
@@ -85,14 +90,14 @@ impl FilesRoot {
     /// # Errors
     /// The root cannot be opened or the staging area cannot be created.
     pub fn open(path: &Path, config: FilesConfig) -> io::Result<Arc<Self>> {
-        let dir = Dir::open_ambient_dir(path, ambient_authority())?;
-        match dir.create_dir(STAGING_DIR) {
+        let tree = Root::open(path)?;
+        match tree.dir().create_dir(STAGING_DIR) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let staging = dir.open_dir(STAGING_DIR)?;
-        Self::from_dirs(dir, staging, config)
+        let staging = tree.dir().open_dir(STAGING_DIR)?;
+        Self::from_dirs(tree, staging, config)
     }
 
     /// Opens the served tree `files_root` (which must exist) with its staging area in
@@ -112,7 +117,7 @@ impl FilesRoot {
         staging_dir: &Path,
         config: FilesConfig,
     ) -> io::Result<Arc<Self>> {
-        let dir = Dir::open_ambient_dir(files_root, ambient_authority()).map_err(|e| {
+        let tree = Root::open(files_root).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot open the files root {}: {e}", files_root.display()),
@@ -139,7 +144,7 @@ impl FilesRoot {
             )
         })?;
         check_outside(files_root, staging_dir)?;
-        check_same_mount(&dir, &staging).map_err(|why| {
+        check_same_mount(tree.dir(), &staging).map_err(|why| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -151,13 +156,13 @@ impl FilesRoot {
                 ),
             )
         })?;
-        migrate_legacy_staging(&dir, &staging);
-        Self::from_dirs(dir, staging, config)
+        migrate_legacy_staging(tree.dir(), &staging);
+        Self::from_dirs(tree, staging, config)
     }
 
-    fn from_dirs(dir: Dir, staging: Dir, config: FilesConfig) -> io::Result<Arc<Self>> {
+    fn from_dirs(tree: Root, staging: Dir, config: FilesConfig) -> io::Result<Arc<Self>> {
         let root = Self {
-            dir,
+            tree,
             staging,
             config,
             uploads: Mutex::new(HashSet::new()),
@@ -167,9 +172,9 @@ impl FilesRoot {
         Ok(Arc::new(root))
     }
 
-    /// The root directory capability.
+    /// The served tree's directory capability (what [`Root`] resolves beneath).
     pub(crate) fn dir(&self) -> &Dir {
-        &self.dir
+        self.tree.dir()
     }
 
     /// The staging directory capability.
@@ -290,10 +295,10 @@ impl FilesRoot {
         let target = path.to_path();
         if overwrite {
             self.staging
-                .rename(&name, &self.dir, &target)
+                .rename(&name, self.dir(), &target)
                 .map_err(|e| FilesError::io(path, e))?;
         } else {
-            match self.staging.hard_link(&name, &self.dir, &target) {
+            match self.staging.hard_link(&name, self.dir(), &target) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(FilesError::Exists(path.clone()))
@@ -303,7 +308,7 @@ impl FilesRoot {
             let _ = self.staging.remove_file(&name);
         }
         let parent = path.parent().unwrap_or_else(RelPath::root);
-        if let Ok(d) = self.dir.open_dir(parent.to_path()) {
+        if let Ok(d) = self.dir().open_dir(parent.to_path()) {
             if let Ok(f) = d.open(".") {
                 let _ = f.sync_all();
             }

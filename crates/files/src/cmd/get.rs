@@ -42,14 +42,24 @@ impl Command for Get {
         let offset = req.offset;
         let p = path.clone();
         let (file, total, hash, mtime, mode) = blocking(&self.root, move |root| {
+            // Non-blocking, so that opening a FIFO in the tree cannot park a thread until
+            // someone writes to it; only regular files are then read.
+            let mut options = cap_std::fs::OpenOptions::new();
+            options.read(true);
+            cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
             let file = root
                 .dir()
-                .open(p.to_path())
+                .open_with(p.to_path(), &options)
                 .map_err(|e| FilesError::io(&p, e))?;
             let meta = file.metadata().map_err(|e| FilesError::io(&p, e))?;
             if meta.is_dir() {
                 return Err(FilesError::BadRequest(format!(
                     "{p} is a directory; use get -r for directory trees"
+                )));
+            }
+            if !meta.is_file() {
+                return Err(FilesError::BadRequest(format!(
+                    "{p} is not a regular file (a FIFO, socket or device); only files are sent"
                 )));
             }
             if offset > meta.len() {

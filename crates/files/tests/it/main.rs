@@ -6,6 +6,7 @@ mod common;
 mod full_disk;
 mod messages;
 mod metadata;
+mod special_files;
 mod staging_ttl;
 mod transfers;
 mod traversal;
