@@ -32,7 +32,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use sockit_chat::irc::flood::FloodConfig;
+use sockit_chat::irc::FloodConfig;
 use sockit_chat::irc::{IrcServer, Message, ServerConfig};
 
 /// Longest line a bench client accepts.

@@ -27,8 +27,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use sockit_reader::config::ReaderConfig;
-use sockit_reader::library::Library;
+use sockit_reader::Library;
+use sockit_reader::ReaderConfig;
 
 /// Longest a single request may take before the run fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,7 +60,7 @@ impl Default for BenchConfig {
             pages: 300,
             readers: 200,
             duration: Duration::from_secs(10),
-            width: sockit_reader::http::api::DEFAULT_WIDTH,
+            width: sockit_reader::http::DEFAULT_WIDTH,
             out_dir: Some(PathBuf::from("bench-results")),
         }
     }
@@ -540,7 +540,7 @@ fn write_results(out: &Path, r: &BenchReport) -> Result<(), BenchError> {
     std::fs::create_dir_all(out).map_err(io_err(format!("creating {}", out.display())))?;
     let json = serde_json::to_string_pretty(r).unwrap_or_default();
     for (name, text) in [("reader.json", json), ("reader.md", r.markdown.clone())] {
-        sockit_reader::atomic::write(&out.join(name), text.as_bytes())?;
+        sockit_reader::write_atomic(&out.join(name), text.as_bytes())?;
     }
     Ok(())
 }

@@ -1,35 +1,39 @@
 //! sockit's network book reader: the course's "network reader" made real.
 //!
-//! A [`library::Library`] keeps a SQLite [`catalog`] of the PDF, EPUB and TXT books under a
-//! books root (refreshed on start and by polling), decodes TXT in any common encoding
-//! ([`txt::decode`]) and pages it on character boundaries ([`txt::pages`]), renders PDF
-//! pages with hayro in blocking workers ([`pdf`]) and caches them on disk, and serves EPUB
-//! chapters sanitized with their images and styles ([`epub`]). Front ends:
-//! the course's classic protocol on tcp 8998 ([`classic`]) and HTTP on 8080 ([`http`]):
-//! web UI, JSON API, OPDS 1.2 + PSE and kosync progress sync. [`client`] is the HTTP
-//! client behind `sockit read`.
+//! A [`Library`] keeps a SQLite [`catalog`] of the PDF, EPUB and TXT books under a books
+//! root (refreshed on start and by polling), decodes TXT in any common encoding and pages
+//! it on character boundaries ([`Paged`]), renders PDF pages with hayro in blocking
+//! workers and caches them on disk, and serves EPUB chapters sanitized with their images
+//! and styles. Reading positions and sessions live in [`accounts`]; sorted, filtered and
+//! paginated queries, shelves and metadata edits in [`browse`].
+//! Front ends: the course's classic protocol on tcp 8998 ([`classic`]) and HTTP on 8080
+//! ([`http`]): web UI, JSON API, OPDS 1.2 + PSE and kosync progress sync. [`client`] is
+//! the HTTP client behind `sockit read`; [`demo`] makes sample books.
 #![deny(missing_docs)]
 
 pub mod accounts;
-pub mod atomic;
+mod atomic;
 pub mod browse;
 pub mod catalog;
 pub mod classic;
 pub mod client;
-pub mod config;
-pub mod course_db;
-pub mod cover;
+mod config;
+mod course_db;
+mod cover;
 pub mod demo;
-pub mod disk_cache;
-pub mod epub;
-pub mod error;
-pub mod hashes;
+mod disk_cache;
+mod epub;
+mod error;
+mod hashes;
 pub mod http;
-pub mod library;
-pub mod pdf;
-pub mod scan;
-pub mod txt;
+mod library;
+mod pdf;
+mod scan;
+mod txt;
 
+pub use atomic::write as write_atomic;
 pub use config::ReaderConfig;
 pub use error::ReaderError;
-pub use library::Library;
+pub use hashes::md5_hex;
+pub use library::{Library, MAX_PAGE_CHARS};
+pub use txt::pages::Paged;

@@ -1,5 +1,5 @@
-//! A client connection: negotiates IRCv3 capabilities and logs in with SASL PLAIN (see
-//! [`negotiate`](super::negotiate)), registers (NICK/USER, PASS), picks another nick when
+//! A client connection: negotiates IRCv3 capabilities and logs in with SASL PLAIN (a
+//! pure state machine the connection drives), registers (NICK/USER, PASS), picks another nick when
 //! the wanted one is taken, answers PINGs, fetches a channel's history on join (with
 //! `draft/chathistory`), and hands every message to the front end as an [`Event`]. With
 //! [`Options::reconnect`] a dropped connection is dialled again with back-off (1 s, 2 s,

@@ -6,7 +6,7 @@
 pub mod connection;
 pub mod format;
 pub mod input;
-pub mod negotiate;
+mod negotiate;
 pub mod plain;
 
 pub use connection::{server_time, Backoff, ClientConfig, Connection, Event, Options};

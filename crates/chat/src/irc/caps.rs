@@ -6,6 +6,7 @@ use std::fmt;
 
 /// One capability the server implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(clippy::enum_variant_names)] // `CapNotify` is the IRCv3 name `cap-notify`
 pub enum Cap {
     /// `account-notify`: `ACCOUNT` when a neighbour logs in or out.
     AccountNotify,

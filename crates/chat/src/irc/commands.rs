@@ -83,6 +83,7 @@ impl Ctx<'_> {
     }
 
     /// A message from the server.
+    #[allow(clippy::wrong_self_convention)] // reads "a message from this server"
     pub fn from_server(&self, command: &str, params: Vec<String>) -> Message {
         Message::new(command, params).with_prefix(self.cfg.name.clone())
     }

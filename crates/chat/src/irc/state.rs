@@ -406,11 +406,6 @@ impl Outgoing {
         self
     }
 
-    /// The message (without tags).
-    pub fn message(&self) -> &Message {
-        &self.msg
-    }
-
     /// The line for a client with `caps`, or `None` when it must not get this message.
     pub fn line(&self, caps: CapSet) -> Option<Line> {
         let tags_cap = caps.has(Cap::MessageTags);
@@ -687,6 +682,7 @@ impl State {
     }
 
     /// An [`Outgoing`] from client `id` (its account for `account-tag`).
+    #[allow(clippy::wrong_self_convention)] // reads "a message from this client"
     pub fn from_client(&self, id: ClientId, msg: Message) -> Outgoing {
         let c = self.clients.get(&id);
         let account = c.and_then(|c| c.account.clone());

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{config, start, Raw};
-use sockit_chat::irc::flood::FloodConfig;
+use sockit_chat::irc::FloodConfig;
 use sockit_chat::irc::{IrcServer, Message, ServerConfig};
 use sockit_runtime::guarded::{GuardedStream, RequestClock};
 use sockit_runtime::server::{ConnInfo, Limits};

@@ -58,7 +58,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let (Some(u), Some(p)) = (&args.user, &args.password) {
         client = client
             .with_header("x-auth-user", u)
-            .with_header("x-auth-key", &sockit_reader::hashes::md5_hex(p.as_bytes()));
+            .with_header("x-auth-key", &sockit_reader::md5_hex(p.as_bytes()));
     }
     let cache = Cache::open(args.cache.clone(), &server)?;
     let mut query = args.query.clone();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sockit_chat::irc::flood::FloodConfig;
+use sockit_chat::irc::FloodConfig;
 use sockit_chat::irc::{OperBlock, ServerConfig};
 use sockit_chat::udp_room::RoomConfig;
 
@@ -51,10 +51,10 @@ pub struct ChatArgs {
     pub chat_oper: Vec<OperBlock>,
     /// IRC history (draft/chathistory): messages older than this many days are deleted
     /// (0: no age limit). Kept in ROOT/state/chat-history.sqlite.
-    #[arg(long, default_value_t = sockit_chat::irc::history::DEFAULT_MAX_DAYS, value_name = "DAYS")]
+    #[arg(long, default_value_t = sockit_chat::irc::HISTORY_MAX_DAYS, value_name = "DAYS")]
     pub chat_history_days: u32,
     /// IRC history: most messages kept in all, the oldest deleted first (0: store none).
-    #[arg(long, default_value_t = sockit_chat::irc::history::DEFAULT_MAX_MESSAGES, value_name = "N")]
+    #[arg(long, default_value_t = sockit_chat::irc::HISTORY_MAX_MESSAGES, value_name = "N")]
     pub chat_history_max: usize,
     /// IRC: let clients create accounts with `REGISTER` (draft/account-registration).
     /// Off by default: the accounts are the server's, shared with the reader.

@@ -519,7 +519,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let history = args.chat.history(&layout.state);
         // Open the history store once here, so a store that cannot be opened stops the
         // start with its error instead of the IRC service running without history.
-        sockit_chat::irc::history::History::from_config(Some(&history))
+        sockit_chat::irc::History::from_config(Some(&history))
             .with_context(|| format!("cannot open the chat history {}", history.path.display()))?;
         chat.irc.history = Some(history);
     }

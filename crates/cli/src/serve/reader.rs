@@ -54,9 +54,7 @@ pub async fn open(
     cfg.accounts = Some(ctx.auth.accounts.clone());
     cfg.require_auth = ctx.auth.required;
     cfg.demo = args.demo;
-    cfg.txt_page_chars = args
-        .txt_page_chars
-        .clamp(1, sockit_reader::library::MAX_PAGE_CHARS);
+    cfg.txt_page_chars = args.txt_page_chars.clamp(1, sockit_reader::MAX_PAGE_CHARS);
     cfg.rescan_interval = args.rescan_interval.max(Duration::from_millis(100));
     cfg.render_workers = args.render_workers.max(1);
     cfg.cache_max_bytes = args.reader_cache_mib.saturating_mul(1 << 20);

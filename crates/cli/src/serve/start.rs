@@ -122,8 +122,7 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
                 let lib = crate::serve::reader::library(ctx);
                 let limits = ctx.limits;
                 tasks.spawn(async move {
-                    let served =
-                        sockit_reader::http::transport::serve_http(listener, lib, limits, token);
+                    let served = sockit_reader::http::serve_http(listener, lib, limits, token);
                     Ok(served.await?)
                 });
             }

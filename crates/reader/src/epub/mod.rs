@@ -125,16 +125,6 @@ impl<R: Read + Seek> Archive<R> {
         self.names.contains_key(path)
     }
 
-    /// How many file entries the book has.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Whether the book has no file entries.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     /// The uncompressed bytes of entry `path`, refusing past the per-entry limit or the
     /// operation's budget (counted while inflating).
     ///
@@ -217,7 +207,8 @@ pub struct Chapter {
     pub title: Option<String>,
     /// Its entry name in the book.
     pub path: String,
-    /// The body as safe HTML (see [`html::sanitize_chapter`]).
+    /// The body as safe HTML (through ammonia: no script, no event handlers, no `style`
+    /// attributes, links and images rewritten to the reader's routes).
     pub html: String,
     /// The URLs of its style sheets (served sanitized from inside the book).
     pub styles: Vec<String>,
@@ -234,8 +225,6 @@ pub struct Chapter {
 pub struct Epub<R> {
     /// The archive.
     pub archive: Archive<R>,
-    /// The OPF's entry name.
-    pub opf_path: String,
     /// What the OPF says.
     pub package: opf::Package,
     /// The table of contents.
@@ -298,7 +287,6 @@ impl<R: Read + Seek> Epub<R> {
         }
         Ok(Self {
             archive,
-            opf_path,
             package,
             toc,
         })

@@ -1,5 +1,5 @@
 //! The bodies of the reader's JSON API and of kosync, as types: the server
-//! ([`crate::http::api`], [`crate::http::kosync`]) builds its answers from them, and
+//! (the JSON API and kosync routes of [`crate::http`]) builds its answers from them, and
 //! clients ([`crate::client`], `sockit read`) read them back with the same types. These
 //! types are the schema of the JSON API; a field renamed here is renamed on both sides.
 //!

@@ -1,14 +1,17 @@
 //! The HTTP side of the reader (tcp 8080, and HTTPS on 8443 with `--tls`, see [`tls`]): the web UI, its JSON API, file downloads with
 //! ETag and range requests, OPDS 1.2 with page streaming, and kosync progress sync.
 
-pub mod api;
+mod api;
 pub mod api_types;
-pub mod download;
-pub mod kosync;
-pub mod opds;
+mod download;
+mod kosync;
+mod opds;
 pub mod tls;
-pub mod transport;
-pub mod web;
+mod transport;
+mod web;
+
+pub use api::DEFAULT_WIDTH;
+pub use transport::{serve_http, HttpService};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -51,7 +54,7 @@ pub fn router(lib: Arc<Library>) -> Router {
 
 /// Serves the HTTP application on `listener` through the shared runtime with its default
 /// limits until `shutdown`, then lets open requests finish (see
-/// [`transport::serve_http`] for the operator's limits).
+/// [`serve_http`] for the operator's limits).
 ///
 /// # Errors
 /// None once the listener is bound (accept errors are logged and retried).

@@ -1,5 +1,5 @@
 //! HTTPS for the reader (`sockit serve --tls`, port 8443), a service of the shared runtime
-//! like the plain port (see [`super::transport`]): the TLS handshake runs inside the
+//! like the plain port (see [`super::serve_http`]): the TLS handshake runs inside the
 //! connection's handler, so the runtime's connection limits and handshake timeout count
 //! it, and the first request head must arrive within the handshake timeout of the
 //! connect. A plain-HTTP request on the HTTPS port gets `400` in plain text, as nginx

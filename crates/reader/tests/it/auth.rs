@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::{test_accounts, Server};
 use sockit_reader::client::{parse_response, Response};
-use sockit_reader::hashes::md5_hex;
+use sockit_reader::md5_hex;
 use sockit_runtime::throttle::ThrottleConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -27,7 +27,7 @@ fn interop_python3_course_client() {
     let expected = serde_json::json!({
         "txt": "挽歌-GBK.txt",
         "pdf": "Packet Analysis.pdf",
-        "pdf_md5": sockit_reader::hashes::md5_hex(&pdf),
+        "pdf_md5": sockit_reader::md5_hex(&pdf),
         "pages": book.pages,
         "page1": page(1), "page2": page(2), "page5": page(5), "page6": page(6),
     });

@@ -57,7 +57,7 @@ fn same_text_same_pages_in_every_encoding() {
     expected_encoding.insert("gbk.txt", "GBK");
     expected_encoding.insert("big5.txt", "Big5");
     expected_encoding.insert("sjis.txt", "Shift_JIS");
-    let reference = sockit_reader::txt::pages::Paged::new(text.clone(), 100);
+    let reference = sockit_reader::Paged::new(text.clone(), 100);
     assert!(reference.len() > 5);
     for (name, _) in &files {
         let book = s.lib.book_by_path(name).unwrap();

@@ -527,7 +527,7 @@ fn a_koreader_position_in_an_epub_shows_as_its_chapter() {
         .as_str()
         .unwrap()
         .to_owned();
-    let key = sockit_reader::hashes::md5_hex(b"pw");
+    let key = sockit_reader::md5_hex(b"pw");
     let json = [("content-type", "application/json")];
     let r = s.req(
         "POST",

@@ -49,7 +49,7 @@ fn err(code: u32, message: &str) -> Value {
 #[test]
 fn kosync_request_response_table() {
     let s = Server::start(&[("a.txt", b"hello\n".to_vec())]);
-    let key = sockit_reader::hashes::md5_hex(b"secret");
+    let key = sockit_reader::md5_hex(b"secret");
     let alice = Some(("alice", key.as_str()));
     let wrong = Some(("alice", "0000"));
     let doc = "0123456789abcdef0123456789abcdef";
@@ -267,7 +267,7 @@ fn kosync_request_response_table() {
     assert!(got.get("device_id").is_none(), "{got}");
 
     // Positions are per user.
-    let bob_key = sockit_reader::hashes::md5_hex(b"pw");
+    let bob_key = sockit_reader::md5_hex(b"pw");
     assert_eq!(
         call(
             &s,
@@ -337,7 +337,7 @@ fn interop_python3_partial_md5_matches_koreader_port_and_web_ui_shares_positions
         );
     }
     // The web UI writes the position KOReader reads (document id = partial MD5).
-    let key = sockit_reader::hashes::md5_hex(b"pw");
+    let key = sockit_reader::md5_hex(b"pw");
     assert_eq!(
         call(
             &s,

@@ -799,7 +799,7 @@ fn shelves_positions_and_continue_reading_are_per_user() {
         .as_str()
         .unwrap()
         .to_owned();
-    let key = sockit_reader::hashes::md5_hex(b"alice-secret-pw");
+    let key = sockit_reader::md5_hex(b"alice-secret-pw");
     let body = serde_json::to_vec(
         &json!({"document": doc, "progress": "3", "percentage": 0.75, "device": "kobo"}),
     )

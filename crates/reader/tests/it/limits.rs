@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sockit_reader::classic::ClassicService;
 use sockit_reader::http::tls::HttpsService;
-use sockit_reader::http::transport::HttpService;
+use sockit_reader::http::HttpService;
 use sockit_reader::{Library, ReaderConfig};
 use sockit_runtime::server::{self as runtime, Limits, TcpService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -33,7 +33,7 @@ impl Drop for TestServer {
 pub fn config() -> ServerConfig {
     ServerConfig {
         name: "irc.test".into(),
-        flood: sockit_chat::irc::flood::FloodConfig {
+        flood: sockit_chat::irc::FloodConfig {
             penalty: Duration::ZERO,
             burst: Duration::ZERO,
         },
