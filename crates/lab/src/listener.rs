@@ -47,23 +47,19 @@ pub fn wake_accept(addr: SocketAddr) {
     let _ = TcpStream::connect_timeout(&connectable(addr), Duration::from_secs(1));
 }
 
-/// Writes `{"lab":{"tcp":"IP:PORT"}}` to `path` atomically (temp file + rename), so a
+/// Writes `{"lab":{"tcp":"IP:PORT"}}` to `path` atomically (staging file, fsync, rename), so a
 /// reader polling for the file never sees half of it. The shape follows `sockit serve`'s
 /// addr file (service → protocol → address).
 ///
 /// # Errors
 /// [`LabError::File`] when the directory is not writable.
 pub fn write_addr_file(path: &Path, addr: SocketAddr) -> Result<()> {
-    let tmp = path.with_extension("tmp");
     let body = format!("{{\"lab\":{{\"tcp\":\"{addr}\"}}}}\n");
-    std::fs::write(&tmp, body).map_err(|source| LabError::File {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| LabError::File {
-        path: path.to_path_buf(),
-        source,
-    })
+    sockit_runtime::fs::write_atomic(path, body.as_bytes(), sockit_runtime::fs::Mode::Public)
+        .map_err(|source| LabError::File {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Parses a file written by [`write_addr_file`]; `None` if absent or incomplete.

@@ -583,14 +583,8 @@ fn write_results(dir: &Path, report: &SoakReport) -> Result<()> {
         ("soak.md", report.markdown.clone()),
     ] {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(file_err(&path))?;
+        sockit_runtime::fs::write_atomic(&path, text.as_bytes(), sockit_runtime::fs::Mode::Public)
+            .map_err(file_err(&path))?;
     }
     Ok(())
 }

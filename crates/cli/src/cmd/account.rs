@@ -52,7 +52,7 @@ fn accounts_file(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             .context("no platform data dir; pass --root DIR")?
             .join("sockit"),
     };
-    Ok(root.join("state").join("accounts.db"))
+    Ok(crate::serve::layout::Layout::of(&root).accounts())
 }
 
 /// The password: prompted twice without echo on a terminal, else one line of stdin.

@@ -4,7 +4,7 @@
 mod addr_file;
 mod chat_args;
 mod irc_auth;
-mod layout;
+pub(crate) mod layout;
 mod ntp;
 mod plan;
 mod policy;

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -119,23 +118,12 @@ fn not_python(model: Model) -> LabError {
 /// Writes the embedded script to the temp directory (atomically: a test may start the
 /// same model while another reads it) and returns its path.
 fn script_path(s: &Script) -> Result<PathBuf> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("sockit-lab-{}-{}", std::process::id(), s.file));
-    let tmp = dir.join(format!(
-        "sockit-lab-{}-{}.{}.tmp",
-        std::process::id(),
-        s.file,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&tmp, s.source).map_err(|source| LabError::File {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, &path).map_err(|source| LabError::File {
-        path: path.clone(),
-        source,
-    })?;
+    let path = std::env::temp_dir().join(format!("sockit-lab-{}-{}", std::process::id(), s.file));
+    sockit_runtime::fs::write_atomic(&path, s.source.as_bytes(), sockit_runtime::fs::Mode::Public)
+        .map_err(|source| LabError::File {
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 
