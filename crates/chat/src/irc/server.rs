@@ -275,16 +275,12 @@ impl IrcServer {
             };
             let weight = u32::from(msg.command != "PONG");
             let wait = flood.charge(Instant::now().into_std(), weight);
+            let reg = (!registered).then_some(reg_deadline);
             if !wait.is_zero() {
-                tokio::select! {
-                    _ = killer.killed().cancelled() => {
-                        return killer.reason().unwrap_or_else(|| "Killed".into());
-                    }
-                    _ = shutdown.cancelled() => return "Server shutting down".into(),
-                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
-                        return REGISTRATION_TIMEOUT.into();
-                    }
-                    _ = tokio::time::sleep(wait) => {}
+                if let Err(reason) =
+                    unless_ended(tokio::time::sleep(wait), killer, shutdown, reg).await
+                {
+                    return reason;
                 }
             }
             let label = label_of(handle, &msg);
@@ -298,12 +294,10 @@ impl IrcServer {
                     // Others may send to this client while the store answers.
                     captured.extend(handle.release());
                 }
-                let resp = tokio::select! {
-                    _ = killer.killed().cancelled() => {
-                        return killer.reason().unwrap_or_else(|| "Killed".into());
-                    }
-                    _ = shutdown.cancelled() => return "Server shutting down".into(),
-                    r = self.shared.history.query(call.request.clone()) => r,
+                let query = self.shared.history.query(call.request.clone());
+                let resp = match unless_ended(query, killer, shutdown, None).await {
+                    Ok(r) => r,
+                    Err(reason) => return reason,
                 };
                 if label.is_some() {
                     handle.capture();
@@ -314,15 +308,10 @@ impl IrcServer {
                 if label.is_some() {
                     captured.extend(handle.release());
                 }
-                let verdict = tokio::select! {
-                    _ = killer.killed().cancelled() => {
-                        return killer.reason().unwrap_or_else(|| "Killed".into());
-                    }
-                    _ = shutdown.cancelled() => return "Server shutting down".into(),
-                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
-                        return REGISTRATION_TIMEOUT.into();
-                    }
-                    v = self.create_account(&req, info.peer.ip()) => v,
+                let create = self.create_account(&req, info.peer.ip());
+                let verdict = match unless_ended(create, killer, shutdown, reg).await {
+                    Ok(v) => v,
+                    Err(reason) => return reason,
                 };
                 if label.is_some() {
                     handle.capture();
@@ -334,15 +323,10 @@ impl IrcServer {
                     // Others may send to this client while the password is checked.
                     captured.extend(handle.release());
                 }
-                let verdict = tokio::select! {
-                    _ = killer.killed().cancelled() => {
-                        return killer.reason().unwrap_or_else(|| "Killed".into());
-                    }
-                    _ = shutdown.cancelled() => return "Server shutting down".into(),
-                    _ = tokio::time::sleep_until(reg_deadline), if !registered => {
-                        return REGISTRATION_TIMEOUT.into();
-                    }
-                    v = self.verify(&req, info.peer.ip()) => v,
+                let check = self.verify(&req, info.peer.ip());
+                let verdict = match unless_ended(check, killer, shutdown, reg).await {
+                    Ok(v) => v,
+                    Err(reason) => return reason,
                 };
                 if label.is_some() {
                     handle.capture();
@@ -569,6 +553,29 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 /// Writes queued lines, flushing after each batch; ends when every sender is gone.
+/// Waits for `work` unless the connection is killed, the server shuts down or, while the
+/// client is unregistered, `registration` (its deadline) passes; then `Err` with the
+/// reason the connection closes.
+async fn unless_ended<T>(
+    work: impl std::future::Future<Output = T>,
+    killer: &Killer,
+    shutdown: &tokio_util::sync::CancellationToken,
+    registration: Option<Instant>,
+) -> Result<T, String> {
+    let registration_over = async {
+        match registration {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = killer.killed().cancelled() => Err(killer.reason().unwrap_or_else(|| "Killed".into())),
+        _ = shutdown.cancelled() => Err("Server shutting down".into()),
+        _ = registration_over => Err(REGISTRATION_TIMEOUT.into()),
+        v = work => Ok(v),
+    }
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Line>, killer: Killer) {
     let mut w = BufWriter::with_capacity(16 * 1024, wr);
     let result: io::Result<()> = async {
