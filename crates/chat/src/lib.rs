@@ -21,6 +21,10 @@ pub mod ports {
     pub const IRC: u16 = 6667;
     /// IRC over TLS (tcp; `sockit serve --tls`), the port ircds and clients use for TLS.
     pub const IRC_TLS: u16 = 6697;
+    /// IRC over WebSocket (`ws://`, the IRCv3 WebSocket subprotocols), for browser clients.
+    pub const IRC_WS: u16 = 8097;
+    /// IRC over WebSocket inside TLS (`wss://`; `sockit serve --tls`).
+    pub const IRC_WSS: u16 = 8098;
     /// The UDP chat room.
     pub const UDP_CHAT: u16 = 7788;
     /// LAN discovery (udp).

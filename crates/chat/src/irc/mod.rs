@@ -15,7 +15,8 @@
 //! ([`IrcAuth`]) with the pure parts of SASL PLAIN, and the per-client penalty timer
 //! ([`FloodConfig`]). [`IrcServer`] serves connections (queues, pings, the
 //! [`TcpService`](sockit_runtime::server::TcpService)) configured by [`ServerConfig`];
-//! [`IrcTlsServer`] is the same server behind TLS (port 6697), sharing the plain port's
+//! [`IrcTlsServer`] is the same server behind TLS (port 6697), and [`IrcWsServer`] the same
+//! server over WebSocket (ports 8097 `ws://` and 8098 `wss://`), sharing the plain port's
 //! network.
 
 mod account_reg;
@@ -41,6 +42,7 @@ mod server;
 mod state;
 pub mod tags;
 mod tls;
+mod websocket;
 
 pub use auth::{AuthVerdict, CreateVerdict, IrcAuth};
 pub use flood::FloodConfig;
@@ -52,3 +54,4 @@ pub use message::{Message, ParseError};
 pub use server::IrcServer;
 pub use state::{AdminInfo, OperBlock, ServerConfig};
 pub use tls::IrcTlsServer;
+pub use websocket::{IrcWsServer, OriginPolicy, BINARY_PROTOCOL, MAX_MESSAGE, TEXT_PROTOCOL};

@@ -16,3 +16,4 @@ mod oper;
 mod queries;
 mod sasl;
 mod udp_guard;
+mod websocket;

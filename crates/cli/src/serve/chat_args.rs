@@ -60,6 +60,11 @@ pub struct ChatArgs {
     /// Off by default: the accounts are the server's, shared with the reader.
     #[arg(long)]
     pub chat_registration: bool,
+    /// IRC over WebSocket: a browser page from ORIGIN (`https://host[:port]`) may connect.
+    /// Repeatable; without it every origin may (logins are per connection, never by
+    /// cookie, so a foreign page gains nothing a direct client would not have).
+    #[arg(long, value_name = "ORIGIN")]
+    pub chat_ws_origin: Vec<String>,
     /// UDP chat room: a participant silent this long stops receiving the room.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub udp_chat_idle: Duration,
@@ -72,6 +77,8 @@ pub struct ChatSettings {
     pub registration: bool,
     /// The IRC server (its name is also the discovery name).
     pub irc: ServerConfig,
+    /// Which browser origins the WebSocket ports accept.
+    pub ws_origins: sockit_chat::irc::OriginPolicy,
     /// The UDP chat room.
     pub room: RoomConfig,
 }
@@ -111,6 +118,9 @@ impl ChatArgs {
         }
         Ok(ChatSettings {
             registration: self.chat_registration,
+            ws_origins: sockit_chat::irc::OriginPolicy {
+                allowed: self.chat_ws_origin.clone(),
+            },
             irc: ServerConfig {
                 name,
                 password: self.chat_password.clone(),

@@ -296,6 +296,9 @@ mod tests {
         let only = plan(&[], &[], lo(), TlsMode::Only).unwrap();
         assert!(!has(&only, "chat", Proto::Tcp) && has(&only, "chat", Proto::Tls));
         assert!(!has(&only, "reader", Proto::Http) && has(&only, "reader", Proto::Https));
+        assert!(has(&off, "chat", Proto::Ws) && !has(&off, "chat", Proto::Wss));
+        assert!(has(&also, "chat", Proto::Ws) && has(&also, "chat", Proto::Wss));
+        assert!(!has(&only, "chat", Proto::Ws) && has(&only, "chat", Proto::Wss));
         // The classic reader protocol has no TLS form; it stays.
         assert!(has(&only, "reader", Proto::Tcp));
         let one = plan(&[], &["chat.tls=7001".into()], lo(), TlsMode::Also).unwrap();

@@ -259,7 +259,7 @@ mod tests {
         let d = decide(all("0.0.0.0"), &i).unwrap();
         assert_eq!(
             running(&d),
-            ["framed.tcp", "reader.http", "chat.tcp"].map(String::from)
+            ["framed.tcp", "reader.http", "chat.tcp", "chat.ws"].map(String::from)
         );
         assert!(d
             .left_out

@@ -20,6 +20,10 @@ pub enum Proto {
     Tls,
     /// A TCP listener serving HTTPS (only with `--tls`).
     Https,
+    /// A TCP listener serving the service over WebSocket (an HTTP upgrade).
+    Ws,
+    /// A TCP listener serving the service over WebSocket inside TLS (only with `--tls`).
+    Wss,
 }
 
 impl Proto {
@@ -31,10 +35,12 @@ impl Proto {
             Proto::Http => "http",
             Proto::Tls => "tls",
             Proto::Https => "https",
+            Proto::Ws => "ws",
+            Proto::Wss => "wss",
         }
     }
 
-    /// Parses the addr-file key (`tcp`, `udp`, `http`, `tls`, `https`).
+    /// Parses the addr-file key (`tcp`, `udp`, `http`, `tls`, `https`, `ws`, `wss`).
     pub fn parse(s: &str) -> Option<Proto> {
         [
             Proto::Tcp,
@@ -42,6 +48,8 @@ impl Proto {
             Proto::Http,
             Proto::Tls,
             Proto::Https,
+            Proto::Ws,
+            Proto::Wss,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)
@@ -49,7 +57,7 @@ impl Proto {
 
     /// Whether it exists only when the server runs with `--tls`.
     pub fn is_tls(self) -> bool {
-        matches!(self, Proto::Tls | Proto::Https)
+        matches!(self, Proto::Tls | Proto::Https | Proto::Wss)
     }
 
     /// The plain endpoint this TLS endpoint stands in for (`--tls-only` drops it).
@@ -57,6 +65,7 @@ impl Proto {
         match self {
             Proto::Tls => Some(Proto::Tcp),
             Proto::Https => Some(Proto::Http),
+            Proto::Wss => Some(Proto::Ws),
             _ => None,
         }
     }
@@ -201,6 +210,8 @@ impl Service {
             Service::Chat => &[
                 ep!(Tcp, sockit_chat::ports::IRC, A::Accounts),
                 ep!(Tls, sockit_chat::ports::IRC_TLS, A::Accounts),
+                ep!(Ws, sockit_chat::ports::IRC_WS, A::Accounts),
+                ep!(Wss, sockit_chat::ports::IRC_WSS, A::Accounts),
             ],
             Service::UdpChat => &[ep!(Udp, sockit_chat::ports::UDP_CHAT, A::None)],
             Service::Discovery => &[ep!(Udp, sockit_chat::ports::DISCOVERY, A::None)],
@@ -222,7 +233,7 @@ impl Service {
             }
             Service::Reader => "books: course protocol (tcp), web UI, OPDS, kosync (http/https)",
             Service::Tftp => "RFC 1350 TFTP with options",
-            Service::Chat => "IRC (tcp; tls with --tls)",
+            Service::Chat => "IRC (tcp, ws; tls and wss with --tls)",
             Service::UdpChat => "the course's UDP chat room",
             Service::Discovery => "LAN discovery answers",
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sockit_basic::{DaytimeTcp, DaytimeUdp, EchoTcp, EchoUdp, GreetService, TimeTcp, TimeUdp};
 use sockit_chat::discovery::{self, Announcement};
-use sockit_chat::irc::{IrcServer, IrcTlsServer};
+use sockit_chat::irc::{IrcServer, IrcTlsServer, IrcWsServer};
 use sockit_chat::udp_room;
 use sockit_runtime::server::{self as runtime, TcpService, UdpService};
 use sockit_wire::framed::{CommandTable, FramedConfig, FramedService};
@@ -58,7 +58,7 @@ pub fn bind_all(endpoints: &[Endpoint], backlog: u32) -> anyhow::Result<Vec<Boun
         .iter()
         .map(|e| {
             let bound = match e.proto {
-                Proto::Tcp | Proto::Http | Proto::Tls | Proto::Https => {
+                Proto::Tcp | Proto::Http | Proto::Tls | Proto::Https | Proto::Ws | Proto::Wss => {
                     runtime::bind_tcp(e.addr, backlog).map(BoundSocket::Tcp)
                 }
                 Proto::Udp => runtime::bind_udp(e.addr).map(BoundSocket::Udp),
@@ -222,6 +222,14 @@ fn tcp_service(
         Service::Chat if proto == Proto::Tls => {
             Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
         }
+        Service::Chat if proto == Proto::Ws => {
+            Arc::new(IrcWsServer::new(irc.clone(), ctx.chat.ws_origins.clone()))
+        }
+        Service::Chat if proto == Proto::Wss => Arc::new(IrcWsServer::with_tls(
+            irc.clone(),
+            ctx.chat.ws_origins.clone(),
+            tls_acceptor(ctx),
+        )),
         Service::Chat => Arc::new(irc.clone()),
         Service::Greet => Arc::new(GreetService),
         Service::Echo => Arc::new(EchoTcp),

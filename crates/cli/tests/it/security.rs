@@ -93,6 +93,11 @@ fn trickled_requests_cannot_hold_any_request_port() {
             endless(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ", b'x', len),
         ),
         ("chat", "tcp", endless(b"NICK ", b'a', len)),
+        (
+            "chat",
+            "ws",
+            endless(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ", b'x', len),
+        ),
     ];
     let handles: Vec<_> = cases
         .into_iter()

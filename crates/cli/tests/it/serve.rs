@@ -412,6 +412,31 @@ fn still_serves(s: &Serve, svc: &str, proto: &str, addr: &str) {
                 got.extend_from_slice(&buf[..n]);
             }
         }
+        ("chat", "ws") => {
+            // The upgrade still completes with the IRCv3 subprotocol.
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Protocol: text.ircv3.net\r\n\r\n",
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0 && got.len() < 1 << 16, "no upgrade: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8_lossy(&got);
+            assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("sec-websocket-protocol: text.ircv3.net"),
+                "{head}"
+            );
+        }
         ("udp-chat", "udp") => {
             let join = || {
                 let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
