@@ -18,7 +18,9 @@ atftp atftp
 curl curl
 tmux tmux
 irssi irssi
+weechat-headless weechat-headless
 ngircd ngircd
+inspircd inspircd
 chromium chromium
 ip iproute2
 perl perl

@@ -1,5 +1,6 @@
 //! The accounts of a sockit server, shared by every service that logs users in: the
-//! reader (kosync, OPDS, the web UI) and IRC (SASL PLAIN, PASS).
+//! reader (kosync, OPDS, the web UI) and IRC (SASL PLAIN, PASS, and SASL EXTERNAL by the
+//! client-certificate fingerprints in [`certs`]).
 //!
 //! Accounts live in one SQLite file (`ROOT/state/accounts.db` under `sockit serve`,
 //! created with mode 0600). A secret is never stored: each account keeps an argon2id PHC
@@ -17,6 +18,8 @@
 //! argon2 each time.
 #![deny(missing_docs)]
 
+pub mod certs;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sockit_runtime::throttle::LoginThrottle;
 use tokio::sync::Semaphore;
 use tracing::warn;
+
+pub use certs::{normalize_fingerprint, CertAdded, MAX_CERTS_PER_ACCOUNT};
 
 /// Longest account name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -54,6 +59,11 @@ pub enum AccountsError {
     /// A kosync key that is not 32 hexadecimal digits.
     #[error("invalid key: not an MD5 hex digest")]
     InvalidMd5,
+    /// A certificate fingerprint that is not a SHA-256 in hex (64 digits, colons allowed).
+    #[error(
+        "invalid certificate fingerprint: expected the SHA-256 as 64 hex digits (colons allowed)"
+    )]
+    InvalidFingerprint,
     /// argon2 refused its parameters or input.
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -293,6 +303,7 @@ impl Accounts {
                  changed INTEGER NOT NULL
              );",
         )?;
+        conn.execute_batch(certs::SCHEMA)?;
         let params = Params::new(cfg.cost.m_kib, cfg.cost.t, cfg.cost.p, None)
             .map_err(|e| AccountsError::Hash(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
@@ -405,16 +416,25 @@ impl Accounts {
         Ok(n == 1)
     }
 
-    /// Removes `user`; `false` when there was no such account. Credentials remembered
-    /// by this process are forgotten at once (another process sees the change when its
-    /// cache entries expire, after at most [`AccountsConfig::cache_ttl`]).
+    /// Removes `user` and its certificate fingerprints; `false` when there was no such
+    /// account. Credentials remembered by this process are forgotten at once (another
+    /// process sees the change when its cache entries expire, after at most
+    /// [`AccountsConfig::cache_ttl`]).
     ///
     /// # Errors
     /// A storage error.
     pub fn remove(&self, user: &str) -> Result<bool> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM accounts WHERE name = ?1", params![user])?;
+        let n = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let n = tx.execute("DELETE FROM accounts WHERE name = ?1", params![user])?;
+            tx.execute(
+                "DELETE FROM cert_fingerprints WHERE name = ?1",
+                params![user],
+            )?;
+            tx.commit()?;
+            n
+        };
         self.forget_all();
         Ok(n == 1)
     }

@@ -1,7 +1,9 @@
 //! A client connection: negotiates IRCv3 capabilities and logs in with SASL PLAIN (a
 //! pure state machine the connection drives), registers (NICK/USER, PASS), picks another nick when
 //! the wanted one is taken, answers PINGs, fetches a channel's history on join (with
-//! `draft/chathistory`), and hands every message to the front end as an [`Event`]. With
+//! `draft/chathistory`; a query's on request, [`Connection::fetch_history`]), lists recent
+//! conversations ([`Connection::fetch_targets`]), and hands every message to the front end
+//! as an [`Event`]. With
 //! [`Options::reconnect`] a dropped connection is dialled again with back-off (1 s, 2 s,
 //! 4 s … 60 s; reset after a minute connected) and its channels are joined again.
 
@@ -17,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::client::history;
 use crate::client::negotiate::{Negotiation, Stage};
 use crate::irc::line::{Line, LineBuffer};
 use crate::irc::message::{Message, MAX_LINE};
@@ -57,7 +60,8 @@ pub struct Options {
     pub echo_message: bool,
     /// Dial again with back-off when the connection drops without a QUIT of ours.
     pub reconnect: bool,
-    /// Lines of history to fetch on join with `CHATHISTORY LATEST` (0: none).
+    /// Lines of history to fetch with `CHATHISTORY LATEST`: on join, and for a query
+    /// with [`Connection::fetch_history`] (0: none).
     pub history: usize,
 }
 
@@ -76,6 +80,9 @@ pub enum Event {
         /// Its messages, each with its own tags (`time`).
         messages: Vec<Message>,
     },
+    /// The answer to `CHATHISTORY TARGETS` (a `draft/chathistory-targets` batch): each
+    /// channel or nick with its latest message time, as the server sent them.
+    Targets(Vec<(String, String)>),
     /// The SASL login was refused (904, 905, …): the connection ends, no reconnect.
     LoginFailed(String),
     /// The connection dropped; the next attempt follows after `delay`.
@@ -98,6 +105,15 @@ pub fn server_time(m: &Message) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(t)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// The `msgid` tag of a message, if it has one (history and live copies of a line share
+/// it).
+pub fn msgid(m: &Message) -> Option<String> {
+    let tags = Tags::parse(m.tags.as_deref()?);
+    tags.get("msgid")
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }
 
 /// Reconnection back-off: 1 s, 2 s, 4 s … at most 60 s; [`Backoff::reset`] after a
@@ -152,6 +168,7 @@ pub struct Connection {
     /// Events from the server, in order; ends with [`Event::Closed`].
     pub events: mpsc::Receiver<Event>,
     shared: Arc<Mutex<Shared>>,
+    history: usize,
     /// The host and fingerprint recorded on first use (TLS with a known-hosts file), if
     /// this connection recorded one.
     pub recorded: Option<(String, Fingerprint)>,
@@ -188,6 +205,7 @@ impl Connection {
             .await
             .map_err(io::Error::other)?;
         let recorded = dialed.recorded;
+        let history = opts.history;
         let (out, out_rx) = mpsc::channel::<Message>(256);
         let (ev_tx, events) = mpsc::channel(1024);
         let shared = Arc::new(Mutex::new(Shared {
@@ -206,6 +224,7 @@ impl Connection {
             out,
             events,
             shared,
+            history,
             recorded,
         })
     }
@@ -224,6 +243,36 @@ impl Connection {
     /// Our current nick.
     pub fn nick(&self) -> String {
         lock(&self.shared).nick.clone()
+    }
+
+    /// Asks for the newest lines of `target` (a channel or a private conversation) with
+    /// `CHATHISTORY LATEST target * N` ([`Options::history`] lines); they arrive as
+    /// [`Event::History`]. Returns whether it asked (not without `draft/chathistory`, or
+    /// with `history` 0).
+    ///
+    /// # Errors
+    /// The connection is closed.
+    pub async fn fetch_history(&self, target: &str) -> io::Result<bool> {
+        if self.history == 0 || target.is_empty() || !self.has_cap("draft/chathistory") {
+            return Ok(false);
+        }
+        self.send(history::latest(target, self.history)).await?;
+        Ok(true)
+    }
+
+    /// Asks which channels and conversations had messages in the last
+    /// [`history::RECENT_DAYS`] days (`CHATHISTORY TARGETS`); the answer arrives as
+    /// [`Event::Targets`]. Returns whether it asked (not without `draft/chathistory`).
+    ///
+    /// # Errors
+    /// The connection is closed.
+    pub async fn fetch_targets(&self) -> io::Result<bool> {
+        if !self.has_cap("draft/chathistory") {
+            return Ok(false);
+        }
+        self.send(history::recent_targets(chrono::Utc::now()))
+            .await?;
+        Ok(true)
     }
 
     /// Whether the server acknowledged capability `cap` on the current connection.
@@ -392,6 +441,8 @@ async fn session(
     let mut error: Option<String> = None;
     // Open chathistory batches: reference → (target, messages).
     let mut batches: HashMap<String, (String, Vec<Message>)> = HashMap::new();
+    // Open chathistory-targets batches: reference → (name, time).
+    let mut target_batches: HashMap<String, Vec<(String, String)>> = HashMap::new();
     loop {
         let n = tokio::select! {
             r = rd.read(&mut buf) => match r {
@@ -503,6 +554,26 @@ async fn session(
                     memory.channels.retain(|c| !names::eq(c, chan));
                 }
                 "ERROR" => error = m.param(0).map(str::to_owned),
+                "CHATHISTORY" => {
+                    if let Some(entry) = history::target_line(&m) {
+                        let batch = m.tags.as_deref().map(Tags::parse);
+                        let held = batch
+                            .as_ref()
+                            .and_then(|t| t.get("batch"))
+                            .and_then(|r| target_batches.get_mut(r));
+                        match held {
+                            Some(held) if held.len() < MAX_HISTORY_BATCH => held.push(entry),
+                            Some(_) => {}
+                            // Without `batch`: one line, one answer.
+                            None => {
+                                if events.send(Event::Targets(vec![entry])).await.is_err() {
+                                    return End::Gone;
+                                }
+                            }
+                        }
+                        forward = false;
+                    }
+                }
                 "BATCH" => {
                     let r = m.param(0).unwrap_or("");
                     if let Some(r) = r.strip_prefix('+') {
@@ -510,7 +581,17 @@ async fn session(
                             let target = m.param(2).unwrap_or("").to_owned();
                             batches.insert(r.to_owned(), (target, Vec::new()));
                             forward = false;
+                        } else if m.param(1) == Some("draft/chathistory-targets") {
+                            target_batches.insert(r.to_owned(), Vec::new());
+                            forward = false;
                         }
+                    } else if let Some(targets) =
+                        r.strip_prefix('-').and_then(|r| target_batches.remove(r))
+                    {
+                        if events.send(Event::Targets(targets)).await.is_err() {
+                            return End::Gone;
+                        }
+                        forward = false;
                     } else if let Some((target, messages)) =
                         r.strip_prefix('-').and_then(|r| batches.remove(r))
                     {

@@ -16,8 +16,12 @@ pub enum Kind {
     Event,
     /// An error numeric or ERROR.
     Error,
-    /// Server information (welcome, MOTD, WHOIS...).
+    /// Server information (welcome, MOTD, ...).
     Info,
+    /// Someone went away or came back (`away-notify`): a dim status line.
+    Presence,
+    /// A reply to a command of ours, formatted (a WHOIS block, a topic, ...).
+    Reply,
 }
 
 /// One line to show.
@@ -168,6 +172,13 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
             format!("Users on {}: {}", p(2), p(3)),
             Kind::Event,
         ),
+        "AWAY" if !from.is_empty() => {
+            let text = match m.param(0).filter(|t| !t.is_empty()) {
+                Some(t) => format!("{from} is away: {}", strip_controls(t)),
+                None => format!("{from} is back"),
+            };
+            shown(None, None, text, Kind::Presence)
+        }
         "ERROR" => shown(
             None,
             None,
@@ -177,10 +188,10 @@ pub fn describe(m: &Message, me: &str) -> Option<Shown> {
         "PONG" | "CAP" | "315" | "318" | "321" | "323" | "329" | "333" | "366" | "368" | "347"
         | "349" | "376" | "375" => None,
         c if c.len() == 3 && (c.starts_with('4') || c.starts_with('5')) => {
-            let subject = if m.params.len() > 2 {
-                format!("{}: ", p(1))
-            } else {
-                String::new()
+            // What the error is about: the parameters between our nick and the text.
+            let subject = match m.params.get(1..m.params.len().saturating_sub(1)) {
+                Some(about) if !about.is_empty() => format!("{}: ", about.join(" ")),
+                _ => String::new(),
             };
             shown(None, None, format!("{subject}{last} ({c})"), Kind::Error)
         }
@@ -217,7 +228,7 @@ pub fn plain_line(s: &Shown, current: Option<&str>) -> Option<String> {
         Kind::Action => format!("{tag}* {nick} {}", s.text),
         Kind::Notice if nick.is_empty() => format!("-!- {}", s.text),
         Kind::Notice => format!("{tag}-{nick}- {}", s.text),
-        Kind::Event => format!("{tag}-!- {}", s.text),
+        Kind::Event | Kind::Presence | Kind::Reply => format!("{tag}-!- {}", s.text),
         Kind::Error => format!("-!- error: {}", s.text),
         Kind::Info => return None,
     })
@@ -285,8 +296,21 @@ mod tests {
             plain_line(&d(":srv 401 me ghost :No such nick/channel"), None).unwrap(),
             "-!- error: ghost: No such nick/channel (401)"
         );
+        assert_eq!(
+            d(":srv 443 me bob #c :is already on channel").text,
+            "bob #c: is already on channel (443)"
+        );
         assert_eq!(plain_line(&d(":srv 001 me :Welcome"), None), None);
         assert_eq!(d(":bob!b@h NICK me").text, "you are now known as me");
+        assert_eq!(
+            plain_line(&d(":bob!b@h AWAY :out to \x02lunch"), None).unwrap(),
+            "-!- bob is away: out to lunch"
+        );
+        let back = d(":bob!b@h AWAY");
+        assert_eq!(
+            (back.text.as_str(), back.kind),
+            ("bob is back", Kind::Presence)
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! | `/me text` | CTCP ACTION to the current target |
 //! | `/nick new` | NICK |
 //! | `/topic [text]` | TOPIC of the current channel |
+//! | `/away [reason]`, `/back` | AWAY (marked away, or back) |
+//! | `/notice target text` | NOTICE |
+//! | `/mode [target] [±modes args]` | MODE (`/mode +o bob` in a channel: that channel) |
+//! | `/kick nick [reason]` | KICK from the current channel |
+//! | `/invite nick [#c]` | INVITE (to the current channel by default) |
 //! | `/names`, `/who`, `/whois nick`, `/list` | the queries |
 //! | `/quote LINE` (`/raw`) | a raw IRC line |
 //! | `/quit [reason]` | QUIT |
@@ -130,7 +135,10 @@ pub fn parse(line: &str, current: Option<&str>) -> Input {
             ("", None) => Input::Error(format!("usage: /{cmd} #channel")),
             (c, _) => one(&cmd.to_ascii_uppercase(), vec![c.to_owned()]),
         },
-        "whois" if !rest.is_empty() => one("WHOIS", vec![rest.to_owned()]),
+        "whois" => match rest.split(' ').next().filter(|n| !n.is_empty()) {
+            Some(nick) => one("WHOIS", vec![nick.to_owned()]),
+            None => Input::Error("usage: /whois nick".into()),
+        },
         "away" => match rest {
             "" => one("AWAY", vec![]),
             reason => one("AWAY", vec![reason.to_owned()]),
@@ -244,7 +252,7 @@ mod tests {
         );
         assert_eq!(raw("frob", "a :b c").unwrap().to_string(), "FROB a :b c");
         assert_eq!(raw("frob", "").unwrap().to_string(), "FROB");
-        assert!(raw("fr0b", "x").is_err());
+        assert!(raw("fr.b", "x").is_err());
         assert!(matches!(parse("/msg bob", None), Input::Error(_)));
     }
 
@@ -274,5 +282,12 @@ mod tests {
             vec!["INVITE bob #c"]
         );
         assert_eq!(sent(parse("/invite bob #d", None)), vec!["INVITE bob #d"]);
+        assert_eq!(sent(parse("/whois bob", None)), vec!["WHOIS bob"]);
+        assert!(matches!(parse("/whois", None), Input::Error(_)));
+        assert_eq!(
+            sent(parse("/quote PRIVMSG #c :raw line", None)),
+            vec!["PRIVMSG #c :raw line"]
+        );
+        assert!(matches!(parse("/quote", None), Input::Error(_)));
     }
 }

@@ -71,7 +71,7 @@ where
                     reason.unwrap_or_else(|| "connection closed".into()),
                 ))
             }
-            Event::Reconnecting { .. } => {}
+            Event::Reconnecting { .. } | Event::Targets(_) => {}
             Event::History { target, messages } => {
                 history(
                     &mut output,
@@ -136,7 +136,7 @@ where
             ev = conn.events.recv() => match ev {
                 None | Some(Event::Closed(_)) => return Ok(None),
                 Some(Event::LoginFailed(text)) => return Err(PlainError::Login(text)),
-                Some(Event::Registered(_) | Event::Reconnecting { .. }) => {}
+                Some(Event::Registered(_) | Event::Reconnecting { .. } | Event::Targets(_)) => {}
                 Some(Event::History { target, messages }) => {
                     history(&mut output, &target, &messages, &conn.nick(), current.as_deref()).await?;
                 }
@@ -169,7 +169,10 @@ where
                     )
                     .await?;
                 }
-                Event::LoginFailed(_) | Event::Registered(_) | Event::Reconnecting { .. } => {}
+                Event::LoginFailed(_)
+                | Event::Registered(_)
+                | Event::Reconnecting { .. }
+                | Event::Targets(_) => {}
             }
         }
         Ok::<(), io::Error>(())

@@ -1,5 +1,6 @@
 //! The client connection against a scripted IRC server on loopback: the CAP and SASL
-//! exchange, server-time tags, a chathistory batch, a refused login, and reconnecting.
+//! exchange, server-time tags, chathistory batches (a channel on join, a query on request,
+//! the recent targets), a refused login, and reconnecting.
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -276,4 +277,89 @@ async fn reconnects_with_back_off_and_rejoins() {
     assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
     assert_eq!(last, "QUIT bye");
     assert_eq!(next_special(&mut c).await, Event::Closed(None));
+}
+
+#[tokio::test]
+async fn lists_recent_conversations_and_fetches_a_query_on_request() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut p = Peer::accept(&l).await;
+        for _ in 0..3 {
+            p.line().await;
+        }
+        p.send(&[":srv CAP * LS :batch draft/chathistory"]).await;
+        p.expect("CAP REQ :batch draft/chathistory").await;
+        p.send(&[":srv CAP * ACK :batch draft/chathistory"]).await;
+        p.expect("CAP END").await;
+        p.send(&[":srv 001 alice :Welcome"]).await;
+        let targets = p.line().await;
+        p.send(&[
+            ":srv BATCH +t1 draft/chathistory-targets",
+            "@batch=t1 :srv CHATHISTORY TARGETS #room 2026-12-01T09:00:00.000Z",
+            "@batch=t1 :srv CHATHISTORY TARGETS bob 2026-12-01T10:00:00.000Z",
+            ":srv BATCH -t1",
+        ])
+        .await;
+        p.expect("CHATHISTORY LATEST bob * 50").await;
+        p.send(&[
+            ":srv BATCH +h2 chathistory bob",
+            "@batch=h2;msgid=a :bob!b@h PRIVMSG alice :earlier",
+            ":srv BATCH -h2",
+        ])
+        .await;
+        targets
+    });
+    let opts = Options {
+        history: 50,
+        ..Options::default()
+    };
+    let mut c = Connection::connect_with(&cfg(addr), opts).await.unwrap();
+    assert_eq!(
+        next_special(&mut c).await,
+        Event::Registered("alice".into())
+    );
+    assert!(c.fetch_targets().await.unwrap());
+    assert_eq!(
+        next_special(&mut c).await,
+        Event::Targets(vec![
+            ("#room".into(), "2026-12-01T09:00:00.000Z".into()),
+            ("bob".into(), "2026-12-01T10:00:00.000Z".into()),
+        ])
+    );
+    assert!(c.fetch_history("bob").await.unwrap());
+    let Event::History { target, messages } = next_special(&mut c).await else {
+        panic!("no history")
+    };
+    assert_eq!(target, "bob");
+    assert_eq!(messages[0].params, ["alice", "earlier"]);
+    assert_eq!(super::connection::msgid(&messages[0]).as_deref(), Some("a"));
+    let targets = server.await.unwrap();
+    let words: Vec<&str> = targets.split(' ').collect();
+    assert_eq!(words[..2], ["CHATHISTORY", "TARGETS"]);
+    assert!(words[2].starts_with("timestamp=") && words[3].starts_with("timestamp="));
+    assert_eq!(words[4], "50");
+}
+
+#[tokio::test]
+async fn without_chathistory_nothing_is_fetched() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut p = Peer::accept(&l).await;
+        for _ in 0..3 {
+            p.line().await;
+        }
+        p.send(&[":srv 001 alice :Welcome"]).await;
+        p.line().await
+    });
+    let mut c = Connection::connect(&cfg(addr)).await.unwrap();
+    assert_eq!(
+        next_special(&mut c).await,
+        Event::Registered("alice".into())
+    );
+    assert!(!c.fetch_targets().await.unwrap());
+    assert!(!c.fetch_history("bob").await.unwrap());
+    c.send(Message::new("QUIT", vec![])).await.unwrap();
+    assert_eq!(server.await.unwrap(), "QUIT", "no CHATHISTORY was sent");
 }

@@ -1,12 +1,17 @@
 //! Client authentication: the [`IrcAuth`] policy the server asks, and the pure parts of
-//! IRCv3 SASL PLAIN (chunked `AUTHENTICATE` payloads, the PLAIN message).
+//! IRCv3 SASL PLAIN and EXTERNAL (chunked `AUTHENTICATE` payloads, the PLAIN message,
+//! the EXTERNAL authorization identity).
 //!
-//! A client authenticates with an account in one of two ways:
+//! A client authenticates with an account in one of three ways:
 //!
 //! - **SASL PLAIN** (IRCv3 `sasl` 3.1): `CAP REQ :sasl`, `AUTHENTICATE PLAIN`, then the
 //!   base64 of `authzid NUL authcid NUL password` in chunks of 400 bytes (a chunk shorter
 //!   than 400 ends the payload; `+` ends a payload whose length is a multiple of 400, or
 //!   sends an empty one);
+//! - **SASL EXTERNAL**, on the TLS port with a client certificate: `AUTHENTICATE
+//!   EXTERNAL`, then `AUTHENTICATE +` (or the base64 of the account, which must be the
+//!   one the certificate belongs to). The certificate's SHA-256 fingerprint
+//!   ([`PeerIdentity`]) names the account ([`IrcAuth::verify_cert`]), as in Ergo;
 //! - **`PASS account:password`** (as ZNC and ergo accept it), for clients without SASL;
 //!   `PASS password` alone uses the nick as the account.
 //!
@@ -26,8 +31,30 @@ pub const SASL_CHUNK: usize = 400;
 /// Most base64 bytes of one whole SASL payload (PLAIN needs far less).
 pub const SASL_MAX_PAYLOAD: usize = 4 * SASL_CHUNK;
 
-/// The mechanisms the server offers (`sasl=PLAIN`, 908 RPL_SASLMECHS).
+/// The mechanisms a server offers when its policy has no certificate logins
+/// (`sasl=PLAIN`, 908 RPL_SASLMECHS).
 pub const SASL_MECHANISMS: &str = "PLAIN";
+
+/// The mechanisms a server offers when its policy logs in by certificate
+/// ([`IrcAuth::cert_logins`]).
+pub const SASL_MECHANISMS_WITH_EXTERNAL: &str = "PLAIN,EXTERNAL";
+
+/// The mechanism list for a policy (see [`IrcAuth::cert_logins`]).
+pub fn mechanisms(auth: &dyn IrcAuth) -> &'static str {
+    if auth.cert_logins() {
+        SASL_MECHANISMS_WITH_EXTERNAL
+    } else {
+        SASL_MECHANISMS
+    }
+}
+
+/// What the transport proved about a client before its first line: the SHA-256
+/// fingerprint (64 lowercase hex digits) of the certificate it presented on the TLS port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The client certificate's fingerprint, if the client presented one.
+    pub cert_fingerprint: Option<String>,
+}
 
 /// Checks account credentials for the IRC server (the account store lives elsewhere).
 #[async_trait]
@@ -60,6 +87,31 @@ pub trait IrcAuth: Send + Sync + fmt::Debug + 'static {
         let _ = (account, password, ip);
         CreateVerdict::Unsupported
     }
+
+    /// Whether [`verify_cert`](Self::verify_cert) can log clients in (SASL EXTERNAL is
+    /// offered only then). The default is no.
+    fn cert_logins(&self) -> bool {
+        false
+    }
+
+    /// The account the client certificate with SHA-256 `fingerprint` (64 lowercase hex
+    /// digits) logs in to, for a client at `ip` (SASL EXTERNAL). Implementations apply
+    /// their login throttle as [`verify`](Self::verify) does. The default refuses.
+    async fn verify_cert(&self, fingerprint: &str, ip: IpAddr) -> CertVerdict {
+        let _ = (fingerprint, ip);
+        CertVerdict::Bad
+    }
+}
+
+/// The answer of [`IrcAuth::verify_cert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertVerdict {
+    /// The certificate belongs to this account.
+    Ok(String),
+    /// No account has the certificate.
+    Bad,
+    /// Too many failures: refused without checking; retry after this long.
+    Throttled(Duration),
 }
 
 /// The answer of [`IrcAuth::create`].
@@ -97,6 +149,10 @@ pub enum AuthVerdict {
 pub enum AuthVia {
     /// `AUTHENTICATE PLAIN`.
     Sasl,
+    /// `AUTHENTICATE EXTERNAL`: the client certificate; `account` is the authorization
+    /// identity the client asked for (empty: whichever account the certificate has), and
+    /// becomes the certificate's account once verified.
+    External,
     /// `PASS account:password` (or `PASS password` with the nick as the account).
     Pass,
     /// `OPER name password`: the password of the operator's account.
@@ -151,6 +207,8 @@ pub enum SaslState {
     Idle,
     /// `AUTHENTICATE PLAIN` was accepted; base64 chunks so far.
     Plain(String),
+    /// `AUTHENTICATE EXTERNAL` was accepted; base64 chunks of the authzid so far.
+    External(String),
 }
 
 /// What one `AUTHENTICATE` chunk does to a payload being collected.
@@ -202,6 +260,20 @@ pub fn decode_plain(b64: &str) -> Option<(String, String)> {
     Some((authcid.to_owned(), password.to_owned()))
 }
 
+/// Decodes a SASL EXTERNAL payload: empty (`AUTHENTICATE +`) asks for the certificate's
+/// account (`Some("")`), otherwise the base64 of the account wanted. `None` for anything
+/// malformed.
+pub fn decode_external(b64: &str) -> Option<String> {
+    if b64.is_empty() {
+        return Some(String::new());
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .ok()?;
+    let authzid = String::from_utf8(raw).ok()?;
+    (!authzid.contains('\0')).then_some(authzid)
+}
+
 /// `N seconds` (rounded up, at least 1), for "try again in ...".
 pub fn retry_text(wait: Duration) -> String {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -241,6 +313,15 @@ mod tests {
         assert_eq!(decode_plain(&b64(b"alice")), None);
         assert_eq!(decode_plain("not base64!"), None);
         assert_eq!(decode_plain(&b64(b"\0al\xffice\0pw")), None);
+    }
+
+    #[test]
+    fn external_authzid_is_empty_or_an_account() {
+        assert_eq!(decode_external(""), Some(String::new()));
+        assert_eq!(decode_external(&b64(b"alice")), Some("alice".into()));
+        assert_eq!(decode_external(&b64(b"al\0ice")), None);
+        assert_eq!(decode_external(&b64(b"\xff")), None);
+        assert_eq!(decode_external("not base64!"), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A channel: members (with their status), topic, modes, the ban list and invitations.
+//! A channel: members (with their status), topic, modes, the ban list, invitations and,
+//! for a registered channel, its registration (founder and AMODE list).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +59,57 @@ pub struct Ban {
     pub set_at: i64,
 }
 
+/// A status ChanServ gives an account's users when they join (`AMODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Amode {
+    /// `+v`: voice.
+    Voice,
+    /// `+o`: operator.
+    Op,
+}
+
+impl Amode {
+    /// The mode letter (`o`, `v`).
+    pub fn letter(self) -> char {
+        match self {
+            Self::Op => 'o',
+            Self::Voice => 'v',
+        }
+    }
+
+    /// The amode of a mode letter.
+    pub fn from_letter(c: char) -> Option<Self> {
+        match c {
+            'o' => Some(Self::Op),
+            'v' => Some(Self::Voice),
+            _ => None,
+        }
+    }
+}
+
+/// A registered channel's registration (ChanServ `REGISTER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The founder's account.
+    pub founder: String,
+    /// When it was registered (Unix seconds).
+    pub registered_at: i64,
+    /// Account → the status its users get on JOIN.
+    pub amodes: BTreeMap<String, Amode>,
+}
+
+impl Registration {
+    /// The status ChanServ gives a user logged in to `account` when it joins: `+o` for
+    /// the founder, else its AMODE.
+    pub fn status_of(&self, account: &str) -> Option<Amode> {
+        if self.founder == account {
+            Some(Amode::Op)
+        } else {
+            self.amodes.get(account).copied()
+        }
+    }
+}
+
 /// One channel.
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -92,6 +144,9 @@ pub struct Channel {
     pub invited: BTreeSet<ClientId>,
     /// Creation time (Unix seconds, for 329).
     pub created: i64,
+    /// Its registration, when registered with ChanServ (kept while empty, saved on
+    /// every change).
+    pub registration: Option<Registration>,
 }
 
 impl Channel {
@@ -115,7 +170,36 @@ impl Channel {
             invex: Vec::new(),
             invited: BTreeSet::new(),
             created: now,
+            registration: None,
         }
+    }
+
+    /// A copy of what a registered channel keeps across restarts: everything but its
+    /// members and pending invitations.
+    pub fn persistent(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            topic: self.topic.clone(),
+            members: BTreeMap::new(),
+            no_external: self.no_external,
+            topic_ops_only: self.topic_ops_only,
+            invite_only: self.invite_only,
+            moderated: self.moderated,
+            secret: self.secret,
+            key: self.key.clone(),
+            limit: self.limit,
+            bans: self.bans.clone(),
+            excepts: self.excepts.clone(),
+            invex: self.invex.clone(),
+            invited: BTreeSet::new(),
+            created: self.created,
+            registration: self.registration.clone(),
+        }
+    }
+
+    /// Whether the channel is registered.
+    pub fn is_registered(&self) -> bool {
+        self.registration.is_some()
     }
 
     /// Whether `id` is a member.

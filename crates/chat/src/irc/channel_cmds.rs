@@ -3,6 +3,7 @@
 
 use crate::irc::caps::Cap;
 use crate::irc::channel::{mask_matches, normalize_mask, Ban, Channel, ClientId, Member};
+use crate::irc::chanserv;
 use crate::irc::commands::Ctx;
 use crate::irc::message::Message;
 use crate::irc::names::{self, KICKLEN, TOPICLEN};
@@ -66,7 +67,8 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key_given: Option<&str>) {
     let (account, realname, away) = (me.account.clone(), me.realname.clone(), me.away.clone());
     match ctx.st.channels.get_mut(&key) {
         Some(ch) => {
-            let invited = ch.invited.contains(&id);
+            // The founder and +o AMODE accounts of a registered channel join past these.
+            let invited = ch.invited.contains(&id) || chanserv::may_bypass(ch, account.as_deref());
             let refusal = if ch.is_banned(&prefix) && !invited {
                 Some((ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"))
             } else if ch.invite_only && !invited && !ch.is_invex(&prefix) {
@@ -122,6 +124,10 @@ fn join_one(ctx: &mut Ctx<'_>, name: &str, key_given: Option<&str>) {
             }
         }
     }
+    chanserv::on_join(ctx, &key);
+    let Some(ch) = ctx.st.channels.get(&key) else {
+        return;
+    };
     send_topic(ctx, &key, false);
     crate::irc::markread::on_join(ctx, &ch.name);
     send_names(ctx, &key);
@@ -253,6 +259,7 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message) {
     if let Some(ch) = ctx.st.channels.get(&key) {
         ctx.st.to_channel(ch, &m, None);
     }
+    ctx.st.save_channel(&key);
 }
 
 /// NAMES [#c,#d].
@@ -789,6 +796,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, args: &[String]) {
             ERR_CHANOPRIVSNEEDED,
             &[&cname, "You're not channel operator"],
         );
+    }
+    // A registered channel's modes and lists are saved (member status is not).
+    if applied_modes
+        .chars()
+        .any(|c| !matches!(c, '+' | '-' | 'o' | 'v'))
+    {
+        ctx.st.save_channel(&key);
     }
     if !applied_modes.is_empty() {
         let mut params = vec![cname, applied_modes];

@@ -5,8 +5,8 @@
 //! everything else gets 451 (irssi ≥ 1.3 relies on this: it probes with a bare `JOIN :`
 //! during `CAP LS` and waits for the 451). After registration, an unknown command gets
 //! 421. Handlers for related commands live in [`register`],
-//! [`channel_cmds`], [`messaging`] and
-//! [`query`].
+//! [`channel_cmds`], [`messaging`], [`chanserv`] (`CS` / `CHANSERV`, aliases of
+//! `PRIVMSG ChanServ`) and [`query`].
 
 use crate::irc::account_reg::{self, RegisterRequest};
 use crate::irc::auth::AuthRequest;
@@ -16,7 +16,9 @@ use crate::irc::history::History;
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
 use crate::irc::state::{Client, Outgoing, ServerConfig, State};
-use crate::irc::{channel_cmds, chathistory, markread, messaging, monitor, oper, query, register};
+use crate::irc::{
+    channel_cmds, chanserv, chathistory, markread, messaging, monitor, oper, query, register,
+};
 
 /// What the connection does after a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +165,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         "MONITOR" => monitor::monitor(ctx, msg),
         "CHATHISTORY" => return chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),
+        "CS" | "CHANSERV" if ctx.cfg.channel_registration => chanserv::command(ctx, msg),
         other => ctx.num(ERR_UNKNOWNCOMMAND, &[other, "Unknown command"]),
     }
     Outcome::Continue

@@ -41,7 +41,7 @@ pub enum ParseError {
     /// Tags or a prefix with nothing after them.
     #[error("no command after the tags or prefix")]
     NoCommand,
-    /// The command is neither letters nor three digits.
+    /// The command is neither three digits nor a word of ASCII letters, digits, `_`, `-`.
     #[error("invalid command `{0}`")]
     BadCommand(String),
 }
@@ -101,8 +101,16 @@ impl Message {
         if command.is_empty() {
             return Err(ParseError::NoCommand);
         }
-        let valid = command.bytes().all(|b| b.is_ascii_alphabetic())
-            || (command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit()));
+        // Letters or three digits, as the grammar says; like Ergo and InspIRCd, words with
+        // digits, `_` or `-` are taken too, so an unknown one is answered 421.
+        let all_digits = command.bytes().all(|b| b.is_ascii_digit());
+        let valid = if all_digits {
+            command.len() == 3
+        } else {
+            command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        };
         if !valid {
             return Err(ParseError::BadCommand(command.chars().take(32).collect()));
         }
@@ -255,9 +263,17 @@ mod tests {
         assert_eq!(Message::parse(b":prefix"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse(b"@tags"), Err(ParseError::NoCommand));
         assert!(matches!(
-            Message::parse(b"PRIV-MSG x"),
+            Message::parse(b"PRIV.MSG x"),
             Err(ParseError::BadCommand(_))
         ));
+        assert!(matches!(
+            Message::parse("PRIVMSG\u{e9} x".as_bytes()),
+            Err(ParseError::BadCommand(_))
+        ));
+        assert_eq!(
+            Message::parse(b"NONEXISTENT_COMMAND x").unwrap().command,
+            "NONEXISTENT_COMMAND"
+        );
         assert!(matches!(
             Message::parse(b"1234"),
             Err(ParseError::BadCommand(_))

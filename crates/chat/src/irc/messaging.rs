@@ -4,12 +4,14 @@
 //! `message-tags`) and a fresh `msgid` to recipients with `message-tags`, `time=` to those
 //! with `server-time` and `account=` to those with `account-tag`; a sender with
 //! `echo-message` gets its own message back, with the same `msgid`. TAGMSG goes only to
-//! clients with `message-tags`.
+//! clients with `message-tags`. A PRIVMSG to `ChanServ` is a command for the service
+//! ([`chanserv`]).
 
 use std::time::Instant;
 
 use crate::irc::caps::Cap;
 use crate::irc::channel_cmds::may_speak;
+use crate::irc::chanserv;
 use crate::irc::chathistory::{record, Delivered};
 use crate::irc::commands::Ctx;
 use crate::irc::message::Message;
@@ -95,7 +97,12 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message) {
             Some(rest) if names::is_channel(rest) => (target.chars().next(), rest),
             _ => (None, target.as_str()),
         };
-        if names::is_channel(chan) {
+        if chanserv::addressed(ctx, &target) {
+            // A command for the service (a NOTICE or TAGMSG gets no answer, as in Ergo).
+            if !notice && !tagmsg {
+                chanserv::privmsg(ctx, text);
+            }
+        } else if names::is_channel(chan) {
             let Some(ch) = ctx.st.channels.get(&names::fold(chan)) else {
                 if !notice {
                     ctx.num(ERR_NOSUCHCHANNEL, &[chan, "No such channel"]);

@@ -12,7 +12,9 @@
 //! commands (registration, channels, messaging, queries, IRC operators, MONITOR,
 //! CHATHISTORY, MARKREAD, REGISTER), the message history and read-marker store
 //! ([`History`], SQLite or memory, configured by [`HistoryConfig`]), the account policy
-//! ([`IrcAuth`]) with the pure parts of SASL PLAIN, and the per-client penalty timer
+//! ([`IrcAuth`]) with the pure parts of SASL PLAIN, ChanServ's channel registration and
+//! its store ([`ChannelStore`], configured by [`ChannelStoreConfig`]), and the per-client
+//! penalty timer
 //! ([`FloodConfig`]). [`IrcServer`] serves connections (queues, pings, the
 //! [`TcpService`](sockit_runtime::server::TcpService)) configured by [`ServerConfig`];
 //! [`IrcTlsServer`] is the same server behind TLS (port 6697), and [`IrcWsServer`] the same
@@ -24,6 +26,8 @@ mod auth;
 mod caps;
 mod channel;
 mod channel_cmds;
+mod channel_store;
+mod chanserv;
 mod chathistory;
 mod commands;
 mod flood;
@@ -44,7 +48,8 @@ pub mod tags;
 mod tls;
 mod websocket;
 
-pub use auth::{AuthVerdict, CreateVerdict, IrcAuth};
+pub use auth::{AuthVerdict, CertVerdict, CreateVerdict, IrcAuth, PeerIdentity};
+pub use channel_store::{ChannelStore, ChannelStoreConfig, ChannelStoreError};
 pub use flood::FloodConfig;
 pub use history::{
     History, HistoryConfig, HistoryError, DEFAULT_MAX_DAYS as HISTORY_MAX_DAYS,

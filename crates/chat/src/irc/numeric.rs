@@ -8,6 +8,7 @@ pub const RPL_CREATED: &str = "003";
 pub const RPL_MYINFO: &str = "004";
 pub const RPL_ISUPPORT: &str = "005";
 pub const RPL_UMODEIS: &str = "221";
+pub const RPL_WHOISCERTFP: &str = "276";
 pub const RPL_LUSERCLIENT: &str = "251";
 pub const RPL_LUSEROP: &str = "252";
 pub const RPL_LUSERUNKNOWN: &str = "253";

@@ -299,6 +299,13 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message) {
     if let Some(account) = &c.account {
         ctx.num(RPL_WHOISACCOUNT, &[&shown, account, "is logged in as"]);
     }
+    // The certificate fingerprint only to the client itself and to operators (as Ergo
+    // and InspIRCd show it).
+    let sees_cert = id == ctx.id || ctx.me().is_some_and(|m| m.is_oper());
+    if let Some(fp) = c.cert_fingerprint.as_ref().filter(|_| sees_cert) {
+        let text = format!("has client certificate fingerprint {fp}");
+        ctx.num(RPL_WHOISCERTFP, &[&shown, &text]);
+    }
     if let Some(away) = &c.away {
         ctx.num(RPL_AWAY, &[&shown, away]);
     }

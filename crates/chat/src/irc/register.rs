@@ -1,8 +1,9 @@
-//! Registration: CAP, AUTHENTICATE (SASL PLAIN), PASS, NICK, USER and the welcome burst
-//! (001–005, LUSERS, MOTD).
+//! Registration: CAP, AUTHENTICATE (SASL PLAIN and EXTERNAL), PASS, NICK, USER and the
+//! welcome burst (001–005, LUSERS, MOTD).
 //!
 //! A client that sends `CAP LS`/`CAP REQ` is held until `CAP END`. The capabilities are
-//! those of [`Cap`]; `sasl` (`sasl=PLAIN` to `CAP LS 302`) only when the server has an
+//! those of [`Cap`]; `sasl` (`sasl=PLAIN` to `CAP LS 302`, `sasl=PLAIN,EXTERNAL` when the
+//! policy logs in by client certificate) only when the server has an
 //! [`IrcAuth`](crate::irc::auth::IrcAuth). A `CAP REQ` is acknowledged or refused as a
 //! whole.
 //!
@@ -12,8 +13,8 @@
 //! `account:password` checked right then); otherwise it gets 464 and is closed.
 
 use crate::irc::auth::{
-    decode_plain, push_chunk, retry_text, AuthRequest, AuthVerdict, AuthVia, Chunk, SaslState,
-    SASL_MECHANISMS,
+    decode_external, decode_plain, mechanisms, push_chunk, retry_text, AuthRequest, AuthVerdict,
+    AuthVia, Chunk, SaslState, SASL_MECHANISMS,
 };
 use crate::irc::caps::{split_list, Cap};
 use crate::irc::channel_cmds::{KEYLEN, MAX_BANS};
@@ -45,10 +46,15 @@ pub fn offered(ctx: &Ctx<'_>) -> Vec<Cap> {
         .collect()
 }
 
+/// The SASL mechanisms of this server (`PLAIN`, or `PLAIN,EXTERNAL`).
+fn sasl_mechanisms(ctx: &Ctx<'_>) -> &'static str {
+    ctx.cfg.auth.as_deref().map_or(SASL_MECHANISMS, mechanisms)
+}
+
 /// The value of `cap` in `CAP LS 302` (`sasl=PLAIN`), if it has one.
-fn cap_value(cap: Cap) -> Option<&'static str> {
+fn cap_value(ctx: &Ctx<'_>, cap: Cap) -> Option<&'static str> {
     match cap {
-        Cap::Sasl => Some(SASL_MECHANISMS),
+        Cap::Sasl => Some(sasl_mechanisms(ctx)),
         Cap::AccountRegistration => Some(crate::irc::account_reg::CAP_VALUE),
         _ => None,
     }
@@ -103,7 +109,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
             let v302 = ctx.me().is_some_and(|c| c.cap_version >= 302);
             let items: Vec<String> = offered(ctx)
                 .into_iter()
-                .map(|cap| match cap_value(cap) {
+                .map(|cap| match cap_value(ctx, cap) {
                     Some(value) if v302 => format!("{cap}={value}"),
                     _ => cap.name().to_owned(),
                 })
@@ -164,8 +170,9 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     Outcome::Continue
 }
 
-/// AUTHENTICATE mechanism | base64 chunk | `+` | `*` (IRCv3 SASL 3.2, PLAIN only).
-/// Before or after registration; once logged in, 907 (accounts cannot be changed).
+/// AUTHENTICATE mechanism | base64 chunk | `+` | `*` (IRCv3 SASL 3.2: PLAIN, and
+/// EXTERNAL when the policy logs in by client certificate). Before or after
+/// registration; once logged in, 907 (accounts cannot be changed).
 pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     let Some(arg) = msg.param(0).map(str::to_owned) else {
         ctx.need_more_params("AUTHENTICATE");
@@ -189,6 +196,8 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         return Outcome::Continue;
     }
     let state = me.sasl.clone();
+    let has_cert = me.cert_fingerprint.is_some();
+    let external = ctx.cfg.auth.as_ref().is_some_and(|a| a.cert_logins());
     if arg == "*" {
         if let Some(c) = ctx.me_mut() {
             c.sasl = SaslState::Idle;
@@ -203,14 +212,55 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
                     c.sasl = SaslState::Plain(String::new());
                 }
                 ctx.send(&Message::new("AUTHENTICATE", vec!["+".into()]));
+            } else if external && arg.eq_ignore_ascii_case("EXTERNAL") {
+                if !has_cert {
+                    ctx.num(
+                        ERR_SASLFAIL,
+                        &["SASL authentication failed: no client certificate (connect with TLS and a certificate)"],
+                    );
+                    return Outcome::Continue;
+                }
+                if let Some(c) = ctx.me_mut() {
+                    c.sasl = SaslState::External(String::new());
+                }
+                ctx.send(&Message::new("AUTHENTICATE", vec!["+".into()]));
             } else {
-                ctx.num(
-                    RPL_SASLMECHS,
-                    &[SASL_MECHANISMS, "are available SASL mechanisms"],
-                );
+                let mechs = sasl_mechanisms(ctx);
+                ctx.num(RPL_SASLMECHS, &[mechs, "are available SASL mechanisms"]);
                 ctx.num(ERR_SASLFAIL, &["SASL authentication failed"]);
             }
             Outcome::Continue
+        }
+        SaslState::External(mut buf) => {
+            let step = push_chunk(&mut buf, &arg);
+            let next = match step {
+                Chunk::More => SaslState::External(buf),
+                Chunk::Done(_) | Chunk::TooLong => SaslState::Idle,
+            };
+            if let Some(c) = ctx.me_mut() {
+                c.sasl = next;
+            }
+            match step {
+                Chunk::More => Outcome::Continue,
+                Chunk::TooLong => {
+                    ctx.num(ERR_SASLTOOLONG, &["SASL message too long"]);
+                    Outcome::Continue
+                }
+                Chunk::Done(b64) => match decode_external(&b64) {
+                    Some(authzid) => Outcome::Verify(AuthRequest {
+                        via: AuthVia::External,
+                        account: authzid,
+                        password: String::new(),
+                    }),
+                    None => {
+                        ctx.num(
+                            ERR_SASLFAIL,
+                            &["SASL authentication failed: malformed EXTERNAL message"],
+                        );
+                        count_failure(ctx)
+                    }
+                },
+            }
         }
         SaslState::Plain(mut buf) => {
             let step = push_chunk(&mut buf, &arg);
@@ -281,7 +331,7 @@ pub fn auth_result(ctx: &mut Ctx<'_>, req: &AuthRequest, verdict: AuthVerdict) -
                     &format!("You are now logged in as {}", req.account),
                 ],
             );
-            if via == AuthVia::Sasl {
+            if matches!(via, AuthVia::Sasl | AuthVia::External) {
                 ctx.num(RPL_SASLSUCCESS, &["SASL authentication successful"]);
             }
             if ctx.registered() {
@@ -292,11 +342,11 @@ pub fn auth_result(ctx: &mut Ctx<'_>, req: &AuthRequest, verdict: AuthVerdict) -
             }
             try_complete(ctx)
         }
-        (AuthVia::Sasl, AuthVerdict::Bad) => {
+        (AuthVia::Sasl | AuthVia::External, AuthVerdict::Bad) => {
             ctx.num(ERR_SASLFAIL, &["SASL authentication failed"]);
             count_failure(ctx)
         }
-        (AuthVia::Sasl, AuthVerdict::Throttled(wait)) => {
+        (AuthVia::Sasl | AuthVia::External, AuthVerdict::Throttled(wait)) => {
             ctx.num(
                 ERR_SASLFAIL,
                 &[&format!(
@@ -375,7 +425,9 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         let m = Message::new("NICK", vec![new.clone()]).with_prefix(old_prefix.clone());
         let out = ctx.st.from_client(id, m);
         ctx.st.to_self_and_neighbours(id, &out);
-        // WHOWAS remembers the old nick; MONITOR sees it go and the new one come.
+        // WHOWAS remembers the old nick; MONITOR sees it go and the new one come (a
+        // change of case only is the same nick to MONITOR: nothing to tell).
+        let mut renamed = true;
         if let Some(old) = old_prefix.split('!').next().map(str::to_owned) {
             if let Some(c) = ctx.me_mut() {
                 c.nick = Some(old.clone());
@@ -384,12 +436,15 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
             if let Some(c) = ctx.me_mut() {
                 c.nick = Some(new.clone());
             }
-            if !names::eq(&old, &new) {
+            renamed = !names::eq(&old, &new);
+            if renamed {
                 ctx.st.notify_watchers(&old, None, &ctx.cfg.name);
             }
         }
-        let mask = ctx.prefix();
-        ctx.st.notify_watchers(&new, Some(&mask), &ctx.cfg.name);
+        if renamed {
+            let mask = ctx.prefix();
+            ctx.st.notify_watchers(&new, Some(&mask), &ctx.cfg.name);
+        }
         Outcome::Continue
     } else {
         try_complete(ctx)
@@ -402,7 +457,8 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         ctx.num(ERR_ALREADYREGISTERED, &["You may not reregister"]);
         return Outcome::Continue;
     }
-    if msg.params.len() < 4 || msg.params[0].is_empty() {
+    // An empty realname is refused too, as InspIRCd and Ergo do.
+    if msg.params.len() < 4 || msg.params[0].is_empty() || msg.params[3].is_empty() {
         ctx.need_more_params("USER");
         return Outcome::Continue;
     }

@@ -37,7 +37,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sockit_runtime::server::{ConnInfo, Refusal, ServiceStream, TcpService};
 
-use crate::irc::auth::{AuthRequest, AuthVerdict};
+use crate::irc::auth::{AuthRequest, AuthVerdict, AuthVia, CertVerdict, PeerIdentity};
 use crate::irc::register::auth_result;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -109,10 +109,11 @@ impl IrcServer {
     }
 
     fn with_history(cfg: ServerConfig, history: History) -> Self {
+        let state = State::new(&cfg);
         Self {
             shared: Arc::new(Shared {
                 cfg,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 created: chrono::Local::now()
                     .format("%a %b %e %Y at %H:%M:%S %Z")
                     .to_string(),
@@ -120,6 +121,12 @@ impl IrcServer {
                 history,
             }),
         }
+    }
+
+    /// Waits until every registered-channel change so far is on disk.
+    pub async fn flush_channels(&self) {
+        let store = self.lock().channel_store.clone();
+        store.flush().await;
     }
 
     /// The message history and read-marker store.
@@ -151,13 +158,33 @@ impl IrcServer {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.serve_connection_with(stream, info, PeerIdentity::default())
+            .await
+    }
+
+    /// [`serve_connection`](Self::serve_connection) for a client whose transport proved
+    /// `peer` (the TLS port: its certificate's fingerprint, for SASL EXTERNAL and WHOIS).
+    ///
+    /// # Errors
+    /// None in practice: connection errors end the session and become the close reason.
+    pub async fn serve_connection_with<S>(
+        &self,
+        stream: S,
+        info: ConnInfo,
+        peer_identity: PeerIdentity,
+    ) -> io::Result<String>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let cfg = &self.shared.cfg;
         let peer: SocketAddr = info.peer;
         let (rd, wr) = tokio::io::split(stream);
         let (handle, rx) = ClientHandle::new(cfg.sendq);
         let killer = handle.killer().clone();
         let host = peer.ip().to_string();
-        let id = self.lock().add(Client::new(host.clone(), handle.clone()));
+        let mut client = Client::new(host.clone(), handle.clone());
+        client.cert_fingerprint = peer_identity.cert_fingerprint;
+        let id = self.lock().add(client);
         let writer = tokio::spawn(write_loop(wr, rx, killer.clone()));
         let (line_tx, mut line_rx) = mpsc::channel(cfg.recvq.max(1));
         let reader = tokio::spawn(read_loop(rd, line_tx, killer.clone()));
@@ -323,8 +350,8 @@ impl IrcServer {
                     // Others may send to this client while the password is checked.
                     captured.extend(handle.release());
                 }
-                let check = self.verify(&req, info.peer.ip());
-                let verdict = match unless_ended(check, killer, shutdown, reg).await {
+                let check = self.verify(id, req, info.peer.ip());
+                let (req, verdict) = match unless_ended(check, killer, shutdown, reg).await {
                     Ok(v) => v,
                     Err(reason) => return reason,
                 };
@@ -364,16 +391,45 @@ impl IrcServer {
         f(&mut ctx)
     }
 
-    /// Asks the auth policy about `req` from `ip` (not at all while `ip` or the account is
-    /// backing off).
-    async fn verify(&self, req: &AuthRequest, ip: std::net::IpAddr) -> AuthVerdict {
+    /// Asks the auth policy about `req` of client `id` from `ip` (not at all while `ip` or
+    /// the account is backing off). SASL EXTERNAL checks the client's certificate and
+    /// comes back with the certificate's account in the request.
+    async fn verify(
+        &self,
+        id: u64,
+        mut req: AuthRequest,
+        ip: std::net::IpAddr,
+    ) -> (AuthRequest, AuthVerdict) {
         let Some(auth) = self.shared.cfg.auth.clone() else {
-            return AuthVerdict::Bad;
+            return (req, AuthVerdict::Bad);
         };
-        if let Some(wait) = auth.retry_after(&req.account, ip) {
-            return AuthVerdict::Throttled(wait);
+        if req.via == AuthVia::External {
+            let fp = self
+                .lock()
+                .clients
+                .get(&id)
+                .and_then(|c| c.cert_fingerprint.clone());
+            let verdict = match fp {
+                None => AuthVerdict::Bad,
+                Some(fp) => match auth.verify_cert(&fp, ip).await {
+                    // An authorization identity must be the certificate's own account.
+                    CertVerdict::Ok(account)
+                        if req.account.is_empty() || req.account == account =>
+                    {
+                        req.account = account;
+                        AuthVerdict::Ok
+                    }
+                    CertVerdict::Ok(_) | CertVerdict::Bad => AuthVerdict::Bad,
+                    CertVerdict::Throttled(wait) => AuthVerdict::Throttled(wait),
+                },
+            };
+            return (req, verdict);
         }
-        auth.verify(&req.account, &req.password, ip).await
+        if let Some(wait) = auth.retry_after(&req.account, ip) {
+            return (req, AuthVerdict::Throttled(wait));
+        }
+        let verdict = auth.verify(&req.account, &req.password, ip).await;
+        (req, verdict)
     }
 
     /// Asks the auth policy to create the account of a `REGISTER`.

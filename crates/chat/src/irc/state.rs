@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::irc::auth::{IrcAuth, SaslState};
 use crate::irc::caps::{Cap, CapSet};
 use crate::irc::channel::{Channel, ClientId};
+use crate::irc::channel_store::{ChannelStore, ChannelStoreConfig};
 use crate::irc::flood::FloodConfig;
 use crate::irc::history::HistoryConfig;
 use crate::irc::message::Message;
@@ -61,6 +62,15 @@ pub struct ServerConfig {
     /// ([`DEFAULT_MAX_DAYS`](crate::irc::history::DEFAULT_MAX_DAYS),
     /// [`DEFAULT_MAX_MESSAGES`](crate::irc::history::DEFAULT_MAX_MESSAGES)).
     pub history: Option<HistoryConfig>,
+    /// Channel registration (ChanServ, as in Ergo): logged-in channel operators may
+    /// register channels, whose topic, modes and lists then survive restarts. While on,
+    /// the nick `ChanServ` is reserved.
+    pub channel_registration: bool,
+    /// Where registered channels are kept; `None` keeps them in memory (lost when the
+    /// server stops).
+    pub channels: Option<ChannelStoreConfig>,
+    /// Most channels one account may register.
+    pub max_registered_channels: usize,
 }
 
 /// An IRC operator the server admin configured: `OPER name password` succeeds when
@@ -130,6 +140,9 @@ impl Default for ServerConfig {
             opers: Vec::new(),
             admin: AdminInfo::default(),
             history: None,
+            channel_registration: true,
+            channels: None,
+            max_registered_channels: 15,
         }
     }
 }
@@ -471,6 +484,8 @@ pub struct Client {
     pub account: Option<String>,
     /// Where the client is in a SASL exchange.
     pub sasl: SaslState,
+    /// The SHA-256 fingerprint of its TLS client certificate (SASL EXTERNAL, WHOIS 276).
+    pub cert_fingerprint: Option<String>,
     /// Failed logins on this connection.
     pub auth_failures: u32,
     /// User modes (`i`, `w`, `o`, `B`).
@@ -512,6 +527,7 @@ impl Client {
             cap_version: 0,
             account: None,
             sasl: SaslState::Idle,
+            cert_fingerprint: None,
             auth_failures: 0,
             modes: BTreeSet::new(),
             oper: None,
@@ -587,6 +603,8 @@ pub struct State {
     pub watchers: HashMap<String, BTreeSet<ClientId>>,
     /// Batches opened by commands so far (for unique batch ids).
     batches: u64,
+    /// Where registered channels are saved.
+    pub channel_store: Arc<ChannelStore>,
 }
 
 /// Most WHOWAS entries kept per nick.
@@ -613,6 +631,35 @@ pub struct WhowasEntry {
 }
 
 impl State {
+    /// The state a server with `cfg` starts with: with channel registration on, the
+    /// registered channels from its store (empty, with their topic, modes and lists) and
+    /// the nick `ChanServ` reserved. A store that cannot be opened is logged and replaced
+    /// by memory.
+    pub fn new(cfg: &ServerConfig) -> Self {
+        let mut st = Self::default();
+        if !cfg.channel_registration {
+            return st;
+        }
+        let (store, channels) =
+            ChannelStore::from_config(cfg.channels.as_ref()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "registered channels kept in memory");
+                (ChannelStore::memory(), Vec::new())
+            });
+        for ch in channels {
+            st.channels.insert(names::fold(&ch.name), ch);
+        }
+        st.channel_store = Arc::new(store);
+        crate::irc::chanserv::reserve_nick(&mut st);
+        st
+    }
+
+    /// Saves channel `key` if it is registered (without waiting on the disk).
+    pub fn save_channel(&self, key: &str) {
+        if let Some(ch) = self.channels.get(key).filter(|c| c.is_registered()) {
+            self.channel_store.save(ch);
+        }
+    }
+
     /// Adds a connection; returns its id.
     pub fn add(&mut self, client: Client) -> ClientId {
         self.next_id += 1;
@@ -713,11 +760,12 @@ impl State {
         }
     }
 
-    /// Removes `id` from channel `key`; deletes the channel when it becomes empty.
+    /// Removes `id` from channel `key`; deletes the channel when it becomes empty,
+    /// unless it is registered.
     pub fn leave(&mut self, id: ClientId, key: &str) {
         if let Some(ch) = self.channels.get_mut(key) {
             ch.members.remove(&id);
-            if ch.members.is_empty() {
+            if ch.members.is_empty() && !ch.is_registered() {
                 self.channels.remove(key);
             }
         }

@@ -1,14 +1,20 @@
 //! IRC over TLS (port 6697): the TLS handshake, then the very same [`IrcServer`], so users
 //! on the plain and the TLS port share one network (channels, nicks, messages).
+//!
+//! With an acceptor that asks for client certificates
+//! ([`acceptor_with_client_certs`](sockit_runtime::tls::acceptor_with_client_certs)), the
+//! SHA-256 fingerprint of the one a client presented goes to the session
+//! ([`PeerIdentity`]): SASL EXTERNAL logs in by it, WHOIS shows it (276).
 
 use std::io;
 
 use async_trait::async_trait;
 use sockit_runtime::close::linger_close;
 use sockit_runtime::server::{ConnInfo, ServiceStream, TcpService};
-use sockit_runtime::tls::{accept_tls, Accepted};
+use sockit_runtime::tls::{accept_tls, peer_fingerprint, Accepted};
 use tokio::io::AsyncWriteExt;
 
+use crate::irc::auth::PeerIdentity;
 use crate::irc::message::Message;
 use crate::irc::server::IrcServer;
 
@@ -32,7 +38,9 @@ impl std::fmt::Debug for IrcTlsServer {
 }
 
 impl IrcTlsServer {
-    /// Serves `irc` (a clone sharing its state) to TLS clients accepted with `acceptor`.
+    /// Serves `irc` (a clone sharing its state) to TLS clients accepted with `acceptor`
+    /// (one from [`acceptor_with_client_certs`](sockit_runtime::tls::acceptor_with_client_certs)
+    /// makes client certificates available for SASL EXTERNAL).
     pub fn new(irc: IrcServer, acceptor: tokio_rustls::TlsAcceptor) -> Self {
         Self { irc, acceptor }
     }
@@ -61,7 +69,10 @@ impl TcpService for IrcTlsServer {
             Accepted::Tls(tls) => {
                 // The same registration deadline as the plain port, counted from the
                 // connection's start (the TLS handshake spends part of it).
-                self.irc.serve_connection(tls, info).await
+                let peer = PeerIdentity {
+                    cert_fingerprint: peer_fingerprint(&tls).map(|fp| fp.hex()),
+                };
+                self.irc.serve_connection_with(tls, info, peer).await
             }
         }
     }

@@ -2,9 +2,11 @@
 //! (one link instead of one per file; docs/testing.md).
 
 mod account_reg;
+mod chanreg;
 mod chathistory;
 mod client_lines;
 mod common;
+mod conformance;
 mod irc;
 mod irc_auth;
 mod ircv3_cap;
@@ -15,5 +17,6 @@ mod monitor;
 mod oper;
 mod queries;
 mod sasl;
+mod sasl_external;
 mod udp_guard;
 mod websocket;

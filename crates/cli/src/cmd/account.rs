@@ -1,6 +1,7 @@
-//! `sockit account add|passwd|remove|list`: the server's accounts (ROOT/state/accounts.db),
-//! used by the reader (kosync, OPDS, web UI) and IRC (SASL PLAIN, PASS). Only argon2id
-//! hashes are stored. A running server sees additions and removals at once (it reads
+//! `sockit account add|passwd|remove|list|cert`: the server's accounts
+//! (ROOT/state/accounts.db), used by the reader (kosync, OPDS, web UI) and IRC (SASL
+//! PLAIN, PASS, and SASL EXTERNAL by the client certificates `cert add` registers). Only
+//! argon2id hashes and certificate fingerprints are stored. A running server sees additions and removals at once (it reads
 //! the same file); a credential it verified in the last minutes may keep working until
 //! its cache entry expires.
 
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use sockit_accounts::Accounts;
+use sockit_accounts::{normalize_fingerprint, Accounts, CertAdded, MAX_CERTS_PER_ACCOUNT};
 
 /// Flags of `sockit account`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +44,39 @@ pub enum Action {
     },
     /// List the account names.
     List,
+    /// Manage the TLS client certificates that log in to an account (IRC SASL
+    /// EXTERNAL), by SHA-256 fingerprint.
+    Cert {
+        /// What to do.
+        #[command(subcommand)]
+        action: CertAction,
+    },
+}
+
+/// `sockit account cert` actions. A fingerprint is the SHA-256 of the certificate (DER),
+/// in hex: `AA:BB:…` as `openssl x509 -noout -fingerprint -sha256` prints it, or 64
+/// digits without colons, in either case.
+#[derive(Debug, clap::Subcommand)]
+pub enum CertAction {
+    /// Let a certificate log in to an account (at most 16 per account).
+    Add {
+        /// The account name.
+        name: String,
+        /// The certificate's SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// Stop a certificate logging in to an account.
+    Remove {
+        /// The account name.
+        name: String,
+        /// The certificate's SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// List an account's certificate fingerprints.
+    List {
+        /// The account name.
+        name: String,
+    },
 }
 
 fn accounts_file(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -118,6 +152,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{name}");
             }
         }
+        Action::Cert { action } => cert(action, open)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `sockit account cert` action.
+fn cert(
+    action: CertAction,
+    open: impl Fn() -> anyhow::Result<std::sync::Arc<Accounts>>,
+) -> anyhow::Result<()> {
+    let no_account = |name: &str| anyhow::anyhow!("no account {name} (see `sockit account list`)");
+    match action {
+        CertAction::Add { name, fingerprint } => {
+            let fp = normalize_fingerprint(&fingerprint)?;
+            match open()?.add_cert(&name, &fp)? {
+                CertAdded::Added => println!("added certificate {fp} to account {name}"),
+                CertAdded::AlreadyThere => println!("account {name} already has certificate {fp}"),
+                CertAdded::NoAccount => return Err(no_account(&name)),
+                CertAdded::OtherAccount(other) => bail!(
+                    "certificate {fp} already logs in to account {other} (remove it there first with `sockit account cert remove {other} {fp}`)"
+                ),
+                CertAdded::Full => bail!(
+                    "account {name} has {MAX_CERTS_PER_ACCOUNT} certificates already (remove one with `sockit account cert remove {name} FINGERPRINT`)"
+                ),
+            }
+        }
+        CertAction::Remove { name, fingerprint } => {
+            let fp = normalize_fingerprint(&fingerprint)?;
+            let accounts = open()?;
+            if !accounts.exists(&name) {
+                return Err(no_account(&name));
+            }
+            if !accounts.remove_cert(&name, &fp)? {
+                bail!("account {name} has no certificate {fp} (see `sockit account cert list {name}`)");
+            }
+            println!("removed certificate {fp} from account {name}");
+        }
+        CertAction::List { name } => {
+            let accounts = open()?;
+            if !accounts.exists(&name) {
+                return Err(no_account(&name));
+            }
+            for fp in accounts.certs(&name)? {
+                println!("{fp}");
+            }
+        }
+    }
+    Ok(())
 }

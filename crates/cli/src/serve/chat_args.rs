@@ -60,6 +60,20 @@ pub struct ChatArgs {
     /// Off by default: the accounts are the server's, shared with the reader.
     #[arg(long)]
     pub chat_registration: bool,
+    /// IRC channel registration (ChanServ, as in Ergo): a logged-in channel operator may
+    /// `/CS REGISTER #chan`; its topic, modes and lists then survive restarts (kept in
+    /// ROOT/state/chat-channels.sqlite). `off` also frees the nick ChanServ.
+    #[arg(
+        long,
+        default_value = "on",
+        value_name = "on|off",
+        value_parser = parse_on_off,
+        action = clap::ArgAction::Set
+    )]
+    pub chat_channel_registration: bool,
+    /// IRC channel registration: most channels one account may register.
+    #[arg(long, default_value_t = ServerConfig::default().max_registered_channels, value_name = "N")]
+    pub chat_max_registered_channels: usize,
     /// IRC over WebSocket: a browser page from ORIGIN (`https://host[:port]`) may connect.
     /// Repeatable; without it every origin may (logins are per connection, never by
     /// cookie, so a foreign page gains nothing a direct client would not have).
@@ -81,6 +95,25 @@ pub struct ChatSettings {
     pub ws_origins: sockit_chat::irc::OriginPolicy,
     /// The UDP chat room.
     pub room: RoomConfig,
+}
+
+impl ChatSettings {
+    /// The IRC server's configuration, its registered channels kept under the data
+    /// root's state directory `state` (`None`: in memory, e.g. when chat is not served).
+    pub fn irc_config(&self, state: Option<&std::path::Path>) -> ServerConfig {
+        let mut cfg = self.irc.clone();
+        if cfg.channel_registration {
+            cfg.channels = state.map(channel_store);
+        }
+        cfg
+    }
+}
+
+/// Where the registered channels are kept under the state directory `state`.
+pub fn channel_store(state: &std::path::Path) -> sockit_chat::irc::ChannelStoreConfig {
+    sockit_chat::irc::ChannelStoreConfig {
+        path: state.join("chat-channels.sqlite"),
+    }
 }
 
 impl ChatArgs {
@@ -136,6 +169,8 @@ impl ChatArgs {
                 max_channels: self.chat_max_channels.max(1),
                 max_auth_failures: self.chat_max_auth_failures.max(1),
                 opers: self.chat_oper.clone(),
+                channel_registration: self.chat_channel_registration,
+                max_registered_channels: self.chat_max_registered_channels.max(1),
                 ..defaults
             },
             room: RoomConfig {
@@ -143,6 +178,15 @@ impl ChatArgs {
                 ..RoomConfig::default()
             },
         })
+    }
+}
+
+/// Parses `on` / `off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{text}`: want on or off")),
     }
 }
 
@@ -167,7 +211,14 @@ fn parse_oper(text: &str) -> Result<OperBlock, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_oper;
+    use super::{parse_on_off, parse_oper};
+
+    #[test]
+    fn on_off() {
+        assert_eq!(parse_on_off("on"), Ok(true));
+        assert_eq!(parse_on_off("off"), Ok(false));
+        assert!(parse_on_off("yes").is_err());
+    }
 
     #[test]
     fn oper_blocks() {

@@ -1,4 +1,6 @@
-//! IRC logins checked against the server's accounts (SASL PLAIN and `PASS account:password`).
+//! IRC logins checked against the server's accounts (SASL PLAIN and `PASS account:password`,
+//! and SASL EXTERNAL by the client certificate fingerprints `sockit account cert add`
+//! registered).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -6,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sockit_accounts::{Accounts, AccountsError, Verdict};
-use sockit_chat::irc::{AuthVerdict, CreateVerdict, IrcAuth};
+use sockit_chat::irc::{AuthVerdict, CertVerdict, CreateVerdict, IrcAuth};
 
 /// [`IrcAuth`] over [`Accounts`]: required when the server has a key or any account exists.
 #[derive(Debug)]
@@ -70,6 +72,41 @@ impl IrcAuth for AccountsIrcAuth {
             Err(e) => {
                 tracing::warn!("IRC account registration failed: {e}");
                 CreateVerdict::Failed
+            }
+        }
+    }
+
+    fn cert_logins(&self) -> bool {
+        true
+    }
+
+    async fn verify_cert(&self, fingerprint: &str, ip: IpAddr) -> CertVerdict {
+        // The address's back-off applies as for passwords. The account's does not: the
+        // certificate proves its key, so someone guessing the account's password cannot
+        // lock its owner's certificate out.
+        let throttle = self.accounts.throttle();
+        if let Err(wait) = throttle.check(ip, None, Instant::now()) {
+            return CertVerdict::Throttled(wait);
+        }
+        let accounts = self.accounts.clone();
+        let fp = fingerprint.to_owned();
+        let found = tokio::task::spawn_blocking(move || accounts.account_of_cert(&fp)).await;
+        match found {
+            Ok(Ok(Some(account))) => {
+                throttle.succeeded(ip, Some(&account));
+                CertVerdict::Ok(account)
+            }
+            Ok(Ok(None)) => {
+                throttle.failed(ip, None, Instant::now());
+                CertVerdict::Bad
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("IRC certificate login: {e}");
+                CertVerdict::Bad
+            }
+            Err(e) => {
+                tracing::warn!("IRC certificate login: {e}");
+                CertVerdict::Bad
             }
         }
     }

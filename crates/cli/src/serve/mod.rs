@@ -315,6 +315,9 @@ pub struct ServeContext {
     pub exec: ExecConfig,
     /// The TLS acceptor and certificate fingerprint when serving with --tls.
     pub tls: Option<(tokio_rustls::TlsAcceptor, Fingerprint)>,
+    /// The IRC TLS port's acceptor (the same certificate; it also asks clients for an
+    /// optional certificate, for SASL EXTERNAL) when serving with --tls.
+    pub irc_tls: Option<tokio_rustls::TlsAcceptor>,
     /// The book library, when the reader service runs.
     pub reader: Option<std::sync::Arc<sockit_reader::Library>>,
     /// The TFTP service's settings.
@@ -455,8 +458,9 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    let (tls, nts) = if tls_mode != plan::TlsMode::Off {
+    let (tls, irc_tls, nts) = if tls_mode != plan::TlsMode::Off {
         let (identity, acceptor, fp) = tls_setup(&args, &layout)?;
+        let irc_acceptor = sockit_runtime::tls::acceptor_with_client_certs(&identity)?;
         let nts_planned = endpoints
             .iter()
             .any(|e| e.service == registry::Service::Ntp && e.proto.is_tls());
@@ -469,9 +473,9 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
-        (Some((acceptor, fp)), nts)
+        (Some((acceptor, fp)), Some(irc_acceptor), nts)
     } else {
-        (None, None)
+        (None, None, None)
     };
     if !args.bind.is_loopback() && tls.is_none() {
         eprintln!(
@@ -522,6 +526,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         sockit_chat::irc::History::from_config(Some(&history))
             .with_context(|| format!("cannot open the chat history {}", history.path.display()))?;
         chat.irc.history = Some(history);
+        // The same for the registered channels: a file that cannot be opened stops the
+        // start instead of registrations silently living in memory only.
+        if chat.irc.channel_registration {
+            let channels = chat_args::channel_store(&layout.state);
+            sockit_chat::irc::ChannelStore::from_config(Some(&channels)).with_context(|| {
+                format!(
+                    "cannot open the registered channels {}",
+                    channels.path.display()
+                )
+            })?;
+        }
     }
     let mut ctx = ServeContext {
         limits,
@@ -532,6 +547,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         exec,
         chat,
         tls,
+        irc_tls,
         tftp,
         reader: None,
         auth,

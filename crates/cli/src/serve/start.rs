@@ -109,7 +109,10 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     // Discovery answers with the whole table, so it needs every bound address.
     let table = addr_file::to_table(&addresses(&bound));
     // The plain and the TLS IRC port serve one network.
-    let irc = IrcServer::new(ctx.chat.irc.clone());
+    // Registered channels are kept under the state directory while chat is served.
+    let chat_served = bound.iter().any(|b| b.service == Service::Chat);
+    let state = chat_served.then(|| crate::serve::layout::Layout::of(&ctx.root).state);
+    let irc = IrcServer::new(ctx.chat.irc_config(state.as_deref()));
     // NTS-KE tells clients the NTP port actually bound (it may be a free one).
     let ntp_port = bound
         .iter()
@@ -194,6 +197,11 @@ fn tls_acceptor(ctx: &ServeContext) -> tokio_rustls::TlsAcceptor {
     }
 }
 
+/// The IRC TLS port's acceptor (asks for optional client certificates: SASL EXTERNAL).
+fn irc_tls_acceptor(ctx: &ServeContext) -> tokio_rustls::TlsAcceptor {
+    ctx.irc_tls.clone().unwrap_or_else(|| tls_acceptor(ctx))
+}
+
 fn tcp_service(
     service: Service,
     proto: Proto,
@@ -220,7 +228,7 @@ fn tcp_service(
             }
         }
         Service::Chat if proto == Proto::Tls => {
-            Arc::new(IrcTlsServer::new(irc.clone(), tls_acceptor(ctx)))
+            Arc::new(IrcTlsServer::new(irc.clone(), irc_tls_acceptor(ctx)))
         }
         Service::Chat if proto == Proto::Ws => {
             Arc::new(IrcWsServer::new(irc.clone(), ctx.chat.ws_origins.clone()))

@@ -1,7 +1,10 @@
 //! The ratatui terminal UI: a channel list on the left, the channel's topic on top, the
 //! active buffer's messages (timestamps, nicks in stable colours, long lines wrapped under
-//! their text, lines naming us highlighted) with the member list on the right, a status
-//! bar and the input line.
+//! their text, lines naming us highlighted) with the member list on the right (away
+//! members dimmed), a status bar and the input line. Someone going away or coming back is
+//! a dim line in each channel it shares with us; WHOIS, `/topic` and other replies are
+//! readable lines where the command was typed; a query window fetches its history when
+//! it opens, and on connect the private conversations of the last days open again.
 //!
 //! Keys: Enter sends, Up/Down walk the input history, Tab completes a nick (again: the
 //! next match), PgUp/PgDn or the mouse wheel scroll back and forth (Ctrl-End: to the
@@ -25,9 +28,10 @@ use ratatui::Frame;
 use tokio::sync::mpsc;
 
 use super::chat_log::ChatLog;
-use super::chat_view::{KeyAction, View, ViewLine};
+use super::chat_view::{KeyAction, Request, View, ViewLine};
 use sockit_chat::client::connection::{server_time, Connection, Event};
 use sockit_chat::client::format::Kind;
+use sockit_chat::client::history::recent_queries;
 use sockit_chat::client::input::{self, Input};
 use sockit_chat::irc::message::Message;
 
@@ -132,6 +136,9 @@ async fn ui_loop(
         if let Some(log) = log.as_mut() {
             log.write(&view.take_log());
         }
+        if !closed {
+            send_requests(&mut view, conn).await;
+        }
         if let Err(e) = terminal.draw(|f| draw(f, &mut view)) {
             break Err(e);
         }
@@ -162,7 +169,13 @@ async fn ui_loop(
                     KeyAction::Submit(line) => match input::parse(&line, view.target()) {
                         Input::Nothing => {}
                         Input::Send(msgs, own) => {
+                            // A query this opens fetches its history before our line.
+                            if let Some((target, _, _)) = &own {
+                                view.open(target);
+                                send_requests(&mut view, conn).await;
+                            }
                             for m in msgs {
+                                view.sent(&m);
                                 let _ = conn.send(m).await;
                             }
                             // With echo-message the server sends our lines back.
@@ -174,7 +187,7 @@ async fn ui_loop(
                         }
                         Input::Unknown(cmd, _) => view.note(
                             &now(),
-                            &format!("unknown command /{cmd} (try /join /part /msg /me /nick /topic /away /mode /kick /invite /quote /quit)"),
+                            &format!("unknown command /{cmd} (try /join /part /msg /query /me /notice /nick /topic /whois /away /mode /kick /invite /quote /quit)"),
                             Kind::Error,
                         ),
                         Input::Switch(b) => view.switch(&b),
@@ -191,12 +204,22 @@ async fn ui_loop(
             ev = conn.events.recv(), if !closed => match ev {
                 Some(Event::Registered(nick)) => {
                     view.nick = nick;
+                    view.away_notify = conn.has_cap("away-notify");
                     registrations += 1;
                     if registrations > 1 {
                         // The connection joins its channels again by itself.
                         view.note(&now(), &format!("reconnected as {}", view.nick), Kind::Info);
-                    } else if let Some(c) = &channel {
-                        let _ = conn.send(Message::new("JOIN", vec![c.clone()])).await;
+                    } else {
+                        if let Some(c) = &channel {
+                            let _ = conn.send(Message::new("JOIN", vec![c.clone()])).await;
+                        }
+                        // Reopen the recent private conversations (first connect only).
+                        let _ = conn.fetch_targets().await;
+                    }
+                }
+                Some(Event::Targets(targets)) => {
+                    for nick in recent_queries(&targets, &view.nick) {
+                        view.open(&nick);
                     }
                 }
                 Some(Event::Message(m)) => view.on_message(&time_of(&m), &m),
@@ -229,6 +252,16 @@ async fn ui_loop(
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
     result
+}
+
+/// Sends what the view asked for: a query's history, a WHO for away states.
+async fn send_requests(view: &mut View, conn: &Connection) {
+    for r in view.take_requests() {
+        let _ = match r {
+            Request::History(target) => conn.fetch_history(&target).await.map(drop),
+            Request::Who(channel) => conn.send(Message::new("WHO", vec![channel])).await,
+        };
+    }
 }
 
 /// Width of a string in terminal cells (CJK and emoji take two).
@@ -286,6 +319,17 @@ fn pieces(l: &ViewLine) -> (Vec<Span<'static>>, Vec<Span<'static>>) {
             prefix.push(Span::styled("-!- ", Style::default().fg(Color::Red)));
             Span::styled(l.text.clone(), Style::default().fg(Color::Red))
         }
+        Kind::Presence => {
+            let dim = Style::default()
+                .fg(Color::DarkGray)
+                .add_modifier(Modifier::DIM);
+            prefix.push(Span::styled("-!- ", dim));
+            Span::styled(l.text.clone(), dim)
+        }
+        Kind::Reply => {
+            prefix.push(Span::styled("-!- ", Style::default().fg(Color::Blue)));
+            Span::raw(l.text.clone())
+        }
         Kind::Info => Span::raw(l.text.clone()),
     };
     (prefix, vec![text])
@@ -298,7 +342,7 @@ fn plain_pieces(l: &ViewLine) -> (String, String) {
         Kind::Chat => format!("<{nick}> "),
         Kind::Action => format!("* {nick} "),
         Kind::Notice => format!("-{nick}- "),
-        Kind::Event | Kind::Error => "-!- ".into(),
+        Kind::Event | Kind::Error | Kind::Presence | Kind::Reply => "-!- ".into(),
         Kind::Info => String::new(),
     };
     (prefix, l.text.clone())
@@ -402,8 +446,14 @@ fn draw(f: &mut Frame, view: &mut View) {
             .members()
             .into_iter()
             .map(|(prefix, nick)| {
-                let colour = nick_colour(&nick);
-                ListItem::new(format!("{prefix}{nick}")).style(Style::default().fg(colour))
+                let style = if view.presence.is_away(&nick) {
+                    Style::default()
+                        .fg(Color::DarkGray)
+                        .add_modifier(Modifier::DIM)
+                } else {
+                    Style::default().fg(nick_colour(&nick))
+                };
+                ListItem::new(format!("{prefix}{nick}")).style(style)
             })
             .collect();
         f.render_widget(
@@ -437,7 +487,15 @@ fn draw(f: &mut Frame, view: &mut View) {
     } else {
         String::new()
     };
-    let status_text = format!(" [{}] [{}] {}{more} ", view.nick, buf.name, view.server);
+    let away = if view.presence.own().is_some() {
+        " (away)"
+    } else {
+        ""
+    };
+    let status_text = format!(
+        " [{}{away}] [{}] {}{more} ",
+        view.nick, buf.name, view.server
+    );
     f.render_widget(
         Paragraph::new(status_text).style(Style::default().bg(Color::Blue).fg(Color::White)),
         status,
@@ -471,6 +529,7 @@ mod tests {
             kind: Kind::Chat,
             mention: false,
             history: false,
+            msgid: None,
         };
         let rows: Vec<String> = wrap(&l, 30).iter().map(text).collect();
         assert_eq!(rows[0], "12:00:00 <bob> one two three ");
@@ -500,6 +559,7 @@ mod tests {
             kind: Kind::Chat,
             mention: false,
             history: true,
+            msgid: None,
         };
         let rows = wrap(&l, 30);
         assert_eq!(text(&rows[0]), "09:00:00 <bob> one two three ");
@@ -530,6 +590,7 @@ mod tests {
             kind: Kind::Chat,
             mention: false,
             history: false,
+            msgid: None,
         };
         for row in wrap(&l, 24) {
             assert!(cells(&text(&row)) <= 24, "{:?}", text(&row));

@@ -46,7 +46,7 @@ pub fn format_line(date: &str, l: &ViewLine) -> String {
         Kind::Chat => format!("<{nick}> {}", l.text),
         Kind::Action => format!("* {nick} {}", l.text),
         Kind::Notice => format!("-{nick}- {}", l.text),
-        Kind::Event | Kind::Error => format!("-!- {}", l.text),
+        Kind::Event | Kind::Error | Kind::Presence | Kind::Reply => format!("-!- {}", l.text),
         Kind::Info => l.text.clone(),
     };
     format!("{date} {} {body}", l.time)
@@ -107,6 +107,7 @@ mod tests {
             kind,
             mention: false,
             history: false,
+            msgid: None,
         }
     }
 

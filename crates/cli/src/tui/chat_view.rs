@@ -1,12 +1,17 @@
 //! The terminal UI's model: buffers (status, channels, queries) with their scrollback,
-//! topic and nick list, the input line with its history and nick completion, and key
-//! handling. Pure (no terminal), so it is unit-tested; [`chat`](super::chat) draws it.
+//! topic and nick list, who is away, the input line with its history and nick
+//! completion, and key handling. Pure (no terminal), so it is unit-tested;
+//! [`chat`](super::chat) draws it and sends the [`Request`]s it makes (a query's
+//! history when its window opens, a WHO for the away state of a channel just joined).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use sockit_chat::client::connection::msgid;
 use sockit_chat::client::format::{describe, Kind};
+use sockit_chat::client::presence::{Change, Presence};
+use sockit_chat::client::replies::{Place, Replies};
 use sockit_chat::irc::message::Message;
 use sockit_chat::irc::names;
 
@@ -30,8 +35,21 @@ pub struct ViewLine {
     pub kind: Kind,
     /// It names us (our nick as a word): shown highlighted.
     pub mention: bool,
-    /// Fetched history (chathistory on join): shown dim, not logged.
+    /// Fetched history (chathistory): shown dim, not logged.
     pub history: bool,
+    /// The server's id of the message (`msgid`): a history line already shown live is
+    /// not shown twice.
+    pub msgid: Option<String>,
+}
+
+/// Something the view needs sent to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The history of a query window that just opened (`CHATHISTORY LATEST nick`).
+    History(String),
+    /// `WHO #channel` for the away state of its members (with `away-notify`); the
+    /// replies update the nick list and are not shown.
+    Who(String),
 }
 
 /// A channel, a query, or the status buffer.
@@ -51,8 +69,9 @@ pub struct Buffer {
     pub topic: Option<String>,
     /// The channel's members: folded nick → (prefix such as `@`, nick as written).
     pub nicks: BTreeMap<String, (String, String)>,
-    /// Where our last JOIN line is: history fetched on join goes before it.
-    join_at: Option<usize>,
+    /// Where fetched history goes: before our last JOIN line in a channel, before the
+    /// first line in a query.
+    history_at: Option<usize>,
 }
 
 impl Buffer {
@@ -65,7 +84,7 @@ impl Buffer {
             scroll: 0,
             topic: None,
             nicks: BTreeMap::new(),
-            join_at: None,
+            history_at: (!names::is_channel(name)).then_some(0),
         }
     }
 
@@ -155,6 +174,14 @@ pub struct View {
     pub nick: String,
     /// The server address (status bar).
     pub server: String,
+    /// Who is away (the nick list dims them), and whether we are.
+    pub presence: Presence,
+    replies: Replies,
+    requests: Vec<Request>,
+    /// Channels whose automatic WHO is under way (its replies are not shown).
+    quiet_who: Vec<String>,
+    /// The server sends `away-notify`: a WHO after each join gives who is away already.
+    pub away_notify: bool,
 }
 
 impl View {
@@ -172,7 +199,48 @@ impl View {
             log: None,
             nick: nick.into(),
             server: server.into(),
+            presence: Presence::new(),
+            replies: Replies::new(),
+            requests: Vec::new(),
+            quiet_who: Vec::new(),
+            away_notify: false,
         }
+    }
+
+    /// The requests made since the last call, in order.
+    pub fn take_requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// Opens the buffer `name` without showing it (a query window opening asks for its
+    /// history).
+    pub fn open(&mut self, name: &str) {
+        self.index(name);
+    }
+
+    /// Notes a message we send (the reason of `/away` for the 306 that confirms it).
+    pub fn sent(&mut self, m: &Message) {
+        self.presence.sent(m);
+    }
+
+    /// The buffers where a line about `nick` belongs: the channels it is in and its query.
+    fn buffers_of(&self, nick: &str) -> Vec<usize> {
+        let key = names::fold(nick);
+        (1..self.buffers.len())
+            .filter(|&i| {
+                let b = &self.buffers[i];
+                if names::is_channel(&b.name) {
+                    b.nicks.contains_key(&key)
+                } else {
+                    names::eq(&b.name, nick)
+                }
+            })
+            .collect()
+    }
+
+    /// An open buffer by name.
+    fn find(&self, name: &str) -> Option<usize> {
+        self.buffers.iter().position(|b| names::eq(&b.name, name))
     }
 
     /// The active channel or query (`None` in the status buffer).
@@ -185,6 +253,9 @@ impl View {
             return i;
         }
         self.buffers.push(Buffer::new(name));
+        if !names::is_channel(name) && names::valid_nick(name) {
+            self.requests.push(Request::History(name.to_owned()));
+        }
         self.buffers.len() - 1
     }
 
@@ -224,21 +295,24 @@ impl View {
                 .as_deref()
                 .is_some_and(|n| !names::eq(n, &self.nick))
             && mentions(&line.text, &self.nick);
-        if let Some(log) = self.log.as_mut().filter(|_| i > 0 && !line.history) {
+        let logged = i > 0 && !line.history && line.kind != Kind::Reply;
+        if let Some(log) = self.log.as_mut().filter(|_| logged) {
             log.push((self.buffers[i].name.clone(), line.clone()));
         }
         let b = &mut self.buffers[i];
         let mention = line.mention;
+        // Someone going away or coming back is not news enough to mark a buffer.
+        let news = line.kind != Kind::Presence;
         b.lines.push_back(line);
         while b.lines.len() > SCROLLBACK {
             b.lines.pop_front();
-            b.join_at = b.join_at.and_then(|j| j.checked_sub(1));
+            b.history_at = b.history_at.and_then(|j| j.checked_sub(1));
         }
         if b.scroll > 0 {
             // Reading the past: keep the same lines on screen.
             b.scroll = (b.scroll + 1).min(b.lines.len().saturating_sub(1));
         }
-        if i != self.active {
+        if i != self.active && news {
             b.unread = true;
             b.mentioned |= mention;
         }
@@ -346,6 +420,7 @@ impl View {
                 kind: if action { Kind::Action } else { Kind::Chat },
                 mention: false,
                 history: false,
+                msgid: None,
             },
         );
     }
@@ -362,20 +437,49 @@ impl View {
                 kind,
                 mention: false,
                 history: false,
+                msgid: None,
+            },
+        );
+    }
+
+    /// Adds a line of `kind` without a nick to buffer `i`.
+    fn status_line(&mut self, i: usize, time: &str, text: String, kind: Kind) {
+        self.push(
+            i,
+            ViewLine {
+                time: time.into(),
+                nick: None,
+                text,
+                kind,
+                mention: false,
+                history: false,
+                msgid: None,
             },
         );
     }
 
     /// Takes in history fetched for `target` (each message with its time), oldest
-    /// first: the lines go before our JOIN line there (or at the end), marked history.
+    /// first: the lines go before our JOIN line in a channel, before the first line in a
+    /// query (or at the end), marked history; a line already shown (same `msgid`) is
+    /// left out. History does not mark a buffer unread: it is old news.
     pub fn on_history(&mut self, target: &str, messages: &[(String, Message)]) {
         let i = self.index(target);
-        let at = self.buffers[i].join_at;
+        let at = self.buffers[i].history_at;
         let mut added = Vec::new();
         for (time, m) in messages {
             let Some(s) = describe(m, &self.nick) else {
                 continue;
             };
+            let id = msgid(m);
+            // Without msgids (another server): the same nick and text shown live.
+            let seen = self.buffers[i].lines.iter().any(|l| match (&id, &l.msgid) {
+                (Some(_), _) => l.msgid == id,
+                (None, None) => !l.history && l.nick == s.nick && l.text == s.text,
+                (None, Some(_)) => false,
+            });
+            if seen {
+                continue;
+            }
             added.push(ViewLine {
                 time: time.clone(),
                 nick: s.nick,
@@ -383,6 +487,7 @@ impl View {
                 kind: s.kind,
                 mention: false,
                 history: true,
+                msgid: id,
             });
         }
         if added.is_empty() {
@@ -394,19 +499,25 @@ impl View {
         for (k, l) in added.into_iter().enumerate() {
             b.lines.insert(at + k, l);
         }
-        b.join_at = b.join_at.map(|j| j + n);
+        b.history_at = b.history_at.map(|j| j + n);
         while b.lines.len() > SCROLLBACK {
             b.lines.pop_front();
-            b.join_at = b.join_at.and_then(|j| j.checked_sub(1));
-        }
-        if i != self.active {
-            b.unread = true;
+            b.history_at = b.history_at.and_then(|j| j.checked_sub(1));
         }
     }
 
     /// Takes in a server message received at `time`.
     pub fn on_message(&mut self, time: &str, m: &Message) {
         let ours = m.source_nick().is_some_and(|n| names::eq(n, &self.nick));
+        let from = m.source_nick().unwrap_or("").to_owned();
+        // Lines about a user go to each channel it is in and to its query (found before
+        // a QUIT or NICK changes the nick lists).
+        let spread = matches!(m.command.as_str(), "QUIT" | "NICK" | "AWAY") && !from.is_empty();
+        let fan = if spread {
+            self.buffers_of(&from)
+        } else {
+            Vec::new()
+        };
         match m.command.as_str() {
             "001" => {
                 if let Some(n) = m.param(0) {
@@ -420,10 +531,62 @@ impl View {
             }
             _ => {}
         }
+        let change = self.presence.on_message(m, &self.nick);
         self.track(m);
+        let p1 = m.param(1).unwrap_or("");
+        let quiet = self.quiet_who.iter().position(|c| names::eq(c, p1));
+        match (m.command.as_str(), quiet) {
+            ("352", Some(_)) => return,
+            ("315", Some(k)) => {
+                self.quiet_who.remove(k);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(c @ (Change::OwnAway(_) | Change::OwnBack)) = &change {
+            let i = self.active;
+            self.status_line(i, time, c.text(), Kind::Reply);
+            return;
+        }
+        if let Some(r) = self.replies.on_message(m, &chrono::Local) {
+            let i = match &r.place {
+                Place::Active => None,
+                Place::Channel(name) | Place::Query(name) => self.find(name),
+            }
+            .unwrap_or(self.active);
+            for line in r.lines {
+                self.status_line(i, time, line, Kind::Reply);
+            }
+            return;
+        }
         let Some(s) = describe(m, &self.nick) else {
             return;
         };
+        if spread {
+            if fan.is_empty() && m.command == "AWAY" {
+                return;
+            }
+            let msgid = msgid(m);
+            for i in if fan.is_empty() {
+                vec![self.active]
+            } else {
+                fan
+            } {
+                self.push(
+                    i,
+                    ViewLine {
+                        time: time.into(),
+                        nick: s.nick.clone(),
+                        text: s.text.clone(),
+                        kind: s.kind,
+                        mention: false,
+                        history: false,
+                        msgid: msgid.clone(),
+                    },
+                );
+            }
+            return;
+        }
         let i = match (&s.buffer, s.kind) {
             (_, Kind::Info) => 0,
             (Some(b), _) => {
@@ -444,10 +607,16 @@ impl View {
                 kind: s.kind,
                 mention: false,
                 history: false,
+                msgid: msgid(m),
             },
         );
         if m.command == "JOIN" && ours && i > 0 {
-            self.buffers[i].join_at = Some(self.buffers[i].lines.len() - 1);
+            self.buffers[i].history_at = Some(self.buffers[i].lines.len() - 1);
+            if self.away_notify {
+                let chan = self.buffers[i].name.clone();
+                self.quiet_who.push(chan.clone());
+                self.requests.push(Request::Who(chan));
+            }
         }
         let left = (m.command == "PART" && ours)
             || (m.command == "KICK" && m.param(1).is_some_and(|n| names::eq(n, &self.nick)));
@@ -817,5 +986,197 @@ mod tests {
         assert!(log.iter().all(|(b, _)| b == "#c"), "{log:?}");
         assert!(log.iter().any(|(_, l)| l.text == "hi"));
         assert!(v.take_log().is_empty());
+    }
+
+    fn texts(b: &Buffer) -> Vec<String> {
+        b.lines.iter().map(|l| l.text.clone()).collect()
+    }
+
+    #[test]
+    fn away_changes_show_in_shared_channels_and_mark_the_nick_list() {
+        let mut v = View::new("srv", "me");
+        v.away_notify = true;
+        joined(&mut v);
+        assert_eq!(v.take_requests(), [Request::Who("#c".into())]);
+        // The automatic WHO marks who is away already and shows nothing.
+        let before = v.buffers[1].lines.len();
+        v.on_message("12:00:01", &msg(":srv 352 me #c ~a h srv alice G :0 A"));
+        v.on_message("12:00:01", &msg(":srv 352 me #c ~c h srv carol H :0 C"));
+        v.on_message("12:00:01", &msg(":srv 315 me #c :End of /WHO list"));
+        assert_eq!(v.buffers[1].lines.len(), before);
+        assert!(
+            v.buffers[0].lines.len() <= 1,
+            "nothing in the status buffer"
+        );
+        assert!(v.presence.is_away("alice") && !v.presence.is_away("carol"));
+        // A second channel shared with carol, and a query with bob (not in #d).
+        v.on_message("12:00:02", &msg(":me!u@h JOIN #d"));
+        v.on_message("12:00:02", &msg(":srv 353 me = #d :me carol"));
+        v.on_message("12:00:02", &msg(":bob!u@h PRIVMSG me :hi"));
+        v.on_message("12:00:03", &msg(":carol!u@h AWAY :lunch"));
+        for name in ["#c", "#d"] {
+            let b = &v.buffers[v.find(name).unwrap()];
+            let last = b.lines.back().unwrap();
+            assert_eq!(
+                (last.text.as_str(), last.kind),
+                ("carol is away: lunch", Kind::Presence)
+            );
+        }
+        let q = v.find("bob").unwrap();
+        assert!(!texts(&v.buffers[q]).iter().any(|t| t.contains("carol")));
+        let d = v.find("#d").unwrap();
+        v.switch("#c");
+        v.buffers[d].unread = false;
+        v.on_message("12:00:03", &msg(":carol!u@h AWAY :still lunch"));
+        assert!(!v.buffers[d].unread, "an away line is not news");
+        assert!(v.presence.is_away("carol"));
+        v.on_message("12:00:04", &msg(":carol!u@h AWAY"));
+        assert_eq!(
+            v.buffers[1].lines.back().unwrap().text,
+            "carol is back",
+            "in #c"
+        );
+        assert!(!v.presence.is_away("carol"));
+        // Someone sharing nothing with us: no line anywhere.
+        let count: usize = v.buffers.iter().map(|b| b.lines.len()).sum();
+        v.on_message("12:00:05", &msg(":zed!u@h AWAY :x"));
+        assert_eq!(
+            v.buffers.iter().map(|b| b.lines.len()).sum::<usize>(),
+            count
+        );
+        // A quit shows in each channel the nick was in.
+        v.on_message("12:00:06", &msg(":carol!u@h QUIT :bye"));
+        for name in ["#c", "#d"] {
+            let b = &v.buffers[v.find(name).unwrap()];
+            assert_eq!(b.lines.back().unwrap().text, "carol has quit (bye)");
+        }
+    }
+
+    #[test]
+    fn our_away_is_confirmed_with_the_reason_and_shown_in_the_status_bar_state() {
+        let mut v = View::new("srv", "me");
+        joined(&mut v);
+        v.sent(&Message::new("AWAY", vec!["brb".into()]));
+        v.on_message(
+            "12:00:02",
+            &msg(":srv 306 me :You have been marked as being away"),
+        );
+        let last = v.buffers[1].lines.back().unwrap();
+        assert_eq!(
+            (last.text.as_str(), last.kind),
+            ("You are now marked as away: brb", Kind::Reply)
+        );
+        assert_eq!(v.presence.own(), Some("brb"));
+        v.on_message(
+            "12:00:03",
+            &msg(":srv 305 me :You are no longer marked as being away"),
+        );
+        assert_eq!(
+            v.buffers[1].lines.back().unwrap().text,
+            "You are no longer marked as away"
+        );
+        assert_eq!(v.presence.own(), None);
+    }
+
+    #[test]
+    fn a_whois_block_goes_to_the_active_buffer_unlogged() {
+        let mut v = View::new("srv", "me");
+        v.keep_log();
+        joined(&mut v);
+        v.take_log();
+        for l in [
+            ":srv 311 me bob ~bob h * :Bob",
+            ":srv 319 me bob :#c",
+            ":srv 312 me bob irc.test :sockit IRC server",
+            ":srv 301 me bob :lunch",
+            ":srv 318 me bob :End of /WHOIS list",
+        ] {
+            v.on_message("12:00:02", &msg(l));
+        }
+        let t = texts(&v.buffers[1]);
+        assert_eq!(
+            t[t.len() - 6..],
+            [
+                "bob [~bob@h]",
+                " ircname  : Bob",
+                " channels : #c",
+                " server   : irc.test [sockit IRC server]",
+                " away     : lunch",
+                "End of WHOIS",
+            ]
+        );
+        assert!(v.take_log().is_empty(), "replies are not logged");
+        // The topic asked with /topic: in the channel.
+        v.switch(STATUS);
+        v.on_message("12:00:03", &msg(":srv 331 me #c :No topic is set"));
+        assert_eq!(
+            v.buffers[1].lines.back().unwrap().text,
+            "No topic set for #c"
+        );
+    }
+
+    #[test]
+    fn a_query_opening_asks_for_its_history_and_shows_it_first_once() {
+        let mut v = View::new("srv", "me");
+        joined(&mut v);
+        v.take_requests();
+        // An incoming private message opens the query.
+        v.on_message("12:00:05", &msg("@msgid=m3 :bob!u@h PRIVMSG me :newest"));
+        assert_eq!(v.take_requests(), [Request::History("bob".into())]);
+        let q = v.find("bob").unwrap();
+        v.on_history(
+            "bob",
+            &[
+                ("09:00:00".into(), msg("@msgid=m1 :bob!u@h PRIVMSG me :old")),
+                (
+                    "09:00:01".into(),
+                    msg("@msgid=m2 :me!u@h PRIVMSG bob :my old"),
+                ),
+                (
+                    "12:00:05".into(),
+                    msg("@msgid=m3 :bob!u@h PRIVMSG me :newest"),
+                ),
+            ],
+        );
+        let lines: Vec<(&str, bool)> = v.buffers[q]
+            .lines
+            .iter()
+            .map(|l| (l.text.as_str(), l.history))
+            .collect();
+        assert_eq!(lines, [("old", true), ("my old", true), ("newest", false)]);
+        // Without msgids: the same nick and text already shown live.
+        v.on_message("12:00:06", &msg(":bob!u@h PRIVMSG me :plain"));
+        v.on_history(
+            "bob",
+            &[("12:00:06".into(), msg(":bob!u@h PRIVMSG me :plain"))],
+        );
+        let q = v.find("bob").unwrap();
+        assert_eq!(
+            v.buffers[q]
+                .lines
+                .iter()
+                .filter(|l| l.text == "plain")
+                .count(),
+            1
+        );
+        // /query and open (TARGETS) ask too; a channel or an open query does not.
+        v.switch("carol");
+        v.open("dave");
+        v.open("bob");
+        v.switch("#c");
+        assert_eq!(
+            v.take_requests(),
+            [
+                Request::History("carol".into()),
+                Request::History("dave".into())
+            ]
+        );
+        let d = v.find("dave").unwrap();
+        assert!(!v.buffers[d].unread && v.target() == Some("#c"));
+        v.on_history(
+            "dave",
+            &[("09:00:00".into(), msg(":dave!u@h PRIVMSG me :earlier"))],
+        );
+        assert!(!v.buffers[d].unread, "history is old news");
     }
 }

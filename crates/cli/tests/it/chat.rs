@@ -682,6 +682,208 @@ fn chat_terminal_ui_scrolls_back_wraps_completes_nicks_and_logs() {
     tmux.keys("/quit");
 }
 
+/// A raw client logged in to an account with `PASS account:password`, registered.
+fn raw_login(addr: &str, nick: &str, password: &str) -> Raw {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = Raw {
+        rd: BufReader::new(s.try_clone().unwrap()),
+        wr: s,
+    };
+    r.send(&format!("PASS {nick}:{password}"));
+    r.send(&format!("NICK {nick}"));
+    r.send(&format!("USER {nick} 0 * :{nick}"));
+    r.until(|l| l.contains(" 001 "));
+    r
+}
+
+/// The screen with its colours and attributes (tmux `capture-pane -e`).
+fn styled_screen(t: &Tmux) -> String {
+    let out = t
+        .cmd(&["capture-pane", "-p", "-e", "-t", "t"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The member-list cell of the screen row showing `nick` there (the text after the
+/// row's last `│`), with its escape sequences.
+fn member_cell(styled: &str, nick: &str) -> Option<String> {
+    styled
+        .lines()
+        .filter_map(|row| row.rsplit('│').next())
+        .find(|cell| {
+            let text: String = strip_escapes(cell);
+            text.trim() == nick
+        })
+        .map(str::to_owned)
+}
+
+fn strip_escapes(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a styled cell is drawn dim (SGR 2, among other attributes or alone; the
+/// numbers of a 38/48 colour are not attributes).
+fn is_dim(cell: &str) -> bool {
+    cell.split('\x1b').any(|seq| {
+        let Some((params, _)) = seq.strip_prefix('[').and_then(|s| s.split_once('m')) else {
+            return false;
+        };
+        let mut p = params.split(';');
+        while let Some(n) = p.next() {
+            match n {
+                "2" => return true,
+                "38" | "48" | "58" => {
+                    let skip = if p.next() == Some("5") { 1 } else { 3 };
+                    p.by_ref().take(skip).for_each(drop);
+                }
+                _ => {}
+            }
+        }
+        false
+    })
+}
+
+#[test]
+fn chat_terminal_ui_shows_away_query_history_and_whois() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    add_account(&root, "tui", "tui-pw-1");
+    add_account(&root, "raw", "raw-pw-1");
+    let s = Serve::start_in(
+        SOCKIT,
+        &root,
+        &["--only", "chat", "--chat-name", "irc.test"],
+    );
+    let addr = s.addr("chat", "tcp");
+    let mut raw = raw_login(&addr, "raw", "raw-pw-1");
+    raw.send("JOIN #room");
+    raw.until(|l| l.contains(" 366 "));
+    // An earlier private conversation of account tui with raw, from another client.
+    let mut before = raw_login(&addr, "tui", "tui-pw-1");
+    before.send("PRIVMSG raw :question from before");
+    raw.until(|l| l.ends_with("PRIVMSG raw :question from before"));
+    raw.send("PRIVMSG tui :answer from before");
+    before.until(|l| l.ends_with("PRIVMSG tui :answer from before"));
+    before.send("QUIT");
+    before.until(|l| l.starts_with("ERROR"));
+
+    let tmux = Tmux::start(
+        "tui-away",
+        &format!(
+            "SOCKIT_CHAT_PASSWORD=tui-pw-1 {SOCKIT} --server {addr} chat --nick tui --account tui '#room'"
+        ),
+    );
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("JOIN #room"));
+    // On connect the recent conversation opens a window of its own (CHATHISTORY TARGETS).
+    tmux.wait_until("the joined channel and the reopened query", |s| {
+        s.contains("tui has joined #room")
+            && s.lines().any(|l| {
+                // The channel list: `N name` before the first `│`.
+                let entry = l.split('│').next().unwrap_or("").trim();
+                entry.ends_with(" raw") && entry.starts_with(|c: char| c.is_ascii_digit())
+            })
+    });
+    // Its window shows the earlier lines, ours and theirs, in order.
+    tmux.keys("/query raw");
+    let screen = tmux.wait_until("the query's history", |s| {
+        s.contains("<tui> question from before") && s.contains("<raw> answer from before")
+    });
+    let q = screen.find("<tui> question from before").unwrap();
+    let a = screen.find("<raw> answer from before").unwrap();
+    assert!(q < a, "oldest first:\n{screen}");
+    assert!(screen.contains("[tui] [raw]"), "{screen}");
+
+    // Another user goes away: a line in the channel, and the nick list dims it.
+    tmux.keys("/window #room");
+    tmux.wait_for("[tui] [#room]");
+    let cell = member_cell(&styled_screen(&tmux), "@raw").expect("raw in the nick list");
+    assert!(!is_dim(&cell), "not away yet: {cell:?}");
+    raw.send("AWAY :out to lunch");
+    tmux.wait_for("raw is away: out to lunch");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let styled = styled_screen(&tmux);
+        if member_cell(&styled, "@raw").is_some_and(|c| is_dim(&c)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nick list never dimmed raw:\n{styled}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // WHOIS as a readable block, the away message in it.
+    tmux.keys("/whois raw");
+    let screen = tmux.wait_for("End of WHOIS");
+    for line in [
+        "raw [raw@",
+        " ircname  : raw",
+        " channels : @#room",
+        " server   : irc.test [sockit IRC server]",
+        " account  : raw",
+        " away     : out to lunch",
+        " idle     : ",
+    ] {
+        assert!(screen.contains(line), "{line:?} missing:\n{screen}");
+    }
+    assert!(
+        !screen.contains(" 311 ") && !screen.contains(" 318 "),
+        "{screen}"
+    );
+
+    // Back again: a line, and the nick list no longer dims it.
+    raw.send("AWAY");
+    tmux.wait_for("raw is back");
+    let deadline = Instant::now() + WAIT;
+    while member_cell(&styled_screen(&tmux), "@raw").is_some_and(|c| is_dim(&c)) {
+        assert!(Instant::now() < deadline, "raw stayed dim");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Our own /away: confirmed with the reason, and the status bar says so.
+    tmux.keys("/away brb");
+    tmux.wait_for("You are now marked as away: brb");
+    tmux.wait_for("[tui (away)]");
+    raw.send("WHOIS tui");
+    raw.until(|l| l.contains(" 301 raw tui ") && l.ends_with("brb"));
+    tmux.keys("/away");
+    tmux.wait_for("You are no longer marked as away");
+    tmux.wait_until("the away mark gone", |s| s.contains("[tui] [#room]"));
+
+    // /topic shows and sets the topic; /quote sends a raw line.
+    tmux.keys("/topic");
+    tmux.wait_for("No topic set for #room");
+    // Operators may set it (+t): raw makes us one, the nick list follows.
+    raw.send("MODE #room +o tui");
+    tmux.wait_until("tui as an operator", |s| {
+        s.lines()
+            .any(|l| l.rsplit('│').next().is_some_and(|c| c.trim() == "@tui"))
+    });
+    tmux.keys("/topic a fresh topic");
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("TOPIC #room :a fresh topic"));
+    tmux.keys("/topic");
+    tmux.wait_for("Topic set by tui [");
+    tmux.keys("/quote NOTICE raw :raw notice");
+    raw.until(|l| l.starts_with(":tui!") && l.ends_with("NOTICE raw :raw notice"));
+    tmux.keys("/quit");
+}
+
 #[test]
 fn interop_irssi_in_tmux_chats_with_a_raw_client() {
     let s = chat_serve();

@@ -39,6 +39,12 @@ impl Fingerprint {
             .ok()?;
         Some(Self(bytes.try_into().ok()?))
     }
+
+    /// The fingerprint as 64 lowercase hex digits, without colons (the form IRC servers
+    /// show in WHOIS 276 and take in `CERT ADD`).
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 impl fmt::Display for Fingerprint {
@@ -166,6 +172,8 @@ mod tests {
             Fingerprint::parse(&format!("sha256:{}", hex::encode(fp.0))),
             Some(fp)
         );
+        assert_eq!(Fingerprint::parse(&fp.hex()), Some(fp));
+        assert_eq!(fp.hex(), hex::encode(fp.0));
         assert_eq!(Fingerprint::parse("SHA256:short"), None);
         assert_eq!(Fingerprint::parse(""), None);
     }

@@ -4,11 +4,14 @@
 //!   and kept in the data root; its SHA-256 fingerprint.
 //! - [`trust`]: how a client decides to trust a server: a CA file, the system roots, a
 //!   pinned fingerprint, or trust on first use with a known-hosts file (as ssh does).
+//! - [`client_auth`]: optional client certificates as identities (IRC SASL EXTERNAL):
+//!   an acceptor that asks for one, a connector that presents one, the peer's fingerprint.
 //! - Channel binding: [`binding_of_server`] / [`binding_of_client`] export keying material
 //!   (RFC 5705) that both HMAC handshake MACs include, so a relay that terminates TLS and
 //!   forwards the handshake fails.
 
 pub mod cert;
+pub mod client_auth;
 pub mod trust;
 
 use std::sync::Arc;
@@ -17,6 +20,9 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use cert::{Fingerprint, ServerIdentity};
+pub use client_auth::{
+    acceptor_with_client_certs, connector_with_client_cert, peer_fingerprint, AnyClientCert,
+};
 pub use trust::{KnownHosts, Trust, TrustError};
 
 /// The TLS exporter label of the channel binding.

@@ -1,0 +1,262 @@
+//! IRC SASL EXTERNAL as a user sets it up: `sockit account add`, `sockit account cert add`
+//! with the fingerprint openssl prints for the client certificate, `sockit serve --tls`,
+//! then irssi (in tmux) connecting to the TLS port with that certificate and logging in
+//! by it, which WHOIS from another client shows.
+
+use crate::common::{sockit, SOCKIT};
+use sockit_testkit::{
+    net::host_port,
+    peer,
+    process::{run, stderr, stdout},
+    serve::Serve,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any one expected event may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn account(root: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut c = sockit();
+    c.arg("account").arg("--root").arg(root).args(args);
+    run(&mut c, stdin, WAIT)
+}
+
+/// The SHA-256 fingerprint of a PEM certificate as openssl prints it (`AB:CD:…`).
+fn openssl_fingerprint(cert: &Path) -> String {
+    let o = run(
+        Command::new(peer::require("openssl", "openssl"))
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(cert),
+        b"",
+        WAIT,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    let (_, fp) = out
+        .trim()
+        .split_once('=')
+        .unwrap_or_else(|| panic!("openssl printed {out:?}"));
+    fp.to_owned()
+}
+
+/// A raw IRC client on a blocking socket, logged in with `PASS account:password`.
+struct Raw {
+    rd: BufReader<TcpStream>,
+    wr: TcpStream,
+}
+
+impl Raw {
+    fn login(addr: &str, nick: &str, pass: &str) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut r = Raw {
+            rd: BufReader::new(s.try_clone().unwrap()),
+            wr: s,
+        };
+        r.send(&format!("PASS {pass}"));
+        r.send(&format!("NICK {nick}"));
+        r.send(&format!("USER {nick} 0 * :{nick}"));
+        r.until(|l| l.contains(" 001 "));
+        r
+    }
+
+    fn send(&mut self, line: &str) {
+        self.wr.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// Reads lines until one matches (answering PINGs); panics on timeout or EOF.
+    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            let n = self.rd.read_line(&mut line).expect("read (timed out?)");
+            assert!(n > 0, "server closed the connection");
+            let line = line.trim_end().to_owned();
+            if let Some(token) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {token}"));
+                continue;
+            }
+            if pred(&line) {
+                return line;
+            }
+        }
+        panic!("no matching line within {WAIT:?}");
+    }
+}
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let socket = format!("sockit-test-{}-{name}", std::process::id());
+        let t = Tmux { socket };
+        let ok = t
+            .cmd(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "50", cmd])
+            .status()
+            .expect("tmux is needed (scripts/test.sh installs it)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(peer::require("tmux", "tmux"));
+        c.args(["-L", &self.socket]).args(args);
+        c
+    }
+
+    fn keys(&self, text: &str) {
+        for args in [
+            &["send-keys", "-t", "t", "-l", text][..],
+            &["send-keys", "-t", "t", "Enter"],
+        ] {
+            assert!(self.cmd(args).status().unwrap().success());
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-J", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until it contains `text` (bounded).
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {text:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A self-signed client certificate and key, PEM files in `dir` (rcgen, as `sockit
+/// serve` makes its own).
+fn client_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    sockit_runtime::tls::ServerIdentity::load_or_generate(dir).unwrap();
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[test]
+fn account_cert_add_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let (cert, _) = client_cert(&dir.path().join("client"));
+    let fp = openssl_fingerprint(&cert);
+    let hex = fp.replace(':', "").to_ascii_lowercase();
+
+    let o = account(&root, &["cert", "add", "alice", &fp], b"");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no account alice"), "{}", stderr(&o));
+    assert!(account(&root, &["add", "alice"], b"pw\n").status.success());
+    assert!(account(&root, &["add", "bob"], b"pw\n").status.success());
+
+    let o = account(&root, &["cert", "add", "alice", &fp], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("added certificate {hex} to account alice")
+    );
+    let o = account(&root, &["cert", "list", "alice"], b"");
+    assert_eq!(stdout(&o), format!("{hex}\n"));
+    // One certificate, one account.
+    let o = account(
+        &root,
+        &["cert", "add", "bob", &hex.to_ascii_uppercase()],
+        b"",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("already logs in to account alice"),
+        "{}",
+        stderr(&o)
+    );
+    let o = account(&root, &["cert", "add", "bob", "not-a-fingerprint"], b"");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("invalid certificate fingerprint"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = account(&root, &["cert", "remove", "alice", &hex], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("removed certificate {hex} from account alice")
+    );
+    let o = account(&root, &["cert", "remove", "alice", &hex], b"");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("has no certificate"), "{}", stderr(&o));
+    let o = account(&root, &["cert", "list", "alice"], b"");
+    assert!(o.status.success() && stdout(&o).is_empty(), "{o:?}");
+}
+
+#[test]
+fn irssi_logs_in_with_sasl_external_by_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let (cert, key) = client_cert(&dir.path().join("client"));
+    for args in [&["add", "alice"][..], &["add", "watcher"]] {
+        let o = account(&root, args, b"pw-for-tests\n");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = account(
+        &root,
+        &["cert", "add", "alice", &openssl_fingerprint(&cert)],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let s = Serve::start_in(SOCKIT, &root, &["--only", "chat", "--tls"]);
+    let (host, port) = host_port(&s.addr("chat", "tls"));
+    // Accounts exist, so every client must log in: the watcher with a password.
+    let mut watcher = Raw::login(&s.addr("chat", "tcp"), "watcher", "watcher:pw-for-tests");
+
+    let home = s.path("irssi");
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux::start(
+        "irssi-external",
+        &format!("irssi --home={} --nick=certuser", home.display()),
+    );
+    tmux.wait_for("(status)");
+    tmux.keys("/network add -sasl_mechanism EXTERNAL sockitnet");
+    tmux.keys(&format!(
+        "/server add -network sockitnet -tls -tls_cert {} -tls_pkey {} -notls_verify {host} {port}",
+        cert.display(),
+        key.display()
+    ));
+    tmux.keys("/connect sockitnet");
+    tmux.wait_for("You are now logged in as alice");
+    tmux.wait_for("Welcome to the sockit IRC Network");
+
+    watcher.send("WHOIS certuser");
+    let account = watcher.until(|l| l.contains(" 330 ") || l.contains(" 318 "));
+    assert!(
+        account.ends_with(" 330 watcher certuser alice :is logged in as"),
+        "{account}"
+    );
+    tmux.keys("/quit done");
+}
