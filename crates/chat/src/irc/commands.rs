@@ -17,7 +17,7 @@ use crate::irc::message::Message;
 use crate::irc::numeric::*;
 use crate::irc::state::{Client, Outgoing, ServerConfig, State};
 use crate::irc::{
-    channel_cmds, chanserv, chathistory, markread, messaging, monitor, oper, query, register,
+    channel_cmds, chanserv, chathistory, help, markread, messaging, monitor, oper, query, register,
 };
 
 /// What the connection does after a command.
@@ -162,6 +162,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         "WHOWAS" => query::whowas(ctx, msg),
         "INFO" => query::info(ctx, msg),
         "ADMIN" => query::admin(ctx, msg),
+        "HELP" | "HELPOP" => help::help(ctx, msg),
         "MONITOR" => monitor::monitor(ctx, msg),
         "CHATHISTORY" => return chathistory::chathistory(ctx, msg),
         "MARKREAD" => markread::markread(ctx, msg),

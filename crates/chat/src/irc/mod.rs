@@ -31,6 +31,7 @@ mod chanserv;
 mod chathistory;
 mod commands;
 mod flood;
+mod help;
 mod history;
 pub mod line;
 mod markread;

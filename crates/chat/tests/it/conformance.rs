@@ -50,3 +50,26 @@ async fn monitor_ignores_a_change_of_case_but_sees_a_rename() {
     let gone = watcher.until_cmd("731").await;
     assert_eq!(gone.params[1], "QUX");
 }
+
+#[tokio::test]
+async fn help_and_helpop_answer_with_704_705_706_or_524() {
+    let s = start(config()).await;
+    let mut c = Raw::register(s.addr, "helpme").await;
+    for command in ["HELP", "HELPOP"] {
+        c.send(&format!("{command} privmsg")).await;
+        let start = c.expect("704").await;
+        assert_eq!(start.params[1], "privmsg", "{start}");
+        assert!(start.params[2].starts_with("PRIVMSG <target>"), "{start}");
+        let text = c.expect("705").await;
+        assert!(text.params[2].contains("message"), "{text}");
+        c.until_cmd("706").await;
+        c.send(&format!("{command} THISISNOTACOMMAND")).await;
+        let none = c.expect("524").await;
+        assert_eq!(none.params[1], "THISISNOTACOMMAND", "{none}");
+    }
+    c.send("HELP").await;
+    c.expect("704").await;
+    let index = c.until_cmd("705").await;
+    assert!(index.params[2].contains("ADMIN"), "{index}");
+    c.until_cmd("706").await;
+}
