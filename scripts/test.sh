@@ -19,6 +19,7 @@ curl curl
 tmux tmux
 irssi irssi
 weechat-headless weechat-headless
+nats-server nats-server
 ngircd ngircd
 inspircd inspircd
 chromium chromium

@@ -3,13 +3,17 @@
 //! Many IRC clients over loopback, in one big channel and in many small ones, send
 //! `PRIVMSG` at a fixed total rate; every receiver records the delivery latency (the send
 //! timestamp travels in the message text) in an HDR histogram and counts what arrives.
-//! The same load runs, in the same process run, against `ngircd` (started on a free port
-//! with a generated config in a temporary directory) and against sockit's own server:
+//! The same load runs, in the same process run, against `ngircd` and InspIRCd (each
+//! started on a free port with a generated config in a temporary directory, see
+//! [`ircds`]) and against sockit's own server:
 //! `sockit serve --only chat` as a child process when [`BenchConfig::sockit`] names the
 //! binary (what `sockit lab bench chat` does, so both servers are measured the same way),
 //! else started in-process on a free port (the library tests).
 //!
-//! Each client: connects, registers (`NICK`/`USER`), waits for 001, joins its channel,
+//! Each client: connects, negotiates IRCv3 tags (`CAP LS 302`, then `CAP REQ` for those
+//! of `server-time` and `message-tags` the server offers, so a server that has them sends
+//! `time` and `msgid` on every relayed line; [`BenchConfig::tags`]), registers
+//! (`NICK`/`USER`), waits for 001, joins its channel,
 //! waits for the end of `NAMES` (366); when every client has joined the send window opens
 //! for `duration`, then receivers drain for a bounded grace period. Every loop is bounded
 //! in time and count.
@@ -35,12 +39,20 @@ use tokio_util::sync::CancellationToken;
 use sockit_chat::irc::FloodConfig;
 use sockit_chat::irc::{IrcServer, Message, ServerConfig};
 
+mod ircds;
+
+use ircds::free_port;
+pub use ircds::{inspircd_config, ngircd_config, start_inspircd, start_ngircd, PeerServer};
+
 /// Longest line a bench client accepts.
 const MAX_LINE: usize = 4096;
 /// How long setup (connect, register, join) may take for all clients of one scenario.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long receivers keep reading after the send window closes.
 const DRAIN: Duration = Duration::from_secs(2);
+/// The IRCv3 capabilities a client asks for when the server offers them (with
+/// [`BenchConfig::tags`]): every relayed line then carries `time` and `msgid` tags.
+pub const TAG_CAPS: [&str; 2] = ["server-time", "message-tags"];
 /// Clients connecting/registering at once.
 const SETUP_CONCURRENCY: usize = 64;
 /// Flood control used for sockit's server in the benchmark (its defaults: one command
@@ -61,9 +73,14 @@ pub enum BenchError {
         /// The cause.
         source: std::io::Error,
     },
-    /// `ngircd` could not be started or never listened.
-    #[error("ngircd: {0}")]
-    Ngircd(String),
+    /// A peer server (ngircd, InspIRCd) could not be started or never listened.
+    #[error("{name}: {reason}")]
+    Peer {
+        /// `ngircd` or `inspircd`.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A client saw something it cannot continue after.
     #[error("client {nick}: {reason}")]
     Client {
@@ -103,6 +120,10 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// The ngircd binary; `None` skips ngircd (the report says so).
     pub ngircd: Option<PathBuf>,
+    /// The InspIRCd binary; `None` skips InspIRCd (the report says so).
+    pub inspircd: Option<PathBuf>,
+    /// Whether clients negotiate IRCv3 tags ([`TAG_CAPS`]) where the server offers them.
+    pub tags: bool,
     /// The `sockit` binary: sockit's server then runs as its own process
     /// (`sockit serve --only chat`), on the same footing as ngircd. `None` runs it
     /// in-process, in the load generator's runtime (the library tests do this).
@@ -119,6 +140,8 @@ impl Default for BenchConfig {
             rate: 100.0,
             duration: Duration::from_secs(10),
             ngircd: Some(PathBuf::from("ngircd")),
+            inspircd: Some(PathBuf::from("inspircd")),
+            tags: true,
             sockit: None,
             out_dir: Some(PathBuf::from("bench-results")),
         }
@@ -138,13 +161,17 @@ pub struct Scenario {
     pub duration: Duration,
     /// Nick prefix (one letter keeps nicks within ngircd's default 9).
     pub prefix: char,
+    /// Negotiate IRCv3 tags ([`TAG_CAPS`]) where the server offers them.
+    pub tags: bool,
 }
 
 /// What one scenario measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Measurement {
-    /// `sockit` or `ngircd`.
+    /// `sockit`, `ngircd` or `inspircd`.
     pub server: String,
+    /// The capabilities the server acknowledged (space-separated; empty: none).
+    pub caps: String,
     /// Clients.
     pub clients: usize,
     /// Channels.
@@ -172,7 +199,7 @@ pub struct Measurement {
 /// The whole result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchReport {
-    /// Every scenario × server, ngircd first in each pair.
+    /// Every scenario × server: ngircd, InspIRCd, then sockit for each scenario.
     pub runs: Vec<Measurement>,
     /// Notes (flood settings, skipped peers).
     pub notes: Vec<String>,
@@ -368,92 +395,13 @@ pub async fn start_sockit_process(bin: &Path) -> Result<SockitProcess, BenchErro
     )))
 }
 
-/// An `ngircd -n` child with its generated config; killed on drop.
-#[derive(Debug)]
-pub struct NgircdServer {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for NgircdServer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The generated ngircd config: unlimited connections (also per IP) and joins, long
-/// ping timeouts, no DNS/ident/PAM lookups.
-pub fn ngircd_config(port: u16, dir: &Path) -> String {
-    format!(
-        "[Global]\n\
-         Name = bench.ngircd\n\
-         Info = sockit chat bench\n\
-         Listen = 127.0.0.1\n\
-         Ports = {port}\n\
-         MotdPhrase = bench\n\
-         PidFile = {pid}\n\
-         [Limits]\n\
-         MaxConnections = 0\n\
-         MaxConnectionsIP = 0\n\
-         MaxJoins = 0\n\
-         MaxNickLength = 9\n\
-         PingTimeout = 600\n\
-         PongTimeout = 600\n\
-         [Options]\n\
-         DNS = no\n\
-         Ident = no\n\
-         PAM = no\n\
-         SyslogFacility = local7\n",
-        pid = dir.join("ngircd.pid").display()
-    )
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("free port"))?;
-    Ok(l.local_addr().map_err(io_err("free port"))?.port())
-}
-
-/// Starts `ngircd -n -f CONF` on a free loopback port and waits (≤ 10 s) until it accepts.
-///
-/// # Errors
-/// The binary cannot run or never listens.
-pub async fn start_ngircd(bin: &Path) -> Result<NgircdServer, BenchError> {
-    let port = free_port()?;
-    let dir = std::env::temp_dir().join(format!("sockit-chat-bench-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io_err("ngircd temp dir"))?;
-    let conf = dir.join("ngircd.conf");
-    std::fs::write(&conf, ngircd_config(port, &dir)).map_err(io_err("write ngircd.conf"))?;
-    let child = Command::new(bin)
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| BenchError::Ngircd(format!("cannot run {}: {e}", bin.display())))?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let server = NgircdServer { addr, child, dir };
-    for _ in 0..100 {
-        if TcpStream::connect(addr).await.is_ok() {
-            return Ok(server);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(BenchError::Ngircd(format!(
-        "not listening on {addr} after 10 s"
-    )))
-}
-
 /// What one client counted.
 struct ClientResult {
     sent: u64,
     delivered: u64,
     hist: Histogram<u64>,
+    /// The capabilities the server acknowledged to this client.
+    caps: String,
 }
 
 /// A latency histogram: 1 µs .. 10 min, 2 significant digits.
@@ -469,6 +417,7 @@ struct Plan {
     interval: Duration,
     rate: f64,
     duration: Duration,
+    tags: bool,
     setup: Arc<Semaphore>,
 }
 
@@ -494,6 +443,7 @@ pub async fn measure(
         interval,
         rate: sc.rate,
         duration: sc.duration,
+        tags: sc.tags,
         setup: Arc::new(Semaphore::new(SETUP_CONCURRENCY)),
     });
     let (joined_tx, mut joined_rx) = mpsc::channel::<()>(sc.clients);
@@ -540,6 +490,7 @@ pub async fn measure(
         sent: 0,
         delivered: 0,
         hist: new_hist()?,
+        caps: String::new(),
     };
     let mut sent_per_channel = vec![0u64; sc.channels];
     let end = tokio::time::Instant::now() + sc.duration + DRAIN + Duration::from_secs(10);
@@ -555,6 +506,9 @@ pub async fn measure(
                 total.delivered += r.delivered;
                 let _ = total.hist.add(&r.hist);
                 sent_per_channel[i % sc.channels] += r.sent;
+                if i == 0 {
+                    total.caps = r.caps;
+                }
             }
             Ok(Err(e)) => {
                 tasks.abort_all();
@@ -572,6 +526,7 @@ pub async fn measure(
     let ms = |q: f64| total.hist.value_at_quantile(q) as f64 / 1000.0;
     Ok(Measurement {
         server: server.into(),
+        caps: total.caps,
         clients: sc.clients,
         channels: sc.channels,
         rate: sc.rate,
@@ -606,14 +561,17 @@ async fn client(
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
-    wr.write_all(format!("NICK {nick}\r\nUSER b 0 * :bench\r\n").as_bytes())
+    let cap_ls = if plan.tags { "CAP LS 302\r\n" } else { "" };
+    wr.write_all(format!("{cap_ls}NICK {nick}\r\nUSER b 0 * :bench\r\n").as_bytes())
         .await
         .map_err(|e| fail(format!("write: {e}")))?;
+    let mut offered = String::new();
     let mut permit = permit;
     let mut res = ClientResult {
         sent: 0,
         delivered: 0,
         hist: new_hist()?,
+        caps: String::new(),
     };
     let mut buf = Vec::with_capacity(512);
     let hard_end = tokio::time::Instant::now()
@@ -695,6 +653,15 @@ async fn client(
                             .await
                             .map_err(|e| fail(format!("write: {e}")))?;
                     }
+                    "CAP" => {
+                        if let Some(reply) = cap_reply(&msg, &mut offered, &mut res.caps) {
+                            wr.write_all(reply.as_bytes())
+                                .await
+                                .map_err(|e| fail(format!("write: {e}")))?;
+                        }
+                    }
+                    // A server without CAP registers on NICK/USER alone.
+                    "421" if msg.param(1) == Some("CAP") => {}
                     "001" => {
                         wr.write_all(format!("JOIN {chan}\r\n").as_bytes())
                             .await
@@ -716,8 +683,48 @@ async fn client(
     Ok((i, res))
 }
 
-/// Runs every scenario of `config` against ngircd (when configured) and sockit, writes
-/// `chat.json` and `chat.md`, and returns the report.
+/// What a client answers to a `CAP` line during registration: after the last `LS` line
+/// (continuations, `CAP * LS * :…`, are collected into `offered`) a `CAP REQ` for those of
+/// [`TAG_CAPS`] offered, or `CAP END` if none; after `ACK` (recorded in `acked`) or
+/// `NAK`, `CAP END`. Other subcommands need no answer.
+pub fn cap_reply(msg: &Message, offered: &mut String, acked: &mut String) -> Option<String> {
+    match msg.param(1)? {
+        "LS" => {
+            let (more, list) = match (msg.param(2), msg.param(3)) {
+                (Some("*"), Some(list)) => (true, list),
+                (Some(list), _) => (false, list),
+                (None, _) => (false, ""),
+            };
+            offered.push(' ');
+            offered.push_str(list);
+            if more {
+                return None;
+            }
+            let names: Vec<&str> = offered
+                .split_whitespace()
+                .map(|c| c.split('=').next().unwrap_or(c))
+                .collect();
+            let want: Vec<&str> = TAG_CAPS
+                .iter()
+                .copied()
+                .filter(|c| names.contains(c))
+                .collect();
+            Some(match want.is_empty() {
+                true => "CAP END\r\n".into(),
+                false => format!("CAP REQ :{}\r\n", want.join(" ")),
+            })
+        }
+        "ACK" => {
+            *acked = msg.param(2).unwrap_or("").trim().to_owned();
+            Some("CAP END\r\n".into())
+        }
+        "NAK" => Some("CAP END\r\n".into()),
+        _ => None,
+    }
+}
+
+/// Runs every scenario of `config` against ngircd and InspIRCd (when configured) and
+/// sockit, writes `chat.json` and `chat.md`, and returns the report.
 ///
 /// # Errors
 /// A server cannot start, a scenario fails, or the results cannot be written.
@@ -731,28 +738,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             config.clients
         )));
     }
-    let mut notes = vec![
-        format!(
-            "sockit's flood control: penalty {} s per command, burst {} s (its defaults); \
-             ngircd's built-in throttling (it penalizes clients that send commands faster \
-             than about one per second after a short burst, and cannot be turned off in its \
-             config) stays on. Per-client send rate here: {:.3}/s.",
-            SOCKIT_FLOOD.penalty.as_secs_f64(),
-            SOCKIT_FLOOD.burst.as_secs_f64(),
-            config.rate / config.clients.max(1) as f64
-        ),
-        format!(
-            "ngircd config: MaxConnections 0, MaxConnectionsIP 0, MaxJoins 0 (unlimited), \
-             DNS/Ident/PAM off; sockit: {}.",
-            match &config.sockit {
-                Some(_) =>
-                    "its own process (`sockit serve --only chat`, connection limits \
-                            raised with --max-conns/--max-conns-per-ip, flood control at its \
-                            defaults), like ngircd",
-                None => "in-process, in the same tokio runtime as the load clients",
-            }
-        ),
-    ];
+    let mut notes = notes(config);
     let mut runs = Vec::new();
     let prefixes = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
     for (k, &channels) in config.channels.iter().enumerate().take(prefixes.len()) {
@@ -762,14 +748,22 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             rate: config.rate,
             duration: config.duration,
             prefix: prefixes[k],
+            tags: config.tags,
         };
-        match &config.ngircd {
-            Some(bin) => {
-                let ng = start_ngircd(bin).await?;
-                runs.push(measure(ng.addr, "ngircd", &sc).await?);
-                drop(ng);
-            }
-            None => notes.push("ngircd skipped (not configured).".into()),
+        let peers = [("ngircd", &config.ngircd), ("inspircd", &config.inspircd)];
+        for (name, bin) in peers {
+            let Some(bin) = bin else {
+                if k == 0 {
+                    notes.push(format!("{name} skipped (not configured)."));
+                }
+                continue;
+            };
+            let server = match name {
+                "ngircd" => start_ngircd(bin).await?,
+                _ => start_inspircd(bin).await?,
+            };
+            runs.push(measure(server.addr, name, &sc).await?);
+            drop(server);
         }
         match &config.sockit {
             Some(bin) => {
@@ -800,31 +794,86 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
-/// The results table; sockit rows carry ratios to the ngircd row of the same scenario
-/// (delivered/s: higher is better; p99: lower is better).
+/// The report's notes on how each server was set up.
+fn notes(config: &BenchConfig) -> Vec<String> {
+    vec![
+        format!(
+            "Flood control stays at each server's defaults: sockit's penalty {} s per \
+             command, burst {} s; ngircd's built-in throttling (about one command per second \
+             after a short burst; it cannot be turned off in its config); InspIRCd's fakelag. \
+             Per-client send rate here: {:.3}/s.",
+            SOCKIT_FLOOD.penalty.as_secs_f64(),
+            SOCKIT_FLOOD.burst.as_secs_f64(),
+            config.rate / config.clients.max(1) as f64
+        ),
+        match config.tags {
+            true => format!(
+                "IRCv3 tags on: every client sends CAP LS 302 and requests those of {} the \
+                 server offers (the caps column: what it acknowledged).",
+                TAG_CAPS.join(", ")
+            ),
+            false => "IRCv3 tags off: clients register without CAP.".into(),
+        },
+        "ngircd config: MaxConnections 0, MaxConnectionsIP 0, MaxJoins 0 (unlimited), \
+         DNS/Ident/PAM off."
+            .into(),
+        "InspIRCd config: one connect class with localmax/globalmax/limit 100000, \
+         resolvehostnames no, useident no, maxconnwarn no, pingfreq 600; performance \
+         softlimit 100000, somaxconn 4096; modules cap, ircv3, ircv3_servertime, \
+         ircv3_msgid, ircv3_ctctags; no file log."
+            .into(),
+        format!(
+            "sockit: {}.",
+            match &config.sockit {
+                Some(_) =>
+                    "its own process (`sockit serve --only chat`, connection limits \
+                     raised with --max-conns/--max-conns-per-ip, flood control at its \
+                     defaults), like ngircd and InspIRCd",
+                None => "in-process, in the same tokio runtime as the load clients",
+            }
+        ),
+    ]
+}
+
+/// `a / b` as `N.NN×` (`b` kept above zero).
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b.max(f64::MIN_POSITIVE))
+}
+
+/// The results table; sockit rows carry ratios to the ngircd and InspIRCd rows of the
+/// same scenario (delivered/s: higher is better; p99: lower is better), and a line per
+/// scenario says whether sockit met the target: delivered/s at least the best peer's and
+/// p99 below every peer's.
 pub fn markdown(runs: &[Measurement], notes: &[String]) -> String {
     let mut s = String::from(
-        "# Chat benchmark: sockit vs ngircd (loopback)\n\n\
-         | server | clients | channels | rate msg/s | s | sent | delivered / expected | delivered/s | p50 ms | p99 ms | max ms | delivered/s vs ngircd | p99 vs ngircd |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "# Chat benchmark: sockit vs ngircd and InspIRCd (loopback)\n\n\
+         | server | caps | clients | channels | rate msg/s | s | sent | delivered / expected | delivered/s | p50 ms | p99 ms | max ms | delivered/s vs ngircd | p99 vs ngircd | delivered/s vs inspircd | p99 vs inspircd |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let peer = |m: &Measurement, name: &str| {
+        runs.iter()
+            .find(|p| p.server == name && p.channels == m.channels && p.clients == m.clients)
+    };
+    let mut verdicts = Vec::new();
     for m in runs {
-        let peer = runs
-            .iter()
-            .find(|p| p.server == "ngircd" && p.channels == m.channels && p.clients == m.clients);
-        let (r1, r2) = match (m.server.as_str(), peer) {
-            ("sockit", Some(p)) => (
-                format!(
-                    "{:.2}×",
-                    m.delivered_per_s / p.delivered_per_s.max(f64::MIN_POSITIVE)
-                ),
-                format!("{:.2}×", m.p99_ms / p.p99_ms.max(f64::MIN_POSITIVE)),
-            ),
-            _ => ("–".into(), "–".into()),
+        let mut ratios = Vec::new();
+        for name in ["ngircd", "inspircd"] {
+            match (m.server.as_str(), peer(m, name)) {
+                ("sockit", Some(p)) => {
+                    ratios.push(ratio(m.delivered_per_s, p.delivered_per_s));
+                    ratios.push(ratio(m.p99_ms, p.p99_ms));
+                }
+                _ => ratios.extend(["–".to_string(), "–".to_string()]),
+            }
+        }
+        let caps = match m.caps.is_empty() {
+            true => "none",
+            false => m.caps.as_str(),
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |\n",
             m.server,
+            caps,
             m.clients,
             m.channels,
             m.rate,
@@ -836,9 +885,36 @@ pub fn markdown(runs: &[Measurement], notes: &[String]) -> String {
             m.p50_ms,
             m.p99_ms,
             m.max_ms,
-            r1,
-            r2
+            ratios.join(" | ")
         ));
+        if m.server == "sockit" {
+            let peers: Vec<&Measurement> = ["ngircd", "inspircd"]
+                .iter()
+                .filter_map(|n| peer(m, n))
+                .collect();
+            if !peers.is_empty() {
+                let best = peers.iter().map(|p| p.delivered_per_s).fold(0.0, f64::max);
+                let lowest_p99 = peers.iter().map(|p| p.p99_ms).fold(f64::INFINITY, f64::min);
+                let yes = |b: bool| if b { "yes" } else { "no" };
+                verdicts.push(format!(
+                    "- {} clients in {} channel{}: delivered/s ≥ the best peer's ({:.0}): {}; \
+                     p99 below every peer's (lowest {:.2} ms): {}\n",
+                    m.clients,
+                    m.channels,
+                    if m.channels == 1 { "" } else { "s" },
+                    best,
+                    yes(m.delivered_per_s >= best),
+                    lowest_p99,
+                    yes(m.p99_ms < lowest_p99)
+                ));
+            }
+        }
+    }
+    if !verdicts.is_empty() {
+        s.push_str("\nTarget (sockit's delivered/s at least the best peer's, p99 below all):\n\n");
+        for v in verdicts {
+            s.push_str(&v);
+        }
     }
     s.push('\n');
     for n in notes {

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`files`] | `files` | a raw `socat` pipe; TLS against plain text |
 //! | [`tftp`] | `tftp` | tftp-hpa and tftpd-hpa |
-//! | [`chat`] | `chat` | ngircd |
+//! | [`chat`] | `chat` | ngircd, InspIRCd |
 //! | [`reader`] | `reader` | (its own cold and cached paths) |
 //!
 //! The benchmarks use only the public API of the service crates, so they ship in no

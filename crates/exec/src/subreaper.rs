@@ -168,7 +168,7 @@ fn lock() -> MutexGuard<'static, State> {
 fn same(procs: &HashMap<i32, ProcStat>, pid: i32, start: Option<u64>) -> bool {
     procs
         .get(&pid)
-        .is_some_and(|p| start.map_or(true, |s| s == p.start))
+        .is_some_and(|p| start.is_none_or(|s| s == p.start))
 }
 
 /// One pass: forget what is gone, adopt new descendants and reparented orphans, reap
@@ -299,9 +299,8 @@ pub(crate) fn spawn_tracked<T>(
 ) -> io::Result<T> {
     let mut st = lock();
     if st.leaders.len() >= LEADERS_PRUNE_AT {
-        st.leaders.retain(|&pid, start| {
-            stat_of(pid).is_some_and(|p| start.map_or(true, |s| s == p.start))
-        });
+        st.leaders
+            .retain(|&pid, start| stat_of(pid).is_some_and(|p| start.is_none_or(|s| s == p.start)));
     }
     let (pid, out) = spawn()?;
     let start = stat_of(pid).map(|p| p.start);

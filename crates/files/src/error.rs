@@ -196,7 +196,7 @@ pub(crate) fn scrub_abs_paths(text: &str) -> String {
                     c.is_whitespace()
                         || QUOTES.contains(&c)
                         || matches!(c, ')' | ',' | ';')
-                        || (c == ':' && chars.peek().map_or(true, |n| n.is_whitespace()))
+                        || (c == ':' && chars.peek().is_none_or(|n| n.is_whitespace()))
                 }
             };
             if ends {
@@ -204,7 +204,7 @@ pub(crate) fn scrub_abs_paths(text: &str) -> String {
                 out.push(c);
             }
         } else {
-            let starts_word = prev.map_or(true, |p| {
+            let starts_word = prev.is_none_or(|p| {
                 p.is_whitespace() || QUOTES.contains(&p) || matches!(p, '(' | '=' | ':')
             });
             let next_is_path = chars

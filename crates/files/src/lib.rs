@@ -25,6 +25,7 @@ pub mod messages;
 pub mod meta;
 mod path;
 mod root;
+pub mod sync;
 
 pub use client::{FilesClient, FilesClientError, Progress};
 pub use error::FilesError;

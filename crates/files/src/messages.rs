@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use sockit_wire::header::{null_as_default, Message};
 
+mod batch;
+pub use batch::*;
+
 /// `{"cmd":"ls","path":"dir","offset":0}`: one page of a directory listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LsRequest {
@@ -704,5 +707,161 @@ mod tests {
         let r = header(r#"{"cmd":"put","path":"a","offset":"x","trailer":true}"#);
         assert!(r.decode::<PutRequest>().is_err());
         assert!(r.parse::<PutTrailer>().unwrap().trailer);
+    }
+}
+
+/// `{"cmd":"sync_sig","path"}`: the chunk list of a file (for `sync`'s delta transfer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSigRequest {
+    /// The file.
+    pub path: String,
+}
+
+impl Message for SyncSigRequest {
+    const CMD: Option<&'static str> = Some("sync_sig");
+}
+
+/// `{"status":"ok","path","total","blake3","chunks","data_size"}`, followed by `data_size`
+/// bytes: `chunks` records of a 4-byte little-endian length and a 32-byte BLAKE3 hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSigReply {
+    /// The file, canonical spelling.
+    #[serde(default)]
+    pub path: String,
+    /// The file's size.
+    pub total: u64,
+    /// The whole file's BLAKE3, hex.
+    pub blake3: String,
+    /// Records in the body.
+    pub chunks: u64,
+    /// The body length (`chunks` × 36).
+    pub data_size: u64,
+}
+
+impl Message for SyncSigReply {
+    const CMD: Option<&'static str> = None;
+}
+
+/// `{"cmd":"sync_pull","path","data_size"}` + the client's chunk list of its copy (as in
+/// [`SyncSigReply`]): asks for a delta that turns the client's copy into `path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPullRequest {
+    /// The file on the server.
+    pub path: String,
+    /// The body length (the client's chunk list).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data_size: u64,
+}
+
+impl Message for SyncPullRequest {
+    const CMD: Option<&'static str> = Some("sync_pull");
+}
+
+/// `{"status":"ok","path","total","blake3","mtime","mtime_nsec","mode","data_size"}` + the
+/// delta (see `docs/files.md` "sync").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPullReply {
+    /// The file, canonical spelling.
+    #[serde(default)]
+    pub path: String,
+    /// The size of the file the delta produces.
+    pub total: u64,
+    /// Its BLAKE3, hex.
+    pub blake3: String,
+    /// Its modification time, seconds since the epoch.
+    #[serde(default)]
+    pub mtime: i64,
+    /// The nanoseconds of `mtime`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub mtime_nsec: u32,
+    /// Its permission bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// The delta's length.
+    pub data_size: u64,
+}
+
+impl Message for SyncPullReply {
+    const CMD: Option<&'static str> = None;
+}
+
+/// `{"cmd":"sync_patch","path","base"?,"total","blake3","mode"?,"mtime"?,"mtime_nsec"?,
+/// "data_size"}` + a delta against `base` (absent: an empty base): the server builds the
+/// new file in staging, checks its size and hash, sets mode and time, fsyncs and renames it
+/// over `path`. Answered like `put` ([`PutReply`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPatchRequest {
+    /// The file to write (replaced if it exists).
+    pub path: String,
+    /// The file the delta copies from (usually `path` itself; another file for a rename).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The size of the result.
+    pub total: u64,
+    /// The result's BLAKE3, hex.
+    pub blake3: String,
+    /// Permission bits for the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Modification time for the result, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// The nanoseconds of `mtime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_nsec: Option<u32>,
+    /// The delta's length.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data_size: u64,
+}
+
+impl Message for SyncPatchRequest {
+    const CMD: Option<&'static str> = Some("sync_patch");
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+    use sockit_testkit::messages::{header, roundtrip};
+
+    #[test]
+    fn sync_messages_roundtrip_and_parse() {
+        roundtrip(SyncSigRequest { path: "a".into() });
+        roundtrip(SyncSigReply {
+            path: "a".into(),
+            total: 9,
+            blake3: "ab".repeat(32),
+            chunks: 1,
+            data_size: 36,
+        });
+        roundtrip(SyncPullRequest {
+            path: "a".into(),
+            data_size: 36,
+        });
+        roundtrip(SyncPullReply {
+            path: "a".into(),
+            total: 9,
+            blake3: "ab".repeat(32),
+            mtime: 1,
+            mtime_nsec: 2,
+            mode: Some(0o644),
+            data_size: 17,
+        });
+        roundtrip(SyncPatchRequest {
+            path: "b".into(),
+            base: Some("a".into()),
+            total: 9,
+            blake3: "ab".repeat(32),
+            mode: Some(0o600),
+            mtime: Some(1),
+            mtime_nsec: Some(2),
+            data_size: 17,
+        });
+        let r: SyncPatchRequest = header(&format!(
+            r#"{{"cmd":"sync_patch","path":"a.bin","base":"a.bin","total":12,"blake3":"{}","mode":420,"mtime":1700000000,"mtime_nsec":0,"data_size":17}}"#,
+            "ef".repeat(32)
+        ))
+        .decode()
+        .unwrap();
+        assert_eq!((r.total, r.data_size), (12, 17));
     }
 }

@@ -24,7 +24,7 @@ const SIZES: [usize; 7] = [1, 7, 100, 4096, 16 * 1024 + 1, 200_000, 1 << 20];
 /// Message size for client `c`: the edge sizes of [`SIZES`] for even clients, a
 /// pseudo-random size up to 300 kB (seeded by `c`, so a failure reproduces) for odd ones.
 fn size_for(c: usize) -> usize {
-    if c % 2 == 0 {
+    if c.is_multiple_of(2) {
         return SIZES[(c / 2) % SIZES.len()];
     }
     1 + Rng::new(c as u64).below(300_000) as usize

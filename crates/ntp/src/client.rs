@@ -309,7 +309,7 @@ impl Query {
             Verdict::Rejected(reason) => self.rejected = Some(reason),
             Verdict::Sample(sample) => {
                 self.valid += 1;
-                if self.best.as_ref().map_or(true, |b| sample.delay < b.delay) {
+                if self.best.as_ref().is_none_or(|b| sample.delay < b.delay) {
                     self.best = Some(sample);
                 }
             }

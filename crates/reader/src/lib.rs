@@ -8,7 +8,9 @@
 //! paginated queries, shelves and metadata edits in [`browse`].
 //! Front ends: the course's classic protocol on tcp 8998 ([`classic`]) and HTTP on 8080
 //! ([`http`]): web UI, JSON API, OPDS 1.2 + PSE and kosync progress sync. [`client`] is
-//! the HTTP client behind `sockit read`; [`demo`] makes sample books.
+//! the HTTP client behind `sockit read`; [`demo`] makes sample books. [`search`] is the
+//! full-text index (tantivy, CJK bigrams) a background thread keeps in line with the
+//! catalog.
 #![deny(missing_docs)]
 
 pub mod accounts;
@@ -29,6 +31,7 @@ pub mod http;
 mod library;
 mod pdf;
 mod scan;
+pub mod search;
 mod txt;
 
 pub use atomic::write as write_atomic;

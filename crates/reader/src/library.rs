@@ -23,6 +23,8 @@ use crate::disk_cache::DiskCache;
 use crate::epub::{Chapter, Epub, Toc};
 use crate::error::{ReaderError, Result};
 use crate::scan::{self, ScanReport};
+use crate::search::indexer::{self, Signal};
+use crate::search::{Found, SearchIndex};
 use crate::txt::pages::Paged;
 
 /// Paged TXT books in memory, keyed by (BLAKE3, characters per page), oldest first.
@@ -104,6 +106,33 @@ pub struct Library {
     accounts: Arc<Accounts>,
     /// Web UI logins.
     sessions: Sessions,
+    /// The full-text index (kept in line with the catalog by a background thread).
+    search: SearchIndex,
+    /// Wakes the indexer thread and reports its progress.
+    index_signal: Arc<Signal>,
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        self.index_signal.close();
+        // Releases the index's lock now (a library reopened on the same state directory
+        // takes it next).
+        self.search.close_writer();
+    }
+}
+
+/// Opens the full-text index; an index that cannot be opened (damaged, or of an
+/// incompatible version) is deleted and built again from the books.
+fn open_search(state_dir: &Path) -> Result<SearchIndex> {
+    match SearchIndex::open(state_dir) {
+        Ok(ix) => Ok(ix),
+        Err(e) => {
+            let dir = state_dir.join(crate::search::DIR);
+            warn!(dir = %dir.display(), error = %e, "full-text index unusable; rebuilding it");
+            std::fs::remove_dir_all(&dir).map_err(|e| ReaderError::io(&dir, e))?;
+            SearchIndex::open(state_dir)
+        }
+    }
 }
 
 /// Moves the kosync keys an older catalog kept in clear into `accounts` (hashed), then
@@ -184,6 +213,8 @@ impl Library {
         migrate_clear_keys(&db, &accounts)?;
         let sessions = Sessions::new(cfg.session_ttl, cfg.max_sessions);
         let cache = DiskCache::new(cfg.state_dir.join("cache"), cfg.cache_max_bytes)?;
+        let search = open_search(&cfg.state_dir)?;
+        let index_signal = Arc::new(Signal::default());
         let lib = Arc::new(Self {
             render_slots: Semaphore::new(cfg.render_workers.max(1)),
             cfg,
@@ -199,8 +230,12 @@ impl Library {
             scan_lock: Mutex::new(()),
             accounts,
             sessions,
+            search,
+            index_signal: index_signal.clone(),
         });
         lib.rescan()?;
+        indexer::spawn(&lib, index_signal.clone())?;
+        index_signal.request();
         Ok(lib)
     }
 
@@ -243,8 +278,44 @@ impl Library {
         let report = scan::scan(&self.root, &self.db_path, &self.cfg)?;
         if report.changed() {
             self.generation.fetch_add(1, Ordering::AcqRel);
+            self.index_signal.request();
         }
         Ok(report)
+    }
+
+    /// The full-text index.
+    pub(crate) fn search_index(&self) -> &SearchIndex {
+        &self.search
+    }
+
+    /// Sections of books whose text matches `query` (words and `"phrases"`, all
+    /// required), best first: `limit` (1..=[`crate::search::MAX_LIMIT`]) from `offset`.
+    ///
+    /// # Errors
+    /// `Worker` when the index fails.
+    pub async fn search_text(
+        self: &Arc<Self>,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Found> {
+        let lib = self.clone();
+        let query = query.to_owned();
+        blocking("searching the full text", move || {
+            lib.search.search(&query, limit, offset)
+        })
+        .await
+    }
+
+    /// Whether catalog changes are still waiting to be indexed for full-text search.
+    pub fn indexing(&self) -> bool {
+        self.index_signal.pending()
+    }
+
+    /// Blocks until every catalog change made so far is in the full-text index, at most
+    /// `limit`; whether it is.
+    pub fn wait_indexed(&self, limit: std::time::Duration) -> bool {
+        self.index_signal.wait_caught_up(limit)
     }
 
     /// Rescans every `rescan_interval` until `shutdown` (the catalog follows the files).

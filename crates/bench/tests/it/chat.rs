@@ -1,11 +1,13 @@
-//! The chat benchmark in miniature, against sockit's own server and against ngircd: every
-//! message must reach every other member of its channel.
+//! The chat benchmark in miniature, against sockit's own server, ngircd and InspIRCd
+//! (each with its generated config): every message must reach every other member of its
+//! channel, and the servers with IRCv3 tags acknowledge them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sockit_bench::chat::{
-    measure, raise_fd_limit, sockit_config, start_ngircd, start_sockit, Measurement, Scenario,
+    markdown, measure, raise_fd_limit, sockit_config, start_inspircd, start_ngircd, start_sockit,
+    Measurement, Scenario,
 };
 
 fn tiny(prefix: char) -> Scenario {
@@ -15,6 +17,7 @@ fn tiny(prefix: char) -> Scenario {
         rate: 20.0,
         duration: Duration::from_secs(1),
         prefix,
+        tags: true,
     }
 }
 
@@ -40,25 +43,77 @@ async fn bench_small_against_sockit() {
     let server = start_sockit(sockit_config()).unwrap();
     let m = measure(server.addr, "sockit", &tiny('a')).await.unwrap();
     assert_complete(&m);
+    assert_eq!(m.caps, "server-time message-tags", "{m:?}");
 }
 
-/// The ngircd binary; a missing one fails with the package to install.
-fn require_ngircd() -> PathBuf {
+/// The binary `name` (Debian package `name` too); a missing one fails with the package
+/// to install.
+fn require(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|d| d.join("ngircd"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("ngircd is not installed: apt-get install ngircd (scripts/test.sh installs it)")
+            panic!("{name} is not installed: apt-get install {name} (scripts/test.sh installs it)")
         })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interop_ngircd_bench_small() {
-    let bin = require_ngircd();
+    let bin = require("ngircd");
     raise_fd_limit();
     let server = start_ngircd(&bin).await.unwrap();
     let m = measure(server.addr, "ngircd", &tiny('b')).await.unwrap();
     assert_complete(&m);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_inspircd_bench_small() {
+    let bin = require("inspircd");
+    raise_fd_limit();
+    let server = start_inspircd(&bin).await.unwrap();
+    let m = measure(server.addr, "inspircd", &tiny('c')).await.unwrap();
+    assert_complete(&m);
+    // The generated config loads the IRCv3 modules: the tags are on.
+    assert_eq!(m.caps, "server-time message-tags", "{m:?}");
+}
+
+fn row(server: &str, delivered_per_s: f64, p99_ms: f64) -> Measurement {
+    Measurement {
+        server: server.into(),
+        caps: String::new(),
+        clients: 10,
+        channels: 1,
+        rate: 10.0,
+        seconds: 1.0,
+        sent: 10,
+        expected: 90,
+        delivered: 90,
+        delivered_per_s,
+        p50_ms: p99_ms / 2.0,
+        p99_ms,
+        max_ms: p99_ms * 2.0,
+    }
+}
+
+/// The table gives sockit's ratios to both peers and says whether the target is met.
+#[test]
+fn markdown_has_ratios_to_both_peers_and_the_verdict() {
+    let runs = [
+        row("ngircd", 90.0, 4.0),
+        row("inspircd", 90.0, 2.0),
+        row("sockit", 90.0, 3.0),
+    ];
+    let md = markdown(&runs, &[]);
+    assert!(
+        md.contains("| sockit | none | 10 | 1 | 10 | 1 | 10 | 90 / 90 | 90 | 1.50 | 3.00 | 6.00 | 1.00× | 0.75× | 1.00× | 1.50× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "delivered/s ≥ the best peer's (90): yes; p99 below every peer's (lowest 2.00 ms): no"
+        ),
+        "{md}"
+    );
 }

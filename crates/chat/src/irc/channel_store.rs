@@ -481,7 +481,7 @@ fn writer(mut db: Sqlite, shared: &(Mutex<Pending>, Condvar)) {
         let (writes, asks, closed) = {
             let mut p = lock(&shared.0);
             loop {
-                let due = retry_at.map_or(true, |t| Instant::now() >= t);
+                let due = retry_at.is_none_or(|t| Instant::now() >= t);
                 if (due && !p.writes.is_empty()) || !p.asks.is_empty() || p.closed {
                     break;
                 }

@@ -38,6 +38,9 @@ pub enum Outcome {
     /// Create this account with the server's [`IrcAuth`](crate::irc::auth::IrcAuth)
     /// (outside the state lock), then report with [`account_reg::register_result`].
     Register(RegisterRequest),
+    /// Claim this nick network-wide (a cluster node; outside the state lock), then go on
+    /// with [`cluster::claim_result`](crate::irc::cluster::claim_result).
+    ClaimNick(String),
 }
 
 /// The context of one command: the configuration, the locked state and who sent it.

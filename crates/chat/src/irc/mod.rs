@@ -19,7 +19,8 @@
 //! [`TcpService`](sockit_runtime::server::TcpService)) configured by [`ServerConfig`];
 //! [`IrcTlsServer`] is the same server behind TLS (port 6697), and [`IrcWsServer`] the same
 //! server over WebSocket (ports 8097 `ws://` and 8098 `wss://`), sharing the plain port's
-//! network.
+//! network. [`cluster`] makes several such servers one network over NATS
+//! ([`IrcServer::join_cluster`], configured by [`ClusterConfig`]).
 
 mod account_reg;
 mod auth;
@@ -29,6 +30,7 @@ mod channel_cmds;
 mod channel_store;
 mod chanserv;
 mod chathistory;
+pub mod cluster;
 mod commands;
 mod flood;
 mod help;
@@ -51,6 +53,7 @@ mod websocket;
 
 pub use auth::{AuthVerdict, CertVerdict, CreateVerdict, IrcAuth, PeerIdentity};
 pub use channel_store::{ChannelStore, ChannelStoreConfig, ChannelStoreError};
+pub use cluster::{ClusterConfig, DEFAULT_NODE_TIMEOUT as CLUSTER_NODE_TIMEOUT};
 pub use flood::FloodConfig;
 pub use history::{
     History, HistoryConfig, HistoryError, DEFAULT_MAX_DAYS as HISTORY_MAX_DAYS,

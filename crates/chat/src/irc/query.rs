@@ -286,10 +286,9 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message) {
     if !chans.is_empty() {
         ctx.num(RPL_WHOISCHANNELS, &[&shown, &chans.join(" ")]);
     }
-    ctx.num(
-        RPL_WHOISSERVER,
-        &[&shown, &ctx.cfg.name, "sockit IRC server"],
-    );
+    // A remote user of a cluster is on its own node.
+    let server = ctx.st.cluster.node_of(id).unwrap_or(&ctx.cfg.name);
+    ctx.num(RPL_WHOISSERVER, &[&shown, server, "sockit IRC server"]);
     if c.is_oper() {
         ctx.num(RPL_WHOISOPERATOR, &[&shown, "is an IRC operator"]);
     }

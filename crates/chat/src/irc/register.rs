@@ -406,12 +406,18 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
             return Outcome::Continue;
         }
     }
+    if ctx
+        .me()
+        .is_some_and(|me| me.nick.as_deref() == Some(new.as_str()))
+    {
+        return Outcome::Continue;
+    }
+    if let Some(claim) = crate::irc::cluster::claim_nick(ctx, &new) {
+        return claim;
+    }
     let Some(me) = ctx.st.clients.get(&id) else {
         return Outcome::Continue;
     };
-    if me.nick.as_deref() == Some(new.as_str()) {
-        return Outcome::Continue;
-    }
     let old_prefix = me.prefix();
     let registered = me.registered;
     if let Some(old) = me.nick.clone() {

@@ -144,7 +144,7 @@ impl IrcServer {
         self.lock().clients.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -210,7 +210,11 @@ impl IrcServer {
             ));
         }
         drop(handle);
-        self.lock().remove_from(id, &reason, &cfg.name);
+        {
+            let mut st = self.lock();
+            crate::irc::cluster::quit(&mut st, id, &reason);
+            st.remove_from(id, &reason, &cfg.name);
+        }
         if hard_kill {
             // Its queue is full or its socket is broken: nothing more can be delivered.
             writer.abort();
@@ -315,7 +319,10 @@ impl IrcServer {
                 handle.capture();
             }
             let mut captured = Vec::new();
-            let mut outcome = self.with_ctx(id, |ctx| dispatch(ctx, &msg));
+            let (mut outcome, before) = self.with_ctx(id, |ctx| {
+                let before = crate::irc::cluster::before(ctx, &msg);
+                (dispatch(ctx, &msg), before)
+            });
             while let Outcome::History(call) = outcome {
                 if label.is_some() {
                     // Others may send to this client while the store answers.
@@ -345,6 +352,22 @@ impl IrcServer {
                 }
                 outcome = self.with_ctx(id, |ctx| account_reg::register_result(ctx, &req, verdict));
             }
+            while let Outcome::ClaimNick(nick) = outcome {
+                if label.is_some() {
+                    captured.extend(handle.release());
+                }
+                let link = self.lock().cluster.link();
+                let claim = crate::irc::cluster::claim(link, &nick, id);
+                let won = match unless_ended(claim, killer, shutdown, reg).await {
+                    Ok(won) => won,
+                    Err(reason) => return reason,
+                };
+                if label.is_some() {
+                    handle.capture();
+                }
+                outcome =
+                    self.with_ctx(id, |ctx| crate::irc::cluster::claim_result(ctx, &nick, won));
+            }
             while let Outcome::Verify(req) = outcome {
                 if label.is_some() {
                     // Others may send to this client while the password is checked.
@@ -371,6 +394,9 @@ impl IrcServer {
             if let Outcome::Close(reason) = outcome {
                 return reason;
             }
+            if let Some(before) = before {
+                self.with_ctx(id, |ctx| crate::irc::cluster::after(ctx, &msg, before));
+            }
             if !registered && self.with_ctx(id, |ctx| ctx.registered()) {
                 registered = true;
                 info.clock.request_complete();
@@ -379,7 +405,7 @@ impl IrcServer {
     }
 
     /// Runs `f` with the state locked, as client `id`.
-    fn with_ctx<T>(&self, id: u64, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+    pub(crate) fn with_ctx<T>(&self, id: u64, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
         let mut st = self.lock();
         let mut ctx = Ctx {
             cfg: &self.shared.cfg,

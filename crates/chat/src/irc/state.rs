@@ -605,6 +605,8 @@ pub struct State {
     batches: u64,
     /// Where registered channels are saved.
     pub channel_store: Arc<ChannelStore>,
+    /// The chat cluster's remote users and claims (empty without `--chat-cluster`).
+    pub cluster: crate::irc::cluster::ClusterState,
 }
 
 /// Most WHOWAS entries kept per nick.

@@ -34,7 +34,7 @@ pub fn valid_key(key: &str) -> bool {
         None => (None, body),
     };
     let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let vendor_ok = vendor.map_or(true, |v| {
+    let vendor_ok = vendor.is_none_or(|v| {
         !v.is_empty()
             && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))

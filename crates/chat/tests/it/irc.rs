@@ -40,7 +40,7 @@ async fn registration_order_as_modern_ircdocs_orders_it() {
     let n005 = c5.iter().filter(|c| *c == "005").count();
     assert!(n005 >= 2, "ISUPPORT spans lines: {c5:?}");
     let mut want: Vec<&str> = vec!["001", "002", "003", "004"];
-    want.extend(std::iter::repeat("005").take(n005));
+    want.extend(std::iter::repeat_n("005", n005));
     want.extend([
         "251", "252", "253", "254", "255", "265", "266", "375", "372", "372", "376",
     ]);

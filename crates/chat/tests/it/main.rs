@@ -5,6 +5,7 @@ mod account_reg;
 mod chanreg;
 mod chathistory;
 mod client_lines;
+mod cluster;
 mod common;
 mod conformance;
 mod irc;

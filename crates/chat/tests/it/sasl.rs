@@ -97,7 +97,7 @@ async fn chunked_payloads_with_plus_and_the_error_numerics() {
 
     // A payload of 808 base64 bytes: 400 + 400 + 8.
     let payload = b64(&format!("\0long\0{}", long_password()));
-    assert!(payload.len() > 800 && payload.len() % 400 != 0);
+    assert!(payload.len() > 800 && !payload.len().is_multiple_of(400));
     c.send("AUTHENTICATE PLAIN").await;
     assert_eq!(c.line().await, "AUTHENTICATE +");
     for chunk in payload.as_bytes().chunks(400) {

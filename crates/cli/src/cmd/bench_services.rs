@@ -29,8 +29,8 @@ pub enum ServiceBench {
         no_tls: bool,
     },
     /// IRC load: clients in one channel and in many small ones at a fixed total PRIVMSG
-    /// rate; delivered/s and latency p50/p99, ngircd vs `sockit serve --only chat`, each
-    /// its own process.
+    /// rate; delivered/s and latency p50/p99, ngircd and InspIRCd vs `sockit serve --only
+    /// chat`, each its own process, with IRCv3 tags (server-time, message-tags) where offered.
     Chat {
         /// Clients per scenario.
         #[arg(long, default_value_t = 1000)]
@@ -47,9 +47,18 @@ pub enum ServiceBench {
         /// The ngircd binary.
         #[arg(long, default_value = "ngircd")]
         ngircd: PathBuf,
-        /// Skip ngircd (sockit only).
+        /// Skip ngircd.
         #[arg(long)]
         no_ngircd: bool,
+        /// The InspIRCd binary.
+        #[arg(long, default_value = "inspircd")]
+        inspircd: PathBuf,
+        /// Skip InspIRCd.
+        #[arg(long)]
+        no_inspircd: bool,
+        /// Register without IRCv3 capabilities (no server-time/message-tags tags).
+        #[arg(long)]
+        no_tags: bool,
         /// Run sockit's server inside the benchmark's own runtime, sharing it with the
         /// load clients, instead of as its own `sockit serve` process.
         #[arg(long)]
@@ -127,6 +136,9 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             duration,
             ngircd,
             no_ngircd,
+            inspircd,
+            no_inspircd,
+            no_tags,
             in_process,
             out,
         } => {
@@ -139,7 +151,9 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 channels,
                 rate,
                 duration,
-                ngircd: (!no_ngircd).then(|| find_ngircd(ngircd)),
+                ngircd: (!no_ngircd).then(|| find_sbin(ngircd)),
+                inspircd: (!no_inspircd).then(|| find_sbin(inspircd)),
+                tags: !no_tags,
                 sockit,
                 out_dir: Some(out.clone()),
             };
@@ -245,8 +259,9 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
     }
 }
 
-/// A bare `ngircd` also looked up in the sbin directories (often not on a user's PATH).
-fn find_ngircd(bin: PathBuf) -> PathBuf {
+/// A bare `ngircd` or `inspircd` also looked up in the sbin directories (often not on a
+/// user's PATH).
+fn find_sbin(bin: PathBuf) -> PathBuf {
     if bin.components().count() > 1 {
         return bin;
     }

@@ -66,16 +66,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::json!({"local": local, "files": r.files, "dirs": r.dirs,
-                    "symlinks": r.symlinks, "bytes": r.bytes, "skipped": r.skipped})
+                    "symlinks": r.symlinks, "bytes": r.bytes, "unchanged": r.unchanged, "skipped": r.skipped})
             );
         } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} symlinks, {} bytes into {}",
+                "{} files, {} directories, {} symlinks, {} bytes into {}{}",
                 r.files,
                 r.dirs,
                 r.symlinks,
                 r.bytes,
-                local.display()
+                local.display(),
+                crate::cmd::put::unchanged_note(r.unchanged)
             );
         }
         return Ok(ExitCode::SUCCESS);

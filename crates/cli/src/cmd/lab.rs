@@ -21,6 +21,8 @@ pub struct Args {
 }
 
 /// The lab's subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
     /// List the concurrency models.

@@ -79,12 +79,16 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::json!({"remote": remote, "files": r.files, "dirs": r.dirs,
-                    "symlinks": r.symlinks, "bytes": r.bytes, "skipped": r.skipped})
+                    "symlinks": r.symlinks, "bytes": r.bytes, "unchanged": r.unchanged, "skipped": r.skipped})
             );
         } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} symlinks, {} bytes → {remote}",
-                r.files, r.dirs, r.symlinks, r.bytes
+                "{} files, {} directories, {} symlinks, {} bytes → {remote}{}",
+                r.files,
+                r.dirs,
+                r.symlinks,
+                r.bytes,
+                unchanged_note(r.unchanged)
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -103,4 +107,13 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `" (N unchanged files skipped)"` after a resumed tree transfer that skipped some.
+pub(crate) fn unchanged_note(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} unchanged files skipped)")
+    }
 }

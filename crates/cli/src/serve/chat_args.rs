@@ -79,6 +79,14 @@ pub struct ChatArgs {
     /// cookie, so a foreign page gains nothing a direct client would not have).
     #[arg(long, value_name = "ORIGIN")]
     pub chat_ws_origin: Vec<String>,
+    /// IRC cluster: make this server one node of a network over NATS (JetStream on, for
+    /// network-wide nicks): `nats://HOST:PORT[,nats://HOST:PORT...]`. The node's name is
+    /// `--chat-name`, which must differ on every node. See docs/chat-cluster.md.
+    #[arg(long, value_name = "nats://HOST:PORT[,...]", value_delimiter = ',')]
+    pub chat_cluster: Vec<String>,
+    /// IRC cluster: a node silent this long is gone, and its users quit (netsplit).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub chat_node_timeout: Duration,
     /// UDP chat room: a participant silent this long stops receiving the room.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub udp_chat_idle: Duration,
@@ -95,6 +103,8 @@ pub struct ChatSettings {
     pub ws_origins: sockit_chat::irc::OriginPolicy,
     /// The UDP chat room.
     pub room: RoomConfig,
+    /// The IRC cluster this server is a node of, if any (`--chat-cluster`).
+    pub cluster: Option<sockit_chat::irc::ClusterConfig>,
 }
 
 impl ChatSettings {
@@ -149,7 +159,12 @@ impl ChatArgs {
             ))
             .into());
         }
+        let cluster = (!self.chat_cluster.is_empty()).then(|| sockit_chat::irc::ClusterConfig {
+            servers: self.chat_cluster.clone(),
+            node_timeout: self.chat_node_timeout.max(Duration::from_millis(100)),
+        });
         Ok(ChatSettings {
+            cluster,
             registration: self.chat_registration,
             ws_origins: sockit_chat::irc::OriginPolicy {
                 allowed: self.chat_ws_origin.clone(),

@@ -113,6 +113,13 @@ pub fn start_all(bound: Vec<Bound>, ctx: &ServeContext) -> JoinSet<ServiceTask> 
     let chat_served = bound.iter().any(|b| b.service == Service::Chat);
     let state = chat_served.then(|| crate::serve::layout::Layout::of(&ctx.root).state);
     let irc = IrcServer::new(ctx.chat.irc_config(state.as_deref()));
+    if let (true, Some(cluster)) = (chat_served, ctx.chat.cluster.clone()) {
+        let node = irc.join_cluster(cluster, ctx.shutdown.clone());
+        tasks.spawn(async move {
+            let _ = node.await;
+            Ok(())
+        });
+    }
     // NTS-KE tells clients the NTP port actually bound (it may be a free one).
     let ntp_port = bound
         .iter()

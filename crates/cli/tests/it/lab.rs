@@ -128,6 +128,7 @@ fn lab_bench_chat_small_runs_sockit_as_its_own_process() {
             "--duration",
             "1s",
             "--no-ngircd",
+            "--no-inspircd",
             "--out",
         ])
         .arg(dir.path())

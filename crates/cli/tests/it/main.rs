@@ -5,6 +5,7 @@ mod account;
 mod chat;
 mod chat_oper;
 mod clients;
+mod cluster;
 mod common;
 mod drain;
 mod files_exec;

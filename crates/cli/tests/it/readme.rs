@@ -107,7 +107,7 @@ fn mask(line: &str) -> String {
         let mut w = String::new();
         let mut chars = word.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '/' && w.chars().last().map_or(true, |p| p == '(' || p == '=') {
+            if c == '/' && w.chars().last().is_none_or(|p| p == '(' || p == '=') {
                 // An absolute path: up to the end of the word (trailing punctuation kept).
                 let rest: String = std::iter::once(c).chain(chars.by_ref()).collect();
                 let keep = rest.trim_end_matches([';', ',', ')', '.']);

@@ -11,6 +11,7 @@
 //! their contents), empty directories and symlinks (as symlinks, only when they stay
 //! inside the tree).
 
+mod batch;
 mod get;
 mod put;
 mod tree;

@@ -20,7 +20,40 @@ use crate::cmd::rel_path;
 use crate::disk::{hash_prefix, DiskSource};
 use crate::error::FilesError;
 use crate::messages::{GetReply, GetRequest};
+use crate::path::RelPath;
 use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
+
+/// Opens the regular file `p` for reading (a symlink inside the root is followed), with
+/// its metadata.
+///
+/// # Errors
+/// Not found, denied, a directory or a special file (`bad_request`).
+pub(crate) fn open_regular(
+    root: &FilesRoot,
+    p: &RelPath,
+) -> Result<(std::fs::File, cap_std::fs::Metadata), FilesError> {
+    // Non-blocking, so that opening a FIFO in the tree cannot park a thread until
+    // someone writes to it; only regular files are then read.
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = root
+        .dir()
+        .open_with(p.to_path(), &options)
+        .map_err(|e| FilesError::io(p, e))?;
+    let meta = file.metadata().map_err(|e| FilesError::io(p, e))?;
+    if meta.is_dir() {
+        return Err(FilesError::BadRequest(format!(
+            "{p} is a directory; use get -r for directory trees"
+        )));
+    }
+    if !meta.is_file() {
+        return Err(FilesError::BadRequest(format!(
+            "{p} is not a regular file (a FIFO, socket or device); only files are sent"
+        )));
+    }
+    Ok((file.into_std(), meta))
+}
 
 /// The `get` command.
 #[derive(Debug)]
@@ -42,26 +75,7 @@ impl Command for Get {
         let offset = req.offset;
         let p = path.clone();
         let (file, total, hash, mtime, mode) = blocking(&self.root, move |root| {
-            // Non-blocking, so that opening a FIFO in the tree cannot park a thread until
-            // someone writes to it; only regular files are then read.
-            let mut options = cap_std::fs::OpenOptions::new();
-            options.read(true);
-            cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-            let file = root
-                .dir()
-                .open_with(p.to_path(), &options)
-                .map_err(|e| FilesError::io(&p, e))?;
-            let meta = file.metadata().map_err(|e| FilesError::io(&p, e))?;
-            if meta.is_dir() {
-                return Err(FilesError::BadRequest(format!(
-                    "{p} is a directory; use get -r for directory trees"
-                )));
-            }
-            if !meta.is_file() {
-                return Err(FilesError::BadRequest(format!(
-                    "{p} is not a regular file (a FIFO, socket or device); only files are sent"
-                )));
-            }
+            let (file, meta) = open_regular(root, &p)?;
             if offset > meta.len() {
                 return Err(FilesError::BadRequest(format!(
                     "offset {offset} is past the end of {p} ({} bytes); the file changed, download it again",
@@ -69,7 +83,7 @@ impl Command for Get {
                 )));
             }
             let key = FilesRoot::file_key(&p, &meta);
-            let mut file = file.into_std();
+            let mut file = file;
             let hash = match root.hashes().get(&key) {
                 Some(h) => h,
                 None => {

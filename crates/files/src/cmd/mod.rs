@@ -4,10 +4,12 @@
 pub mod get;
 pub mod link;
 pub mod ls;
+pub mod many;
 pub mod mkdir;
 pub mod put;
 pub mod rm;
 pub mod stat;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -18,8 +20,8 @@ use crate::error::FilesError;
 use crate::path::RelPath;
 use crate::root::FilesRoot;
 
-/// Adds `ls`, `stat`, `get`, `put`, `rm`, `mkdir`, `symlink` and `setattr` over `root` to
-/// `table`.
+/// Adds `ls`, `stat`, `get`, `put`, `rm`, `mkdir`, `symlink`, `setattr` and the tree
+/// batches `putmany`, `getmany` over `root` to `table`.
 pub fn register(table: &mut CommandTable, root: Arc<FilesRoot>) {
     table.register("ls", Arc::new(ls::Ls { root: root.clone() }));
     table.register("stat", Arc::new(stat::Stat { root: root.clone() }));
@@ -28,6 +30,10 @@ pub fn register(table: &mut CommandTable, root: Arc<FilesRoot>) {
     table.register("rm", Arc::new(rm::Rm { root: root.clone() }));
     table.register("mkdir", Arc::new(mkdir::Mkdir { root: root.clone() }));
     table.register("symlink", Arc::new(link::Symlink { root: root.clone() }));
+    table.register("putmany", Arc::new(many::PutMany { root: root.clone() }));
+    table.register("getmany", Arc::new(many::GetMany { root: root.clone() }));
+    // `sync::register` (sync_sig, sync_pull, sync_patch) is not served yet: those commands
+    // have no end-to-end tests and no CLI (`sockit sync`) so far.
     table.register("setattr", Arc::new(link::Setattr { root }));
 }
 

@@ -89,18 +89,53 @@ fn check(req: PutRequest, len: u64) -> Result<Upload, FilesError> {
 
 /// Checks the target before any byte is written and opens the staging file.
 fn prepare(root: &FilesRoot, req: &Upload) -> Result<std::fs::File, FilesError> {
-    let path = &req.path;
+    check_target(root, &req.path, req.overwrite)?;
+    root.open_staging(&req.path, req.offset)
+}
+
+/// Checks that `path` may receive an upload: not a directory, absent unless `overwrite`,
+/// its parent an existing directory.
+///
+/// # Errors
+/// `bad_request`, `exists` or `not_found`, naming the client's path.
+pub(crate) fn check_target(
+    root: &FilesRoot,
+    path: &RelPath,
+    overwrite: bool,
+) -> Result<(), FilesError> {
+    check_name(root, path, overwrite)?;
+    check_parent(root, path)
+}
+
+/// The first half of [`check_target`]: `path` itself is not a directory, and is absent
+/// unless `overwrite`.
+///
+/// # Errors
+/// `bad_request` or `exists`.
+pub(crate) fn check_name(
+    root: &FilesRoot,
+    path: &RelPath,
+    overwrite: bool,
+) -> Result<(), FilesError> {
     match root.dir().metadata(path.to_path()) {
         Ok(m) if m.is_dir() => {
             return Err(FilesError::BadRequest(format!(
                 "{path} is a directory; put the file inside it"
             )))
         }
-        Ok(_) if !req.overwrite => return Err(FilesError::Exists(path.clone())),
+        Ok(_) if !overwrite => return Err(FilesError::Exists(path.clone())),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(FilesError::io(path, e)),
     }
+    Ok(())
+}
+
+/// The second half of [`check_target`]: the parent of `path` is an existing directory.
+///
+/// # Errors
+/// `bad_request` or `not_found`.
+pub(crate) fn check_parent(root: &FilesRoot, path: &RelPath) -> Result<(), FilesError> {
     if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
         match root.dir().metadata(parent.to_path()) {
             Ok(m) if m.is_dir() => {}
@@ -121,7 +156,7 @@ fn prepare(root: &FilesRoot, req: &Upload) -> Result<std::fs::File, FilesError> 
             Err(e) => return Err(FilesError::io(&parent, e)),
         }
     }
-    root.open_staging(path, req.offset)
+    Ok(())
 }
 
 /// The refusal for a failed write to the staging file of `path`. Out of space removes the

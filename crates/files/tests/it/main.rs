@@ -10,3 +10,4 @@ mod special_files;
 mod staging_ttl;
 mod transfers;
 mod traversal;
+mod tree_pipeline;

@@ -206,7 +206,7 @@ impl Record {
             reason,
         };
         let u16_list = |body: &[u8]| -> Result<Vec<u16>, RecordError> {
-            if body.len() % 2 != 0 {
+            if !body.len().is_multiple_of(2) {
                 return Err(malformed("body is not a list of 16-bit ids"));
             }
             Ok(body
@@ -458,8 +458,7 @@ mod tests {
     #[tokio::test]
     async fn read_message_endless_stream_is_bounded() {
         // A peer that streams unknown records forever is cut off at the byte limit.
-        let wire: Vec<u8> = std::iter::repeat(b"\x00\x09\x00\x04abcd".as_slice())
-            .take(1000)
+        let wire: Vec<u8> = std::iter::repeat_n(b"\x00\x09\x00\x04abcd".as_slice(), 1000)
             .flatten()
             .copied()
             .collect();

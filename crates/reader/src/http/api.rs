@@ -25,6 +25,8 @@
 //! POST /api/logout                       ends the session
 //! GET  /api/me                           {"username" (or null), "auth_required", "registration"}
 //! GET  /books/PATH                       a file of the books root by name (course layout)
+//! GET  /api/search?q=&limit=&offset=     full-text hits: {"query","total","offset","indexing",
+//!                                        "hits":[{"book","title","format","unit","location","snippet"}]}
 //! ```
 //! The bodies are the types of [`crate::http::api_types`].
 //! The caller is the account of the session cookie, of `x-auth-user`/`x-auth-key` or of
@@ -88,6 +90,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/register", post(register))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/search", get(search))
         .route("/books/{*path}", get(by_path))
 }
 
@@ -327,11 +330,18 @@ async fn file(
     let b = book(&s, &id)?;
     let opened = s.lib.open_file(&b.path)?;
     let name = b.path.rsplit('/').next().unwrap_or(&b.path).to_owned();
+    let mime = match (b.format, b.encoding.as_deref()) {
+        (crate::catalog::Format::Txt, Some(enc)) => {
+            format!("text/plain; charset={}", enc.to_ascii_lowercase())
+        }
+        (crate::catalog::Format::Txt, None) => "text/plain".to_owned(),
+        (f, _) => f.mime().to_owned(),
+    };
     download::serve_file(
         &headers,
         opened,
         &b.path,
-        b.format.mime(),
+        &mime,
         &format!("\"{}\"", b.blake3),
         Some(&name),
     )
@@ -659,6 +669,62 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
     r.headers_mut()
         .insert("set-cookie", http::clear_session_cookie());
     r
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<crate::http::api_types::SearchResults>> {
+    use crate::http::api_types::{SearchHit, SearchResults};
+    let query = q.get("q").cloned().unwrap_or_default();
+    let limit = match q.get("limit") {
+        Some(l) => number::<usize>("limit", l)?,
+        None => crate::search::DEFAULT_LIMIT,
+    };
+    if limit == 0 || limit > crate::search::MAX_LIMIT {
+        return Err(bad(format!(
+            "limit {limit}: use 1 to {}",
+            crate::search::MAX_LIMIT
+        )));
+    }
+    let offset = match q.get("offset") {
+        Some(o) => number::<usize>("offset", o)?,
+        None => 0,
+    };
+    if offset > crate::search::MAX_OFFSET {
+        return Err(bad(format!(
+            "offset {offset}: at most {}",
+            crate::search::MAX_OFFSET
+        )));
+    }
+    let found = s.lib.search_text(&query, limit, offset).await?;
+    let hits = found
+        .hits
+        .into_iter()
+        .filter_map(|h| {
+            let b = s.lib.book(h.book_id).ok()?;
+            Some(SearchHit {
+                book: b.id,
+                title: b.title,
+                format: b.format,
+                unit: if b.format == crate::catalog::Format::Epub {
+                    "chapter"
+                } else {
+                    "page"
+                }
+                .into(),
+                location: h.location,
+                snippet: h.snippet,
+            })
+        })
+        .collect();
+    Ok(Json(SearchResults {
+        query,
+        total: found.total,
+        offset,
+        indexing: s.lib.indexing(),
+        hits,
+    }))
 }
 
 async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> Json<Me> {

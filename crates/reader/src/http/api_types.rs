@@ -733,3 +733,35 @@ mod tests {
         assert_eq!(r.saved().and_then(|p| p.page), Some(3));
     }
 }
+
+/// `GET /api/search?q=&limit=&offset=`: sections of books whose text matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// The query as asked.
+    pub query: String,
+    /// Matching sections in all.
+    pub total: usize,
+    /// Index of the first hit of this page.
+    pub offset: usize,
+    /// Whether catalog changes are still being indexed (results may be incomplete).
+    pub indexing: bool,
+    /// This page of hits, best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// One matching section of a book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The book's id.
+    pub book: i64,
+    /// Its title.
+    pub title: String,
+    /// Its format.
+    pub format: Format,
+    /// `chapter` (EPUB) or `page` (TXT, PDF).
+    pub unit: String,
+    /// The chapter or page, 1-based.
+    pub location: u64,
+    /// Text around the match, HTML-escaped, matches in `<mark>…</mark>`.
+    pub snippet: String,
+}

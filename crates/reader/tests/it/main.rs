@@ -12,4 +12,5 @@ mod kosync;
 mod library;
 mod limits;
 mod opds;
+mod search;
 mod webui_chromium;

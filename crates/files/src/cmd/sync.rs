@@ -1,0 +1,350 @@
+//! The server side of `sockit sync`'s delta transfer (see `docs/files.md` "sync"):
+//!
+//! - `sync_sig {path}` → `{total, blake3, chunks, data_size}` + the file's chunk list
+//!   (content-defined chunks with BLAKE3 hashes), so a client can send only what changed;
+//! - `sync_pull {path}` + the client's chunk list of its copy → `{total, blake3, mtime,
+//!   mtime_nsec, mode, data_size}` + a delta that turns the client's copy into the file;
+//! - `sync_patch {path, base?, total, blake3, mode?, mtime?, mtime_nsec?}` + a delta
+//!   against `base` → the result is built in the staging area, checked (size and BLAKE3),
+//!   given its mode and time, fsynced and renamed over `path`, as `put` does; answered like
+//!   `put`.
+//!
+//! Listing a tree uses `ls`, directories `mkdir`/`setattr`, symlinks `symlink`, removals `rm`.
+
+use std::io::BufReader;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
+use sockit_wire::{FrameError, Header};
+use tokio::io::AsyncWriteExt;
+
+use crate::cmd::rel_path;
+use crate::error::FilesError;
+use crate::messages::{
+    PutReply, Stored, SyncPatchRequest, SyncPullReply, SyncPullRequest, SyncSigReply,
+    SyncSigRequest,
+};
+use crate::meta::{self, Mtime};
+use crate::path::RelPath;
+use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
+use crate::sync::chunks::{self, RECORD_LEN};
+use crate::sync::delta;
+use crate::sync::stream::{ApplyTask, DeltaSource};
+
+/// Largest chunk list a client may send with `sync_pull` (enough for a file of about
+/// 14 GiB at the average chunk size).
+pub const MAX_SIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Opens the regular file `path` for reading (non-blocking, so a FIFO cannot park a
+/// thread), with its metadata.
+fn open_regular(
+    root: &FilesRoot,
+    path: &RelPath,
+) -> Result<(std::fs::File, cap_std::fs::Metadata), FilesError> {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = root
+        .dir()
+        .open_with(path.to_path(), &options)
+        .map_err(|e| FilesError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| FilesError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(FilesError::BadRequest(format!(
+            "{path} is not a regular file; only files are synced as deltas"
+        )));
+    }
+    Ok((file.into_std(), meta))
+}
+
+/// A delta or read failure: malformed input is the client's fault, the rest is I/O.
+fn delta_error(path: &RelPath, e: std::io::Error) -> FilesError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        FilesError::BadRequest(format!("{path}: {e}"))
+    } else {
+        FilesError::io(path, e)
+    }
+}
+
+/// The `sync_sig` command.
+#[derive(Debug)]
+pub struct SyncSig {
+    /// The data root.
+    pub root: Arc<FilesRoot>,
+}
+
+#[async_trait]
+impl Command for SyncSig {
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        _session: &Session,
+    ) -> Result<(), CommandError> {
+        let req: SyncSigRequest = req.decode()?;
+        let path = rel_path(&req.path)?;
+        let p = path.clone();
+        let sig = blocking(&self.root, move |root| {
+            let (file, meta) = open_regular(root, &p)?;
+            let sig = chunks::signature(BufReader::with_capacity(1 << 20, file))
+                .map_err(|e| FilesError::io(&p, e))?;
+            root.hashes()
+                .insert(FilesRoot::file_key(&p, &meta), sig.blake3);
+            Ok(sig)
+        })
+        .await?;
+        let body = chunks::encode(&sig.chunks);
+        let reply = SyncSigReply {
+            path: path.as_string(),
+            total: sig.total,
+            blake3: sig.blake3.to_hex().to_string(),
+            chunks: sig.chunks.len() as u64,
+            data_size: body.len() as u64,
+        };
+        conn.send_with_body(&Header::reply(&reply)?, Bytes::from(body))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The `sync_pull` command.
+#[derive(Debug)]
+pub struct SyncPull {
+    /// The data root.
+    pub root: Arc<FilesRoot>,
+}
+
+#[async_trait]
+impl Command for SyncPull {
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        session: &Session,
+    ) -> Result<(), CommandError> {
+        let req: SyncPullRequest = req.decode()?;
+        let path = rel_path(&req.path)?;
+        let len = conn.body_remaining();
+        if len > MAX_SIG_BYTES || !len.is_multiple_of(RECORD_LEN as u64) {
+            return Err(FilesError::BadRequest(format!(
+                "a chunk list is {RECORD_LEN}-byte records, at most {MAX_SIG_BYTES} bytes; got {len}"
+            ))
+            .into());
+        }
+        let body = conn.read_body_to_vec(MAX_SIG_BYTES).await?;
+        let base = chunks::decode(&body).map_err(FilesError::BadRequest)?;
+        let p = path.clone();
+        let (file, plan, mtime, mode) = blocking(&self.root, move |root| {
+            let (file, meta) = open_regular(root, &p)?;
+            let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &base)
+                .map_err(|e| FilesError::io(&p, e))?;
+            Ok((file, plan, mtime_of(&meta), mode_of(&meta)))
+        })
+        .await?;
+        let size = plan.encoded_len();
+        let reply = SyncPullReply {
+            path: path.as_string(),
+            total: plan.total,
+            blake3: plan.blake3.to_hex().to_string(),
+            mtime: mtime.secs,
+            mtime_nsec: mtime.nsec,
+            mode: Some(mode),
+            data_size: size,
+        };
+        conn.send(&Header::reply(&reply)?).await?;
+        let mut source = DeltaSource::spawn(file, plan);
+        let stream = conn.stream_mut();
+        loop {
+            match source.next().await {
+                Ok(Some(piece)) => stream.write_all(&piece).await?,
+                Ok(None) => break,
+                Err(e) => {
+                    // The header promised bytes we cannot deliver: close the connection.
+                    tracing::warn!(peer = %session.peer, %path, error = %e, "sync_pull aborted");
+                    return Err(FrameError::Io(e).into());
+                }
+            }
+        }
+        stream.flush().await?;
+        source.finish().await;
+        tracing::info!(peer = %session.peer, %path, delta = size, "sync_pull done");
+        Ok(())
+    }
+}
+
+/// The `sync_patch` command.
+#[derive(Debug)]
+pub struct SyncPatch {
+    /// The data root.
+    pub root: Arc<FilesRoot>,
+}
+
+/// The checked request.
+struct Patch {
+    path: RelPath,
+    base: Option<RelPath>,
+    total: u64,
+    blake3: blake3::Hash,
+    mode: Option<u32>,
+    mtime: Option<Mtime>,
+}
+
+fn check(req: SyncPatchRequest) -> Result<Patch, FilesError> {
+    let path = rel_path(&req.path)?;
+    if path.is_root() {
+        return Err(FilesError::BadRequest(
+            "sync_patch needs a file name, not the root".into(),
+        ));
+    }
+    let base = req.base.as_deref().map(rel_path).transpose()?;
+    let blake3 = blake3::Hash::from_hex(&req.blake3)
+        .map_err(|_| FilesError::BadRequest("`blake3` must be 64 hex digits".into()))?;
+    let mode = req
+        .mode
+        .map(meta::check_mode)
+        .transpose()
+        .map_err(FilesError::BadRequest)?;
+    let mtime = match (req.mtime, req.mtime_nsec) {
+        (None, None) => None,
+        (s, n) => Some(Mtime::new(s.unwrap_or(0), n.unwrap_or(0)).map_err(FilesError::BadRequest)?),
+    };
+    Ok(Patch {
+        path,
+        base,
+        total: req.total,
+        blake3,
+        mode,
+        mtime,
+    })
+}
+
+/// Checks the target and opens the base and a fresh staging file.
+fn prepare(
+    root: &FilesRoot,
+    req: &Patch,
+) -> Result<(Option<std::fs::File>, u64, std::fs::File), FilesError> {
+    let path = &req.path;
+    if let Ok(m) = root.dir().symlink_metadata(path.to_path()) {
+        if m.is_dir() {
+            return Err(FilesError::BadRequest(format!(
+                "{path} is a directory; remove it before syncing a file there"
+            )));
+        }
+    }
+    let (base, base_len) = match &req.base {
+        None => (None, 0),
+        Some(b) => {
+            let (f, m) = open_regular(root, b)?;
+            (Some(f), m.len())
+        }
+    };
+    let staging = root.open_staging(path, 0)?;
+    staging.set_len(0).map_err(|e| FilesError::io(path, e))?;
+    Ok((base, base_len, staging))
+}
+
+#[async_trait]
+impl Command for SyncPatch {
+    async fn run(
+        &self,
+        req: Header,
+        conn: &mut ServerConnection,
+        session: &Session,
+    ) -> Result<(), CommandError> {
+        let req = check(req.decode::<SyncPatchRequest>()?)?;
+        let limit = self.root.config().max_upload;
+        if req.total > limit {
+            return Err(FilesError::TooLarge {
+                size: req.total,
+                limit,
+            }
+            .into());
+        }
+        let _guard = self.root.claim_upload(&req.path)?;
+        let req = Arc::new(req);
+        let r = req.clone();
+        let (base, base_len, staging) = blocking(&self.root, move |root| prepare(root, &r)).await?;
+        let path = req.path.clone();
+        let delta_len = conn.body_remaining();
+        let mut task = ApplyTask::spawn(base, base_len, staging, req.total);
+        let mut stopped = false;
+        loop {
+            match conn.read_body_chunk().await {
+                Ok(Some(chunk)) => {
+                    if !task.feed(chunk).await {
+                        stopped = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = task.finish().await;
+                    self.root.discard_staging(&path);
+                    tracing::info!(peer = %session.peer, %path, error = %e, "sync_patch interrupted");
+                    return Err(e.into());
+                }
+            }
+        }
+        let applied = task.finish().await;
+        let (file, hash, written) = match applied {
+            Ok(a) if !stopped => a,
+            Ok(_) => {
+                self.root.discard_staging(&path);
+                return Err(FilesError::BadRequest(format!("{path}: delta not applied")).into());
+            }
+            Err(e) => {
+                self.root.discard_staging(&path);
+                return Err(delta_error(&path, e).into());
+            }
+        };
+        if written != req.total || hash != req.blake3 {
+            self.root.discard_staging(&path);
+            return Err(FilesError::HashMismatch {
+                path: path.clone(),
+                expected: req.blake3.to_hex().to_string(),
+                actual: format!("{} ({written} bytes)", hash.to_hex()),
+            }
+            .into());
+        }
+        let (mode, mtime) = (req.mode, req.mtime);
+        let sealed = tokio::task::spawn_blocking(move || {
+            meta::apply_to_file(&file, mode, mtime)?;
+            file.sync_all()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))));
+        if let Err(e) = sealed {
+            self.root.discard_staging(&path);
+            return Err(FilesError::io(&path, e).into());
+        }
+        let p = path.clone();
+        blocking(&self.root, move |root| {
+            root.promote(&p, true)?;
+            if let Ok(meta) = root.dir().metadata(p.to_path()) {
+                root.hashes().insert(FilesRoot::file_key(&p, &meta), hash);
+            }
+            Ok(())
+        })
+        .await
+        .inspect_err(|_| self.root.discard_staging(&path))?;
+        tracing::info!(peer = %session.peer, %path, bytes = written, delta = delta_len, "sync_patch done");
+        let reply = PutReply {
+            stored: Stored {
+                path: path.as_string(),
+                size: written,
+                blake3: hash.to_hex().to_string(),
+            },
+        };
+        conn.send(&Header::reply(&reply)?).await?;
+        Ok(())
+    }
+}
+
+/// Adds `sync_sig`, `sync_pull` and `sync_patch` over `root` to `table`.
+pub fn register(table: &mut sockit_wire::framed::CommandTable, root: Arc<FilesRoot>) {
+    table.register("sync_sig", Arc::new(SyncSig { root: root.clone() }));
+    table.register("sync_pull", Arc::new(SyncPull { root: root.clone() }));
+    table.register("sync_patch", Arc::new(SyncPatch { root }));
+}

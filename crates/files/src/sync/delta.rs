@@ -1,0 +1,511 @@
+//! Deltas: what turns a base file into a new one, as copies of base ranges and literal
+//! bytes.
+//!
+//! The side that has the new file chunks it ([`super::chunks`]) and looks each chunk up in
+//! the base's chunk list: a known chunk becomes a copy, an unknown one a literal
+//! ([`plan`]). Adjacent copies and literals are merged. On the wire (see `docs/files.md`
+//! "sync") an operation is a tag byte and little-endian numbers:
+//!
+//! - `1`, base offset `u64`, length `u64`: copy that range of the base;
+//! - `2`, length `u64`, then that many bytes: literal.
+//!
+//! The plan is made first (one pass over the new file, which also hashes it), so the
+//! delta's exact length is known for the frame header before its first byte is sent;
+//! [`Encoder`] then reads the literals again while sending. [`Parser`] is the pure, total,
+//! streaming reader of the wire form; [`Applier`] writes the result while hashing it.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+
+use super::chunks::{self, Chunk};
+
+/// Tag of a copy operation.
+const TAG_COPY: u8 = 1;
+/// Tag of a literal operation.
+const TAG_LITERAL: u8 = 2;
+/// Encoded size of a copy operation.
+const COPY_LEN: u64 = 17;
+/// Encoded size of a literal operation's header.
+const LITERAL_HEAD: u64 = 9;
+/// Bytes read from a file at a time while encoding or applying.
+const PIECE: usize = 256 * 1024;
+
+/// One operation of a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Copy `len` bytes of the base from `base`.
+    Copy {
+        /// Offset in the base.
+        base: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Send `len` bytes of the new file from `src` literally.
+    Literal {
+        /// Offset in the new file.
+        src: u64,
+        /// Length.
+        len: u64,
+    },
+}
+
+/// A delta's operations, with what they produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The operations in order.
+    pub ops: Vec<Op>,
+    /// The size of the new file.
+    pub total: u64,
+    /// The new file's BLAKE3.
+    pub blake3: blake3::Hash,
+}
+
+impl Plan {
+    /// The length of the delta on the wire.
+    pub fn encoded_len(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Copy { .. } => COPY_LEN,
+                Op::Literal { len, .. } => LITERAL_HEAD + len,
+            })
+            .sum()
+    }
+
+    /// Bytes of the new file sent literally.
+    pub fn literal_bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Literal { len, .. } => *len,
+                Op::Copy { .. } => 0,
+            })
+            .sum()
+    }
+}
+
+/// Plans the delta from the base described by `base` to the content `new` yields.
+///
+/// # Errors
+/// Reading `new` failed.
+pub fn plan<R: Read>(new: R, base: &[Chunk]) -> io::Result<Plan> {
+    let known: HashMap<([u8; 32], u32), u64> = base
+        .iter()
+        .rev()
+        .map(|c| ((c.hash, c.len), c.offset))
+        .collect();
+    let sig = chunks::signature(new)?;
+    let mut ops: Vec<Op> = Vec::new();
+    for c in &sig.chunks {
+        let len = u64::from(c.len);
+        let op = match known.get(&(c.hash, c.len)) {
+            Some(&base) => Op::Copy { base, len },
+            None => Op::Literal { src: c.offset, len },
+        };
+        match (ops.last_mut(), op) {
+            (Some(Op::Copy { base: b, len: l }), Op::Copy { base, len }) if *b + *l == base => {
+                *l += len
+            }
+            (Some(Op::Literal { src: s, len: l }), Op::Literal { src, len }) if *s + *l == src => {
+                *l += len
+            }
+            _ => ops.push(op),
+        }
+    }
+    Ok(Plan {
+        ops,
+        total: sig.total,
+        blake3: sig.blake3,
+    })
+}
+
+/// Positional reads (a file, or bytes in memory for tests).
+pub trait ReadAt {
+    /// Fills `buf` from `offset`.
+    ///
+    /// # Errors
+    /// A read error, or the source ending before `buf` is full.
+    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(e.kind(), "the file shrank during the transfer")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
+        buf.copy_from_slice(self.get(start..end).ok_or_else(eof)?);
+        Ok(())
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at_(buf, offset)
+    }
+}
+
+fn eof() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end")
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Produces a plan's wire form in pieces of at most about 256 KiB, reading literals from
+/// the new file.
+#[derive(Debug)]
+pub struct Encoder<S> {
+    src: S,
+    ops: std::vec::IntoIter<Op>,
+    /// A literal still being sent: (offset, bytes left).
+    pending: Option<(u64, u64)>,
+}
+
+impl<S: ReadAt> Encoder<S> {
+    /// An encoder of `plan` over the new file `src`.
+    pub fn new(src: S, plan: &Plan) -> Self {
+        Self {
+            src,
+            ops: plan.ops.clone().into_iter(),
+            pending: None,
+        }
+    }
+
+    /// The next piece of the delta; `None` at the end.
+    ///
+    /// # Errors
+    /// Reading the new file failed (or it shrank).
+    pub fn next_piece(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        while out.len() < PIECE {
+            if let Some((off, left)) = self.pending {
+                let n = left.min((PIECE - out.len()) as u64) as usize;
+                let at = out.len();
+                out.resize(at + n, 0);
+                self.src.read_exact_at_(&mut out[at..], off)?;
+                let left = left - n as u64;
+                self.pending = (left > 0).then_some((off + n as u64, left));
+                continue;
+            }
+            match self.ops.next() {
+                None => break,
+                Some(Op::Copy { base, len }) => {
+                    out.push(TAG_COPY);
+                    out.extend_from_slice(&base.to_le_bytes());
+                    out.extend_from_slice(&len.to_le_bytes());
+                }
+                Some(Op::Literal { src, len }) => {
+                    out.push(TAG_LITERAL);
+                    out.extend_from_slice(&len.to_le_bytes());
+                    self.pending = (len > 0).then_some((src, len));
+                }
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+/// A parsed piece of a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Copy a range of the base.
+    Copy {
+        /// Offset in the base.
+        base: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Literal bytes (a literal may arrive in several pieces).
+    Literal(&'a [u8]),
+}
+
+/// The streaming reader of a delta's wire form: fed arbitrary slices, it hands out whole
+/// copies and literal bytes. Total: any input is either pieces or an `InvalidData` error.
+#[derive(Debug, Default)]
+pub struct Parser {
+    head: [u8; COPY_LEN as usize],
+    have: usize,
+    literal_left: u64,
+}
+
+impl Parser {
+    /// Parses `input`, calling `sink` for every piece.
+    ///
+    /// # Errors
+    /// An unknown tag, or whatever `sink` returns.
+    pub fn feed<'a>(
+        &mut self,
+        mut input: &'a [u8],
+        mut sink: impl FnMut(Piece<'a>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        while !input.is_empty() {
+            if self.literal_left > 0 {
+                let n = usize::try_from(self.literal_left)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len());
+                let (now, rest) = input.split_at(n);
+                self.literal_left -= n as u64;
+                input = rest;
+                sink(Piece::Literal(now))?;
+                continue;
+            }
+            let tag = if self.have == 0 {
+                input[0]
+            } else {
+                self.head[0]
+            };
+            let need = match tag {
+                TAG_COPY => COPY_LEN as usize,
+                TAG_LITERAL => LITERAL_HEAD as usize,
+                other => return Err(invalid(format!("unknown delta operation {other}"))),
+            };
+            let n = (need - self.have).min(input.len());
+            self.head[self.have..self.have + n].copy_from_slice(&input[..n]);
+            self.have += n;
+            input = &input[n..];
+            if self.have < need {
+                continue;
+            }
+            self.have = 0;
+            let num = |at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&self.head[at..at + 8]);
+                u64::from_le_bytes(b)
+            };
+            if self.head[0] == TAG_COPY {
+                sink(Piece::Copy {
+                    base: num(1),
+                    len: num(9),
+                })?;
+            } else {
+                self.literal_left = num(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the input so far ends on an operation boundary.
+    pub fn is_complete(&self) -> bool {
+        self.have == 0 && self.literal_left == 0
+    }
+}
+
+/// Builds a new file from a base and a delta, hashing what it writes.
+#[derive(Debug)]
+pub struct Applier<B, W: Write> {
+    base: B,
+    base_len: u64,
+    out: io::BufWriter<W>,
+    hasher: blake3::Hasher,
+    written: u64,
+    limit: u64,
+    parser: Parser,
+}
+
+impl<B: ReadAt, W: Write> Applier<B, W> {
+    /// Applies deltas against `base` (`base_len` bytes) into `out`, refusing to write more
+    /// than `limit` bytes.
+    pub fn new(base: B, base_len: u64, out: W, limit: u64) -> Self {
+        Self {
+            base,
+            base_len,
+            out: io::BufWriter::with_capacity(PIECE, out),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            limit,
+            parser: Parser::default(),
+        }
+    }
+
+    /// Applies the next bytes of the delta.
+    ///
+    /// # Errors
+    /// A malformed delta, a copy past the end of the base, more output than the limit, or
+    /// an I/O error.
+    pub fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Self {
+            base,
+            base_len,
+            out,
+            hasher,
+            written,
+            limit,
+            parser,
+        } = self;
+        parser.feed(bytes, |piece| {
+            let len = match piece {
+                Piece::Copy { len, .. } => len,
+                Piece::Literal(b) => b.len() as u64,
+            };
+            if written.saturating_add(len) > *limit {
+                return Err(invalid(format!(
+                    "the delta produces more than the announced {limit} bytes"
+                )));
+            }
+            match piece {
+                Piece::Literal(b) => {
+                    out.write_all(b)?;
+                    hasher.update(b);
+                }
+                Piece::Copy { base: off, len } => {
+                    if off.checked_add(len).is_none_or(|end| end > *base_len) {
+                        return Err(invalid(
+                            "the delta copies past the end of the base file (did it change?)",
+                        ));
+                    }
+                    let mut buf = vec![0u8; PIECE.min(len as usize)];
+                    let mut done = 0u64;
+                    while done < len {
+                        let n = (len - done).min(buf.len() as u64) as usize;
+                        base.read_exact_at_(&mut buf[..n], off + done)?;
+                        out.write_all(&buf[..n])?;
+                        hasher.update(&buf[..n]);
+                        done += n as u64;
+                    }
+                }
+            }
+            *written += len;
+            Ok(())
+        })
+    }
+
+    /// Ends the delta: the output, its hash and its length.
+    ///
+    /// # Errors
+    /// The delta stopped mid-operation, or flushing failed.
+    pub fn finish(self) -> io::Result<(W, blake3::Hash, u64)> {
+        if !self.parser.is_complete() {
+            return Err(invalid("the delta ends in the middle of an operation"));
+        }
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((out, self.hasher.finalize(), self.written))
+    }
+}
+
+/// The whole wire form of `plan` over `src` (tests and small files).
+///
+/// # Errors
+/// Reading `src` failed.
+pub fn encode_all<S: ReadAt>(src: S, plan: &Plan) -> io::Result<Vec<u8>> {
+    let mut e = Encoder::new(src, plan);
+    let mut out = Vec::new();
+    while let Some(p) = e.next_piece()? {
+        out.extend_from_slice(&p);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn data(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Delta from `base` to `new`, applied in slices of `step` bytes.
+    fn roundtrip(base: &[u8], new: &[u8], step: usize) -> (Vec<u8>, Plan, u64) {
+        let sig = chunks::signature(base).unwrap();
+        let plan = plan(new, &sig.chunks).unwrap();
+        let wire = encode_all(new, &plan).unwrap();
+        assert_eq!(wire.len() as u64, plan.encoded_len());
+        let mut a = Applier::new(base, base.len() as u64, Vec::new(), new.len() as u64);
+        for s in wire.chunks(step.max(1)) {
+            a.feed(s).unwrap();
+        }
+        let (out, hash, n) = a.finish().unwrap();
+        assert_eq!(hash, plan.blake3);
+        assert_eq!(n, plan.total);
+        (out, plan, wire.len() as u64)
+    }
+
+    #[test]
+    fn edits_send_little() {
+        let base = data(1 << 20, 9);
+        let mut mid = base.clone();
+        mid[500_000..500_010].copy_from_slice(b"0123456789");
+        let mut start = base.clone();
+        start.splice(0..0, b"head".iter().copied());
+        let mut tail = base.clone();
+        tail.extend_from_slice(b"appended tail");
+        let trunc = base[..700_000].to_vec();
+        for new in [mid, start, tail, trunc] {
+            let (out, _, wire) = roundtrip(&base, &new, 4096);
+            assert_eq!(out, new);
+            assert!(wire < 200 * 1024, "sent {wire} for {}", new.len());
+        }
+    }
+
+    #[test]
+    fn empty_base_sends_everything_and_empty_new_sends_nothing() {
+        let new = data(100_000, 5);
+        let (out, plan, _) = roundtrip(&[], &new, 1000);
+        assert_eq!(out, new);
+        assert_eq!(plan.literal_bytes(), new.len() as u64);
+        let (out, plan, wire) = roundtrip(&new, &[], 7);
+        assert!(out.is_empty() && plan.ops.is_empty() && wire == 0);
+    }
+
+    #[test]
+    fn bad_deltas_are_refused() {
+        let base = b"hello world".to_vec();
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
+        assert!(a.feed(&[9]).is_err());
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
+        let mut copy = vec![TAG_COPY];
+        copy.extend_from_slice(&5u64.to_le_bytes());
+        copy.extend_from_slice(&10u64.to_le_bytes());
+        assert!(a.feed(&copy).is_err(), "past the end of the base");
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 3);
+        let mut lit = vec![TAG_LITERAL];
+        lit.extend_from_slice(&5u64.to_le_bytes());
+        lit.extend_from_slice(b"abcde");
+        assert!(a.feed(&lit).is_err(), "over the limit");
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
+        a.feed(&lit[..4]).unwrap();
+        assert!(a.finish().is_err(), "cut mid-operation");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_edit_roundtrips(
+            seed in 1u64..1000,
+            len in 0usize..60_000,
+            edits in proptest::collection::vec((0usize..60_000, 0usize..3000, proptest::collection::vec(any::<u8>(), 0..200)), 0..4),
+            step in 1usize..5000,
+        ) {
+            let base = data(len, seed);
+            let mut new = base.clone();
+            for (at, cut, ins) in edits {
+                let at = at.min(new.len());
+                let end = (at + cut).min(new.len());
+                new.splice(at..end, ins);
+            }
+            let (out, _, _) = roundtrip(&base, &new, step);
+            prop_assert_eq!(out, new);
+        }
+    }
+}

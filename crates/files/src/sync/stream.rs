@@ -1,0 +1,123 @@
+//! The blocking threads that move deltas between disk and the network: one encodes a
+//! plan from the new file into pieces, one applies an arriving delta to a base file.
+
+use std::fs::File;
+use std::io;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::delta::{Applier, Encoder, Plan, ReadAt};
+
+/// Pieces in flight between a thread and the network side.
+const DEPTH: usize = 8;
+
+fn join_error(e: tokio::task::JoinError) -> io::Error {
+    io::Error::other(format!("disk thread failed: {e}"))
+}
+
+/// An optional base file: `None` is an empty base (every copy is refused).
+impl ReadAt for Option<File> {
+    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Some(f) => f.read_exact_at_(buf, offset),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the delta copies from a base that does not exist",
+            )),
+        }
+    }
+}
+
+/// Encodes a plan on a blocking thread.
+#[derive(Debug)]
+pub(crate) struct DeltaSource {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    handle: JoinHandle<()>,
+}
+
+impl DeltaSource {
+    /// Starts encoding `plan`, reading literals from `file`.
+    pub(crate) fn spawn(file: File, plan: Plan) -> Self {
+        let (tx, rx) = mpsc::channel(DEPTH);
+        let handle = tokio::task::spawn_blocking(move || {
+            let mut enc = Encoder::new(file, &plan);
+            loop {
+                match enc.next_piece() {
+                    Ok(Some(p)) => {
+                        if tx.blocking_send(Ok(Bytes::from(p))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Self { rx, handle }
+    }
+
+    /// The next piece; `None` at the end.
+    ///
+    /// # Errors
+    /// Reading the file failed.
+    pub(crate) async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        self.rx.recv().await.transpose()
+    }
+
+    /// Waits for the thread.
+    pub(crate) async fn finish(self) {
+        drop(self.rx);
+        let _ = self.handle.await;
+    }
+}
+
+/// What an applied delta produced: the output file, its hash and its length.
+pub(crate) type Applied = (File, blake3::Hash, u64);
+
+/// Applies a delta on a blocking thread.
+#[derive(Debug)]
+pub(crate) struct ApplyTask {
+    tx: Option<mpsc::Sender<Bytes>>,
+    handle: JoinHandle<io::Result<Applied>>,
+}
+
+impl ApplyTask {
+    /// Starts applying into `out` against `base` (`base_len` bytes), at most `limit` bytes.
+    pub(crate) fn spawn(base: Option<File>, base_len: u64, out: File, limit: u64) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+        let handle = tokio::task::spawn_blocking(move || {
+            let mut a = Applier::new(base, base_len, out, limit);
+            while let Some(b) = rx.blocking_recv() {
+                a.feed(&b)?;
+            }
+            a.finish()
+        });
+        Self {
+            tx: Some(tx),
+            handle,
+        }
+    }
+
+    /// Queues delta bytes; `false` when the thread stopped (its error comes from
+    /// [`Self::finish`]).
+    pub(crate) async fn feed(&mut self, b: Bytes) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(b).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Waits for every queued byte to be applied.
+    ///
+    /// # Errors
+    /// A malformed delta or an I/O error.
+    pub(crate) async fn finish(mut self) -> io::Result<Applied> {
+        self.tx = None;
+        self.handle.await.map_err(join_error)?
+    }
+}
