@@ -18,49 +18,13 @@ use std::time::{Duration, Instant};
 /// How long any one expected event may take.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A raw IRC client on a blocking socket.
-struct Raw {
-    rd: BufReader<TcpStream>,
-    wr: TcpStream,
-}
+type Raw = crate::common::irc::RawIrc;
 
-impl Raw {
-    fn register(addr: &str, nick: &str, channel: &str) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut r = Raw {
-            rd: BufReader::new(s.try_clone().unwrap()),
-            wr: s,
-        };
-        r.send(&format!("NICK {nick}"));
-        r.send(&format!("USER {nick} 0 * :{nick}"));
-        r.send(&format!("JOIN {channel}"));
-        r.until(|l| l.contains(" 366 "));
-        r
-    }
-
-    fn send(&mut self, line: &str) {
-        self.wr.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    }
-
-    /// Reads lines until one matches (answering PINGs); panics on timeout or EOF.
-    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            let n = self.rd.read_line(&mut line).expect("read (timed out?)");
-            assert!(n > 0, "server closed the connection");
-            let line = line.trim_end().to_owned();
-            if let Some(token) = line.strip_prefix("PING ") {
-                self.send(&format!("PONG {token}"));
-                continue;
-            }
-            if pred(&line) {
-                return line;
-            }
-        }
-        panic!("no matching line within {WAIT:?}");
-    }
+/// A raw client registered as `nick` in `channel`.
+fn raw_in(addr: &str, nick: &str, channel: &str) -> Raw {
+    let mut r = Raw::register(addr, nick, None, WAIT);
+    r.join(channel);
+    r
 }
 
 /// A child's stdout, line by line, through a thread (so reads can time out).
@@ -112,7 +76,7 @@ fn chat_serve() -> Serve {
 fn chat_plain_client_talks_with_a_raw_client() {
     let s = chat_serve();
     let addr = s.addr("chat", "tcp");
-    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut raw = raw_in(&addr, "raw", "#room");
     let mut alice = sockit()
         .args([
             "--server", &addr, "chat", "--plain", "--nick", "alice", "room",
@@ -144,7 +108,7 @@ fn chat_plain_client_talks_with_a_raw_client() {
 fn chat_nick_in_use_gets_an_underscore() {
     let s = chat_serve();
     let addr = s.addr("chat", "tcp");
-    let mut raw = Raw::register(&addr, "taken", "#room");
+    let mut raw = raw_in(&addr, "taken", "#room");
     let mut c = sockit()
         .args([
             "--server", &addr, "chat", "--plain", "--nick", "taken", "#room",
@@ -192,17 +156,8 @@ fn chat_plain_logs_in_with_sasl_gets_history_on_join_and_forwards_commands() {
     let addr = s.addr("chat", "tcp");
 
     // Accounts exist, so the server wants a login: the raw client uses PASS.
-    let sock = TcpStream::connect(&addr).unwrap();
-    sock.set_read_timeout(Some(WAIT)).unwrap();
-    let mut raw = Raw {
-        rd: BufReader::new(sock.try_clone().unwrap()),
-        wr: sock,
-    };
-    raw.send("PASS raw:raw-pw-1");
-    raw.send("NICK raw");
-    raw.send("USER raw 0 * :raw");
-    raw.send("JOIN #room");
-    raw.until(|l| l.contains(" 366 "));
+    let mut raw = Raw::register(&addr, "raw", Some("raw:raw-pw-1"), WAIT);
+    raw.join("#room");
     raw.send("PRIVMSG #room :said before alice came");
     // A round trip so the line is stored before alice asks.
     raw.send("PING :stored");
@@ -547,7 +502,7 @@ impl Drop for Tmux {
 fn chat_terminal_ui_shows_history_before_the_join_and_echoed_lines_once() {
     let s = chat_serve();
     let addr = s.addr("chat", "tcp");
-    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut raw = raw_in(&addr, "raw", "#room");
     raw.send("PRIVMSG #room :words from before");
     raw.send("PING :stored");
     raw.until(|l| l.contains("PONG") && l.ends_with("stored"));
@@ -574,7 +529,7 @@ fn chat_terminal_ui_shows_history_before_the_join_and_echoed_lines_once() {
 fn chat_terminal_ui_in_tmux_joins_sends_and_shows() {
     let s = chat_serve();
     let addr = s.addr("chat", "tcp");
-    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut raw = raw_in(&addr, "raw", "#room");
     let bin = SOCKIT;
     let tmux = Tmux::start(
         "tui",
@@ -619,7 +574,7 @@ fn chat_terminal_ui_scrolls_back_wraps_completes_nicks_and_logs() {
         ],
     );
     let addr = s.addr("chat", "tcp");
-    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut raw = raw_in(&addr, "raw", "#room");
     raw.send("TOPIC #room :the room's topic");
     let logs = s.path("logs");
     let tmux = Tmux::start(
@@ -684,17 +639,7 @@ fn chat_terminal_ui_scrolls_back_wraps_completes_nicks_and_logs() {
 
 /// A raw client logged in to an account with `PASS account:password`, registered.
 fn raw_login(addr: &str, nick: &str, password: &str) -> Raw {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut r = Raw {
-        rd: BufReader::new(s.try_clone().unwrap()),
-        wr: s,
-    };
-    r.send(&format!("PASS {nick}:{password}"));
-    r.send(&format!("NICK {nick}"));
-    r.send(&format!("USER {nick} 0 * :{nick}"));
-    r.until(|l| l.contains(" 001 "));
-    r
+    Raw::register(addr, nick, Some(&format!("{nick}:{password}")), WAIT)
 }
 
 /// The screen with its colours and attributes (tmux `capture-pane -e`).
@@ -889,7 +834,7 @@ fn interop_irssi_in_tmux_chats_with_a_raw_client() {
     let s = chat_serve();
     let addr = s.addr("chat", "tcp");
     let (host, port) = host_port(&addr);
-    let mut raw = Raw::register(&addr, "raw", "#room");
+    let mut raw = raw_in(&addr, "raw", "#room");
     let home = s.path("irssi");
     std::fs::create_dir_all(&home).unwrap();
     let tmux = Tmux::start(
@@ -1154,7 +1099,7 @@ fn irc_over_tls_shares_the_network_with_the_plain_port() {
     let plain = s.addr("chat", "tcp");
     let tls = s.addr("chat", "tls");
     let cert = s.dir.path().join("root/state/tls/cert.pem");
-    let mut raw = Raw::register(&plain, "plainuser", "#sec");
+    let mut raw = raw_in(&plain, "plainuser", "#sec");
 
     // python's ssl module, verifying the certificate file (no hostname check: the
     // self-signed certificate names no host).

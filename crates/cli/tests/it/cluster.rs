@@ -2,12 +2,11 @@
 //! (JetStream on) are one IRC network, and the users of a node killed with SIGKILL quit
 //! on the others.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::irc::RawIrc;
 use crate::common::SOCKIT;
 use sockit_testkit::{peer, process::OutputLines, serve::Serve};
 
@@ -48,50 +47,6 @@ impl Drop for Nats {
     }
 }
 
-/// A raw IRC client on a blocking socket.
-struct Raw {
-    rd: BufReader<TcpStream>,
-    wr: TcpStream,
-}
-
-impl Raw {
-    fn register(addr: &str, nick: &str) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut r = Raw {
-            rd: BufReader::new(s.try_clone().unwrap()),
-            wr: s,
-        };
-        r.send(&format!("NICK {nick}"));
-        r.send(&format!("USER {nick} 0 * :{nick}"));
-        r.until(|l| l.contains(" 001 "));
-        r
-    }
-
-    fn send(&mut self, line: &str) {
-        self.wr.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    }
-
-    /// Reads lines until one matches (answering PINGs); panics on timeout or EOF.
-    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            let n = self.rd.read_line(&mut line).expect("read (timed out?)");
-            assert!(n > 0, "server closed the connection");
-            let line = line.trim_end().to_owned();
-            if let Some(token) = line.strip_prefix("PING ") {
-                self.send(&format!("PONG {token}"));
-                continue;
-            }
-            if pred(&line) {
-                return line;
-            }
-        }
-        panic!("no matching line within {WAIT:?}");
-    }
-}
-
 /// `sockit serve --only chat` as node `name` of the cluster at `url`.
 fn node(name: &str, url: &str) -> Serve {
     Serve::start(
@@ -116,13 +71,13 @@ fn serve_nodes_are_one_network_and_a_killed_node_splits() {
     let a = node("node-a", &nats.url);
     let b = node("node-b", &nats.url);
     let mut c = node("node-c", &nats.url);
-    let mut alice = Raw::register(&a.addr("chat", "tcp"), "alice");
+    let mut alice = RawIrc::register(&a.addr("chat", "tcp"), "alice", None, WAIT);
     alice.send("JOIN #k");
     alice.until(|l| l.contains(" 366 "));
-    let mut bob = Raw::register(&b.addr("chat", "tcp"), "bob");
+    let mut bob = RawIrc::register(&b.addr("chat", "tcp"), "bob", None, WAIT);
     bob.send("JOIN #k");
     alice.until(|l| l.starts_with(":bob!") && l.contains(" JOIN "));
-    let mut carol = Raw::register(&c.addr("chat", "tcp"), "carol");
+    let mut carol = RawIrc::register(&c.addr("chat", "tcp"), "carol", None, WAIT);
     carol.send("JOIN #k");
     alice.until(|l| l.starts_with(":carol!") && l.contains(" JOIN "));
     bob.until(|l| l.starts_with(":carol!") && l.contains(" JOIN "));
@@ -141,7 +96,7 @@ fn serve_nodes_are_one_network_and_a_killed_node_splits() {
     let quit = bob.until(|l| l.starts_with(":carol!") && l.contains(" QUIT "));
     assert!(quit.ends_with("QUIT :node-b node-c"), "{quit}");
     // Her nick is free network-wide: a user of node A takes it.
-    let mut again = Raw::register(&a.addr("chat", "tcp"), "carol");
+    let mut again = RawIrc::register(&a.addr("chat", "tcp"), "carol", None, WAIT);
     again.send("JOIN #k");
     bob.until(|l| l.starts_with(":carol!") && l.contains(" JOIN "));
     drop(carol);

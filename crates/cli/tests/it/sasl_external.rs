@@ -3,6 +3,7 @@
 //! then irssi (in tmux) connecting to the TLS port with that certificate and logging in
 //! by it, which WHOIS from another client shows.
 
+use crate::common::irc::RawIrc;
 use crate::common::{sockit, SOCKIT};
 use sockit_testkit::{
     net::host_port,
@@ -10,8 +11,6 @@ use sockit_testkit::{
     process::{run, stderr, stdout},
     serve::Serve,
 };
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,51 +40,6 @@ fn openssl_fingerprint(cert: &Path) -> String {
         .split_once('=')
         .unwrap_or_else(|| panic!("openssl printed {out:?}"));
     fp.to_owned()
-}
-
-/// A raw IRC client on a blocking socket, logged in with `PASS account:password`.
-struct Raw {
-    rd: BufReader<TcpStream>,
-    wr: TcpStream,
-}
-
-impl Raw {
-    fn login(addr: &str, nick: &str, pass: &str) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut r = Raw {
-            rd: BufReader::new(s.try_clone().unwrap()),
-            wr: s,
-        };
-        r.send(&format!("PASS {pass}"));
-        r.send(&format!("NICK {nick}"));
-        r.send(&format!("USER {nick} 0 * :{nick}"));
-        r.until(|l| l.contains(" 001 "));
-        r
-    }
-
-    fn send(&mut self, line: &str) {
-        self.wr.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    }
-
-    /// Reads lines until one matches (answering PINGs); panics on timeout or EOF.
-    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            let n = self.rd.read_line(&mut line).expect("read (timed out?)");
-            assert!(n > 0, "server closed the connection");
-            let line = line.trim_end().to_owned();
-            if let Some(token) = line.strip_prefix("PING ") {
-                self.send(&format!("PONG {token}"));
-                continue;
-            }
-            if pred(&line) {
-                return line;
-            }
-        }
-        panic!("no matching line within {WAIT:?}");
-    }
 }
 
 /// A private tmux server (its own socket), killed on drop.
@@ -233,7 +187,12 @@ fn irssi_logs_in_with_sasl_external_by_its_certificate() {
     let s = Serve::start_in(SOCKIT, &root, &["--only", "chat", "--tls"]);
     let (host, port) = host_port(&s.addr("chat", "tls"));
     // Accounts exist, so every client must log in: the watcher with a password.
-    let mut watcher = Raw::login(&s.addr("chat", "tcp"), "watcher", "watcher:pw-for-tests");
+    let mut watcher = RawIrc::register(
+        &s.addr("chat", "tcp"),
+        "watcher",
+        Some("watcher:pw-for-tests"),
+        WAIT,
+    );
 
     let home = s.path("irssi");
     std::fs::create_dir_all(&home).unwrap();

@@ -2,6 +2,8 @@
 //! file, peers) are in the `sockit-testkit` crate; they take the binary's path, which
 //! cargo gives only this crate's tests.
 
+pub mod irc;
+
 use std::process::Command;
 
 /// The path of the `sockit` binary built for these tests.
