@@ -1,6 +1,7 @@
 //! `sockit serve` chat services and `sockit chat` / `sockit discover`, over real sockets:
 //! plain and terminal (tmux) clients, irssi in tmux, the UDP room and discovery.
 
+use crate::common::tmux::Tmux;
 use crate::common::{sockit, SOCKIT};
 use sockit_testkit::{
     addr_file,
@@ -387,115 +388,6 @@ fn discovery_with_no_server_lists_nothing_and_exits_0() {
     );
     assert!(out.status.success());
     assert!(stderr(&out).contains("no sockit server answered"));
-}
-
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
-        let socket = format!("sockit-test-{}-{name}", std::process::id());
-        let t = Tmux { socket };
-        let ok = t
-            .cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", cmd])
-            .status()
-            .expect("tmux is needed (scripts/test.sh installs it)")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(peer::require("tmux", "tmux"));
-        c.args(["-L", &self.socket]).args(args);
-        c
-    }
-
-    fn keys(&self, text: &str) {
-        assert!(self
-            .cmd(&["send-keys", "-t", "t", "-l", text])
-            .status()
-            .unwrap()
-            .success());
-        assert!(self
-            .cmd(&["send-keys", "-t", "t", "Enter"])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// Presses a named key (tmux names: `PPage`, `NPage`, `Tab`, `C-End`).
-    fn press(&self, key: &str) {
-        assert!(self
-            .cmd(&["send-keys", "-t", "t", key])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// Types `text` without pressing Enter.
-    fn type_text(&self, text: &str) {
-        assert!(self
-            .cmd(&["send-keys", "-t", "t", "-l", text])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// Polls the screen until `pred` holds (bounded).
-    fn wait_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {what}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .cmd(&["capture-pane", "-p", "-t", "t"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until it contains `text` (bounded).
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {text:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn alive(&self) -> bool {
-        self.cmd(&["has-session", "-t", "t"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
-    }
 }
 
 #[test]

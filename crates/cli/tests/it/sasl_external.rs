@@ -4,6 +4,7 @@
 //! by it, which WHOIS from another client shows.
 
 use crate::common::irc::RawIrc;
+use crate::common::tmux::Tmux;
 use crate::common::{sockit, SOCKIT};
 use sockit_testkit::{
     net::host_port,
@@ -12,8 +13,8 @@ use sockit_testkit::{
     serve::Serve,
 };
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// How long any one expected event may take.
 const WAIT: Duration = Duration::from_secs(20);
@@ -40,70 +41,6 @@ fn openssl_fingerprint(cert: &Path) -> String {
         .split_once('=')
         .unwrap_or_else(|| panic!("openssl printed {out:?}"));
     fp.to_owned()
-}
-
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
-        let socket = format!("sockit-test-{}-{name}", std::process::id());
-        let t = Tmux { socket };
-        let ok = t
-            .cmd(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "50", cmd])
-            .status()
-            .expect("tmux is needed (scripts/test.sh installs it)")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(peer::require("tmux", "tmux"));
-        c.args(["-L", &self.socket]).args(args);
-        c
-    }
-
-    fn keys(&self, text: &str) {
-        for args in [
-            &["send-keys", "-t", "t", "-l", text][..],
-            &["send-keys", "-t", "t", "Enter"],
-        ] {
-            assert!(self.cmd(args).status().unwrap().success());
-        }
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .cmd(&["capture-pane", "-p", "-J", "-t", "t"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until it contains `text` (bounded).
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {text:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
-    }
 }
 
 /// A self-signed client certificate and key, PEM files in `dir` (rcgen, as `sockit
@@ -196,7 +133,7 @@ fn irssi_logs_in_with_sasl_external_by_its_certificate() {
 
     let home = s.path("irssi");
     std::fs::create_dir_all(&home).unwrap();
-    let tmux = Tmux::start(
+    let tmux = Tmux::start_wide(
         "irssi-external",
         &format!("irssi --home={} --nick=certuser", home.display()),
     );

@@ -3,6 +3,7 @@
 //! cargo gives only this crate's tests.
 
 pub mod irc;
+pub mod tmux;
 
 use std::process::Command;
 
