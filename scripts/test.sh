@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PEERS="
 nc netcat-openbsd
 socat socat
+rsync rsync
 rdate rdate
 python3 python3
 openssl openssl

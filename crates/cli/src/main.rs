@@ -68,6 +68,8 @@ enum Command {
     Rm(cmd::rm::Args),
     /// Create a remote directory.
     Mkdir(cmd::mkdir::Args),
+    /// Make a directory equal to another, one side on a server (HOST:PATH), sending only what changed.
+    Sync(cmd::sync::Args),
     /// Run a command on the server (needs --allow-exec and --key there): exec -- CMD ARGS.
     Exec(cmd::exec::Args),
     /// Browse and read the book server (http 8080) in the terminal.
@@ -114,6 +116,7 @@ impl Command {
             Command::Put(a) => ("put", a.conn.takes()),
             Command::Rm(a) => ("rm", a.conn.takes()),
             Command::Mkdir(a) => ("mkdir", a.conn.takes()),
+            Command::Sync(a) => ("sync", a.conn.takes()),
             Command::Exec(a) => ("exec", a.conn.takes()),
             Command::Read(a) => ("read", tls(&a.server, &a.tls)),
             Command::Chat(a) => ("chat", tls(&a.server, &a.tls)),
@@ -182,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Put(args) => cmd::put::run(args, g).await,
         Command::Rm(args) => cmd::rm::run(args, g).await,
         Command::Mkdir(args) => cmd::mkdir::run(args, g).await,
+        Command::Sync(args) => cmd::sync::run(args, g).await,
         Command::Exec(args) => cmd::exec::run(args, g).await,
         Command::Read(args) => cmd::read::run(args, g).await,
         Command::Lab(args) => cmd::lab::run(args, g).await,

@@ -11,7 +11,9 @@
 //! - [`cmd`]: one server command per file, registered with [`cmd::register`];
 //! - [`messages`]: the request and reply of every command, shared by both sides;
 //! - [`meta`]: permission bits, modification times and the symlink target rule;
-//! - [`client`]: the client side (what `sockit ls/get/put/...` call).
+//! - [`client`]: the client side (what `sockit ls/get/put/...` call);
+//! - [`sync`]: `sockit sync`, trees made equal by deltas of content-defined chunks (its
+//!   server commands are in [`cmd::sync`]).
 //!
 //! The wire format is documented in `docs/files.md`.
 #![deny(missing_docs)]

@@ -17,6 +17,8 @@ fn tiny_reader_bench() {
         pages: 5,
         readers: 5,
         duration: Duration::from_secs(1),
+        library_books: 40,
+        library_requests: 6,
         out_dir: None,
         ..BenchConfig::default()
     };
@@ -43,10 +45,29 @@ fn tiny_reader_bench() {
     assert_eq!(r.txt.count, r.txt_pages);
     assert_eq!(r.concurrent.readers, 5);
     assert!(r.concurrent.pages > 0 && r.concurrent.pages_per_s > 0.0);
+    // The library phase checks its own answers (every book cataloged, a hit for every
+    // word searched for); here it ran every measurement with every book kind.
+    let lib = r.library.as_ref().expect("the library phase ran");
+    assert_eq!(lib.books, 40);
+    assert_eq!((lib.txt, lib.epub, lib.pdf), (16, 12, 12));
+    for (what, l) in [
+        ("first page", &lib.first_page),
+        ("last page", &lib.last_page),
+        ("search rare", &lib.search_rare),
+        ("search common", &lib.search_common),
+        ("search cjk", &lib.search_cjk),
+        ("chapter", &lib.chapter),
+    ] {
+        assert_eq!(l.count, 6, "{what}");
+        assert!(l.p50_ms <= l.p99_ms, "{what}");
+    }
     for row in [
         "| PDF page, cold (render after clearing the cache) | 5 |",
         "| PDF page, cached (second request) | 5 |",
         "| 5 concurrent readers (half PDF, half TXT) |",
+        "## Library of 40 books",
+        "| search, a word of one book | 6 |",
+        "| EPUB chapter (sanitized XHTML) | 6 |",
     ] {
         assert!(
             r.markdown.contains(row),
@@ -68,6 +89,7 @@ fn writes_json_and_markdown() {
         pages: 2,
         readers: 2,
         duration: Duration::from_millis(200),
+        library_books: 0,
         out_dir: Some(out.path().to_owned()),
         ..BenchConfig::default()
     };
@@ -75,6 +97,7 @@ fn writes_json_and_markdown() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("reader.json")).unwrap()).unwrap();
     assert_eq!(json["pdf_pages"], 2);
+    assert!(json["library"].is_null(), "--library 0 skips the phase");
     assert!(json["concurrent"]["pages_per_s"].as_f64().unwrap() > 0.0);
     let md = std::fs::read_to_string(out.path().join("reader.md")).unwrap();
     assert_eq!(md, r.markdown);

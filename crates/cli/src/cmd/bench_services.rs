@@ -27,6 +27,16 @@ pub enum ServiceBench {
         /// Skip the TLS rows (put and get through a second server with --tls).
         #[arg(long)]
         no_tls: bool,
+        /// Files of the tree scenario against rsync and tar | socat (0 skips it).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+        tree_files: u64,
+        /// Bytes per file of the tree scenario (K, M suffixes).
+        #[arg(long, default_value = "4K", value_parser = crate::serve::parse_size)]
+        tree_file_size: u64,
+        /// Bytes rewritten in the middle of the file for the delta scenario against rsync
+        /// (0 skips it).
+        #[arg(long, default_value = "1M", value_parser = crate::serve::parse_size)]
+        delta_changed: u64,
     },
     /// IRC load: clients in one channel and in many small ones at a fixed total PRIVMSG
     /// rate; delivered/s and latency p50/p99, ngircd and InspIRCd vs `sockit serve --only
@@ -91,8 +101,9 @@ pub enum ServiceBench {
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
     },
-    /// Reader over loopback HTTP: PDF page render p50/p99 cold and cached, TXT pages, and
-    /// concurrent readers paging through books.
+    /// Reader over loopback HTTP: PDF page render p50/p99 cold and cached, TXT pages,
+    /// concurrent readers paging through books, and a generated library (catalog scan,
+    /// library pages, full-text search, EPUB chapters).
     Reader {
         /// Pages of the generated PDF (the TXT gets about as many).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -103,6 +114,12 @@ pub enum ServiceBench {
         /// Seconds the concurrent readers page.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         duration: u64,
+        /// Books of the generated library (0 skips the library phase).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        library: u64,
+        /// Requests per library measurement (first page, search, chapter, ...).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        library_requests: u64,
         /// Directory for reader.json and reader.md.
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
@@ -168,6 +185,9 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             dir,
             out,
             no_tls,
+            tree_files,
+            tree_file_size,
+            delta_changed,
         } => {
             let exe = std::env::current_exe().context("cannot find the sockit binary")?;
             let opts = sockit_bench::files::BenchOptions {
@@ -176,6 +196,9 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 out_dir: out.clone(),
                 server: vec![exe.into_os_string(), "serve".into()],
                 tls: !no_tls,
+                tree_files: usize::try_from(tree_files)?,
+                tree_file_size: usize::try_from(tree_file_size)?,
+                delta_changed,
             };
             let report = sockit_bench::files::run(&opts)
                 .await
@@ -219,12 +242,16 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             pages,
             readers,
             duration,
+            library,
+            library_requests,
             out,
         } => {
             let config = sockit_bench::reader::BenchConfig {
                 pages,
                 readers: usize::try_from(readers)?,
                 duration: std::time::Duration::from_secs(duration),
+                library_books: usize::try_from(library)?,
+                library_requests: usize::try_from(library_requests)?,
                 out_dir: Some(out.clone()),
                 ..sockit_bench::reader::BenchConfig::default()
             };

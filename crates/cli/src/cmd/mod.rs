@@ -21,6 +21,7 @@ pub mod put;
 pub mod read;
 pub mod rm;
 pub mod stat;
+pub mod sync;
 pub mod tftp;
 pub mod time;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! (one link instead of one per file; docs/testing.md).
 
 mod account;
+mod bench_files;
 mod chat;
 mod chat_oper;
 mod clients;
@@ -10,6 +11,7 @@ mod common;
 mod drain;
 mod files_exec;
 mod files_metadata;
+mod files_sync;
 mod interop;
 mod lab;
 mod limits;

@@ -13,8 +13,8 @@
 
 mod batch;
 mod get;
-mod put;
-mod tree;
+pub(crate) mod put;
+pub(crate) mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -106,7 +106,7 @@ impl Progress for NoProgress {
 pub struct FilesClient {
     client: Client,
     /// Set when a transfer stopped mid-body: the server still expects bytes.
-    broken: bool,
+    pub(crate) broken: bool,
 }
 
 impl FilesClient {

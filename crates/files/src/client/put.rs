@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::FutureExt;
+use sockit_wire::connection::{BoxedStream, Connection};
 use sockit_wire::{ClientError, ErrorCode, Header, Incoming};
 use tokio::io::AsyncWriteExt;
 
@@ -35,6 +36,23 @@ pub const BUSY_RETRY_WAITS: [Duration; 4] = [
     Duration::from_millis(800),
     Duration::from_millis(1600),
 ];
+
+/// A reply that arrived while a request body is still being sent (a refusal: `exists`,
+/// disk full, ...), checked without waiting; `None` when nothing has arrived. The caller
+/// stops sending; the server still expects the rest of the body, so the connection cannot
+/// be used for another request.
+pub(crate) fn early_refusal(conn: &mut Connection<BoxedStream>) -> Option<FilesClientError> {
+    let early = conn.read_header().now_or_never()?;
+    Some(match early {
+        Err(e) => ClientError::from(e).into(),
+        Ok(Some(Incoming::Header(h))) => match h.as_error() {
+            Some((code, message)) => ClientError::Remote { code, message }.into(),
+            None => FilesClientError::Protocol(format!("unexpected {h:?} during an upload")),
+        },
+        Ok(Some(Incoming::Invalid(e))) => FilesClientError::Protocol(e.to_string()),
+        Ok(None) => ClientError::Closed.into(),
+    })
+}
 
 /// How to upload.
 #[derive(Debug, Clone, Copy, Default)]
@@ -186,17 +204,8 @@ impl FilesClient {
                 sent += chunk.len() as u64;
                 progress.advance(chunk.len() as u64);
                 // A refusal can arrive while we send (exists, disk full, ...): stop early.
-                if let Some(early) = conn.read_header().now_or_never() {
-                    return Err(match early.map_err(ClientError::from)? {
-                        Some(Incoming::Header(h)) => match h.as_error() {
-                            Some((code, message)) => ClientError::Remote { code, message }.into(),
-                            None => FilesClientError::Protocol(format!(
-                                "unexpected {h:?} during upload"
-                            )),
-                        },
-                        Some(Incoming::Invalid(e)) => FilesClientError::Protocol(e.to_string()),
-                        None => ClientError::Closed.into(),
-                    });
+                if let Some(e) = early_refusal(conn) {
+                    return Err(e);
                 }
             }
         }

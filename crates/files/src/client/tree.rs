@@ -69,7 +69,11 @@ fn is_unknown(e: &FilesClientError) -> bool {
 
 /// Replaces (or creates) the local symlink `path` with one pointing to `target`: made
 /// under a hidden temporary name beside it, then renamed over it.
-fn make_local_link(path: &Path, target: &str, mtime: Mtime) -> Result<(), FilesClientError> {
+pub(crate) fn make_local_link(
+    path: &Path,
+    target: &str,
+    mtime: Mtime,
+) -> Result<(), FilesClientError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

@@ -20,8 +20,9 @@ use crate::error::FilesError;
 use crate::path::RelPath;
 use crate::root::FilesRoot;
 
-/// Adds `ls`, `stat`, `get`, `put`, `rm`, `mkdir`, `symlink`, `setattr` and the tree
-/// batches `putmany`, `getmany` over `root` to `table`.
+/// Adds `ls`, `stat`, `get`, `put`, `rm`, `mkdir`, `symlink`, `setattr`, the tree
+/// batches `putmany`, `getmany` and the delta sync commands `sync_sig`, `sync_pull`,
+/// `sync_patch` over `root` to `table`.
 pub fn register(table: &mut CommandTable, root: Arc<FilesRoot>) {
     table.register("ls", Arc::new(ls::Ls { root: root.clone() }));
     table.register("stat", Arc::new(stat::Stat { root: root.clone() }));
@@ -32,9 +33,8 @@ pub fn register(table: &mut CommandTable, root: Arc<FilesRoot>) {
     table.register("symlink", Arc::new(link::Symlink { root: root.clone() }));
     table.register("putmany", Arc::new(many::PutMany { root: root.clone() }));
     table.register("getmany", Arc::new(many::GetMany { root: root.clone() }));
-    // `sync::register` (sync_sig, sync_pull, sync_patch) is not served yet: those commands
-    // have no end-to-end tests and no CLI (`sockit sync`) so far.
-    table.register("setattr", Arc::new(link::Setattr { root }));
+    table.register("setattr", Arc::new(link::Setattr { root: root.clone() }));
+    sync::register(table, root);
 }
 
 /// The request's path, parsed and confined.

@@ -159,10 +159,72 @@ pub(crate) fn check_parent(root: &FilesRoot, path: &RelPath) -> Result<(), Files
     Ok(())
 }
 
+/// A complete staging file, verified, waiting for its metadata and its name.
+pub(crate) struct Staged {
+    /// The staging file.
+    pub file: std::fs::File,
+    /// Its BLAKE3 (recorded in the hash cache once it has its name).
+    pub hash: blake3::Hash,
+    /// Permission bits to give it.
+    pub mode: Option<u32>,
+    /// Modification time to give it.
+    pub mtime: Option<Mtime>,
+}
+
+/// Commits a verified staging file of `path`: its mode and time, then one fsync (data and
+/// metadata at once, so the file never appears under its name without them), then the
+/// move into place ([`FilesRoot::promote`]: a rename with `overwrite`, else a hard link
+/// that never replaces) and the hash cache entry. Call it while the path is claimed.
+///
+/// # Errors
+/// A failed fsync or promotion; out of space is [`FilesError::NoSpace`] (the staging file
+/// removed, or kept with `--keep-partial`), anything else leaves the staging file.
+pub(crate) async fn commit_staged(
+    root: &Arc<FilesRoot>,
+    path: &RelPath,
+    staged: Staged,
+    overwrite: bool,
+) -> Result<(), FilesError> {
+    let Staged {
+        file,
+        hash,
+        mode,
+        mtime,
+    } = staged;
+    let sealed = tokio::task::spawn_blocking(move || {
+        meta::apply_to_file(&file, mode, mtime)?;
+        file.sync_all()
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))));
+    if let Err(e) = sealed {
+        return Err(write_failed(root, path, e).await);
+    }
+    let p = path.clone();
+    let promoted = blocking(root, move |root| {
+        root.promote(&p, overwrite)?;
+        if let Ok(meta) = root.dir().metadata(p.to_path()) {
+            root.hashes().insert(FilesRoot::file_key(&p, &meta), hash);
+        }
+        Ok(())
+    })
+    .await;
+    match promoted {
+        Err(FilesError::Io { source, .. }) if FilesError::is_no_space(&source) => {
+            Err(write_failed(root, path, source).await)
+        }
+        other => other,
+    }
+}
+
 /// The refusal for a failed write to the staging file of `path`. Out of space removes the
 /// partial upload (or keeps it with `--keep-partial`); call it while the path is still
 /// claimed, so another upload of it cannot lose its staging file.
-async fn write_failed(root: &Arc<FilesRoot>, path: &RelPath, e: std::io::Error) -> FilesError {
+pub(crate) async fn write_failed(
+    root: &Arc<FilesRoot>,
+    path: &RelPath,
+    e: std::io::Error,
+) -> FilesError {
     if !FilesError::is_no_space(&e) {
         return FilesError::io(path, e);
     }
@@ -327,34 +389,14 @@ impl Command for Put {
                 return reply_now(conn, e).await;
             }
         }
-        let (mode, mtime) = (req.mode, req.mtime);
-        let sealed = tokio::task::spawn_blocking(move || {
-            meta::apply_to_file(&file, mode, mtime)?;
-            file.sync_all()
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))));
-        if let Err(e) = sealed {
-            let e = write_failed(&self.root, &path, e).await;
+        let staged = Staged {
+            file,
+            hash,
+            mode: req.mode,
+            mtime: req.mtime,
+        };
+        if let Err(e) = commit_staged(&self.root, &path, staged, req.overwrite).await {
             drop(guard);
-            return reply_now(conn, e).await;
-        }
-        let (p, overwrite) = (path.clone(), req.overwrite);
-        let promoted = blocking(&self.root, move |root| {
-            root.promote(&p, overwrite)?;
-            if let Ok(meta) = root.dir().metadata(p.to_path()) {
-                root.hashes().insert(FilesRoot::file_key(&p, &meta), hash);
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(e) = promoted {
-            let e = match e {
-                FilesError::Io { source, .. } if FilesError::is_no_space(&source) => {
-                    write_failed(&self.root, &path, source).await
-                }
-                e => e,
-            };
             return reply_now(conn, e).await;
         }
         drop(guard);

@@ -9,6 +9,11 @@
 //!   given its mode and time, fsynced and renamed over `path`, as `put` does; answered like
 //!   `put`.
 //!
+//! `sync_patch` is an upload: it goes through `put`'s steps (the path confined and
+//! claimed, `--max-upload`, [`check_target`], the staging area outside the served tree,
+//! [`commit_staged`]: metadata, one fsync, rename, hash cache; running out of space as
+//! [`write_failed`] says), and its refusals are sent at once, before the body is read.
+//!
 //! Listing a tree uses `ls`, directories `mkdir`/`setattr`, symlinks `symlink`, removals `rm`.
 
 use std::io::BufReader;
@@ -17,10 +22,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
-use sockit_wire::{FrameError, Header};
+use sockit_wire::{ErrorCode, FrameError, Header};
 use tokio::io::AsyncWriteExt;
 
-use crate::cmd::rel_path;
+use crate::cmd::get::open_regular;
+use crate::cmd::put::{check_target, commit_staged, write_failed, Staged};
+use crate::cmd::{rel_path, reply_now};
 use crate::error::FilesError;
 use crate::messages::{
     PutReply, Stored, SyncPatchRequest, SyncPullReply, SyncPullRequest, SyncSigReply,
@@ -33,40 +40,10 @@ use crate::sync::chunks::{self, RECORD_LEN};
 use crate::sync::delta;
 use crate::sync::stream::{ApplyTask, DeltaSource};
 
-/// Largest chunk list a client may send with `sync_pull` (enough for a file of about
-/// 14 GiB at the average chunk size).
+/// Largest chunk list either side sends (`sync_sig`'s reply, `sync_pull`'s request):
+/// enough for a file of about 14 GiB at the average chunk size. A larger file is sent
+/// whole.
 pub const MAX_SIG_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Opens the regular file `path` for reading (non-blocking, so a FIFO cannot park a
-/// thread), with its metadata.
-fn open_regular(
-    root: &FilesRoot,
-    path: &RelPath,
-) -> Result<(std::fs::File, cap_std::fs::Metadata), FilesError> {
-    let mut options = cap_std::fs::OpenOptions::new();
-    options.read(true);
-    cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = root
-        .dir()
-        .open_with(path.to_path(), &options)
-        .map_err(|e| FilesError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| FilesError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(FilesError::BadRequest(format!(
-            "{path} is not a regular file; only files are synced as deltas"
-        )));
-    }
-    Ok((file.into_std(), meta))
-}
-
-/// A delta or read failure: malformed input is the client's fault, the rest is I/O.
-fn delta_error(path: &RelPath, e: std::io::Error) -> FilesError {
-    if e.kind() == std::io::ErrorKind::InvalidData {
-        FilesError::BadRequest(format!("{path}: {e}"))
-    } else {
-        FilesError::io(path, e)
-    }
-}
 
 /// The `sync_sig` command.
 #[derive(Debug)]
@@ -96,6 +73,13 @@ impl Command for SyncSig {
         })
         .await?;
         let body = chunks::encode(&sig.chunks);
+        if body.len() as u64 > MAX_SIG_BYTES {
+            // The client sends such a file whole instead.
+            return Err(CommandError::reply(
+                ErrorCode::TooLarge,
+                format!("the chunk list of {path} is over {MAX_SIG_BYTES} bytes"),
+            ));
+        }
         let reply = SyncSigReply {
             path: path.as_string(),
             total: sig.total,
@@ -158,7 +142,7 @@ impl Command for SyncPull {
         let stream = conn.stream_mut();
         loop {
             match source.next().await {
-                Ok(Some(piece)) => stream.write_all(&piece).await?,
+                Ok(Some((piece, _))) => stream.write_all(&piece).await?,
                 Ok(None) => break,
                 Err(e) => {
                     // The header promised bytes we cannot deliver: close the connection.
@@ -220,19 +204,13 @@ fn check(req: SyncPatchRequest) -> Result<Patch, FilesError> {
     })
 }
 
-/// Checks the target and opens the base and a fresh staging file.
+/// Checks the target as `put --overwrite` does (not a directory, its parent a directory),
+/// opens the base and a fresh staging file.
 fn prepare(
     root: &FilesRoot,
     req: &Patch,
 ) -> Result<(Option<std::fs::File>, u64, std::fs::File), FilesError> {
-    let path = &req.path;
-    if let Ok(m) = root.dir().symlink_metadata(path.to_path()) {
-        if m.is_dir() {
-            return Err(FilesError::BadRequest(format!(
-                "{path} is a directory; remove it before syncing a file there"
-            )));
-        }
-    }
+    check_target(root, &req.path, true)?;
     let (base, base_len) = match &req.base {
         None => (None, 0),
         Some(b) => {
@@ -240,9 +218,25 @@ fn prepare(
             (Some(f), m.len())
         }
     };
-    let staging = root.open_staging(path, 0)?;
-    staging.set_len(0).map_err(|e| FilesError::io(path, e))?;
+    let staging = root.open_staging(&req.path, 0)?;
+    staging
+        .set_len(0)
+        .map_err(|e| FilesError::io(&req.path, e))?;
     Ok((base, base_len, staging))
+}
+
+/// The refusal for a delta that could not be applied: a malformed delta is the client's
+/// fault (`bad_request`); out of space is handled as for `put`; the staging file goes
+/// (unless `--keep-partial` kept it after running out of space).
+async fn apply_failed(root: &Arc<FilesRoot>, path: &RelPath, e: std::io::Error) -> FilesError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        root.discard_staging(path);
+        return FilesError::BadRequest(format!("{path}: {e}"));
+    }
+    if !FilesError::is_no_space(&e) {
+        root.discard_staging(path);
+    }
+    write_failed(root, path, e).await
 }
 
 #[async_trait]
@@ -253,28 +247,45 @@ impl Command for SyncPatch {
         conn: &mut ServerConnection,
         session: &Session,
     ) -> Result<(), CommandError> {
-        let req = check(req.decode::<SyncPatchRequest>()?)?;
+        // Refusals go out at once, as `put`'s do; the rest of the body is skipped.
+        let req = match req.decode::<SyncPatchRequest>() {
+            Ok(r) => r,
+            Err(e) => return reply_now(conn, FilesError::BadRequest(e.to_string())).await,
+        };
+        let req = match check(req) {
+            Ok(r) => r,
+            Err(e) => return reply_now(conn, e).await,
+        };
         let limit = self.root.config().max_upload;
         if req.total > limit {
-            return Err(FilesError::TooLarge {
+            let e = FilesError::TooLarge {
                 size: req.total,
                 limit,
-            }
-            .into());
+            };
+            return reply_now(conn, e).await;
         }
-        let _guard = self.root.claim_upload(&req.path)?;
+        let guard = match self.root.claim_upload(&req.path) {
+            Ok(g) => g,
+            Err(e) => return reply_now(conn, e).await,
+        };
         let req = Arc::new(req);
         let r = req.clone();
-        let (base, base_len, staging) = blocking(&self.root, move |root| prepare(root, &r)).await?;
+        let (base, base_len, staging) =
+            match blocking(&self.root, move |root| prepare(root, &r)).await {
+                Ok(p) => p,
+                Err(e) => {
+                    drop(guard);
+                    return reply_now(conn, e).await;
+                }
+            };
         let path = req.path.clone();
         let delta_len = conn.body_remaining();
         let mut task = ApplyTask::spawn(base, base_len, staging, req.total);
-        let mut stopped = false;
         loop {
             match conn.read_body_chunk().await {
                 Ok(Some(chunk)) => {
+                    // A stopped applier reports its error from `finish`.
                     if !task.feed(chunk).await {
-                        stopped = true;
                         break;
                     }
                 }
@@ -287,48 +298,38 @@ impl Command for SyncPatch {
                 }
             }
         }
-        let applied = task.finish().await;
-        let (file, hash, written) = match applied {
-            Ok(a) if !stopped => a,
-            Ok(_) => {
-                self.root.discard_staging(&path);
-                return Err(FilesError::BadRequest(format!("{path}: delta not applied")).into());
-            }
+        let (file, hash, written) = match task.finish().await {
+            Ok(a) => a,
             Err(e) => {
-                self.root.discard_staging(&path);
-                return Err(delta_error(&path, e).into());
+                let e = apply_failed(&self.root, &path, e).await;
+                drop(guard);
+                return reply_now(conn, e).await;
             }
         };
         if written != req.total || hash != req.blake3 {
             self.root.discard_staging(&path);
-            return Err(FilesError::HashMismatch {
+            drop(guard);
+            let e = FilesError::HashMismatch {
                 path: path.clone(),
                 expected: req.blake3.to_hex().to_string(),
                 actual: format!("{} ({written} bytes)", hash.to_hex()),
-            }
-            .into());
+            };
+            return reply_now(conn, e).await;
         }
-        let (mode, mtime) = (req.mode, req.mtime);
-        let sealed = tokio::task::spawn_blocking(move || {
-            meta::apply_to_file(&file, mode, mtime)?;
-            file.sync_all()
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))));
-        if let Err(e) = sealed {
-            self.root.discard_staging(&path);
-            return Err(FilesError::io(&path, e).into());
-        }
-        let p = path.clone();
-        blocking(&self.root, move |root| {
-            root.promote(&p, true)?;
-            if let Ok(meta) = root.dir().metadata(p.to_path()) {
-                root.hashes().insert(FilesRoot::file_key(&p, &meta), hash);
+        let staged = Staged {
+            file,
+            hash,
+            mode: req.mode,
+            mtime: req.mtime,
+        };
+        if let Err(e) = commit_staged(&self.root, &path, staged, true).await {
+            if !matches!(e, FilesError::NoSpace { kept: Some(_), .. }) {
+                self.root.discard_staging(&path);
             }
-            Ok(())
-        })
-        .await
-        .inspect_err(|_| self.root.discard_staging(&path))?;
+            drop(guard);
+            return reply_now(conn, e).await;
+        }
+        drop(guard);
         tracing::info!(peer = %session.peer, %path, bytes = written, delta = delta_len, "sync_patch done");
         let reply = PutReply {
             stored: Stored {

@@ -172,6 +172,8 @@ pub struct Encoder<S> {
     ops: std::vec::IntoIter<Op>,
     /// A literal still being sent: (offset, bytes left).
     pending: Option<(u64, u64)>,
+    /// Bytes of the new file the pieces so far stand for (copies and literals).
+    represented: u64,
 }
 
 impl<S: ReadAt> Encoder<S> {
@@ -181,7 +183,14 @@ impl<S: ReadAt> Encoder<S> {
             src,
             ops: plan.ops.clone().into_iter(),
             pending: None,
+            represented: 0,
         }
+    }
+
+    /// Bytes of the new file that the pieces handed out so far stand for (what a progress
+    /// bar shows: a copy of 1 MiB is 17 bytes on the wire and 1 MiB of the file).
+    pub fn represented(&self) -> u64 {
+        self.represented
     }
 
     /// The next piece of the delta; `None` at the end.
@@ -196,6 +205,7 @@ impl<S: ReadAt> Encoder<S> {
                 let at = out.len();
                 out.resize(at + n, 0);
                 self.src.read_exact_at_(&mut out[at..], off)?;
+                self.represented += n as u64;
                 let left = left - n as u64;
                 self.pending = (left > 0).then_some((off + n as u64, left));
                 continue;
@@ -203,6 +213,7 @@ impl<S: ReadAt> Encoder<S> {
             match self.ops.next() {
                 None => break,
                 Some(Op::Copy { base, len }) => {
+                    self.represented += len;
                     out.push(TAG_COPY);
                     out.extend_from_slice(&base.to_le_bytes());
                     out.extend_from_slice(&len.to_le_bytes());
@@ -233,7 +244,8 @@ pub enum Piece<'a> {
 }
 
 /// The streaming reader of a delta's wire form: fed arbitrary slices, it hands out whole
-/// copies and literal bytes. Total: any input is either pieces or an `InvalidData` error.
+/// copies and literal bytes. Total: any input is either pieces or an `InvalidData` error
+/// (an unknown tag, or an operation of 0 bytes).
 #[derive(Debug, Default)]
 pub struct Parser {
     head: [u8; COPY_LEN as usize],
@@ -285,13 +297,20 @@ impl Parser {
                 b.copy_from_slice(&self.head[at..at + 8]);
                 u64::from_le_bytes(b)
             };
+            // Every operation produces at least one byte (the encoder never sends an
+            // empty one), so a delta cannot make the receiver work without output.
             if self.head[0] == TAG_COPY {
-                sink(Piece::Copy {
-                    base: num(1),
-                    len: num(9),
-                })?;
+                let len = num(9);
+                if len == 0 {
+                    return Err(invalid("a delta copy of 0 bytes"));
+                }
+                sink(Piece::Copy { base: num(1), len })?;
             } else {
-                self.literal_left = num(1);
+                let len = num(1);
+                if len == 0 {
+                    return Err(invalid("a delta literal of 0 bytes"));
+                }
+                self.literal_left = len;
             }
         }
         Ok(())
@@ -382,6 +401,11 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
         })
     }
 
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Ends the delta: the output, its hash and its length.
     ///
     /// # Errors
@@ -431,6 +455,9 @@ mod tests {
         let plan = plan(new, &sig.chunks).unwrap();
         let wire = encode_all(new, &plan).unwrap();
         assert_eq!(wire.len() as u64, plan.encoded_len());
+        let mut e = Encoder::new(new, &plan);
+        while e.next_piece().unwrap().is_some() {}
+        assert_eq!(e.represented(), plan.total);
         let mut a = Applier::new(base, base.len() as u64, Vec::new(), new.len() as u64);
         for s in wire.chunks(step.max(1)) {
             a.feed(s).unwrap();
@@ -486,6 +513,46 @@ mod tests {
         let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
         a.feed(&lit[..4]).unwrap();
         assert!(a.finish().is_err(), "cut mid-operation");
+    }
+
+    #[test]
+    fn empty_operations_are_refused() {
+        let base = b"hello world".to_vec();
+        let mut copy = vec![TAG_COPY];
+        copy.extend_from_slice(&3u64.to_le_bytes());
+        copy.extend_from_slice(&0u64.to_le_bytes());
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
+        assert!(a.feed(&copy).is_err(), "a copy of nothing");
+        let mut lit = vec![TAG_LITERAL];
+        lit.extend_from_slice(&0u64.to_le_bytes());
+        let mut a = Applier::new(&base[..], 11, Vec::new(), 100);
+        assert!(a.feed(&lit).is_err(), "a literal of nothing");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Total: any bytes, in any slicing, are pieces or an error, never a panic.
+        #[test]
+        fn any_bytes_parse_or_fail(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            step in 1usize..40,
+        ) {
+            let base = b"0123456789".to_vec();
+            let mut a = Applier::new(&base[..], 10, Vec::new(), 1000);
+            let mut failed = false;
+            for s in bytes.chunks(step) {
+                if a.feed(s).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                if let Ok((out, _, n)) = a.finish() {
+                    prop_assert_eq!(out.len() as u64, n);
+                    prop_assert!(n <= 1000);
+                }
+            }
+        }
     }
 
     proptest! {

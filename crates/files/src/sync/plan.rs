@@ -6,8 +6,11 @@
 //! destination's copy. A new file whose size and time (or hash) match an existing
 //! destination file uses that file as its base, so a rename costs almost nothing. A
 //! destination entry of another kind is removed first; with `--delete`, destination
-//! entries missing from the source are removed after the transfers. Directories get their
-//! mode and time last, deepest first, when they differ or anything inside them changed.
+//! entries missing from the source are removed after the transfers (never excluded ones,
+//! nor the directories that hold them). Files, directories and symlinks whose content is
+//! the same but whose mode or time differ get them set; directories last, deepest first,
+//! when they differ or anything inside them changed (a change inside a directory changes
+//! its time).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -41,6 +44,9 @@ pub enum Node {
         /// The link's own time.
         mtime: Mtime,
     },
+    /// A destination entry a sync never creates (a device, FIFO or socket, a symlink
+    /// leading outside the tree): listed only so that it can be replaced or deleted.
+    Other,
 }
 
 impl Node {
@@ -56,6 +62,10 @@ pub struct Tree {
     pub top: Option<(u32, Mtime)>,
     /// The entries, by path.
     pub entries: BTreeMap<String, Node>,
+    /// Paths left out by `--exclude` (the top-most ones: nothing below an excluded
+    /// directory is listed). On the destination they are never deleted, and neither are
+    /// the directories above them.
+    pub excluded: BTreeSet<String>,
 }
 
 /// How to compare and what to remove.
@@ -65,6 +75,9 @@ pub struct PlanOptions {
     pub checksum: bool,
     /// Remove destination entries that the source does not have.
     pub delete: bool,
+    /// The destination's top keeps its own mode (a server's data root belongs to its
+    /// operator), so a different mode there is no reason to act.
+    pub keep_top_mode: bool,
 }
 
 /// One step of a sync, in the order they run.
@@ -105,13 +118,20 @@ pub enum Action {
         /// Its time.
         mtime: Mtime,
     },
-    /// Give an existing entry (file, or directory; `""` is the top) the source's mode and time.
+    /// Give an existing file or directory (`""` is the top) the source's mode and time.
     Attrs {
         /// The path.
         path: String,
         /// Permission bits.
         mode: u32,
         /// Modification time.
+        mtime: Mtime,
+    },
+    /// Give an existing symlink with the right target the source's time.
+    LinkTime {
+        /// The path.
+        path: String,
+        /// The link's own time.
         mtime: Mtime,
     },
 }
@@ -124,16 +144,18 @@ impl Action {
             | Action::Mkdir { path }
             | Action::Send { path, .. }
             | Action::Link { path, .. }
-            | Action::Attrs { path, .. } => path,
+            | Action::Attrs { path, .. }
+            | Action::LinkTime { path, .. } => path,
         }
     }
 
-    /// How `--dry-run` shows it (`None` for attribute updates, which are not changes of
-    /// content).
+    /// How `--dry-run` and the summary show it (`None` for attribute updates, which are
+    /// not changes of content).
     pub fn describe(&self) -> Option<String> {
         Some(match self {
-            Action::Remove { path, dir, .. } => {
-                format!("delete {path}{}", if *dir { "/" } else { "" })
+            Action::Remove { path, dir, extra } => {
+                let why = if *extra { "" } else { " (replaced)" };
+                format!("delete {path}{}{why}", if *dir { "/" } else { "" })
             }
             Action::Mkdir { path } => format!("mkdir  {path}/"),
             Action::Send {
@@ -144,7 +166,7 @@ impl Action {
                 (false, _) => format!("update {path}"),
             },
             Action::Link { path, target, .. } => format!("link   {path} -> {target}"),
-            Action::Attrs { .. } => return None,
+            Action::Attrs { .. } | Action::LinkTime { .. } => return None,
         })
     }
 }
@@ -157,6 +179,16 @@ fn parent_of(path: &str) -> &str {
 fn under(path: &str, dir: &str) -> bool {
     path == dir
         || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
+}
+
+/// `path` and every directory above it (`a/b/c`, `a/b`, `a`).
+fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(d, _)| d))
+}
+
+/// Whether `path` or a directory above it is in `set`.
+fn in_or_under(set: &BTreeSet<&str>, path: &str) -> bool {
+    self_and_ancestors(path).any(|p| set.contains(p))
 }
 
 fn files_equal(a: &Node, b: &Node, checksum: bool) -> bool {
@@ -188,14 +220,23 @@ fn files_equal(a: &Node, b: &Node, checksum: bool) -> bool {
 
 /// The actions that make `dst` equal to `src`.
 pub fn plan(src: &Tree, dst: &Tree, opts: PlanOptions) -> Vec<Action> {
+    // Destination entries of another kind than the source's go first; they (and what is
+    // inside them) are neither compared nor used as bases afterwards.
     let mut removes = Vec::new();
-    let mut mkdirs = Vec::new();
-    let mut sends = Vec::new();
-    let mut extras = Vec::new();
-    let mut attrs = Vec::new();
-    // Destination paths removed or replaced (not usable as bases, not compared).
-    let mut gone: Vec<&str> = Vec::new();
-    let is_gone = |gone: &[&str], p: &str| gone.iter().any(|g| under(p, g));
+    let mut gone: BTreeSet<&str> = BTreeSet::new();
+    for (path, s) in &src.entries {
+        if let Some(d) = dst.entries.get(path) {
+            if !d.same_kind(s) {
+                removes.push(Action::Remove {
+                    path: path.clone(),
+                    dir: matches!(d, Node::Dir { .. }),
+                    extra: false,
+                });
+                gone.insert(path);
+            }
+        }
+    }
+    let live = |path: &str| dst.entries.get(path).filter(|_| !in_or_under(&gone, path));
     // Destination files a new file can start from: by (size, time) or by hash.
     let mut by_meta: HashMap<(u64, Mtime), &str> = HashMap::new();
     let mut by_hash: HashMap<[u8; 32], &str> = HashMap::new();
@@ -207,28 +248,26 @@ pub fn plan(src: &Tree, dst: &Tree, opts: PlanOptions) -> Vec<Action> {
             ..
         } = n
         {
+            if in_or_under(&gone, p) {
+                continue;
+            }
             by_meta.entry((*size, *mtime)).or_insert(p);
             if let Some(h) = blake3 {
                 by_hash.entry(*h).or_insert(p);
             }
         }
     }
+    let mut mkdirs = Vec::new();
+    // New files built from another destination file run before the updates, so their
+    // base is still the file whose size and time (or hash) matched.
+    let mut from_other = Vec::new();
+    let mut sends = Vec::new();
+    let mut links = Vec::new();
+    let mut attrs = Vec::new();
     for (path, s) in &src.entries {
-        let d = match dst.entries.get(path) {
-            Some(d) if !d.same_kind(s) => {
-                removes.push(Action::Remove {
-                    path: path.clone(),
-                    dir: matches!(d, Node::Dir { .. }),
-                    extra: false,
-                });
-                gone.push(path);
-                None
-            }
-            other => other,
-        };
-        match (s, d) {
+        match (s, live(path)) {
             (Node::Dir { .. }, None) => mkdirs.push(Action::Mkdir { path: path.clone() }),
-            (Node::Dir { .. }, Some(_)) => {}
+            (Node::Dir { .. }, Some(_)) | (Node::Other, _) => {}
             (
                 Node::File {
                     size, mode, mtime, ..
@@ -269,51 +308,73 @@ pub fn plan(src: &Tree, dst: &Tree, opts: PlanOptions) -> Vec<Action> {
                 let base = blake3
                     .and_then(|h| by_hash.get(&h).copied())
                     .or_else(|| by_meta.get(&(*size, *mtime)).copied())
-                    .filter(|b| !is_gone(&gone, b) && !removes.iter().any(|r| under(b, r.path())))
                     .map(str::to_owned);
-                sends.push(Action::Send {
+                let send = Action::Send {
                     path: path.clone(),
-                    base,
                     new: true,
                     size: *size,
-                });
-            }
-            (Node::Symlink { target, mtime }, d) => {
-                let same = matches!(d, Some(Node::Symlink { target: t, .. }) if t == target);
-                if !same {
-                    sends.push(Action::Link {
-                        path: path.clone(),
-                        target: target.clone(),
-                        mtime: *mtime,
-                    });
+                    base,
+                };
+                if matches!(send, Action::Send { base: Some(_), .. }) {
+                    from_other.push(send);
+                } else {
+                    sends.push(send);
                 }
             }
+            (Node::Symlink { target, mtime }, d) => match d {
+                Some(Node::Symlink {
+                    target: t,
+                    mtime: dt,
+                }) if t == target => {
+                    if dt != mtime {
+                        attrs.push(Action::LinkTime {
+                            path: path.clone(),
+                            mtime: *mtime,
+                        });
+                    }
+                }
+                _ => links.push(Action::Link {
+                    path: path.clone(),
+                    target: target.clone(),
+                    mtime: *mtime,
+                }),
+            },
         }
     }
+    let mut extras = Vec::new();
     if opts.delete {
-        // Top-most missing entries only: removing a directory removes what is inside.
-        let mut removed: Vec<&str> = Vec::new();
+        // Top-most missing entries only: removing a directory removes what is inside. A
+        // directory that holds an excluded path stays; its other entries go one by one.
+        let mut removed: BTreeSet<&str> = BTreeSet::new();
         for (path, d) in &dst.entries {
             if src.entries.contains_key(path)
-                || removed.iter().any(|r| under(path, r))
-                || is_gone(&gone, path)
+                || in_or_under(&gone, path)
+                || in_or_under(&removed, path)
             {
                 continue;
             }
-            removed.push(path);
+            let holds_excluded = matches!(d, Node::Dir { .. })
+                && dst.excluded.iter().any(|e| e != path && under(e, path));
+            if holds_excluded {
+                continue;
+            }
+            removed.insert(path);
             extras.push(Action::Remove {
                 path: path.clone(),
                 dir: matches!(d, Node::Dir { .. }),
                 extra: true,
             });
         }
+        // Deepest first, so a kept directory is emptied before anything above it.
         extras.reverse();
     }
     // Directories whose entries change get their time (and mode) again afterwards.
     let touched: BTreeSet<&str> = removes
         .iter()
         .chain(&mkdirs)
+        .chain(&from_other)
         .chain(&sends)
+        .chain(&links)
         .chain(&extras)
         .map(|a| parent_of(a.path()))
         .collect();
@@ -330,14 +391,14 @@ pub fn plan(src: &Tree, dst: &Tree, opts: PlanOptions) -> Vec<Action> {
         let before = if path.is_empty() {
             dst.top
         } else {
-            match dst.entries.get(path) {
-                Some(Node::Dir { mode, mtime }) if !is_gone(&gone, path) => Some((*mode, *mtime)),
+            match live(path) {
+                Some(Node::Dir { mode, mtime }) => Some((*mode, *mtime)),
                 _ => None,
             }
         };
+        let mode_counts = !(path.is_empty() && opts.keep_top_mode);
         let differs = before.is_none_or(|(m, t)| {
-            // The top's mode belongs to whoever owns it on a server; only its time counts.
-            (!path.is_empty() && m & APPLIED_MODE_BITS != mode & APPLIED_MODE_BITS) || t != mtime
+            (mode_counts && m & APPLIED_MODE_BITS != mode & APPLIED_MODE_BITS) || t != mtime
         });
         if differs || touched.contains(path) {
             dir_attrs.push(Action::Attrs {
@@ -352,7 +413,9 @@ pub fn plan(src: &Tree, dst: &Tree, opts: PlanOptions) -> Vec<Action> {
     removes
         .into_iter()
         .chain(mkdirs)
+        .chain(from_other)
         .chain(sends)
+        .chain(links)
         .chain(extras)
         .chain(attrs)
         .chain(dir_attrs)
@@ -380,6 +443,12 @@ mod tests {
             mtime: t(1),
         }
     }
+    fn link(target: &str, secs: i64) -> Node {
+        Node::Symlink {
+            target: target.into(),
+            mtime: t(secs),
+        }
+    }
     fn tree(entries: &[(&str, Node)]) -> Tree {
         Tree {
             top: Some((0o755, t(1))),
@@ -387,16 +456,24 @@ mod tests {
                 .iter()
                 .map(|(p, n)| (p.to_string(), n.clone()))
                 .collect(),
+            excluded: BTreeSet::new(),
         }
     }
     fn shown(actions: &[Action]) -> Vec<String> {
         actions.iter().filter_map(Action::describe).collect()
     }
+    fn delete() -> PlanOptions {
+        PlanOptions {
+            delete: true,
+            ..PlanOptions::default()
+        }
+    }
 
     #[test]
     fn same_trees_need_nothing() {
-        let a = tree(&[("d", dir()), ("d/f", file(3, 5))]);
+        let a = tree(&[("d", dir()), ("d/f", file(3, 5)), ("l", link("d/f", 2))]);
         assert!(plan(&a, &a, PlanOptions::default()).is_empty());
+        assert!(plan(&a, &a, delete()).is_empty());
     }
 
     #[test]
@@ -416,22 +493,15 @@ mod tests {
         let keep = plan(&src, &dst, PlanOptions::default());
         assert_eq!(
             shown(&keep),
-            ["mkdir  d/", "update b", "new    d/n (from old/x)"]
+            ["mkdir  d/", "new    d/n (from old/x)", "update b"]
         );
-        let del = plan(
-            &src,
-            &dst,
-            PlanOptions {
-                delete: true,
-                ..PlanOptions::default()
-            },
-        );
+        let del = plan(&src, &dst, delete());
         assert_eq!(
             shown(&del),
             [
                 "mkdir  d/",
-                "update b",
                 "new    d/n (from old/x)",
+                "update b",
                 "delete old/"
             ]
         );
@@ -448,12 +518,12 @@ mod tests {
     fn kind_changes_remove_first() {
         let src = tree(&[("x", dir()), ("x/f", file(1, 1)), ("y", file(1, 1))]);
         let dst = tree(&[("x", file(1, 1)), ("y", dir()), ("y/z", file(1, 1))]);
-        let p = plan(&src, &dst, PlanOptions::default());
+        let p = plan(&src, &dst, delete());
         assert_eq!(
             shown(&p),
             [
-                "delete x",
-                "delete y/",
+                "delete x (replaced)",
+                "delete y/ (replaced)",
                 "mkdir  x/",
                 "new    x/f",
                 "new    y"
@@ -461,18 +531,21 @@ mod tests {
         );
     }
 
+    /// Regression: a base chosen before a later entry's kind change removed it made the
+    /// delta copy from a directory.
+    #[test]
+    fn a_base_removed_by_a_later_kind_change_is_not_used() {
+        let src = tree(&[("a", file(5, 9)), ("z", dir())]);
+        let dst = tree(&[("z", file(5, 9))]);
+        let p = plan(&src, &dst, PlanOptions::default());
+        assert_eq!(shown(&p), ["delete z (replaced)", "mkdir  z/", "new    a"]);
+    }
+
     #[test]
     fn renames_reuse_the_old_file() {
         let src = tree(&[("new-name", file(1000, 9))]);
         let dst = tree(&[("old-name", file(1000, 9))]);
-        let p = plan(
-            &src,
-            &dst,
-            PlanOptions {
-                delete: true,
-                ..PlanOptions::default()
-            },
-        );
+        let p = plan(&src, &dst, delete());
         assert_eq!(
             shown(&p),
             ["new    new-name (from old-name)", "delete old-name"]
@@ -480,50 +553,66 @@ mod tests {
     }
 
     #[test]
+    fn a_new_file_is_built_before_its_base_is_updated() {
+        // `b` is new with the old size and time of `a`, and `a` itself changed.
+        let src = tree(&[("a", file(10, 2)), ("b", file(10, 1))]);
+        let dst = tree(&[("a", file(10, 1))]);
+        let p = plan(&src, &dst, PlanOptions::default());
+        assert_eq!(shown(&p), ["new    b (from a)", "update a"]);
+    }
+
+    #[test]
     fn checksum_compares_content_and_fixes_times() {
-        let h = |b: u8| Node::File {
+        let h = |b: u8, secs: i64| Node::File {
             size: 3,
-            mtime: t(b.into()),
+            mtime: t(secs),
             mode: 0o644,
             blake3: Some([b; 32]),
         };
-        let src = tree(&[("a", h(1)), ("b", h(2))]);
-        let mut dst = tree(&[("a", h(1)), ("b", h(3))]);
-        if let Some(Node::File { blake3, .. }) = dst.entries.get_mut("a") {
-            *blake3 = Some([1; 32]);
-        }
-        if let Some(Node::File { mtime, .. }) = dst.entries.get_mut("a") {
-            *mtime = t(50);
-        }
+        let src = tree(&[("a", h(1, 1)), ("b", h(2, 2))]);
+        let dst = tree(&[("a", h(1, 50)), ("b", h(3, 2))]);
         let opts = PlanOptions {
             checksum: true,
-            delete: false,
+            ..PlanOptions::default()
         };
         let p = plan(&src, &dst, opts);
         assert_eq!(shown(&p), ["update b"]);
         assert!(p
             .iter()
             .any(|a| matches!(a, Action::Attrs { path, .. } if path == "a")));
+        // Without --checksum, same size and time is the same file.
+        assert!(shown(&plan(&src, &dst, PlanOptions::default()))
+            .iter()
+            .all(|s| s != "update b"));
     }
 
     #[test]
-    fn symlinks_compare_by_target_and_modes_by_bits() {
-        let l = |s: &str| Node::Symlink {
-            target: s.into(),
-            mtime: t(1),
-        };
-        let src = tree(&[("l", l("a")), ("m", l("b"))]);
-        let dst = tree(&[("l", l("a")), ("m", l("c"))]);
-        assert_eq!(
-            shown(&plan(&src, &dst, PlanOptions::default())),
-            ["link   m -> b"]
-        );
-        let mut dst2 = tree(&[("f", file(1, 1))]);
-        let src2 = dst2.clone();
-        if let Some(Node::File { mode, .. }) = dst2.entries.get_mut("f") {
+    fn symlinks_compare_by_target_then_time() {
+        let src = tree(&[
+            ("l", link("a", 1)),
+            ("m", link("b", 1)),
+            ("n", link("c", 5)),
+        ]);
+        let dst = tree(&[
+            ("l", link("a", 1)),
+            ("m", link("c", 1)),
+            ("n", link("c", 6)),
+        ]);
+        let p = plan(&src, &dst, PlanOptions::default());
+        assert_eq!(shown(&p), ["link   m -> b"]);
+        assert!(p.iter().any(
+            |a| matches!(a, Action::LinkTime { path, mtime } if path == "n" && *mtime == t(5))
+        ));
+    }
+
+    #[test]
+    fn modes_compare_by_permission_bits() {
+        let mut dst = tree(&[("f", file(1, 1))]);
+        let src = dst.clone();
+        if let Some(Node::File { mode, .. }) = dst.entries.get_mut("f") {
             *mode = 0o600;
         }
-        let p = plan(&src2, &dst2, PlanOptions::default());
+        let p = plan(&src, &dst, PlanOptions::default());
         assert_eq!(p.len(), 1);
         assert!(matches!(&p[0], Action::Attrs { mode: 0o644, .. }));
     }
@@ -535,5 +624,44 @@ mod tests {
         let p = plan(&src, &dst, PlanOptions::default());
         assert_eq!(shown(&p), ["new    f"]);
         assert!(matches!(p.last(), Some(Action::Attrs { path, .. }) if path.is_empty()));
+    }
+
+    #[test]
+    fn top_mode_counts_unless_kept() {
+        let src = tree(&[]);
+        let mut dst = tree(&[]);
+        dst.top = Some((0o700, t(1)));
+        assert_eq!(plan(&src, &dst, PlanOptions::default()).len(), 1);
+        let keep = PlanOptions {
+            keep_top_mode: true,
+            ..PlanOptions::default()
+        };
+        assert!(plan(&src, &dst, keep).is_empty());
+    }
+
+    #[test]
+    fn excluded_destination_paths_survive_delete() {
+        let src = tree(&[("a", file(1, 1))]);
+        let mut dst = tree(&[
+            ("a", file(1, 1)),
+            ("gone", dir()),
+            ("gone/x", file(1, 1)),
+            ("keep", dir()),
+            ("keep/y", file(1, 1)),
+        ]);
+        dst.excluded.insert("keep/y.o".into());
+        dst.excluded.insert("top.o".into());
+        let p = plan(&src, &dst, delete());
+        assert_eq!(shown(&p), ["delete keep/y", "delete gone/"]);
+    }
+
+    #[test]
+    fn other_entries_are_replaced_or_deleted() {
+        let src = tree(&[("fifo", file(1, 1))]);
+        let dst = tree(&[("fifo", Node::Other), ("sock", Node::Other)]);
+        assert_eq!(
+            shown(&plan(&src, &dst, delete())),
+            ["delete fifo (replaced)", "new    fifo", "delete sock"]
+        );
     }
 }

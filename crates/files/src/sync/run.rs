@@ -4,14 +4,19 @@
 //!
 //! A pulled file is built in `.NAME.sockit-sync` beside its destination, checked (size and
 //! BLAKE3), given its mode and time, fsynced and renamed into place, so a file never
-//! appears half-written under its name. The first failing action stops the sync.
+//! appears half-written under its name; the directories that received files are fsynced
+//! at the end. A pushed file is built by the server in its staging area the same way. The
+//! first failing action stops the sync (what was done stays done; running it again
+//! continues).
 
+use std::collections::BTreeSet;
 use std::io::BufReader;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde::Serialize;
-use sockit_wire::{ClientError, ErrorCode, Header};
+use sockit_wire::{ClientError, ErrorCode, FrameError, Header};
 use tokio::io::AsyncWriteExt;
 
 use super::chunks::{self, Chunk};
@@ -19,14 +24,17 @@ use super::delta;
 use super::exclude::Excludes;
 use super::plan::{plan, Action, Node, PlanOptions, Tree};
 use super::stream::{ApplyTask, DeltaSource};
-use super::walk::local_tree;
+use super::walk::{local_tree, Role};
 use super::{Side, SyncError};
+use crate::client::put::early_refusal;
+use crate::client::tree::make_local_link;
 use crate::client::{remote_join, FilesClient, FilesClientError, Progress};
 use crate::cmd::sync::MAX_SIG_BYTES;
 use crate::messages::{
     PutReply, SyncPatchRequest, SyncPullReply, SyncPullRequest, SyncSigReply, SyncSigRequest,
 };
-use crate::meta::{self, Mtime, REPORTED_MODE_BITS};
+use crate::meta::{self, Mtime, APPLIED_MODE_BITS, REPORTED_MODE_BITS};
+use crate::path::RelPath;
 
 /// How to sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +52,7 @@ pub struct SyncOptions {
 /// What a sync did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
-    /// Regular files in the source.
+    /// Regular files in the source (each one checked against the destination).
     pub files: u64,
     /// Files created on the destination.
     pub new: u64,
@@ -58,13 +66,15 @@ pub struct SyncReport {
     pub dirs: u64,
     /// Symlinks created or replaced.
     pub symlinks: u64,
-    /// Bytes of the files sent (what the deltas represent).
-    pub bytes_total: u64,
-    /// Bytes that crossed the network for them: deltas and chunk lists.
-    pub bytes_sent: u64,
-    /// Of `bytes_sent`, the deltas.
+    /// Bytes of the files sent: what the deltas represent (with `dry_run`: what would be
+    /// sent).
+    pub bytes_represented: u64,
+    /// Bytes that crossed the network for them, both ways: the bodies of the chunk lists
+    /// and of the deltas (request and reply headers not counted).
+    pub bytes_on_wire: u64,
+    /// Of `bytes_on_wire`, the deltas.
     pub delta_bytes: u64,
-    /// Of `bytes_sent`, the chunk lists.
+    /// Of `bytes_on_wire`, the chunk lists.
     pub signature_bytes: u64,
     /// The changes, one line each (`new a`, `update b`, `delete c`, ...).
     pub changes: Vec<String>,
@@ -105,9 +115,18 @@ async fn on_thread<T: Send + 'static>(
         .map_err(local_err(path))
 }
 
+/// Opens a regular file of a local tree for reading, never through a symlink put there
+/// since the tree was listed.
+fn open_local(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
 fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
+    std::io::copy(&mut open_local(path)?, &mut h)?;
     Ok(*h.finalize().as_bytes())
 }
 
@@ -129,21 +148,33 @@ fn set_hash(tree: &mut Tree, path: &str, h: [u8; 32]) {
     }
 }
 
-/// Replaces (or creates) the local symlink `path`: made beside it, then renamed over it.
-fn make_local_link(path: &Path, target: &str, mtime: Mtime) -> Result<(), FilesClientError> {
+/// The hidden name a pulled file is built under: `.NAME.sockit-sync` beside it (a
+/// hashed name when that would be too long for the filesystem).
+fn temp_beside(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.sockit-link"));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(local_err(&tmp))?;
-    let _ = meta::set_symlink_mtime(libc::AT_FDCWD, &tmp, mtime);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        FilesClientError::local(path, e)
-    })
+    let tmp = format!(".{name}.sockit-sync");
+    if tmp.len() <= 255 {
+        dir.join(tmp)
+    } else {
+        let h = blake3::hash(name.as_bytes());
+        dir.join(format!(".{}.sockit-sync", &h.to_hex()[..32]))
+    }
+}
+
+/// Gives a local file or directory its mode and time, by name (no need to open it, so a
+/// file without read permission works too; the time is set without following a link).
+fn set_local_attrs(path: &Path, mode: u32, mtime: Mtime) -> Result<(), FilesClientError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        path,
+        std::fs::Permissions::from_mode(mode & APPLIED_MODE_BITS),
+    )
+    .map_err(local_err(path))?;
+    meta::set_symlink_mtime(libc::AT_FDCWD, path, mtime).map_err(local_err(path))
 }
 
 fn remove_local(path: &Path) -> Result<(), FilesClientError> {
@@ -155,8 +186,61 @@ fn remove_local(path: &Path) -> Result<(), FilesClientError> {
     }
 }
 
-fn frame(e: sockit_wire::FrameError) -> FilesClientError {
+fn frame(e: FrameError) -> FilesClientError {
     ClientError::from(e).into()
+}
+
+/// Whether the remote path names the data root (whose mode belongs to its operator).
+fn is_remote_root(path: &str) -> bool {
+    RelPath::parse(path).is_ok_and(|p| p.is_root())
+}
+
+/// The progress of one file of a sync on the bar of the whole tree: moves up to the
+/// file's size as its delta goes (a copy counts as the bytes it stands for).
+struct FileProgress<'a> {
+    progress: &'a mut dyn Progress,
+    /// The file's size as listed.
+    size: u64,
+    /// How much of it the bar shows.
+    shown: u64,
+}
+
+impl FileProgress<'_> {
+    /// The bar shows `n` bytes of this file done (at most its size).
+    fn to(&mut self, n: u64) {
+        let n = n.min(self.size);
+        if n > self.shown {
+            self.progress.advance(n - self.shown);
+            self.shown = n;
+        }
+    }
+
+    /// The file is done.
+    fn done(&mut self) {
+        self.to(self.size);
+    }
+}
+
+/// Makes the local directory holding `path` writable and searchable by its owner if it is
+/// not (a read-only directory of an earlier sync); its own mode comes back afterwards
+/// with its attributes, which a directory whose contents changed always gets.
+fn writable_parent(path: &Path) -> Result<(), FilesClientError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let m = std::fs::symlink_metadata(dir).map_err(local_err(dir))?;
+    let mode = m.mode() & APPLIED_MODE_BITS;
+    if m.is_dir() && mode & 0o300 != 0o300 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o300))
+            .map_err(local_err(dir))?;
+    }
+    Ok(())
+}
+
+/// The local directories that received a new name during a sync, fsynced at the end.
+type Received = BTreeSet<PathBuf>;
+
+fn received_in(received: &mut Received, path: &Path) {
+    received.insert(path.parent().unwrap_or(Path::new(".")).to_owned());
 }
 
 impl FilesClient {
@@ -164,7 +248,8 @@ impl FilesClient {
     /// the changed parts of changed files.
     ///
     /// # Errors
-    /// Both sides local or both remote, a bad `--exclude`, or the first failing action.
+    /// Both sides local or both remote, a missing source, a bad `--exclude`, or the first
+    /// failing action.
     pub async fn sync(
         &mut self,
         src: &Side,
@@ -173,42 +258,50 @@ impl FilesClient {
         progress: &mut dyn Progress,
     ) -> Result<SyncReport, SyncError> {
         let ex = Excludes::new(&opts.exclude).map_err(SyncError::Usage)?;
+        if !self.server_has("sync_patch") {
+            return Err(SyncError::Client(FilesClientError::Protocol(
+                "the server does not offer sync (sync_sig, sync_pull, sync_patch); it predates them"
+                    .into(),
+            )));
+        }
         let mut report = SyncReport {
             dry_run: opts.dry_run,
             ..SyncReport::default()
         };
-        let (mut st, mut dt) =
-            match (src, dst) {
-                (Side::Local(l), Side::Remote(r)) => {
-                    let s = local_tree(l, &ex, &mut report.skipped)?;
-                    if s.top.is_none() {
-                        return Err(SyncError::Usage(format!(
-                            "{}: no such directory",
-                            l.display()
-                        )));
-                    }
-                    (s, self.remote_tree(r, &ex, &mut report.skipped).await?)
+        let skipped = &mut report.skipped;
+        let (mut st, mut dt) = match (src, dst) {
+            (Side::Local(l), Side::Remote(r)) => {
+                let s = local_tree(l, &ex, Role::Source, skipped)?;
+                if s.top.is_none() {
+                    return Err(SyncError::Usage(format!(
+                        "{}: no such directory",
+                        l.display()
+                    )));
                 }
-                (Side::Remote(r), Side::Local(l)) => {
-                    let s = self.remote_tree(r, &ex, &mut report.skipped).await?;
-                    if s.top.is_none() {
-                        return Err(SyncError::Usage(format!(
-                            "{r}: no such directory on the server"
-                        )));
-                    }
-                    (s, local_tree(l, &ex, &mut report.skipped)?)
+                let d = self.remote_tree(r, &ex, Role::Destination, skipped).await?;
+                (s, d)
+            }
+            (Side::Remote(r), Side::Local(l)) => {
+                let s = self.remote_tree(r, &ex, Role::Source, skipped).await?;
+                if s.top.is_none() {
+                    return Err(SyncError::Usage(format!(
+                        "{r}: no such directory on the server"
+                    )));
                 }
-                _ => return Err(SyncError::Usage(
-                    "one side of a sync must be local and the other remote (HOST:PATH or :PATH)"
-                        .into(),
-                )),
-            };
+                (s, local_tree(l, &ex, Role::Destination, skipped)?)
+            }
+            _ => {
+                return Err(SyncError::Usage(
+                    "one side of a sync must be local and the other remote".into(),
+                ))
+            }
+        };
         if opts.checksum {
             for p in to_hash(&st, &dt) {
-                for (side, tree) in [(src, &mut st), (dst, &mut dt)] {
-                    let h = self.hash_of(side, &p).await?;
-                    set_hash(tree, &p, h);
-                }
+                let h = self.hash_of(src, &p).await?;
+                set_hash(&mut st, &p, h);
+                let h = self.hash_of(dst, &p).await?;
+                set_hash(&mut dt, &p, h);
             }
         }
         let actions = plan(
@@ -217,6 +310,7 @@ impl FilesClient {
             PlanOptions {
                 checksum: opts.checksum,
                 delete: opts.delete,
+                keep_top_mode: matches!(dst, Side::Remote(r) if is_remote_root(r)),
             },
         );
         report.files = st
@@ -242,8 +336,12 @@ impl FilesClient {
             }
             report.changes.extend(a.describe());
         }
-        report.same = report.files - report.new - report.changed;
+        report.same = report
+            .files
+            .saturating_sub(report.new)
+            .saturating_sub(report.changed);
         if opts.dry_run {
+            report.bytes_represented = total;
             return Ok(report);
         }
         if dt.top.is_none() {
@@ -293,114 +391,180 @@ impl FilesClient {
         report: &mut SyncReport,
         progress: &mut dyn Progress,
     ) -> Result<(), FilesClientError> {
+        let mut received = Received::new();
         for a in actions {
-            match (a, src, dst) {
-                (Action::Remove { path, dir, .. }, _, Side::Remote(top)) => {
-                    self.rm(&remote_at(top, path), *dir).await?
-                }
-                (Action::Remove { path, .. }, _, Side::Local(top)) => {
-                    remove_local(&local_at(top, path))?
-                }
-                (Action::Mkdir { path }, _, Side::Remote(top)) => {
-                    self.mkdir(&remote_at(top, path), true).await?
-                }
-                (Action::Mkdir { path }, _, Side::Local(top)) => {
-                    let p = local_at(top, path);
-                    std::fs::create_dir(&p).map_err(local_err(&p))?
-                }
-                (
-                    Action::Send {
-                        path, base, size, ..
-                    },
-                    Side::Local(ltop),
-                    Side::Remote(rtop),
-                ) => {
-                    let base = base.as_deref().map(|b| remote_at(rtop, b));
-                    self.push_file(&local_at(ltop, path), &remote_at(rtop, path), base, report)
-                        .await?;
-                    progress.advance(*size);
-                }
-                (
-                    Action::Send {
-                        path, base, size, ..
-                    },
-                    Side::Remote(rtop),
-                    Side::Local(ltop),
-                ) => {
-                    let base = base.as_deref().map(|b| local_at(ltop, b));
-                    self.pull_file(&remote_at(rtop, path), &local_at(ltop, path), base, report)
-                        .await?;
-                    progress.advance(*size);
-                }
-                (
-                    Action::Link {
-                        path,
-                        target,
-                        mtime,
-                    },
-                    _,
-                    Side::Remote(top),
-                ) => {
-                    self.symlink(&remote_at(top, path), target, true, Some(*mtime))
+            let size = match a {
+                Action::Send { size, .. } => *size,
+                _ => 0,
+            };
+            let mut bar = FileProgress {
+                progress: &mut *progress,
+                size,
+                shown: 0,
+            };
+            match dst {
+                Side::Remote(top) => self.act_remote(a, src, top, report, &mut bar).await?,
+                Side::Local(top) => {
+                    self.act_local(a, src, top, report, &mut received, &mut bar)
                         .await?
-                }
-                (
-                    Action::Link {
-                        path,
-                        target,
-                        mtime,
-                    },
-                    _,
-                    Side::Local(top),
-                ) => make_local_link(&local_at(top, path), target, *mtime)?,
-                (Action::Attrs { path, mode, mtime }, _, Side::Remote(top)) => {
-                    self.setattr(&remote_at(top, path), Some(*mode), Some(*mtime))
-                        .await?
-                }
-                (Action::Attrs { path, mode, mtime }, _, Side::Local(top)) => {
-                    let p = local_at(top, path);
-                    let f = std::fs::File::open(&p).map_err(local_err(&p))?;
-                    meta::apply_to_file(&f, Some(*mode), Some(*mtime)).map_err(local_err(&p))?
-                }
-                (Action::Send { .. }, _, _) => {
-                    return Err(FilesClientError::Protocol(
-                        "a sync sends between a local and a remote side".into(),
-                    ))
                 }
             }
+            bar.done();
+        }
+        // The new names survive a crash only once their directories are on disk.
+        for dir in received {
+            let d = dir.clone();
+            on_thread(&dir, move || std::fs::File::open(&d)?.sync_all()).await?;
         }
         Ok(())
     }
 
-    /// The chunk list of the remote file `path` (empty when it does not exist).
+    /// Carries out one action on a remote destination under `top`.
+    async fn act_remote(
+        &mut self,
+        a: &Action,
+        src: &Side,
+        top: &str,
+        report: &mut SyncReport,
+        bar: &mut FileProgress<'_>,
+    ) -> Result<(), FilesClientError> {
+        match a {
+            Action::Remove { path, dir, .. } => self.rm(&remote_at(top, path), *dir).await,
+            Action::Mkdir { path } => self.mkdir(&remote_at(top, path), true).await,
+            Action::Send { path, base, .. } => {
+                let Side::Local(ltop) = src else {
+                    return Err(both_remote());
+                };
+                let base = base.as_deref().map(|b| remote_at(top, b));
+                let (local, remote) = (local_at(ltop, path), remote_at(top, path));
+                self.push_file(&local, &remote, base, report, bar).await
+            }
+            Action::Link {
+                path,
+                target,
+                mtime,
+            } => {
+                let made = self
+                    .symlink(&remote_at(top, path), target, true, Some(*mtime))
+                    .await;
+                match made {
+                    // The server checks more than the tree's shape (a target that resolves
+                    // through a loop or a link placed there by other means): such a link
+                    // is left out, as unsafe links of the source are.
+                    Err(e) if e.remote_code() == Some(ErrorCode::Denied) => {
+                        report.symlinks = report.symlinks.saturating_sub(1);
+                        report
+                            .changes
+                            .retain(|c| Action::describe(a).as_deref() != Some(c.as_str()));
+                        report
+                            .skipped
+                            .push(format!("{path}: the server refused the symlink: {e}"));
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            Action::Attrs { path, mode, mtime } => {
+                self.setattr(&remote_at(top, path), Some(*mode), Some(*mtime))
+                    .await
+            }
+            Action::LinkTime { path, mtime } => {
+                self.setattr(&remote_at(top, path), None, Some(*mtime))
+                    .await
+            }
+        }
+    }
+
+    /// Carries out one action on a local destination under `top`.
+    async fn act_local(
+        &mut self,
+        a: &Action,
+        src: &Side,
+        top: &Path,
+        report: &mut SyncReport,
+        received: &mut Received,
+        bar: &mut FileProgress<'_>,
+    ) -> Result<(), FilesClientError> {
+        if !matches!(a, Action::Attrs { .. } | Action::LinkTime { .. }) && !a.path().is_empty() {
+            writable_parent(&local_at(top, a.path()))?;
+        }
+        match a {
+            Action::Remove { path, .. } => remove_local(&local_at(top, path)),
+            Action::Mkdir { path } => {
+                let p = local_at(top, path);
+                match std::fs::create_dir(&p) {
+                    // Made meanwhile: fine if it is a real directory (never a symlink).
+                    Err(e)
+                        if e.kind() != std::io::ErrorKind::AlreadyExists
+                            || !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) =>
+                    {
+                        Err(FilesClientError::local(&p, e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Action::Send { path, base, .. } => {
+                let Side::Remote(rtop) = src else {
+                    return Err(both_remote());
+                };
+                let base = base.as_deref().map(|b| local_at(top, b));
+                let local = local_at(top, path);
+                self.pull_file(&remote_at(rtop, path), &local, base, report, bar)
+                    .await?;
+                received_in(received, &local);
+                Ok(())
+            }
+            Action::Link {
+                path,
+                target,
+                mtime,
+            } => {
+                let p = local_at(top, path);
+                make_local_link(&p, target, *mtime)?;
+                received_in(received, &p);
+                Ok(())
+            }
+            Action::Attrs { path, mode, mtime } => {
+                set_local_attrs(&local_at(top, path), *mode, *mtime)
+            }
+            Action::LinkTime { path, mtime } => {
+                let p = local_at(top, path);
+                meta::set_symlink_mtime(libc::AT_FDCWD, &p, *mtime).map_err(local_err(&p))
+            }
+        }
+    }
+
+    /// The chunk list of the remote file `path`; `None` when the server has none to give
+    /// (no such file, not a regular file, a list over [`MAX_SIG_BYTES`]): the base is only
+    /// a saving, so the file is then sent whole.
     async fn remote_chunks(
         &mut self,
         path: &str,
         report: &mut SyncReport,
     ) -> Result<Option<Vec<Chunk>>, FilesClientError> {
-        let reply: SyncSigReply = match self
-            .call(&SyncSigRequest {
-                path: path.to_owned(),
-            })
-            .await
-        {
+        let req = SyncSigRequest {
+            path: path.to_owned(),
+        };
+        let reply: SyncSigReply = match self.call(&req).await {
             Ok(r) => r,
-            Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => return Ok(None),
+            Err(e) if e.remote_code().is_some() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let body = self
-            .inner()
-            .connection()
-            .read_body_to_vec(MAX_SIG_BYTES)
-            .await
-            .map_err(frame)?;
+        let conn = self.inner().connection();
+        if reply.data_size > MAX_SIG_BYTES {
+            conn.discard_body().await.map_err(frame)?;
+            return Ok(None);
+        }
+        let body = conn.read_body_to_vec(MAX_SIG_BYTES).await.map_err(frame)?;
         report.signature_bytes += body.len() as u64;
-        report.bytes_sent += body.len() as u64;
+        report.bytes_on_wire += body.len() as u64;
         let list = chunks::decode(&body).map_err(FilesClientError::Protocol)?;
-        if list.len() as u64 != reply.chunks {
+        let covered: u64 = list.iter().map(|c| u64::from(c.len)).sum();
+        if list.len() as u64 != reply.chunks || covered != reply.total {
             return Err(FilesClientError::Protocol(format!(
-                "sync_sig announced {} chunks and sent {}",
+                "sync_sig announced {} chunks over {} bytes and sent {} over {covered}",
                 reply.chunks,
+                reply.total,
                 list.len()
             )));
         }
@@ -414,69 +578,90 @@ impl FilesClient {
         remote: &str,
         base: Option<String>,
         report: &mut SyncReport,
+        bar: &mut FileProgress<'_>,
     ) -> Result<(), FilesClientError> {
-        let base_chunks = match &base {
-            Some(b) => self.remote_chunks(b, report).await?,
-            None => None,
+        if self.broken {
+            return Err(FilesClientError::Broken);
+        }
+        let (base, list) = match base {
+            Some(b) => match self.remote_chunks(&b, report).await? {
+                Some(list) => (Some(b), list),
+                None => (None, Vec::new()),
+            },
+            None => (None, Vec::new()),
         };
-        let base = base.filter(|_| base_chunks.is_some());
-        let list = base_chunks.unwrap_or_default();
         let l = local.to_owned();
         let (file, m, plan) = on_thread(local, move || {
-            let file = std::fs::File::open(&l)?;
+            let file = open_local(&l)?;
             let m = file.metadata()?;
+            if !m.is_file() {
+                return Err(std::io::Error::other("is no longer a regular file"));
+            }
             let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &list)?;
             Ok((file, m, plan))
         })
         .await?;
-        use std::os::unix::fs::MetadataExt;
         let mtime = Mtime::of(m.mtime(), m.mtime_nsec());
         let size = plan.encoded_len();
+        let total = plan.total;
         let expected = plan.blake3.to_hex().to_string();
         let req = SyncPatchRequest {
             path: remote.to_owned(),
             base,
-            total: plan.total,
+            total,
             blake3: expected.clone(),
             mode: Some(m.mode() & REPORTED_MODE_BITS),
             mtime: Some(mtime.secs),
             mtime_nsec: Some(mtime.nsec),
             data_size: size,
         };
-        let total = plan.total;
+        let header = Header::encode(&req).map_err(ClientError::from)?;
         let conn = self.inner().connection();
-        conn.send(&Header::encode(&req).map_err(ClientError::from)?)
-            .await
-            .map_err(frame)?;
+        conn.send(&header).await.map_err(frame)?;
         let mut source = DeltaSource::spawn(file, plan);
-        loop {
-            match source.next().await {
-                Ok(Some(piece)) => conn
-                    .stream_mut()
+        let mut sent = 0u64;
+        let mut stood_for = 0u64;
+        let outcome: Result<(), FilesClientError> = async {
+            while let Some((piece, n)) = source
+                .next()
+                .await
+                .map_err(|e| FilesClientError::local(local, e))?
+            {
+                conn.stream_mut()
                     .write_all(&piece)
                     .await
-                    .map_err(|e| frame(sockit_wire::FrameError::Io(e)))?,
-                Ok(None) => break,
-                // The server still expects the rest of the body: this connection is done.
-                Err(e) => return Err(FilesClientError::local(local, e)),
+                    .map_err(|e| frame(FrameError::Io(e)))?;
+                sent += piece.len() as u64;
+                stood_for += n;
+                bar.to(stood_for);
+                // A refusal can arrive while we send (busy, disk full, ...): stop early.
+                if let Some(e) = early_refusal(conn) {
+                    return Err(e);
+                }
             }
+            conn.stream_mut()
+                .flush()
+                .await
+                .map_err(|e| frame(FrameError::Io(e)))
         }
+        .await;
         source.finish().await;
-        conn.stream_mut()
-            .flush()
-            .await
-            .map_err(|e| frame(sockit_wire::FrameError::Io(e)))?;
+        if let Err(e) = outcome {
+            // The server still expects the rest of the body: this connection is done.
+            self.broken = sent < size;
+            return Err(e);
+        }
         let reply = self.inner().read_response().await?;
         let PutReply { stored } = reply.decode().map_err(ClientError::from)?;
         if stored.blake3 != expected || stored.size != total {
             return Err(FilesClientError::Verify(format!(
-                "server stored {remote} with blake3 {}, expected {expected}",
-                stored.blake3
+                "the server stored {remote} with blake3 {} ({} bytes), expected {expected} ({total} bytes)",
+                stored.blake3, stored.size
             )));
         }
         report.delta_bytes += size;
-        report.bytes_sent += size;
-        report.bytes_total += total;
+        report.bytes_on_wire += size;
+        report.bytes_represented += total;
         Ok(())
     }
 
@@ -488,16 +673,30 @@ impl FilesClient {
         local: &Path,
         base: Option<PathBuf>,
         report: &mut SyncReport,
+        bar: &mut FileProgress<'_>,
     ) -> Result<(), FilesClientError> {
+        if self.broken {
+            return Err(FilesClientError::Broken);
+        }
         let (base_file, base_len, list) = match base {
             Some(b) => {
-                on_thread(&b.clone(), move || match std::fs::File::open(&b) {
-                    Ok(f) => {
-                        let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f))?;
-                        Ok((Some(f), sig.total, sig.chunks))
+                on_thread(&b.clone(), move || {
+                    let f = match open_local(&b) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Ok((None, 0, Vec::new()))
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if !f.metadata()?.is_file() {
+                        return Ok((None, 0, Vec::new()));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, 0, Vec::new())),
-                    Err(e) => Err(e),
+                    let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f))?;
+                    // A list the server would refuse: send the file whole instead.
+                    if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > MAX_SIG_BYTES {
+                        return Ok((None, 0, Vec::new()));
+                    }
+                    Ok((Some(f), sig.total, sig.chunks))
                 })
                 .await?
             }
@@ -509,7 +708,7 @@ impl FilesClient {
             data_size: body.len() as u64,
         };
         report.signature_bytes += body.len() as u64;
-        report.bytes_sent += body.len() as u64;
+        report.bytes_on_wire += body.len() as u64;
         let h = Header::encode(&req).map_err(ClientError::from)?;
         let reply = self
             .inner()
@@ -519,38 +718,51 @@ impl FilesClient {
         let expected = blake3::Hash::from_hex(&reply.blake3).map_err(|_| {
             FilesClientError::Protocol("sync_pull reply `blake3` is not 64 hex digits".into())
         })?;
-        let dir = local.parent().unwrap_or(Path::new("."));
-        let name = local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.sockit-sync"));
-        let out = std::fs::File::create(&tmp).map_err(local_err(&tmp))?;
-        let mut task = ApplyTask::spawn(base_file, base_len, out, reply.total);
+        let tmp = temp_beside(local);
+        let _ = std::fs::remove_file(&tmp);
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(local_err(&tmp));
         let conn = self.inner().connection();
         let delta_len = conn.body_remaining();
-        let mut ok = true;
+        let out = match out {
+            Ok(f) => f,
+            Err(e) => {
+                // Keep the connection in step for whoever reports the error.
+                conn.discard_body().await.map_err(frame)?;
+                return Err(e);
+            }
+        };
+        let mut task = ApplyTask::spawn(base_file, base_len, out, reply.total);
+        let mut applying = true;
         loop {
             match conn.read_body_chunk().await {
                 Ok(Some(chunk)) => {
-                    if ok && !task.feed(chunk).await {
-                        ok = false; // keep reading so the connection stays in step
+                    // After a failure keep reading, so the connection stays in step.
+                    if applying && !task.feed(chunk).await {
+                        applying = false;
                     }
+                    bar.to(task.written());
                 }
                 Ok(None) => break,
                 Err(e) => {
                     let _ = task.finish().await;
                     let _ = std::fs::remove_file(&tmp);
+                    self.broken = true;
                     return Err(frame(e));
                 }
             }
         }
-        let done = task.finish().await;
         let fail = |e: FilesClientError| {
             let _ = std::fs::remove_file(&tmp);
             e
         };
-        let (file, hash, written) = done.map_err(|e| fail(FilesClientError::local(&tmp, e)))?;
+        let (file, hash, written) = task
+            .finish()
+            .await
+            .map_err(|e| fail(FilesClientError::local(&tmp, e)))?;
         if hash != expected || written != reply.total {
             return Err(fail(FilesClientError::Verify(format!(
                 "{remote}: the rebuilt file hashes to {} ({written} bytes), the server announced {} ({} bytes); nothing was replaced",
@@ -561,22 +773,47 @@ impl FilesClient {
         }
         let mtime = Mtime::new(reply.mtime, reply.mtime_nsec).ok();
         let mode = reply.mode;
-        let t = tmp.clone();
-        on_thread(&tmp, move || {
+        let (t, dest) = (tmp.clone(), local.to_owned());
+        on_thread(local, move || {
             meta::apply_to_file(&file, mode, mtime)?;
             file.sync_all()?;
-            std::fs::rename(&t, local_owned(&t, &name))
+            std::fs::rename(&t, &dest)
         })
         .await
         .map_err(fail)?;
         report.delta_bytes += delta_len;
-        report.bytes_sent += delta_len;
-        report.bytes_total += reply.total;
+        report.bytes_on_wire += delta_len;
+        report.bytes_represented += reply.total;
         Ok(())
     }
 }
 
-/// The destination beside the temporary file `tmp` (`dir/.NAME.sockit-sync` → `dir/NAME`).
-fn local_owned(tmp: &Path, name: &str) -> PathBuf {
-    tmp.parent().unwrap_or(Path::new(".")).join(name)
+fn both_remote() -> FilesClientError {
+    FilesClientError::Protocol("a sync sends between a local and a remote side".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_stay_within_a_name_limit() {
+        assert_eq!(
+            temp_beside(Path::new("d/a.txt")),
+            Path::new("d/.a.txt.sockit-sync")
+        );
+        let long = "x".repeat(250);
+        let t = temp_beside(&Path::new("d").join(&long));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.len() <= 255 && name.ends_with(".sockit-sync"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn the_data_root_is_recognised() {
+        assert!(is_remote_root("") && is_remote_root(".") && is_remote_root("./"));
+        assert!(!is_remote_root("backup"));
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -30,10 +32,13 @@ impl ReadAt for Option<File> {
     }
 }
 
+/// A piece of a delta and how many bytes of the new file it stands for.
+pub(crate) type Piece = (Bytes, u64);
+
 /// Encodes a plan on a blocking thread.
 #[derive(Debug)]
 pub(crate) struct DeltaSource {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<io::Result<Piece>>,
     handle: JoinHandle<()>,
 }
 
@@ -43,10 +48,13 @@ impl DeltaSource {
         let (tx, rx) = mpsc::channel(DEPTH);
         let handle = tokio::task::spawn_blocking(move || {
             let mut enc = Encoder::new(file, &plan);
+            let mut before = 0;
             loop {
                 match enc.next_piece() {
                     Ok(Some(p)) => {
-                        if tx.blocking_send(Ok(Bytes::from(p))).is_err() {
+                        let stands_for = enc.represented() - before;
+                        before = enc.represented();
+                        if tx.blocking_send(Ok((Bytes::from(p), stands_for))).is_err() {
                             return;
                         }
                     }
@@ -61,11 +69,11 @@ impl DeltaSource {
         Self { rx, handle }
     }
 
-    /// The next piece; `None` at the end.
+    /// The next piece and the bytes of the file it stands for; `None` at the end.
     ///
     /// # Errors
     /// Reading the file failed.
-    pub(crate) async fn next(&mut self) -> io::Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self) -> io::Result<Option<Piece>> {
         self.rx.recv().await.transpose()
     }
 
@@ -84,23 +92,34 @@ pub(crate) type Applied = (File, blake3::Hash, u64);
 pub(crate) struct ApplyTask {
     tx: Option<mpsc::Sender<Bytes>>,
     handle: JoinHandle<io::Result<Applied>>,
+    /// Bytes of the result written so far (for a progress bar).
+    written: Arc<AtomicU64>,
 }
 
 impl ApplyTask {
     /// Starts applying into `out` against `base` (`base_len` bytes), at most `limit` bytes.
     pub(crate) fn spawn(base: Option<File>, base_len: u64, out: File, limit: u64) -> Self {
         let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+        let written = Arc::new(AtomicU64::new(0));
+        let shown = written.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let mut a = Applier::new(base, base_len, out, limit);
             while let Some(b) = rx.blocking_recv() {
                 a.feed(&b)?;
+                shown.store(a.written(), Ordering::Relaxed);
             }
             a.finish()
         });
         Self {
             tx: Some(tx),
             handle,
+            written,
         }
+    }
+
+    /// Bytes of the result written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Queues delta bytes; `false` when the thread stopped (its error comes from

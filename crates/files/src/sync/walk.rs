@@ -1,7 +1,9 @@
-//! Listing a tree (local or remote) with the metadata a sync compares. Entries that
-//! cannot be synced are reported, not listed: names that are not UTF-8, special files,
-//! symlinks leading outside the tree, trees deeper than [`MAX_DEPTH`]. Excluded paths are
-//! neither listed nor descended into.
+//! Listing a tree (local or remote) with the metadata a sync compares. On the source,
+//! entries that cannot be synced are reported, not listed: special files and symlinks
+//! leading outside the tree. On the destination they are listed as [`Node::Other`], so a
+//! sync can replace or delete them. Names that are not UTF-8 and trees deeper than
+//! [`MAX_DEPTH`] are reported on either side. Excluded paths are neither listed nor
+//! descended into; they are recorded in [`Tree::excluded`].
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -28,6 +30,29 @@ fn mtime_of(m: &std::fs::Metadata) -> Mtime {
     Mtime::of(m.mtime(), m.mtime_nsec())
 }
 
+/// Which end of the sync a tree is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// What is copied: entries that cannot be copied are reported.
+    Source,
+    /// What is made equal to the source: every entry is listed, so it can be replaced.
+    Destination,
+}
+
+impl Role {
+    /// What an entry that cannot be synced becomes: reported (source) or listed as
+    /// [`Node::Other`] (destination).
+    fn unsyncable(self, skipped: &mut Vec<String>, why: String) -> Option<Node> {
+        match self {
+            Role::Source => {
+                skipped.push(why);
+                None
+            }
+            Role::Destination => Some(Node::Other),
+        }
+    }
+}
+
 /// Lists the local tree `top` (missing: an empty tree without a top).
 ///
 /// # Errors
@@ -35,6 +60,7 @@ fn mtime_of(m: &std::fs::Metadata) -> Mtime {
 pub(crate) fn local_tree(
     top: &Path,
     ex: &Excludes,
+    role: Role,
     skipped: &mut Vec<String>,
 ) -> Result<Tree, FilesClientError> {
     let mut tree = Tree::default();
@@ -61,25 +87,32 @@ pub(crate) fn local_tree(
                 continue;
             };
             let r = rel_join(&rel, &name);
-            if ex.is_excluded(&r) {
-                continue;
-            }
             let m =
                 std::fs::symlink_metadata(&path).map_err(|e| FilesClientError::local(&path, e))?;
             let ft = m.file_type();
+            if ex.is_excluded(&r, ft.is_dir()) {
+                tree.excluded.insert(r);
+                continue;
+            }
             let node = if ft.is_symlink() {
                 let t = std::fs::read_link(&path).map_err(|e| FilesClientError::local(&path, e))?;
-                let Some(target) = t.to_str().map(str::to_owned) else {
-                    skipped.push(format!("{}: symlink target is not UTF-8", path.display()));
-                    continue;
+                let checked = match t.to_str() {
+                    None => Err("symlink target is not UTF-8".to_owned()),
+                    Some(target) => resolve_link_target(&rel, target)
+                        .map(|_| target.to_owned())
+                        .map_err(|why| why.to_string()),
                 };
-                if let Err(why) = resolve_link_target(&rel, &target) {
-                    skipped.push(format!("{}: {why}", path.display()));
-                    continue;
-                }
-                Node::Symlink {
-                    target,
-                    mtime: mtime_of(&m),
+                match checked {
+                    Ok(target) => Node::Symlink {
+                        target,
+                        mtime: mtime_of(&m),
+                    },
+                    Err(why) => {
+                        match role.unsyncable(skipped, format!("{}: {why}", path.display())) {
+                            Some(n) => n,
+                            None => continue,
+                        }
+                    }
                 }
             } else if ft.is_dir() {
                 if depth + 1 >= MAX_DEPTH {
@@ -102,8 +135,14 @@ pub(crate) fn local_tree(
                     blake3: None,
                 }
             } else {
-                skipped.push(format!("{}: not a regular file", path.display()));
-                continue;
+                let why = format!(
+                    "{}: not a regular file, directory or symlink",
+                    path.display()
+                );
+                match role.unsyncable(skipped, why) {
+                    Some(n) => n,
+                    None => continue,
+                }
             };
             tree.entries.insert(r, node);
         }
@@ -120,6 +159,7 @@ impl FilesClient {
         &mut self,
         top: &str,
         ex: &Excludes,
+        role: Role,
         skipped: &mut Vec<String>,
     ) -> Result<Tree, FilesClientError> {
         let mut tree = Tree::default();
@@ -145,7 +185,8 @@ impl FilesClient {
                     continue;
                 }
                 let r = rel_join(&rel, &e.name);
-                if ex.is_excluded(&r) {
+                if ex.is_excluded(&r, e.kind == "dir") {
+                    tree.excluded.insert(r);
                     continue;
                 }
                 let mtime = Mtime::new(e.mtime, e.mtime_nsec).unwrap_or_default();
@@ -167,19 +208,20 @@ impl FilesClient {
                         skipped.push(format!("{r}: deeper than {MAX_DEPTH} levels"));
                         continue;
                     }
-                    "symlink" => {
-                        let Some(target) =
-                            e.target.filter(|t| resolve_link_target(&rel, t).is_ok())
-                        else {
-                            skipped.push(format!("{r}: symlink leading outside the tree"));
-                            continue;
-                        };
-                        Node::Symlink { target, mtime }
-                    }
-                    other => {
-                        skipped.push(format!("{r}: {other}"));
-                        continue;
-                    }
+                    "symlink" => match e.target.filter(|t| resolve_link_target(&rel, t).is_ok()) {
+                        Some(target) => Node::Symlink { target, mtime },
+                        None => {
+                            let why = format!("{r}: symlink leading outside the tree");
+                            match role.unsyncable(skipped, why) {
+                                Some(n) => n,
+                                None => continue,
+                            }
+                        }
+                    },
+                    other => match role.unsyncable(skipped, format!("{r}: {other}")) {
+                        Some(n) => n,
+                        None => continue,
+                    },
                 };
                 tree.entries.insert(r, node);
             }

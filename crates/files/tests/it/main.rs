@@ -8,6 +8,7 @@ mod messages;
 mod metadata;
 mod special_files;
 mod staging_ttl;
+mod sync;
 mod transfers;
 mod traversal;
 mod tree_pipeline;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sockit_files::messages::{GetReply, PathReply, PutReply, StatReply};
+use sockit_files::messages::{
+    GetReply, PathReply, PutReply, StatReply, SyncPullReply, SyncSigReply,
+};
 use sockit_files::{FilesConfig, FilesRoot};
 use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
@@ -79,6 +81,42 @@ async fn course_and_doc_requests_read_as_the_reply_types() {
     assert_eq!(reply.filename, "c.txt");
     c.connection().discard_body().await.unwrap();
 
+    // The delta sync commands as docs/files.md ("sync") shows them.
+    let sig = c
+        .request(&header(r#"{"cmd":"sync_sig","path":"c.txt"}"#))
+        .await
+        .unwrap();
+    let sig = sig.decode::<SyncSigReply>().unwrap();
+    assert_eq!((sig.total, sig.chunks, sig.data_size), (5, 1, 36));
+    assert_eq!(sig.blake3, blake3::hash(b"hello").to_hex().as_str());
+    c.connection().discard_body().await.unwrap();
+    let pull = c
+        .request(&header(
+            r#"{"cmd":"sync_pull","path":"c.txt","data_size":0}"#,
+        ))
+        .await
+        .unwrap();
+    let pull = pull.decode::<SyncPullReply>().unwrap();
+    // No chunk list: one literal of the 5 bytes (a tag, a length, the bytes).
+    assert_eq!(
+        (pull.total, pull.data_size, pull.mode.is_some()),
+        (5, 14, true)
+    );
+    let delta = c.connection().read_body_to_vec(100).await.unwrap();
+    assert_eq!(delta, b"\x02\x05\x00\x00\x00\x00\x00\x00\x00hello");
+    let patch = format!(
+        r#"{{"cmd":"sync_patch","path":"d.txt","base":"c.txt","total":5,"blake3":"{}","mode":420,"mtime":1700000000,"mtime_nsec":0,"data_size":17}}"#,
+        blake3::hash(b"hello").to_hex()
+    );
+    let copy_all = b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00";
+    let patched = c
+        .request_with_body(&header(&patch), Bytes::from_static(copy_all))
+        .await
+        .unwrap();
+    let stored = patched.decode::<PutReply>().unwrap().stored;
+    assert_eq!((stored.path.as_str(), stored.size), ("d.txt", 5));
+    assert_eq!(std::fs::read(dir.path().join("d.txt")).unwrap(), b"hello");
+
     let mkdir = c
         .request(&header(r#"{"cmd":"mkdir","path":"a/b","parents":true}"#))
         .await
@@ -102,6 +140,11 @@ async fn wrong_shapes_are_bad_requests_naming_the_key() {
         (r#"{"cmd":"get","path":["a"]}"#, "`path`"),
         (r#"{"cmd":"mkdir","path":"d","parents":"yes"}"#, "`parents`"),
         (r#"{"cmd":"rm","path":"d","recursive":1}"#, "`recursive`"),
+        (r#"{"cmd":"sync_sig","path":7}"#, "`path`"),
+        (
+            r#"{"cmd":"sync_patch","path":"x","total":"big","blake3":"00"}"#,
+            "`total`",
+        ),
     ] {
         let message = bad_request(c.request(&header(json)).await);
         assert!(message.contains(key), "{json}: {message}");

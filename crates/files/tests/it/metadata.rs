@@ -3,15 +3,15 @@
 //! symlinks both ways, symlinks that would leave the tree refused, and requests without
 //! the new fields (older clients) still served as before.
 
-use crate::common::Server;
+use crate::common::{set_mode, set_mtime, tree, Meta, Server};
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sockit_files::client::{GetOptions, NoProgress, PutOptions};
 use sockit_files::messages::{GetReply, LsReply, StatReply};
-use sockit_files::meta::{set_symlink_mtime, Mtime};
+use sockit_files::meta::Mtime;
 use sockit_files::FilesConfig;
 use sockit_testkit::data;
 use sockit_wire::{Client, ClientError, ErrorCode, Header};
@@ -24,53 +24,6 @@ const GET: GetOptions = GetOptions { resume: false };
 
 /// 2001-09-09 01:46:40 UTC and some nanoseconds: clearly not "now".
 const PAST: i64 = 1_000_000_000;
-
-fn set_mtime(path: &Path, secs: i64, nsec: u32) {
-    let t = Mtime::new(secs, nsec).unwrap();
-    if std::fs::symlink_metadata(path).unwrap().is_symlink() {
-        set_symlink_mtime(libc::AT_FDCWD, path, t).unwrap();
-    } else {
-        let f = std::fs::File::open(path).unwrap();
-        f.set_times(std::fs::FileTimes::new().set_modified(t.to_system_time().unwrap()))
-            .unwrap();
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// One entry of a tree as metadata: path, kind, mode (not for symlinks), mtime, and the
-/// content (files) or target (symlinks).
-type Meta = (String, &'static str, u32, i64, i64, Vec<u8>);
-
-/// Every entry under `dir` with its metadata, sorted by path.
-fn tree(dir: &Path) -> Vec<Meta> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with(".sockit") {
-                continue;
-            }
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let (kind, mode, content) = if m.is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                ("symlink", 0, t.to_string_lossy().into_owned().into_bytes())
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                ("dir", m.mode() & 0o7777, Vec::new())
-            } else {
-                ("file", m.mode() & 0o7777, std::fs::read(&p).unwrap())
-            };
-            out.push((rel, kind, mode, m.mtime(), m.mtime_nsec(), content));
-        }
-    }
-    out.sort();
-    out
-}
 
 /// A source tree: nested and empty directories, files with several modes, symlinks
 /// inside the tree (to a file, to a directory, dangling) and ones that leave it, every

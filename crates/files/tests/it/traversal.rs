@@ -1,5 +1,6 @@
 //! A traversal corpus: every path that tries to leave the data root is `denied` for every
-//! command, and nothing outside the root is read, created or changed.
+//! command (the delta sync commands too, as target and as base), and nothing outside the
+//! root is read, created or changed.
 
 use crate::common;
 
@@ -9,6 +10,9 @@ use sockit_files::FilesConfig;
 use sockit_wire::codec::encode_header;
 use sockit_wire::{Client, ErrorCode, Header};
 use std::time::Duration;
+
+/// A delta that writes the 4 bytes `evil` (one literal: tag 2, length 4 LE, the bytes).
+const EVIL_DELTA: &[u8] = b"\x02\x04\x00\x00\x00\x00\x00\x00\x00evil";
 
 fn corpus(outside: &str) -> Vec<String> {
     let mut v: Vec<String> = [
@@ -104,6 +108,30 @@ async fn traversal_corpus_is_denied_and_outside_is_untouched() {
                     .with("overwrite", true),
             ),
         ];
+        // The delta sync commands: a chunk list of the path, a delta from it, a delta
+        // written to it, and one built from it as a base.
+        let evil_hash = blake3::hash(b"evil").to_hex().to_string();
+        requests.push((
+            "sync_sig",
+            Header::request("sync_sig").with("path", path.as_str()),
+        ));
+        requests.push((
+            "sync_pull",
+            Header::request("sync_pull")
+                .with("path", path.as_str())
+                .with("data_size", 0),
+        ));
+        for (target, base) in [(path.as_str(), None), ("from-base", Some(path.as_str()))] {
+            let mut h = Header::request("sync_patch")
+                .with("path", target)
+                .with("total", 4)
+                .with("blake3", evil_hash.as_str())
+                .with("data_size", EVIL_DELTA.len());
+            if let Some(b) = base {
+                h = h.with("base", b);
+            }
+            requests.push(("sync_patch", h));
+        }
         // A symlink made at (or under) the path, and one whose target is the path.
         requests.push((
             "symlink",
@@ -139,6 +167,9 @@ async fn traversal_corpus_is_denied_and_outside_is_untouched() {
         for (name, req) in requests {
             let r = if name == "put" {
                 c.request_with_body(&req, bytes::Bytes::from_static(b"evil"))
+                    .await
+            } else if name == "sync_patch" {
+                c.request_with_body(&req, bytes::Bytes::from_static(EVIL_DELTA))
                     .await
             } else {
                 c.request(&req).await

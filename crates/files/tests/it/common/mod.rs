@@ -1,12 +1,14 @@
 //! A file server on a free loopback port, a proxy that cuts a connection part way, and
-//! a snapshot of a tree.
+//! snapshots of a tree (bytes only, or with metadata).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sockit_files::meta::{set_symlink_mtime, Mtime};
 use sockit_files::{FilesClient, FilesConfig, FilesRoot};
 use sockit_runtime::server::{bind_tcp, serve_tcp, Limits};
 use sockit_testkit::net::{Running, LOOPBACK_ANY};
@@ -145,4 +147,68 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, bool)> {
         }
     }
     out
+}
+
+/// Sets the modification time of `path` itself (a symlink's own time, not its target's).
+pub fn set_mtime(path: &Path, secs: i64, nsec: u32) {
+    let t = Mtime::new(secs, nsec).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_symlink() {
+        set_symlink_mtime(libc::AT_FDCWD, path, t).unwrap();
+    } else {
+        let f = std::fs::File::open(path).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(t.to_system_time().unwrap()))
+            .unwrap();
+    }
+}
+
+/// Sets the permission bits of `path`.
+pub fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// One entry of a tree as metadata: path, kind, mode (not for symlinks), mtime, and the
+/// content (files) or target (symlinks).
+pub type Meta = (String, &'static str, u32, i64, i64, Vec<u8>);
+
+/// Every entry under `dir` with its metadata, sorted by path (top-level `.sockit*` names,
+/// an older server's staging area, left out).
+pub fn tree(dir: &Path) -> Vec<Meta> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(".sockit") {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let (kind, mode, content) = if m.is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                ("symlink", 0, t.to_string_lossy().into_owned().into_bytes())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                ("dir", m.mode() & 0o7777, Vec::new())
+            } else {
+                ("file", m.mode() & 0o7777, std::fs::read(&p).unwrap())
+            };
+            out.push((rel, kind, mode, m.mtime(), m.mtime_nsec(), content));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// [`tree`] with the top directory itself first (as `""`: its mode and time).
+pub fn tree_with_top(dir: &Path) -> Vec<Meta> {
+    let m = std::fs::metadata(dir).unwrap();
+    let top = (
+        String::new(),
+        "dir",
+        m.mode() & 0o7777,
+        m.mtime(),
+        m.mtime_nsec(),
+        Vec::new(),
+    );
+    std::iter::once(top).chain(tree(dir)).collect()
 }

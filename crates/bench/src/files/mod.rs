@@ -9,6 +9,10 @@
 //! socat's default buffer. sockit's upload includes what socat does not do: BLAKE3 on both
 //! ends and an fsync before the rename.
 
+pub mod delta;
+mod peers;
+pub mod tree;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,13 @@ pub struct BenchOptions {
     pub server: Vec<OsString>,
     /// Also measure put and get over TLS.
     pub tls: bool,
+    /// Files of the tree scenario (0: not run).
+    pub tree_files: usize,
+    /// Bytes per file of the tree scenario.
+    pub tree_file_size: usize,
+    /// Bytes rewritten in the middle of the large file for the delta scenario (0: not
+    /// run).
+    pub delta_changed: u64,
 }
 
 /// One measured transfer.
@@ -75,6 +86,12 @@ pub struct BenchReport {
     /// Whether put and get over TLS reached 0.7× plain text (when measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_target_met: Option<bool>,
+    /// The tree scenario (when run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<tree::TreeReport>,
+    /// The delta scenario (when run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<delta::DeltaReport>,
 }
 
 /// The TLS target of issue #9.
@@ -96,13 +113,13 @@ pub enum BenchError {
     Step(String),
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     let what = what.into();
     move |source| BenchError::Io { what, source }
 }
 
 /// Kills the child when dropped.
-struct Reaper(Child);
+pub(crate) struct Reaper(pub(crate) Child);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -215,6 +232,72 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
+/// A `sockit serve` child process with only the framed service.
+pub(crate) struct Server {
+    /// The child (killed on drop).
+    pub(crate) process: Reaper,
+    /// `HOST:PORT` of its framed port.
+    pub(crate) addr: String,
+    /// Its data root.
+    pub(crate) root: PathBuf,
+    /// The pinned certificate (with `--tls`).
+    pub(crate) trust: Option<sockit_runtime::tls::Trust>,
+}
+
+impl Server {
+    /// Starts `opts.server` with root `work/root-TAG` (and `--tls` when `tls`) and waits
+    /// for its address file.
+    pub(crate) fn start(
+        opts: &BenchOptions,
+        work: &Path,
+        tag: &str,
+        tls: bool,
+    ) -> Result<Server, BenchError> {
+        let root = work.join(format!("root-{tag}"));
+        std::fs::create_dir_all(&root).map_err(io("create server root"))?;
+        let trust = if tls {
+            // Generate the certificate the server will load, so the client can pin it.
+            let dir = sockit_runtime::tls::cert::default_dir(&root);
+            let (identity, _) = sockit_runtime::tls::ServerIdentity::load_or_generate(&dir)
+                .map_err(|e| BenchError::Step(format!("TLS certificate: {e}")))?;
+            Some(sockit_runtime::tls::Trust::Pinned(identity.fingerprint()))
+        } else {
+            None
+        };
+        let (program, args) = opts
+            .server
+            .split_first()
+            .ok_or_else(|| BenchError::Step("no server command".into()))?;
+        let addr_file = work.join(format!("addrs-{tag}.json"));
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .arg("--root")
+            .arg(&root)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(["--only", "framed", "--port", "framed=0", "-q"])
+            .stdout(Stdio::null());
+        if tls {
+            cmd.arg("--tls");
+        }
+        let mut server = Reaper(cmd.spawn().map_err(io("start the server"))?);
+        let addrs = wait_file(&addr_file, &mut server.0, Duration::from_secs(30))?;
+        let addrs: serde_json::Value = serde_json::from_str(&addrs)
+            .map_err(|e| BenchError::Step(format!("addr file: {e}")))?;
+        let addr = addrs["framed"]["tcp"]
+            .as_str()
+            .ok_or_else(|| BenchError::Step("addr file has no framed/tcp".into()))?
+            .to_owned();
+
+        Ok(Server {
+            process: server,
+            addr,
+            root,
+            trust,
+        })
+    }
+}
+
 /// One server's put and get times and its peak RSS.
 struct Timed {
     put_secs: f64,
@@ -232,42 +315,9 @@ async fn measure(
     tls: bool,
 ) -> Result<Timed, BenchError> {
     let tag = if tls { "tls" } else { "plain" };
-    let root = work.join(format!("root-{tag}"));
-    std::fs::create_dir_all(&root).map_err(io("create server root"))?;
-    let trust = if tls {
-        // Generate the certificate the server will load, so the client can pin it.
-        let dir = sockit_runtime::tls::cert::default_dir(&root);
-        let (identity, _) = sockit_runtime::tls::ServerIdentity::load_or_generate(&dir)
-            .map_err(|e| BenchError::Step(format!("TLS certificate: {e}")))?;
-        Some(sockit_runtime::tls::Trust::Pinned(identity.fingerprint()))
-    } else {
-        None
-    };
-    let (program, args) = opts
-        .server
-        .split_first()
-        .ok_or_else(|| BenchError::Step("no server command".into()))?;
-    let addr_file = work.join(format!("addrs-{tag}.json"));
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .arg("--root")
-        .arg(&root)
-        .arg("--addr-file")
-        .arg(&addr_file)
-        .args(["--only", "framed", "--port", "framed=0", "-q"])
-        .stdout(Stdio::null());
-    if tls {
-        cmd.arg("--tls");
-    }
-    let mut server = Reaper(cmd.spawn().map_err(io("start the server"))?);
-    let addrs = wait_file(&addr_file, &mut server.0, Duration::from_secs(30))?;
-    let addrs: serde_json::Value =
-        serde_json::from_str(&addrs).map_err(|e| BenchError::Step(format!("addr file: {e}")))?;
-    let addr = addrs["framed"]["tcp"]
-        .as_str()
-        .ok_or_else(|| BenchError::Step("addr file has no framed/tcp".into()))?
-        .to_owned();
-
+    let server = Server::start(opts, work, tag, tls)?;
+    let addr = server.addr.clone();
+    let trust = server.trust.clone();
     let connect = sockit_wire::client::ConnectOptions {
         key: None,
         timeout: Duration::from_secs(10),
@@ -304,7 +354,8 @@ async fn measure(
         .await
         .map_err(|e| BenchError::Step(format!("get ({tag}): {e}")))?;
     let get_secs = t.elapsed().as_secs_f64();
-    let rss_mib = peak_rss_mib(server.0.id());
+    let rss_mib = peak_rss_mib(server.process.0.id());
+    let root = server.root.clone();
     drop(server);
     let _ = std::fs::remove_file(&got);
     let _ = std::fs::remove_dir_all(&root);
@@ -361,6 +412,8 @@ async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchEr
         target_met,
         tls_target: None,
         tls_target_met: None,
+        tree: None,
+        delta: None,
     };
     if let Some(t) = tls {
         let put = m("sockit put over TLS", t.put_secs, Some(plain.put_secs));
@@ -377,6 +430,13 @@ async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchEr
         report.tls_target_met = Some(met);
     }
     report.results = results;
+    if opts.tree_files > 0 {
+        report.tree = Some(tree::run(opts, work, opts.tree_files, opts.tree_file_size)?);
+    }
+    if opts.delta_changed > 0 {
+        let changed = opts.delta_changed.min(opts.size / 2);
+        report.delta = Some(delta::run(opts, work, &src, changed)?);
+    }
     Ok(report)
 }
 
@@ -408,6 +468,14 @@ pub fn markdown(r: &BenchReport) -> String {
             "TLS server peak RSS: {rss:.1} MiB; TLS target ({target}): {}\n",
             if met { "met" } else { "NOT met" }
         ));
+    }
+    if let Some(t) = &r.tree {
+        s.push('\n');
+        s.push_str(&tree::markdown(t));
+    }
+    if let Some(d) = &r.delta {
+        s.push('\n');
+        s.push_str(&delta::markdown(d));
     }
     s
 }

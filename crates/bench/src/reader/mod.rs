@@ -13,8 +13,14 @@
 //!   through one of the two books (even readers the PDF, odd the TXT; each starting at a
 //!   different page) for `duration`: pages/s and latency.
 //!
+//! * a generated library of `library_books` books (TXT, EPUB, PDF): catalog scan and
+//!   full-text indexing time, the library's first and last page, full-text search and
+//!   EPUB chapter render p50/p99 ([`library`]).
+//!
 //! Every loop is bounded (pages, a deadline, a per-request timeout, a request cap).
 //! Results go to `OUT/reader.json` and `OUT/reader.md` when an output directory is set.
+
+pub mod library;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,6 +56,10 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Rendered page width in pixels.
     pub width: u32,
+    /// Books of the generated library of the library phase (0: no library phase).
+    pub library_books: usize,
+    /// Requests per measurement of the library phase.
+    pub library_requests: usize,
     /// Where `reader.json` and `reader.md` are written (`None`: not written).
     pub out_dir: Option<PathBuf>,
 }
@@ -61,6 +71,8 @@ impl Default for BenchConfig {
             readers: 200,
             duration: Duration::from_secs(10),
             width: sockit_reader::http::DEFAULT_WIDTH,
+            library_books: 10_000,
+            library_requests: 300,
             out_dir: Some(PathBuf::from("bench-results")),
         }
     }
@@ -82,7 +94,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_hist(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn from_hist(h: &Histogram<u64>) -> Latency {
         let ms = |us: u64| us as f64 / 1000.0;
         Latency {
             count: h.len(),
@@ -134,6 +146,8 @@ pub struct BenchReport {
     pub txt: Latency,
     /// Concurrent readers.
     pub concurrent: Concurrent,
+    /// The library phase (when it ran).
+    pub library: Option<library::LibraryReport>,
     /// The markdown table (also written to `reader.md`).
     #[serde(skip)]
     pub markdown: String,
@@ -163,25 +177,25 @@ pub enum BenchError {
     },
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     let what = what.into();
     move |source| BenchError::Io { what, source }
 }
 
 /// One keep-alive HTTP/1.1 connection that only sends GETs.
-struct Conn {
+pub(crate) struct Conn {
     addr: SocketAddr,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
+    pub(crate) fn new(addr: SocketAddr) -> Conn {
         Conn { addr, stream: None }
     }
 
     /// GETs `path` and returns the body of a 2xx answer; the time includes connecting
     /// only when the connection had to be (re)opened.
-    async fn get(&mut self, path: &str) -> Result<Vec<u8>, BenchError> {
+    pub(crate) async fn get(&mut self, path: &str) -> Result<Vec<u8>, BenchError> {
         let fail = |message: String| BenchError::Request {
             path: path.to_owned(),
             message,
@@ -266,12 +280,12 @@ impl Conn {
     }
 }
 
-fn hist() -> Histogram<u64> {
+pub(crate) fn hist() -> Histogram<u64> {
     // 1 µs .. 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
 }
 
-fn record(h: &mut Histogram<u64>, d: Duration) {
+pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
     h.saturating_record(us);
 }
@@ -339,6 +353,12 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     let (pdf_cold, pdf_cached, txt_first_ms, txt, concurrent) = result?;
+    drop(lib);
+    drop(dir);
+    let library = match config.library_books {
+        0 => None,
+        n => Some(library::run(n, config.library_requests).await?),
+    };
 
     let mut report = BenchReport {
         pdf_pages,
@@ -352,6 +372,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         txt_first_ms,
         txt,
         concurrent,
+        library,
         markdown: String::new(),
     };
     report.markdown = markdown(&report);
@@ -533,6 +554,10 @@ pub fn markdown(r: &BenchReport) -> String {
          Concurrent readers: {} pages in {:.2} s = **{:.0} pages/s**.\n",
         r.txt_first_ms, c.pages, c.seconds, c.pages_per_s
     ));
+    if let Some(l) = &r.library {
+        s.push('\n');
+        s.push_str(&library::markdown(l));
+    }
     s
 }
 
