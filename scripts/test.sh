@@ -59,6 +59,14 @@ if [ ${#need[@]} -gt 0 ]; then
     [ -z "$held" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
+# The reader draws generated covers with the system's fonts; its cover test needs a CJK
+# one (a package of fonts provides no command, so it is checked by name).
+if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+    echo "==> installing fonts-noto-cjk (the reader's generated covers of CJK titles)"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null
+fi
+
 # atftpd and tftpd-hpa conflict as Debian packages (both provide the system tftp
 # service), but the tests start both servers themselves on free ports. So atftpd's
 # binary is unpacked from its .deb (with its libraries installed) instead of installed.

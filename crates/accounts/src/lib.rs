@@ -3,8 +3,10 @@
 //! client-certificate fingerprints in [`certs`]).
 //!
 //! Accounts live in one SQLite file (`ROOT/state/accounts.db` under `sockit serve`,
-//! created with mode 0600). A secret is never stored: each account keeps an argon2id PHC
-//! string of `md5hex(password)`. kosync's key is itself `md5hex(password)` (KOReader sends
+//! created with mode 0600). An account may be an administrator ([`Accounts::is_admin`],
+//! set with `sockit account add NAME --admin` or `sockit account admin NAME`): the reader
+//! lets administrators delete books. A secret is never stored: each account keeps an
+//! argon2id PHC string of `md5hex(password)`. kosync's key is itself `md5hex(password)` (KOReader sends
 //! the MD5 of what the user typed), so the one stored hash verifies both a plaintext
 //! password (IRC, HTTP Basic, the web login form: hashed with MD5 first) and a kosync key.
 //!
@@ -303,6 +305,14 @@ impl Accounts {
                  changed INTEGER NOT NULL
              );",
         )?;
+        // Stores written before accounts had roles gain the column (nobody is an admin).
+        let has_admin: bool = conn
+            .prepare("SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'admin'")?
+            .query_row([], |r| r.get::<_, i64>(0))?
+            > 0;
+        if !has_admin {
+            conn.execute_batch("ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")?;
+        }
         conn.execute_batch(certs::SCHEMA)?;
         let params = Params::new(cfg.cost.m_kib, cfg.cost.t, cfg.cost.p, None)
             .map_err(|e| AccountsError::Hash(e.to_string()))?;
@@ -375,6 +385,39 @@ impl Accounts {
             warn!(error = %e, "accounts: cannot read the store");
             Vec::new()
         })
+    }
+
+    /// Whether `user` is an administrator (`false` for an unknown account, and on a
+    /// storage error, which is logged). Read from the file on every call, so a running
+    /// server sees `sockit account admin` at once.
+    pub fn is_admin(&self, user: &str) -> bool {
+        let r = self
+            .conn()
+            .prepare_cached("SELECT admin FROM accounts WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![user], |r| r.get::<_, bool>(0))
+                    .optional()
+            });
+        match r {
+            Ok(admin) => admin.unwrap_or(false),
+            Err(e) => {
+                warn!(error = %e, "accounts: cannot read the store");
+                false
+            }
+        }
+    }
+
+    /// Makes `user` an administrator, or an ordinary account again; `false` when there
+    /// is no such account.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn set_admin(&self, user: &str, admin: bool) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE accounts SET admin = ?2, changed = ?3 WHERE name = ?1",
+            params![user, admin, unix_now()],
+        )?;
+        Ok(n == 1)
     }
 
     fn stored(&self, user: &str) -> rusqlite::Result<Option<String>> {
@@ -636,6 +679,33 @@ mod tests {
             Verdict::Bad,
             "cache forgotten"
         );
+    }
+
+    #[test]
+    fn admins_are_marked_and_an_older_store_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/accounts.db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE accounts(name TEXT PRIMARY KEY NOT NULL, secret TEXT NOT NULL,
+                 created INTEGER NOT NULL, changed INTEGER NOT NULL);
+                 INSERT INTO accounts VALUES ('old', 'x', 1, 1);",
+            )
+            .unwrap();
+        }
+        let a = store(dir.path(), 5);
+        assert!(!a.is_admin("old"), "nobody is an admin after the upgrade");
+        assert!(a.create("root", "pw").unwrap());
+        assert!(!a.is_admin("root"));
+        assert!(a.set_admin("root", true).unwrap());
+        assert!(a.is_admin("root") && !a.is_admin("old") && !a.is_admin("nobody"));
+        assert!(!a.set_admin("nobody", true).unwrap());
+        // Another handle on the same file (the CLI beside a running server) sees it.
+        assert!(store(dir.path(), 5).is_admin("root"));
+        assert!(a.set_admin("root", false).unwrap());
+        assert!(!a.is_admin("root"));
     }
 
     #[test]

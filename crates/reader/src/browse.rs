@@ -143,14 +143,53 @@ pub struct ListPage {
     pub books: Vec<(Book, Option<i64>)>,
 }
 
-const FILTERS: &str = "(?1 IS NULL OR b.format = ?1) \
+/// The `q` filter on `books b`: the parameter is a substring of the title, authors, series
+/// or path (case-insensitive).
+macro_rules! q_match {
+    ($param:literal) => {
+        concat!(
+            "instr(lower(b.title || ' ' || coalesce(b.author, '') || ' ' || \
+             coalesce(b.series, '') || ' ' || b.path), lower(",
+            $param,
+            ")) > 0"
+        )
+    };
+}
+
+const FILTERS: &str = concat!(
+    "(?1 IS NULL OR b.format = ?1) \
     AND (?2 IS NULL OR b.author = ?2 COLLATE NOCASE \
          OR instr(', ' || lower(b.author) || ', ', ', ' || lower(?2) || ', ') > 0) \
     AND (?3 IS NULL OR b.series = ?3 COLLATE NOCASE) \
     AND (?4 IS NULL OR EXISTS (SELECT 1 FROM book_tags g WHERE g.book_id = b.id AND g.tag = ?4 COLLATE NOCASE)) \
     AND (?5 IS NULL OR EXISTS (SELECT 1 FROM shelf_books s WHERE s.shelf_id = ?5 AND s.book_id = b.id)) \
-    AND (?6 IS NULL OR instr(lower(b.title || ' ' || coalesce(b.author, '') || ' ' || \
-         coalesce(b.series, '') || ' ' || b.path), lower(?6)) > 0)";
+    AND (?6 IS NULL OR ",
+    q_match!("?6"),
+    ")"
+);
+
+/// Of the books `ids`, those in the catalog, each with whether the listing filter `q`
+/// matches it (title, authors, series or path), in the order given.
+///
+/// # Errors
+/// SQLite errors.
+pub fn metadata_matches(conn: &Connection, q: &str, ids: &[i64]) -> Result<Vec<(i64, bool)>> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        q_match!("?2"),
+        " FROM books b WHERE b.id = ?1"
+    ))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if let Some(m) = stmt
+            .query_row(params![id, q.trim()], |r| r.get::<_, bool>(0))
+            .optional()?
+        {
+            out.push((id, m));
+        }
+    }
+    Ok(out)
+}
 
 fn none_if_blank(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())

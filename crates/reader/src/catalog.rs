@@ -106,6 +106,20 @@ pub struct Book {
     pub tags: Vec<String>,
 }
 
+impl Book {
+    /// The media type its file is served with: a TXT book with its detected charset
+    /// (`text/plain; charset=gbk`), a PDF or an EPUB with theirs.
+    pub fn media_type(&self) -> String {
+        match (self.format, self.encoding.as_deref()) {
+            (Format::Txt, Some(enc)) => {
+                format!("text/plain; charset={}", enc.to_ascii_lowercase())
+            }
+            (Format::Txt, None) => "text/plain".to_owned(),
+            (f, _) => f.mime().to_owned(),
+        }
+    }
+}
+
 /// Opens (creating) the catalog database at `path`.
 ///
 /// # Errors
@@ -178,6 +192,7 @@ pub fn open(path: &Path) -> Result<Connection> {
         CREATE INDEX IF NOT EXISTS books_added ON books(added, id);
         CREATE INDEX IF NOT EXISTS books_series ON books(series COLLATE NOCASE, series_index, id);
         CREATE INDEX IF NOT EXISTS books_format ON books(format, id);
+        CREATE INDEX IF NOT EXISTS books_blake3 ON books(blake3);
         CREATE INDEX IF NOT EXISTS progress_recent ON progress(username, timestamp);
         CREATE TABLE IF NOT EXISTS meta_edits(
             book_id INTEGER PRIMARY KEY,
@@ -297,6 +312,19 @@ pub fn by_path(conn: &Connection, path: &str) -> Result<Option<Book>> {
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params![path], row_to_book)
+        .optional()?)
+}
+
+/// One book by its content's BLAKE3 (the first by id if several files hold the same
+/// bytes).
+///
+/// # Errors
+/// SQLite errors.
+pub fn by_blake3(conn: &Connection, blake3: &str) -> Result<Option<Book>> {
+    let sql = format!("SELECT {COLS} FROM books b WHERE b.blake3 = ?1 ORDER BY b.id LIMIT 1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![blake3], row_to_book)
         .optional()?)
 }
 

@@ -15,8 +15,9 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::http::api_types::{
-    BookEdit, BookJson, BookList, BooksQuery, ContinueList, ErrorBody, KoErrorBody, NewShelf,
-    PdfText, ProgressReply, ProgressStored, PutProgress, Shelf, ShelfList, StatusReply, TxtPage,
+    BookEdit, BookJson, BookList, BooksQuery, Chapter, ContinueList, ErrorBody, KoErrorBody,
+    NewShelf, PdfText, ProgressReply, ProgressStored, PutProgress, SearchResults, Shelf, ShelfList,
+    StatusReply, Toc, TxtPage,
 };
 
 /// Largest response accepted, in bytes.
@@ -343,6 +344,56 @@ impl Client {
     /// Transport errors, error statuses, bad JSON.
     pub async fn text_page(&self, id: i64, page: u64) -> Result<TxtPage, ClientError> {
         self.get_json(&format!("/api/books/{id}/text/{page}")).await
+    }
+
+    /// `GET /api/books/ID/text/N?chars=C`: page `page` of a TXT book cut into pages of
+    /// `chars` characters (1..=[`crate::MAX_PAGE_CHARS`]); the pages of any size, joined,
+    /// are the whole decoded text.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn text_page_sized(
+        &self,
+        id: i64,
+        page: u64,
+        chars: usize,
+    ) -> Result<TxtPage, ClientError> {
+        self.get_json(&format!("/api/books/{id}/text/{page}?chars={chars}"))
+            .await
+    }
+
+    /// `GET /api/books/ID/toc`: an EPUB's table of contents.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn toc(&self, id: i64) -> Result<Toc, ClientError> {
+        self.get_json(&format!("/api/books/{id}/toc")).await
+    }
+
+    /// `GET /api/books/ID/chapter/N`: chapter `chapter` of an EPUB, sanitized.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn chapter(&self, id: i64, chapter: u64) -> Result<Chapter, ClientError> {
+        self.get_json(&format!("/api/books/{id}/chapter/{chapter}"))
+            .await
+    }
+
+    /// `GET /api/search?q=&limit=&offset=`: full-text hits, best first.
+    ///
+    /// # Errors
+    /// Transport errors, error statuses, bad JSON.
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<SearchResults, ClientError> {
+        self.get_json(&format!(
+            "/api/search?q={}&limit={limit}&offset={offset}",
+            encode_query(query)
+        ))
+        .await
     }
 
     /// `GET /api/books/ID/pdftext/N`: the text of page `page` of a PDF.

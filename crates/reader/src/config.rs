@@ -43,6 +43,9 @@ pub struct ReaderConfig {
     pub epub: crate::epub::Limits,
     /// Write the sample library into the books root (also done when it is empty).
     pub demo: bool,
+    /// Largest book accepted through `POST /api/books` (the web UI's upload), in bytes;
+    /// 0 turns uploads off.
+    pub max_upload_bytes: u64,
 }
 
 impl ReaderConfig {
@@ -64,6 +67,7 @@ impl ReaderConfig {
             max_sessions: 10_000,
             epub: crate::epub::Limits::default(),
             demo: false,
+            max_upload_bytes: 200 << 20,
         }
     }
 }

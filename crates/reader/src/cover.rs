@@ -1,6 +1,6 @@
 //! Covers: the `NAME.jpg` (or .jpeg/.png) next to the book as the course lays them out,
-//! else the EPUB's cover image (its OPF's), else the first page of a PDF, else a generated cover (a one-page PDF with the title,
-//! written with lopdf and rasterized like any page).
+//! else the EPUB's cover image (its OPF's), else the first page of a PDF, else a generated
+//! cover ([`crate::generated_cover`]: the title in any script the system has a font for).
 
 use image::DynamicImage;
 
@@ -71,9 +71,27 @@ fn fit(img: DynamicImage, width: u32) -> DynamicImage {
     )
 }
 
-/// A generated cover: the format, and the title's Latin characters (the built-in PDF
-/// fonts have no CJK glyphs; the web UI prints the full title under every cover).
+/// A generated cover: the format and the title, drawn with the system's fonts
+/// ([`crate::generated_cover`]); on a machine without any font, drawn as a one-page PDF
+/// with the built-in Helvetica, the title's Latin characters only.
 fn generated(book: &Book, width: u32) -> Result<DynamicImage> {
+    let hue = hue_of(book);
+    let fonts = crate::generated_cover::Fonts::system();
+    if let Some(img) = crate::generated_cover::draw_cover(fonts, book, hue, width) {
+        return Ok(DynamicImage::ImageRgba8(img));
+    }
+    generated_pdf(book, hue, width)
+}
+
+/// The card's hue, from the book's hash (so a book keeps its colour).
+fn hue_of(book: &Book) -> u32 {
+    book.blake3
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
+/// The card drawn by the PDF renderer with its built-in font (Latin characters only).
+fn generated_pdf(book: &Book, hue: u32, width: u32) -> Result<DynamicImage> {
     let latin: String = book
         .title
         .chars()
@@ -93,10 +111,6 @@ fn generated(book: &Book, width: u32) -> Result<DynamicImage> {
     lines.truncate(8);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let badge = book.format.as_str().to_ascii_uppercase();
-    let hue = book
-        .blake3
-        .bytes()
-        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
     let pdf = crate::demo::make_cover_pdf(&badge, &refs, hue);
     let img = crate::pdf::render(&book.path, &pdf, 1, width)?;
     Ok(DynamicImage::ImageRgba8(img))

@@ -12,6 +12,14 @@ use crate::error::{ReaderError, Result};
 /// A generated PDF: `pages` pages of A5-ish size with a coloured band, the title, a big
 /// page number and body lines, plus `/Title` and `/Author` metadata.
 pub fn make_pdf(title: &str, author: &str, pages: u32, body: &[&str]) -> Vec<u8> {
+    let bodies = vec![body; pages as usize];
+    make_pdf_pages(title, author, &bodies)
+}
+
+/// A generated PDF like [`make_pdf`] whose page N carries the body lines `bodies[N - 1]`
+/// (one page per element).
+pub fn make_pdf_pages(title: &str, author: &str, bodies: &[&[&str]]) -> Vec<u8> {
+    let pages = u32::try_from(bodies.len()).unwrap_or(u32::MAX);
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
     let font = doc.add_object(dictionary! {
@@ -24,7 +32,7 @@ pub fn make_pdf(title: &str, author: &str, pages: u32, body: &[&str]) -> Vec<u8>
         "Font" => dictionary! { "F1" => font, "F2" => bold },
     });
     let mut kids = Vec::new();
-    for n in 1..=pages {
+    for (n, body) in (1..=pages).zip(bodies) {
         let hue = (n * 47 % 360) as f32 / 360.0;
         let (r, g, b) = (0.2 + 0.5 * hue, 0.35, 0.75 - 0.4 * hue);
         let mut ops = vec![
@@ -54,7 +62,7 @@ pub fn make_pdf(title: &str, author: &str, pages: u32, body: &[&str]) -> Vec<u8>
                 ))],
             ),
         ];
-        for line in body {
+        for line in body.iter() {
             ops.push(Operation::new("'", vec![Object::string_literal(*line)]));
         }
         ops.push(Operation::new("ET", vec![]));

@@ -70,6 +70,20 @@ pub enum ReaderError {
     /// The thing to create exists already (a shelf's name).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (a non-administrator deleting a book, an upload to a
+    /// server that takes none).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An upload whose content is already in the library.
+    #[error("this file is already in the library as “{title}” ({path}, book {id})")]
+    Duplicate {
+        /// The existing book's id.
+        id: i64,
+        /// Its title.
+        title: String,
+        /// Its path in the books root.
+        path: String,
+    },
     /// A worker panicked or was cancelled; the server goes on.
     #[error("internal error while {0}; the server keeps running")]
     Worker(String),
@@ -154,7 +168,8 @@ impl ReaderError {
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
             Self::LoginRequired(_) => 401,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_) | Self::Duplicate { .. } => 409,
+            Self::Forbidden(_) => 403,
             Self::Io { err, .. } if is_missing(err.kind()) => 404,
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => 500,
         }
@@ -176,6 +191,8 @@ impl ReaderError {
             Self::TooLarge(_) => "too_large",
             Self::LoginRequired(_) => "unauthorized",
             Self::Conflict(_) => "exists",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Forbidden(_) => "forbidden",
             Self::Io { err, .. } if is_missing(err.kind()) => "not_found",
             Self::Worker(_) | Self::Io { .. } | Self::Db(_) | Self::Image(_) => "internal",
         }

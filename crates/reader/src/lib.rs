@@ -26,6 +26,7 @@ pub mod demo;
 mod disk_cache;
 mod epub;
 mod error;
+mod generated_cover;
 mod hashes;
 pub mod http;
 mod library;
@@ -33,6 +34,7 @@ mod pdf;
 mod scan;
 pub mod search;
 mod txt;
+pub mod upload;
 
 pub use atomic::write as write_atomic;
 pub use config::ReaderConfig;

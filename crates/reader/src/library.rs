@@ -23,9 +23,11 @@ use crate::disk_cache::DiskCache;
 use crate::epub::{Chapter, Epub, Toc};
 use crate::error::{ReaderError, Result};
 use crate::scan::{self, ScanReport};
+use crate::search::books::BookResults;
 use crate::search::indexer::{self, Signal};
 use crate::search::{Found, SearchIndex};
 use crate::txt::pages::Paged;
+use crate::upload;
 
 /// Paged TXT books in memory, keyed by (BLAKE3, characters per page), oldest first.
 type TxtCache = VecDeque<((String, usize), Arc<Paged>)>;
@@ -110,6 +112,11 @@ pub struct Library {
     search: SearchIndex,
     /// Wakes the indexer thread and reports its progress.
     index_signal: Arc<Signal>,
+    /// Where uploads are staged (`STATE/uploads`, outside the books root), as a
+    /// capability: a finished upload is linked from it into the books root.
+    uploads: Root,
+    /// Serializes the duplicate check and the publishing of uploads.
+    upload_lock: Mutex<()>,
 }
 
 impl Drop for Library {
@@ -133,6 +140,20 @@ fn open_search(state_dir: &Path) -> Result<SearchIndex> {
             SearchIndex::open(state_dir)
         }
     }
+}
+
+/// Creates (or empties of the staging files a crash left) the uploads directory and
+/// opens it.
+fn open_uploads(dir: &Path) -> Result<Root> {
+    std::fs::create_dir_all(dir).map_err(|e| ReaderError::io(dir, e))?;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Root::open(dir).map_err(|e| ReaderError::io(dir, e))
 }
 
 /// Moves the kosync keys an older catalog kept in clear into `accounts` (hashed), then
@@ -215,6 +236,7 @@ impl Library {
         let cache = DiskCache::new(cfg.state_dir.join("cache"), cfg.cache_max_bytes)?;
         let search = open_search(&cfg.state_dir)?;
         let index_signal = Arc::new(Signal::default());
+        let uploads = open_uploads(&cfg.state_dir.join("uploads"))?;
         let lib = Arc::new(Self {
             render_slots: Semaphore::new(cfg.render_workers.max(1)),
             cfg,
@@ -232,6 +254,8 @@ impl Library {
             sessions,
             search,
             index_signal: index_signal.clone(),
+            uploads,
+            upload_lock: Mutex::new(()),
         });
         lib.rescan()?;
         indexer::spawn(&lib, index_signal.clone())?;
@@ -283,6 +307,64 @@ impl Library {
         Ok(report)
     }
 
+    /// Where uploads are staged while they arrive (outside the books root).
+    pub fn upload_dir(&self) -> &Path {
+        self.uploads.path()
+    }
+
+    /// Keeps the finished, fsynced upload `staged` (a file in [`Library::upload_dir`])
+    /// that the client calls `client_name`, whose content has `blake3`, as a book (see
+    /// [`crate::upload`]): its content decides its format, a duplicate is refused, the
+    /// catalog must be able to read it, and it is linked into the books root under a safe,
+    /// free name and cataloged. Blocking.
+    ///
+    /// # Errors
+    /// `Unsupported` (not a PDF, EPUB or TXT, or named like another format), `Duplicate`,
+    /// the inspection's error (`NotText`, `Encrypted`, `BadPdf`, `BadEpub`, `TooLarge` …),
+    /// I/O and catalog errors.
+    pub fn add_upload(&self, staged: &Path, client_name: &str, blake3: &str) -> Result<Book> {
+        let format = upload::decide(client_name, upload::sniff(&upload::head(staged)?))?;
+        let name = upload::file_name(client_name, format);
+        let staged_name = staged
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ReaderError::Worker("naming a staged upload".into()))?;
+        let _one = self.upload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = self.with_db(|c| catalog::by_blake3(c, blake3))? {
+            return Err(ReaderError::Duplicate {
+                id: b.id,
+                title: b.title,
+                path: b.path,
+            });
+        }
+        let mut probe = upload::blank_book(&name, format);
+        crate::scan::read_metadata(staged, &name, format, &self.cfg, &mut probe)?;
+        let kept = upload::publish(&self.uploads, staged_name, staged, &self.books, &name)?;
+        self.rescan()?;
+        let book = self.book_by_path(&kept)?;
+        info!(book = %book.path, id = book.id, format = %format, "added an uploaded book");
+        Ok(book)
+    }
+
+    /// Deletes book `id`: its file and cover file, its catalog row (edits, tags, shelf
+    /// entries) and its full-text sections. Blocking.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O errors removing the file, catalog errors.
+    pub fn delete_book(&self, id: i64) -> Result<Book> {
+        let _one = self.scan_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let book = self.book(id)?;
+        upload::remove_files(&self.books, &book)?;
+        self.with_db(|c| catalog::remove(c, &book.path))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.search.remove(id).and_then(|()| self.search.commit()) {
+            // The indexer drops sections of books gone from the catalog on its next run.
+            warn!(error = %e, id, "cannot drop a deleted book from the full-text index now");
+        }
+        self.index_signal.request();
+        Ok(book)
+    }
+
     /// The full-text index.
     pub(crate) fn search_index(&self) -> &SearchIndex {
         &self.search
@@ -303,6 +385,26 @@ impl Library {
         let query = query.to_owned();
         blocking("searching the full text", move || {
             lib.search.search(&query, limit, offset)
+        })
+        .await
+    }
+
+    /// Page `page` (1-based, `per_page` books) of the books matching `query`: those whose
+    /// title, authors, series or file name hold it, then those only their text matches
+    /// (see [`crate::search::books`]).
+    ///
+    /// # Errors
+    /// Catalog or index errors.
+    pub async fn search_books(
+        self: &Arc<Self>,
+        query: &str,
+        page: u64,
+        per_page: u64,
+    ) -> Result<BookResults> {
+        let lib = self.clone();
+        let query = query.to_owned();
+        blocking("searching books", move || {
+            crate::search::books::find(&lib, &query, page, per_page)
         })
         .await
     }
@@ -549,7 +651,7 @@ impl Library {
     pub async fn cover(self: &Arc<Self>, book: &Book, width: u32) -> Result<Vec<u8>> {
         let width = width.clamp(16, 1200);
         let key = format!(
-            "cover-{}-{}-{width}.jpg",
+            "cover2-{}-{}-{width}.jpg",
             book.blake3,
             crate::hashes::md5_hex(book.cover_file.as_deref().unwrap_or("").as_bytes())
         );

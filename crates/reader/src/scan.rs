@@ -150,16 +150,43 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
         added: chrono::Utc::now().timestamp_micros(),
         tags: Vec::new(),
     };
-    let outcome = match f.format {
-        Format::Txt => read_capped(&f.abs, &f.rel, cfg.max_txt_bytes).and_then(|bytes| {
-            let d = crate::txt::decode::decode(&f.rel, &bytes)?;
+    let outcome = read_metadata(&f.abs, &f.rel, f.format, cfg, &mut book);
+    if let Err(e) = outcome {
+        if f.format == Format::Epub {
+            // Malformed or hostile EPUBs are worth a line: they were skipped before.
+            warn!(path = %f.rel, error = %e, "EPUB is not readable; cataloged with its error");
+        } else {
+            debug!(path = %f.rel, error = %e, "book is not readable");
+        }
+        book.error = Some(e.to_string());
+    }
+    Some(book)
+}
+
+/// Reads what the book file at `abs` (`rel` in the books root, for errors) says about
+/// itself into `book`: pages, title, authors, language, series, description, the TXT
+/// encoding. The catalog's own inspection, also run on an upload before it is kept.
+///
+/// # Errors
+/// Why the book cannot be read (`Empty`, `NotText`, `Encrypted`, `BadPdf`, `BadEpub`,
+/// `TooLarge`, I/O errors).
+pub(crate) fn read_metadata(
+    abs: &Path,
+    rel: &str,
+    format: Format,
+    cfg: &ReaderConfig,
+    book: &mut Book,
+) -> Result<()> {
+    match format {
+        Format::Txt => read_capped(abs, rel, cfg.max_txt_bytes).and_then(|bytes| {
+            let d = crate::txt::decode::decode(rel, &bytes)?;
             book.encoding = Some(d.encoding.to_owned());
             let paged = crate::txt::pages::Paged::new(d.text, cfg.txt_page_chars);
             book.pages = Some(paged.len() as u64);
             Ok(())
         }),
-        Format::Pdf => read_capped(&f.abs, &f.rel, cfg.max_pdf_bytes).and_then(|bytes| {
-            let info = crate::pdf::inspect(&f.rel, &bytes)?;
+        Format::Pdf => read_capped(abs, rel, cfg.max_pdf_bytes).and_then(|bytes| {
+            let info = crate::pdf::inspect(rel, &bytes)?;
             book.pages = Some(info.pages);
             if let Some(t) = info.title {
                 book.title = t;
@@ -167,10 +194,10 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
             book.author = info.author;
             Ok(())
         }),
-        Format::Epub => std::fs::File::open(&f.abs)
-            .map_err(|e| ReaderError::io(&f.abs, e))
+        Format::Epub => std::fs::File::open(abs)
+            .map_err(|e| ReaderError::io(abs, e))
             .and_then(|file| {
-                let epub = crate::epub::Epub::open(&f.rel, file, cfg.epub)?;
+                let epub = crate::epub::Epub::open(rel, file, cfg.epub)?;
                 let p = &epub.package;
                 book.pages = Some(epub.chapters() as u64);
                 if let Some(t) = &p.title {
@@ -183,17 +210,7 @@ fn inspect(f: &Found, cfg: &ReaderConfig) -> Option<Book> {
                 book.description = p.description.clone();
                 Ok(())
             }),
-    };
-    if let Err(e) = outcome {
-        if f.format == Format::Epub {
-            // Malformed or hostile EPUBs are worth a line: they were skipped before.
-            warn!(path = %f.rel, error = %e, "EPUB is not readable; cataloged with its error");
-        } else {
-            debug!(path = %f.rel, error = %e, "book is not readable");
-        }
-        book.error = Some(e.to_string());
     }
-    Some(book)
 }
 
 /// Reads a whole file (`name` relative to the books root, for the error, which is shown to

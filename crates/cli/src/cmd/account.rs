@@ -1,6 +1,8 @@
-//! `sockit account add|passwd|remove|list|cert`: the server's accounts
+//! `sockit account add|admin|passwd|remove|list|cert`: the server's accounts
 //! (ROOT/state/accounts.db), used by the reader (kosync, OPDS, web UI) and IRC (SASL
-//! PLAIN, PASS, and SASL EXTERNAL by the client certificates `cert add` registers). Only
+//! PLAIN, PASS, and SASL EXTERNAL by the client certificates `cert add` registers).
+//! `add --admin` and `admin NAME [--revoke]` set the administrator role (the reader lets
+//! administrators delete books). Only
 //! argon2id hashes and certificate fingerprints are stored. A running server sees additions and removals at once (it reads
 //! the same file); a credential it verified in the last minutes may keep working until
 //! its cache entry expires.
@@ -31,6 +33,17 @@ pub enum Action {
     Add {
         /// The account name (no colon).
         name: String,
+        /// Make it an administrator (the reader lets administrators delete books).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Make an account an administrator (or, with --revoke, an ordinary account again).
+    Admin {
+        /// The account name.
+        name: String,
+        /// Take the administrator role away.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Change an account's password (read as for `add`).
     Passwd {
@@ -42,7 +55,7 @@ pub enum Action {
         /// The account name.
         name: String,
     },
-    /// List the account names.
+    /// List the account names (administrators marked `(admin)`).
     List,
     /// Manage the TLS client certificates that log in to an account (IRC SASL
     /// EXTERNAL), by SHA-256 fingerprint.
@@ -118,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = accounts_file(args.root)?;
     let open = || Accounts::open(&file).with_context(|| format!("cannot open {}", file.display()));
     match args.action {
-        Action::Add { name } => {
+        Action::Add { name, admin } => {
             sockit_accounts::check_name(&name)?;
             let accounts = open()?;
             if accounts.exists(&name) {
@@ -128,7 +141,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !accounts.create(&name, &password)? {
                 bail!("account {name} already exists");
             }
-            println!("added account {name} ({})", file.display());
+            if admin {
+                accounts.set_admin(&name, true)?;
+                println!("added administrator {name} ({})", file.display());
+            } else {
+                println!("added account {name} ({})", file.display());
+            }
+        }
+        Action::Admin { name, revoke } => {
+            if !open()?.set_admin(&name, !revoke)? {
+                bail!("no account {name} (see `sockit account list`)");
+            }
+            if revoke {
+                println!("{name} is no longer an administrator");
+            } else {
+                println!("{name} is an administrator");
+            }
         }
         Action::Passwd { name } => {
             let accounts = open()?;
@@ -148,8 +176,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("removed account {name}");
         }
         Action::List => {
-            for name in open()?.list() {
-                println!("{name}");
+            let accounts = open()?;
+            for name in accounts.list() {
+                if accounts.is_admin(&name) {
+                    println!("{name} (admin)");
+                } else {
+                    println!("{name}");
+                }
             }
         }
         Action::Cert { action } => cert(action, open)?,

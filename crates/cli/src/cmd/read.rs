@@ -1,6 +1,12 @@
-//! `sockit read`: a terminal client for the reader's HTTP API. Lists and searches the
-//! catalog, pages through TXT books, shows PDF pages as images in terminals that speak
-//! the kitty graphics protocol (else as text), saves bookmarks as reading positions on
+//! `sockit read`: a terminal client for the reader's HTTP API.
+//!
+//! On a terminal it is a full-screen reader ([`crate::tui::read`]): the library list with
+//! title/author and full-text search, books in pages that fit the terminal, go to page,
+//! local bookmarks, and the reading position synced with the server (shared with the
+//! web UI and KOReader). With `--plain`, or when stdin or stdout is not a terminal, it is
+//! the line-oriented client scripts drive: lists and searches the catalog, pages through
+//! TXT, EPUB (chapters as text) and PDF books (pages as images in terminals that speak
+//! the kitty graphics protocol, else as text), saves bookmarks as reading positions on
 //! the server, and keeps a local page cache keyed by each book's hash that is dropped
 //! when the server's hash changes (the course client's behaviour).
 
@@ -10,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use sockit_reader::client::{split_url, Client};
-use sockit_reader::http::api_types::{BookJson as Book, PutProgress};
+use sockit_reader::http::api_types::{BookJson as Book, BooksQuery, Number, PutProgress};
 
 use crate::global::GlobalArgs;
 
@@ -29,9 +35,16 @@ pub struct Args {
     /// Password of --user.
     #[arg(long, env = "SOCKIT_READER_PASSWORD")]
     pub password: Option<String>,
-    /// Local cache directory (default: the platform cache dir + /sockit/reader).
+    /// Local cache directory of --plain (default: the platform cache dir + /sockit/reader).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Where bookmarks are kept (default: the platform data dir + /sockit/reader).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Line-oriented prompts instead of the full-screen reader (also when stdin or
+    /// stdout is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
 }
 
 /// Runs the client until `q` or end of input.
@@ -59,6 +72,29 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         client = client
             .with_header("x-auth-user", u)
             .with_header("x-auth-key", &sockit_reader::md5_hex(p.as_bytes()));
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !args.plain && interactive {
+        // The first page before the screen opens: a server that does not answer, or a
+        // certificate to trust, is told on the plain terminal.
+        let first = client
+            .list_books(&BooksQuery {
+                q: args.query.clone(),
+                per_page: Some(Number(crate::tui::read_view::PER_PAGE)),
+                ..BooksQuery::default()
+            })
+            .await
+            .with_context(|| format!("cannot list books from {server}"))?;
+        crate::global::tell_recorded(client.take_recorded().as_ref(), trust.as_ref());
+        crate::tui::read::run(crate::tui::read::Options {
+            client,
+            server: server.clone(),
+            first,
+            query: args.query.clone(),
+            marks: crate::tui::read_marks::MarkStore::new(args.data.clone()),
+        })
+        .await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let cache = Cache::open(args.cache.clone(), &server)?;
     let mut query = args.query.clone();
@@ -174,10 +210,15 @@ async fn show_page(client: &Client, cache: &Cache, book: &Book, page: u64) {
         println!("{text}");
         return;
     }
-    let text = if book.format == sockit_reader::catalog::Format::Pdf {
-        client.pdf_text(book.id, page).await.map(|p| p.text)
-    } else {
-        client.text_page(book.id, page).await.map(|p| p.text)
+    let text = match book.format {
+        sockit_reader::catalog::Format::Pdf => client.pdf_text(book.id, page).await.map(|p| p.text),
+        sockit_reader::catalog::Format::Epub => client
+            .chapter(book.id, page)
+            .await
+            .map(|c| crate::tui::read_html::html_text(&c.html)),
+        sockit_reader::catalog::Format::Txt => {
+            client.text_page(book.id, page).await.map(|p| p.text)
+        }
     };
     match text {
         Ok(text) => {

@@ -31,6 +31,11 @@ pub struct ReaderArgs {
     /// Size the reader's page and cover cache is trimmed to, in MiB.
     #[arg(long, default_value_t = 512)]
     pub reader_cache_mib: u64,
+    /// Largest book the web UI may upload (POST /api/books), in MiB; 0 turns uploads
+    /// off. Uploading needs a signed-in account; deleting needs an administrator
+    /// (`sockit account add NAME --admin`, `sockit account admin NAME`).
+    #[arg(long, default_value_t = 200, value_name = "MIB")]
+    pub reader_upload_mib: u64,
     /// Refuse new kosync accounts (POST /users/create answers 2005). This is the default
     /// on a non-loopback bind.
     #[arg(long, conflicts_with = "open_registration")]
@@ -58,6 +63,7 @@ pub async fn open(
     cfg.rescan_interval = args.rescan_interval.max(Duration::from_millis(100));
     cfg.render_workers = args.render_workers.max(1);
     cfg.cache_max_bytes = args.reader_cache_mib.saturating_mul(1 << 20);
+    cfg.max_upload_bytes = args.reader_upload_mib.saturating_mul(1 << 20);
     cfg.allow_registration = if loopback {
         !args.no_registration
     } else {

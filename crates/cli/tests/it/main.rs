@@ -17,6 +17,7 @@ mod lab;
 mod limits;
 mod ntp;
 mod options;
+mod read_tui;
 mod reader;
 mod readme;
 mod sasl_external;

@@ -1,5 +1,7 @@
 //! `sockit serve` runs the reader (tcp + http in the addr file, demo library on an empty
-//! books root) and `sockit read` pages through a book with a bookmark.
+//! books root) and `sockit read` pages through a book with a bookmark; uploads with curl
+//! under `--reader-upload-mib`, and deletions by the administrators `sockit account`
+//! names.
 
 use crate::common::{sockit, SOCKIT};
 use sockit_testkit::{
@@ -137,4 +139,108 @@ fn reader_over_https_with_tls_only() {
     );
     assert!(!o.status.success(), "{o:?}");
     assert!(stderr(&o).contains(&wrong), "{}", stderr(&o));
+}
+
+/// curl against the reader: `args`, then the URL; the status code and the body.
+fn curl(args: &[&str], url: &str) -> (u16, serde_json::Value) {
+    let out = run(
+        std::process::Command::new(peer::require("curl", "curl"))
+            .args(["-sS", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(url),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "curl {args:?} {url}: {out:?}");
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn upload_limit_flag_and_administrators_from_sockit_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let account = |args: &[&str], input: &[u8]| {
+        let out = run(
+            sockit().arg("account").arg("--root").arg(&root).args(args),
+            input,
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "sockit account {args:?}: {out:?}");
+        stdout(&out)
+    };
+    assert!(account(&["add", "root", "--admin"], b"root password\n")
+        .starts_with("added administrator root"));
+    account(&["add", "alice"], b"alice password\n");
+    assert_eq!(account(&["list"], b""), "alice\nroot (admin)\n");
+
+    let s = Serve::start_in(
+        SOCKIT,
+        &root,
+        &["--only", "reader", "--reader-upload-mib", "1"],
+    );
+    let http = s.addr("reader", "http");
+    let pdf = dir.path().join("Atlas.pdf");
+    std::fs::write(
+        &pdf,
+        sockit_reader::demo::make_pdf_pages("Atlas of Winds", "A. Cartographer", &[&["calm"]]),
+    )
+    .unwrap();
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "a line of text\n".repeat(70_000)).unwrap();
+    let books = format!("http://{http}/api/books");
+    let data = format!("@{}", pdf.display());
+
+    // Without an account: 401. With one: the book is kept and listed.
+    let (code, _) = curl(
+        &["--data-binary", &data],
+        &format!("{books}?name=Atlas.pdf"),
+    );
+    assert_eq!(code, 401);
+    let alice = ["-u", "alice:alice password"];
+    let (code, book) = curl(
+        &[&alice[..], &["--data-binary", &data]].concat(),
+        &format!("{books}?name=Atlas.pdf"),
+    );
+    assert_eq!(code, 201, "{book}");
+    assert_eq!(book["title"], "Atlas of Winds");
+    let id = book["id"].as_i64().unwrap();
+    assert!(root.join("books/Atlas.pdf").exists());
+    let (code, v) = curl(
+        &[&alice[..], &["--data-binary", &data]].concat(),
+        &format!("{books}?name=again.pdf"),
+    );
+    assert_eq!((code, v["book"].as_i64()), (409, Some(id)), "{v}");
+    // --reader-upload-mib 1: a file of 1 MiB and a bit is refused.
+    let (code, v) = curl(
+        &[
+            &alice[..],
+            &["--data-binary", &format!("@{}", big.display())],
+        ]
+        .concat(),
+        &format!("{books}?name=big.txt"),
+    );
+    assert_eq!((code, v["code"].as_str()), (413, Some("too_large")), "{v}");
+
+    // Deleting: alice may not until `sockit account admin alice`, which the running
+    // server sees at once; root may.
+    let one = format!("{books}/{id}");
+    let (code, _) = curl(&[&alice[..], &["-X", "DELETE"]].concat(), &one);
+    assert_eq!(code, 403);
+    assert!(account(&["admin", "alice"], b"").contains("alice is an administrator"));
+    let (_, me) = curl(&alice, &format!("http://{http}/api/me"));
+    assert_eq!(me["admin"], true);
+    account(&["admin", "alice", "--revoke"], b"");
+    assert_eq!(account(&["list"], b""), "alice\nroot (admin)\n");
+    let (code, _) = curl(&[&alice[..], &["-X", "DELETE"]].concat(), &one);
+    assert_eq!(code, 403);
+    let (code, _) = curl(&["-u", "root:root password", "-X", "DELETE"], &one);
+    assert_eq!(code, 200);
+    assert!(!root.join("books/Atlas.pdf").exists());
+    let (code, _) = curl(&alice, &one);
+    assert_eq!(code, 404);
 }

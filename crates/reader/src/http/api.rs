@@ -7,10 +7,13 @@
 //! GET  /api/shelves, POST /api/shelves {"name"}           the caller's shelves / a new one
 //! PUT|DELETE /api/shelves/ID/books/BOOK  puts a book on a shelf / takes it off
 //! DELETE /api/shelves/ID                 deletes a shelf (not its books)
+//! POST /api/books?name=FILE              the file as the body (signed-in accounts) → 201 book
 //! GET  /api/books/ID                     book
 //! PATCH /api/books/ID                    {"title"?,"authors"?,"series"?,"series_index"?,"tags"?}
 //!                                        (signed-in accounts; stored in the catalog only)
-//! GET  /api/books/ID/file                the file (ETag, Range)
+//! DELETE /api/books/ID                   administrators: the file, its row, its index entries
+//! GET  /api/books/ID/file?utf8=1        the file (ETag, Range); `utf8=1` transcodes a TXT
+//!                                        book to UTF-8 (`text/plain; charset=utf-8`)
 //! GET  /api/books/ID/cover?w=PX          JPEG cover (w default 400)
 //! GET  /api/books/ID/page/N?width=PX&format=png|jpeg   PDF page N (1-based) as an image
 //! GET  /api/books/ID/text/N?chars=C      TXT page N: {"page","pages","page_chars","text"}
@@ -23,7 +26,8 @@
 //! PUT  /api/books/ID/progress            {"page", "percentage"?, "device"?}
 //! POST /api/login, /api/register         {"username","password"} → {"username"} + session cookie
 //! POST /api/logout                       ends the session
-//! GET  /api/me                           {"username" (or null), "auth_required", "registration"}
+//! GET  /api/me                           {"username" (or null), "auth_required", "registration",
+//!                                        "admin", "upload_limit"}
 //! GET  /books/PATH                       a file of the books root by name (course layout)
 //! GET  /api/search?q=&limit=&offset=     full-text hits: {"query","total","offset","indexing",
 //!                                        "hits":[{"book","title","format","unit","location","snippet"}]}
@@ -65,8 +69,11 @@ const ANONYMOUS: &str = "";
 /// The API routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/books", get(list))
-        .route("/api/books/{id}", get(one).patch(edit))
+        .route("/api/books", get(list).post(super::upload::upload))
+        .route(
+            "/api/books/{id}",
+            get(one).patch(edit).delete(super::upload::delete),
+        )
         .route("/api/continue", get(continue_reading))
         .route("/api/shelves", get(shelves).post(create_shelf))
         .route("/api/shelves/{id}", axum::routing::delete(delete_shelf))
@@ -322,21 +329,41 @@ async fn unshelve(
     set_shelved(&s, c, &id, &book, false).await
 }
 
+/// Parses a yes/no query value (`?utf8=1`).
+fn flag(what: &str, v: Option<&String>) -> ApiResult<bool> {
+    match v.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(bad(format!("{what} `{}`: use 1 or 0", browse::clip(other)))),
+    }
+}
+
 async fn file(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let b = book(&s, &id)?;
-    let opened = s.lib.open_file(&b.path)?;
     let name = b.path.rsplit('/').next().unwrap_or(&b.path).to_owned();
-    let mime = match (b.format, b.encoding.as_deref()) {
-        (crate::catalog::Format::Txt, Some(enc)) => {
-            format!("text/plain; charset={}", enc.to_ascii_lowercase())
-        }
-        (crate::catalog::Format::Txt, None) => "text/plain".to_owned(),
-        (f, _) => f.mime().to_owned(),
-    };
+    if flag("utf8", q.get("utf8"))? && b.format == crate::catalog::Format::Txt {
+        let lib = s.lib.clone();
+        let path = b.path.clone();
+        let bytes = crate::library::blocking("transcoding a text book", move || {
+            let raw = lib.read_book_file(&path, lib.config().max_txt_bytes)?;
+            Ok(crate::txt::decode::to_utf8(&path, &raw)?.0)
+        })
+        .await?;
+        return Ok(download::serve_bytes(
+            &headers,
+            bytes,
+            "text/plain; charset=utf-8",
+            &format!("\"{}-utf8\"", b.blake3),
+            Some(&name),
+        ));
+    }
+    let opened = s.lib.open_file(&b.path)?;
+    let mime = b.media_type();
     download::serve_file(
         &headers,
         opened,
@@ -706,13 +733,9 @@ async fn search(
             Some(SearchHit {
                 book: b.id,
                 title: b.title,
+                author: b.author,
                 format: b.format,
-                unit: if b.format == crate::catalog::Format::Epub {
-                    "chapter"
-                } else {
-                    "page"
-                }
-                .into(),
+                unit: crate::search::books::TextMatch::unit(b.format).into(),
                 location: h.location,
                 snippet: h.snippet,
             })
@@ -727,12 +750,24 @@ async fn search(
     }))
 }
 
-async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> Json<Me> {
-    Json(Me {
+async fn me(State(s): State<AppState>, Extension(c): Extension<Caller>) -> ApiResult<Json<Me>> {
+    let admin = match &c.0 {
+        Some(user) => {
+            let (lib, user) = (s.lib.clone(), user.clone());
+            crate::library::blocking("checking the role", move || {
+                Ok(lib.accounts().is_admin(&user))
+            })
+            .await?
+        }
+        None => false,
+    };
+    Ok(Json(Me {
         username: c.0,
         auth_required: s.lib.auth_required(),
         registration: s.lib.config().allow_registration,
-    })
+        admin,
+        upload_limit: s.lib.config().max_upload_bytes,
+    }))
 }
 
 #[cfg(test)]

@@ -433,6 +433,12 @@ pub struct Me {
     pub auth_required: bool,
     /// Whether new accounts may register.
     pub registration: bool,
+    /// Whether the caller is an administrator (may delete books).
+    #[serde(default)]
+    pub admin: bool,
+    /// The largest upload accepted, in bytes (0: uploads are off).
+    #[serde(default)]
+    pub upload_limit: u64,
 }
 
 /// Every error of the JSON API: `{"status":"error","code","message"}`.
@@ -444,6 +450,10 @@ pub struct ErrorBody {
     pub code: String,
     /// What went wrong, for a person.
     pub message: String,
+    /// The book the error is about, when it names one (409 `duplicate`: the book that
+    /// already holds the uploaded content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub book: Option<i64>,
 }
 
 impl ErrorBody {
@@ -453,6 +463,7 @@ impl ErrorBody {
             status: "error".into(),
             code: code.to_owned(),
             message: message.to_owned(),
+            book: None,
         }
     }
 }
@@ -635,6 +646,8 @@ mod tests {
             username: None,
             auth_required: true,
             registration: false,
+            admin: true,
+            upload_limit: 1 << 20,
         });
         roundtrip(ErrorBody::new("not_found", "no book 3"));
         roundtrip(KoErrorBody {
@@ -703,8 +716,11 @@ mod tests {
                 username: None,
                 auth_required: false,
                 registration: true,
+                admin: false,
+                upload_limit: 0,
             }),
-            json!({"username": null, "auth_required": false, "registration": true})
+            json!({"username": null, "auth_required": false, "registration": true,
+                   "admin": false, "upload_limit": 0})
         );
         let b = v(&book());
         assert_eq!(b["author"], serde_json::Value::Null);
@@ -756,6 +772,9 @@ pub struct SearchHit {
     pub book: i64,
     /// Its title.
     pub title: String,
+    /// Its authors (`, `-separated), when known.
+    #[serde(default)]
+    pub author: Option<String>,
     /// Its format.
     pub format: Format,
     /// `chapter` (EPUB) or `page` (TXT, PDF).

@@ -83,46 +83,39 @@ pub fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
-/// Serves `file` (opened by [`crate::Library::open_file`], `size` bytes, `name` in the
-/// books root) with `mime`, an ETag, ranges and a download name.
-///
-/// # Errors
-/// The file cannot be read.
-pub async fn serve_file(
-    headers: &HeaderMap,
-    (file, size): (std::fs::File, u64),
-    name: &str,
-    mime: &str,
-    etag: &str,
-    download_name: Option<&str>,
-) -> ApiResult<Response> {
-    if etag_matches(headers, etag) {
-        return Ok(super::not_modified(etag));
-    }
-    let mut file = tokio::fs::File::from_std(file);
+/// The status, first byte and length to answer with; `None` when the range cannot be
+/// satisfied (see [`unsatisfiable`]).
+fn resolve(headers: &HeaderMap, size: u64, etag: &str) -> Option<(StatusCode, u64, u64)> {
     let mut range = parse_range(headers.get("range").and_then(|v| v.to_str().ok()), size);
     if let Some(if_range) = headers.get("if-range").and_then(|v| v.to_str().ok()) {
         if if_range.trim() != etag {
             range = Range::Full;
         }
     }
-    let (status, start, len) = match range {
-        Range::Full => (StatusCode::OK, 0, size),
-        Range::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        Range::Unsatisfiable => {
-            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert("content-range", v);
-            }
-            return Ok(r);
-        }
-    };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| ReaderError::io(name, e))?;
+    match range {
+        Range::Full => Some((StatusCode::OK, 0, size)),
+        Range::Part { start, end } => Some((StatusCode::PARTIAL_CONTENT, start, end - start + 1)),
+        Range::Unsatisfiable => None,
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
+}
+
+/// `416 Range Not Satisfiable` with `Content-Range: bytes */SIZE`.
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert("content-range", v);
+    }
+    r
+}
+
+/// The answer's headers: type, length, ETag, ranges, and the download name.
+fn respond(
+    body: Body,
+    (status, start, len, size): (StatusCode, u64, u64, u64),
+    mime: &str,
+    etag: &str,
+    download_name: Option<&str>,
+) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
@@ -143,33 +136,101 @@ pub async fn serve_file(
         );
     }
     if let Some(name) = download_name {
-        let ascii: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let encoded: String = name
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        set(
-            h,
-            "content-disposition",
-            format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
-        );
+        set(h, "content-disposition", content_disposition(name));
     }
-    Ok(r)
+    r
+}
+
+/// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266).
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Serves `file` (opened by [`crate::Library::open_file`], `size` bytes, `name` in the
+/// books root) with `mime`, an ETag, ranges and a download name.
+///
+/// # Errors
+/// The file cannot be read.
+pub async fn serve_file(
+    headers: &HeaderMap,
+    (file, size): (std::fs::File, u64),
+    name: &str,
+    mime: &str,
+    etag: &str,
+    download_name: Option<&str>,
+) -> ApiResult<Response> {
+    if etag_matches(headers, etag) {
+        return Ok(super::not_modified(etag));
+    }
+    let Some((status, start, len)) = resolve(headers, size, etag) else {
+        return Ok(unsatisfiable(size));
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| ReaderError::io(name, e))?;
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)));
+    Ok(respond(
+        body,
+        (status, start, len, size),
+        mime,
+        etag,
+        download_name,
+    ))
+}
+
+/// Serves `bytes` made for this answer (a TXT book transcoded to UTF-8) like a file:
+/// ETag, ranges, a download name.
+pub fn serve_bytes(
+    headers: &HeaderMap,
+    bytes: Vec<u8>,
+    mime: &str,
+    etag: &str,
+    download_name: Option<&str>,
+) -> Response {
+    if etag_matches(headers, etag) {
+        return super::not_modified(etag);
+    }
+    let size = bytes.len() as u64;
+    let Some((status, start, len)) = resolve(headers, size, etag) else {
+        return unsatisfiable(size);
+    };
+    let part = match usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(start + len).ok())
+    {
+        Some((a, b)) if status == StatusCode::PARTIAL_CONTENT => bytes[a..b].to_vec(),
+        _ => bytes,
+    };
+    respond(
+        Body::from(part),
+        (status, start, len, size),
+        mime,
+        etag,
+        download_name,
+    )
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! The HTTP side of the reader (tcp 8080, and HTTPS on 8443 with `--tls`, see [`tls`]): the web UI, its JSON API, file downloads with
-//! ETag and range requests, OPDS 1.2 with page streaming, and kosync progress sync.
+//! ETag and range requests, OPDS 1.2 with page streaming and OPDS 2.0, and kosync progress
+//! sync.
 
 mod api;
 pub mod api_types;
 mod download;
 mod kosync;
 mod opds;
+mod opds2;
 pub mod tls;
 mod transport;
+mod upload;
 mod web;
 
 pub use api::DEFAULT_WIDTH;
@@ -48,6 +51,7 @@ pub fn router(lib: Arc<Library>) -> Router {
         .merge(api::routes())
         .merge(kosync::routes())
         .merge(opds::routes())
+        .merge(opds2::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -99,7 +103,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self.0, "request failed");
         }
-        let body = api_types::ErrorBody::new(self.0.code(), &self.0.to_string());
+        let mut body = api_types::ErrorBody::new(self.0.code(), &self.0.to_string());
+        if let ReaderError::Duplicate { id, .. } = &self.0 {
+            body.book = Some(*id);
+        }
         (status, axum::Json(body)).into_response()
     }
 }

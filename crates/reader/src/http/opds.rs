@@ -6,11 +6,16 @@
 //! /opds                  navigation feed: All books, Recently added
 //! /opds/all?page=N       acquisition feed, 50 entries a page (first/prev/next/last links)
 //! /opds/recent           the 50 most recently changed books
-//! /opds/search?q=TEXT    acquisition feed of matches; /opds/opensearch.xml describes it
+//! /opds/search?q=TEXT    acquisition feed of the books whose title, authors, series or file
+//!                        name hold TEXT, then those whose text does (page or chapter and a
+//!                        snippet in the entry); /opds/opensearch.xml describes it
 //! /opds/shelves          navigation feed: the caller's shelves
 //! /opds/shelf/ID?page=N  acquisition feed of one of the caller's shelves
 //! /opds/pse/ID/P?width=W page P (0-based) of a PDF as JPEG, at most W pixels wide
 //! ```
+//! The same catalog as OPDS 2.0 JSON is [`super::opds2`] (`/opds/v2`), linked from the
+//! root feed as `alternate`.
+//!
 //! When the library needs a login (see [`crate::http::guard`]), every OPDS request needs
 //! HTTP Basic auth (the account's user name and password; a `401` carries the Basic
 //! challenge so OPDS readers prompt).
@@ -31,6 +36,7 @@ use crate::catalog::{Book, Format};
 use crate::error::ReaderError;
 use crate::http::{api, cached_bytes, ApiError, ApiResult, AppState, Caller};
 use crate::library::ImageFormat;
+use crate::search::books::TextMatch;
 use axum::Extension;
 
 /// Entries per acquisition feed page.
@@ -83,7 +89,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn iso(micros: i64) -> String {
+pub(crate) fn iso(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -130,7 +136,7 @@ fn feed(
     Ok(w.into_inner())
 }
 
-fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
+fn book_entry(w: &mut W, b: &Book, found: Option<&TextMatch>) -> io::Result<()> {
     w.create_element("entry").write_inner_content(|w| {
         text(w, "title", &b.title)?;
         text(w, "id", &format!("urn:sockit:book:{}", b.blake3))?;
@@ -139,7 +145,7 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
             w.create_element("author")
                 .write_inner_content(|w| text(w, "name", a))?;
         }
-        text(w, "dc:format", b.format.mime())?;
+        text(w, "dc:format", &b.media_type())?;
         if let Some(l) = &b.language {
             text(w, "dc:language", l)?;
         }
@@ -154,6 +160,15 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
             (Format::Txt, Some(p), _) => format!("Text, {p} pages, {} bytes", b.size),
             (Format::Epub, Some(p), _) => format!("EPUB, {p} chapters, {} bytes", b.size),
             _ => format!("{} bytes", b.size),
+        };
+        let summary = match found {
+            Some(m) => format!(
+                "{summary}\nFound on {} {}: {}",
+                TextMatch::unit(b.format),
+                m.location,
+                m.plain_snippet()
+            ),
+            None => summary,
         };
         w.create_element("content")
             .with_attribute(("type", "text"))
@@ -171,17 +186,28 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
             &format!("/api/books/{id}/cover?w=200"),
             "image/jpeg",
         )?;
-        let mime = match b.format {
-            Format::Pdf => "application/pdf",
-            Format::Txt => "text/plain",
-            Format::Epub => crate::epub::MIME,
-        };
         link(
             w,
             "http://opds-spec.org/acquisition",
             &format!("/api/books/{id}/file"),
-            mime,
+            &b.media_type(),
         )?;
+        if let Some(m) = found {
+            let href = format!("/#/read/{id}/{}", m.location);
+            let title = format!(
+                "{} {} in the web reader",
+                TextMatch::unit(b.format),
+                m.location
+            );
+            w.create_element("link")
+                .with_attributes([
+                    ("rel", "alternate"),
+                    ("type", "text/html"),
+                    ("href", href.as_str()),
+                    ("title", title.as_str()),
+                ])
+                .write_empty()?;
+        }
         if let (Format::Pdf, Some(pages), None) = (b.format, b.pages, &b.error) {
             let count = pages.to_string();
             let href = format!("/opds/pse/{id}/{{pageNumber}}?width={{maxWidth}}");
@@ -199,7 +225,7 @@ fn book_entry(w: &mut W, b: &Book) -> io::Result<()> {
     Ok(())
 }
 
-fn page_param(q: &HashMap<String, String>) -> ApiResult<usize> {
+pub(crate) fn page_param(q: &HashMap<String, String>) -> ApiResult<usize> {
     match q.get("page") {
         None => Ok(1),
         Some(p) => {
@@ -214,18 +240,57 @@ fn page_param(q: &HashMap<String, String>) -> ApiResult<usize> {
     }
 }
 
+/// The entries of one feed page: each book with where its text matched (searches).
+pub(crate) type Entries = Vec<(Book, Option<TextMatch>)>;
+
 /// Page `page` of a listing, by title, from the catalog (only that page is loaded).
-fn listed(
+pub(crate) fn listed(
     s: &AppState,
     user: &str,
     page: usize,
     mut q: ListQuery,
-) -> ApiResult<(usize, Vec<Book>)> {
+) -> ApiResult<(usize, Entries)> {
     q.page = page as u64;
     q.per_page = PAGE_SIZE as u64;
     let found = s.lib.with_db(|c| browse::list(c, user, &q))?;
     let total = usize::try_from(found.total).unwrap_or(usize::MAX);
-    Ok((total, found.books.into_iter().map(|(b, _)| b).collect()))
+    Ok((
+        total,
+        found.books.into_iter().map(|(b, _)| (b, None)).collect(),
+    ))
+}
+
+/// Page `page` of the books matching `term` ([`crate::search::books`]).
+pub(crate) async fn searched(s: &AppState, term: &str, page: usize) -> ApiResult<(usize, Entries)> {
+    let found = s
+        .lib
+        .search_books(term, page as u64, PAGE_SIZE as u64)
+        .await?;
+    Ok((
+        found.total,
+        found.books.into_iter().map(|m| (m.book, m.text)).collect(),
+    ))
+}
+
+/// The 50 most recently changed books.
+pub(crate) fn recent_books(s: &AppState) -> ApiResult<(usize, Entries)> {
+    let mut books = s.lib.books(None)?;
+    books.sort_by_key(|b| std::cmp::Reverse(b.mtime));
+    books.truncate(PAGE_SIZE);
+    Ok((books.len(), books.into_iter().map(|b| (b, None)).collect()))
+}
+
+/// `s` percent-encoded for a query string (unreserved characters kept).
+pub(crate) fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Page `page` of an acquisition feed: `total` books in all, `books` on this page.
@@ -233,7 +298,7 @@ fn acquisition(
     id: &str,
     title: &str,
     base: &str,
-    (total, books): (usize, Vec<Book>),
+    (total, books): (usize, Entries),
     page: usize,
 ) -> ApiResult<Response> {
     let last = total.div_ceil(PAGE_SIZE).max(1);
@@ -260,8 +325,8 @@ fn acquisition(
             "opensearch:startIndex",
             &((page - 1) * PAGE_SIZE + 1).to_string(),
         )?;
-        for b in &books {
-            book_entry(w, b)?;
+        for (b, found) in &books {
+            book_entry(w, b, found.as_ref())?;
         }
         Ok(())
     })
@@ -276,7 +341,7 @@ async fn root(State(s): State<AppState>) -> ApiResult<Response> {
         "sockit library",
         "/opds",
         NAV,
-        &[],
+        &[("alternate", "/opds/v2".to_owned(), super::opds2::MIME)],
         |w| {
             for (id, title, href, rel, content) in [
                 (
@@ -338,14 +403,11 @@ async fn recent(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let page = page_param(&q)?;
-    let mut books = s.lib.books(None)?;
-    books.sort_by_key(|b| std::cmp::Reverse(b.mtime));
-    books.truncate(PAGE_SIZE);
     acquisition(
         "urn:sockit:opds:recent",
         "Recently added",
         "/opds/recent",
-        (books.len(), books),
+        recent_books(&s)?,
         page,
     )
 }
@@ -356,25 +418,8 @@ async fn search(
 ) -> ApiResult<Response> {
     let page = page_param(&q)?;
     let term = q.get("q").cloned().unwrap_or_default();
-    let found = listed(
-        &s,
-        "",
-        page,
-        ListQuery {
-            q: Some(term.clone()),
-            ..ListQuery::default()
-        },
-    )?;
-    let encoded: String = term
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let found = searched(&s, &term, page).await?;
+    let encoded = percent_encode(&term);
     acquisition(
         "urn:sockit:opds:search",
         &format!("Search: {term}"),
@@ -384,7 +429,7 @@ async fn search(
     )
 }
 
-fn who(c: Caller) -> String {
+pub(crate) fn who(c: Caller) -> String {
     c.0.unwrap_or_default()
 }
 
@@ -459,12 +504,18 @@ async fn opensearch() -> ApiResult<Response> {
                 text(
                     w,
                     "Description",
-                    "Search the sockit library by title, author or file name",
+                    "Search the sockit library: titles, authors, series, file names and the books' text",
                 )?;
                 text(w, "InputEncoding", "UTF-8")?;
                 text(w, "OutputEncoding", "UTF-8")?;
                 w.create_element("Url")
                     .with_attributes([("type", ACQ), ("template", "/opds/search?q={searchTerms}")])
+                    .write_empty()?;
+                w.create_element("Url")
+                    .with_attributes([
+                        ("type", super::opds2::MIME),
+                        ("template", "/opds/v2/search?query={searchTerms}"),
+                    ])
                     .write_empty()?;
                 Ok(())
             })?;

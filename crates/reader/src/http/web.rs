@@ -90,7 +90,7 @@ body{{font:15px/1.5 system-ui,sans-serif;background:#f6f4ef;color:#222;display:f
 form{{background:#fff;padding:1.5em 2em;border-radius:10px;box-shadow:0 4px 30px #0003;min-width:18em}}\
 label{{display:block;margin:.6em 0}}input{{width:100%;padding:.35em}}.err{{color:#c33}}\
 .hint{{color:#777;font-size:.85em}}button{{padding:.35em .9em}}</style></head><body>\
-<form method=\"post\" action=\"/login\" id=\"loginform\"><h3>📚 sockit library</h3>\
+<form method=\"post\" action=\"/login\" id=\"loginform\"><h3><svg class=\"logo\" viewBox=\"0 0 24 24\" width=\"18\" height=\"18\" aria-hidden=\"true\"><path fill=\"currentColor\" d=\"M4 3h5v18H4zM10 3h4v18h-4zM15.2 4.3l3.9-1 3.6 17.4-3.9 1z\"/></svg> sockit library</h3>\
 <p class=\"hint\">The same account works in KOReader's progress sync and OPDS readers.</p>\
 <label>User <input name=\"username\" autocomplete=\"username\" required autofocus></label>\
 <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\

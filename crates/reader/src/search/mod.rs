@@ -7,8 +7,11 @@
 //! indexes new and changed ones, off the request path.
 //!
 //! Queries ([`query`]) are words and `"quoted phrases"`, all of which must occur in one
-//! section; results are sections by relevance with a highlighted snippet.
+//! section; results are sections by relevance with a highlighted snippet, or books
+//! ([`books`]: metadata matches first, then books by their best section), as OPDS
+//! search feeds list them.
 
+pub mod books;
 pub mod extract;
 pub(crate) mod indexer;
 pub mod query;
@@ -26,7 +29,9 @@ use tantivy::schema::{
     STRING,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
 use tracing::warn;
 
 use crate::error::{ReaderError, Result};
@@ -41,6 +46,8 @@ pub const MAX_LIMIT: usize = 100;
 pub const DEFAULT_LIMIT: usize = 20;
 /// Deepest offset into the hits.
 pub const MAX_OFFSET: usize = 10_000;
+/// Most sections looked at to find the matching books of a query.
+pub const MAX_SCANNED_SECTIONS: usize = 10_000;
 /// Characters of context in a snippet.
 pub const SNIPPET_CHARS: usize = 200;
 /// The indexing writer's memory budget (tantivy's minimum per thread is 15 MB).
@@ -267,15 +274,11 @@ impl SearchIndex {
         }
     }
 
-    /// Sections matching `q` (see [`query::parse`]), best first, `limit` of them from
-    /// `offset`. A query without any word finds nothing.
-    ///
-    /// # Errors
-    /// Index errors.
-    pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<Found> {
+    /// The tantivy query for `q` (see [`query::parse`]); `None` without any word.
+    fn query(&self, q: &str) -> Option<BooleanQuery> {
         let terms = query::parse(q);
         if terms.is_empty() {
-            return Ok(Found::default());
+            return None;
         }
         let f = self.fields;
         let clauses: Vec<(Occur, Box<dyn Query>)> = terms
@@ -296,7 +299,19 @@ impl SearchIndex {
                 (Occur::Must, q)
             })
             .collect();
-        let query = BooleanQuery::new(clauses);
+        Some(BooleanQuery::new(clauses))
+    }
+
+    /// Sections matching `q` (see [`query::parse`]), best first, `limit` of them from
+    /// `offset`. A query without any word finds nothing.
+    ///
+    /// # Errors
+    /// Index errors.
+    pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<Found> {
+        let Some(query) = self.query(q) else {
+            return Ok(Found::default());
+        };
+        let f = self.fields;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(limit.clamp(1, MAX_LIMIT))
             .and_offset(offset.min(MAX_OFFSET))
@@ -304,9 +319,7 @@ impl SearchIndex {
         let (total, docs) = searcher
             .search(&query, &(Count, top))
             .map_err(|e| err("searching", e))?;
-        let mut snippets =
-            SnippetGenerator::create(&searcher, &query, f.text).map_err(|e| err("snippets", e))?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let snippets = snippet_generator(&searcher, &query, f.text)?;
         let mut hits = Vec::with_capacity(docs.len());
         for (score, addr) in docs {
             let doc: TantivyDocument = searcher.doc(addr).map_err(|e| err("reading", e))?;
@@ -316,16 +329,124 @@ impl SearchIndex {
             ) else {
                 continue;
             };
-            let mut snippet = snippets.snippet_from_doc(&doc);
-            snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
             hits.push(Hit {
                 book_id,
                 location,
                 score,
-                snippet: snippet.to_html(),
+                snippet: snippet_html(&snippets, &doc),
             });
         }
         Ok(Found { total, hits })
+    }
+
+    /// The books whose text matches `q`, best first, each once with its best section (at
+    /// most `max_books`, among the [`MAX_SCANNED_SECTIONS`] best sections); snippets are
+    /// made on demand ([`BookHits::snippet`]).
+    ///
+    /// # Errors
+    /// Index errors.
+    pub fn books(&self, q: &str, max_books: usize) -> Result<BookHits> {
+        let searcher = self.reader.searcher();
+        let Some(query) = self.query(q) else {
+            return Ok(BookHits {
+                searcher,
+                snippets: None,
+                fields: self.fields,
+                books: Vec::new(),
+            });
+        };
+        let f = self.fields;
+        let top = TopDocs::with_limit(MAX_SCANNED_SECTIONS).order_by_score();
+        let docs = searcher
+            .search(&query, &top)
+            .map_err(|e| err("searching", e))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut books = Vec::new();
+        for (score, addr) in docs {
+            if books.len() >= max_books {
+                break;
+            }
+            let doc: TantivyDocument = searcher.doc(addr).map_err(|e| err("reading", e))?;
+            let (Some(book_id), Some(location)) = (
+                doc.get_first(f.book).and_then(|v| v.as_i64()),
+                doc.get_first(f.loc).and_then(|v| v.as_u64()),
+            ) else {
+                continue;
+            };
+            if seen.insert(book_id) {
+                books.push(BookHit {
+                    book_id,
+                    location,
+                    score,
+                    addr,
+                });
+            }
+        }
+        let snippets = Some(snippet_generator(&searcher, &query, f.text)?);
+        Ok(BookHits {
+            searcher,
+            snippets,
+            fields: f,
+            books,
+        })
+    }
+}
+
+fn snippet_generator(
+    searcher: &Searcher,
+    query: &BooleanQuery,
+    field: Field,
+) -> Result<SnippetGenerator> {
+    let mut g = SnippetGenerator::create(searcher, query, field).map_err(|e| err("snippets", e))?;
+    g.set_max_num_chars(SNIPPET_CHARS);
+    Ok(g)
+}
+
+fn snippet_html(g: &SnippetGenerator, doc: &TantivyDocument) -> String {
+    let mut snippet = g.snippet_from_doc(doc);
+    snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
+    snippet.to_html()
+}
+
+/// A book's best matching section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookHit {
+    /// The book's catalog id.
+    pub book_id: i64,
+    /// Its best section's page (TXT, PDF) or chapter (EPUB), 1-based.
+    pub location: u64,
+    /// That section's relevance (higher is better).
+    pub score: f32,
+    /// Where the section is in the searcher (for its snippet).
+    addr: DocAddress,
+}
+
+/// The books matching a query ([`SearchIndex::books`]): one [`BookHit`] each, best first,
+/// read from one snapshot of the index.
+pub struct BookHits {
+    searcher: Searcher,
+    snippets: Option<SnippetGenerator>,
+    fields: Fields,
+    /// The books, best first.
+    pub books: Vec<BookHit>,
+}
+
+impl std::fmt::Debug for BookHits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BookHits")
+            .field("books", &self.books)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BookHits {
+    /// Text around the match in `hit`'s section, HTML-escaped, matches in
+    /// `<mark>…</mark>` (`None` if the section cannot be read).
+    pub fn snippet(&self, hit: &BookHit) -> Option<String> {
+        let g = self.snippets.as_ref()?;
+        let doc: TantivyDocument = self.searcher.doc(hit.addr).ok()?;
+        doc.get_first(self.fields.text)?;
+        Some(snippet_html(g, &doc))
     }
 }
 
@@ -389,6 +510,34 @@ mod tests {
         ix.commit().unwrap();
         assert_eq!(ix.search("lighthouse", 10, 0).unwrap().total, 0);
         assert_eq!(ix.indexed().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn books_once_each_best_first_with_snippets() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = SearchIndex::open(dir.path()).unwrap();
+        ix.put(
+            1,
+            "a",
+            &[sec(1, "a word here"), sec(2, "word word word word")],
+        )
+        .unwrap();
+        ix.put(
+            2,
+            "b",
+            &[sec(5, "one word in a long sentence of many other words")],
+        )
+        .unwrap();
+        ix.put(3, "c", &[sec(1, "nothing")]).unwrap();
+        ix.commit().unwrap();
+        let hits = ix.books("word", 10).unwrap();
+        let found: Vec<(i64, u64)> = hits.books.iter().map(|h| (h.book_id, h.location)).collect();
+        assert_eq!(found, [(1, 2), (2, 5)]);
+        let snippet = hits.snippet(&hits.books[1]).unwrap();
+        assert!(snippet.contains("<mark>word</mark>"), "{snippet}");
+        assert_eq!(ix.books("word", 1).unwrap().books.len(), 1);
+        assert!(ix.books("absent", 10).unwrap().books.is_empty());
+        assert!(ix.books("", 10).unwrap().books.is_empty());
     }
 
     #[test]

@@ -80,6 +80,24 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<Decoded> {
     })
 }
 
+/// A text file's bytes re-encoded as UTF-8 for a download (`?utf8=1`): the detected
+/// encoding decoded as [`decode`] does, the BOM dropped, line endings kept as they are.
+/// Returns the UTF-8 bytes and the encoding they came from.
+///
+/// # Errors
+/// [`ReaderError::NotText`] for binary data (an empty file is empty text).
+pub fn to_utf8(name: &str, bytes: &[u8]) -> Result<(Vec<u8>, &'static str)> {
+    if bytes.is_empty() {
+        return Ok((Vec::new(), encoding_rs::UTF_8.name()));
+    }
+    let (enc, bom) = detect(bytes);
+    let (text, _had_errors) = enc.decode_without_bom_handling(&bytes[bom..]);
+    if looks_binary(&text) {
+        return Err(ReaderError::NotText(name.to_owned()));
+    }
+    Ok((text.into_owned().into_bytes(), enc.name()))
+}
+
 /// True when more than 1% of the characters are replacement characters or control
 /// characters other than tab, newline, carriage return and form feed (or any NUL).
 fn looks_binary(text: &str) -> bool {
@@ -124,6 +142,24 @@ mod tests {
             .flat_map(u16::to_be_bytes)
             .collect();
         assert_eq!(decode("a", &be).unwrap().text, "hello, world\n");
+    }
+
+    #[test]
+    fn to_utf8_keeps_line_endings_and_drops_the_bom() {
+        let text = "从前有一座山，山里有一座庙。\r\n庙里有个老和尚。\n".repeat(4);
+        let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+        assert_eq!(
+            to_utf8("g", &gbk).unwrap(),
+            (text.as_bytes().to_vec(), "GBK")
+        );
+        let mut le = vec![0xFF, 0xFE];
+        le.extend("hi\r\n".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(to_utf8("u", &le).unwrap(), (b"hi\r\n".to_vec(), "UTF-16LE"));
+        assert_eq!(to_utf8("e", b"").unwrap().0, b"");
+        assert!(matches!(
+            to_utf8("z", b"abc\0\x01def"),
+            Err(ReaderError::NotText(_))
+        ));
     }
 
     #[test]

@@ -77,3 +77,58 @@ fn same_text_same_pages_in_every_encoding() {
         assert_eq!(j["text"].as_str(), reference.page(3), "{name} over HTTP");
     }
 }
+
+#[test]
+fn txt_downloads_are_transcoded_to_utf8_on_request() {
+    // CRLF line endings, to show they survive the transcoding.
+    let text = corpus().replace('\n', "\r\n");
+    let files = encodings(&text);
+    let s = Server::start(&files);
+    for (name, raw) in &files {
+        let id = s.id(name);
+        let plain = s.get(&format!("/api/books/{id}/file"));
+        assert_eq!(plain.status, 200, "{name}");
+        assert_eq!(&plain.body, raw, "{name}: the file as it is");
+        let r = s.get(&format!("/api/books/{id}/file?utf8=1"));
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{name}"
+        );
+        assert_eq!(
+            String::from_utf8(r.body.clone()).unwrap(),
+            text,
+            "{name}: the same text in UTF-8, no BOM, CRLF kept"
+        );
+        assert_ne!(r.header("etag"), plain.header("etag"), "{name}");
+        assert!(r
+            .header("content-disposition")
+            .unwrap()
+            .contains(&format!("filename=\"{name}\"")));
+        // Ranges count the UTF-8 bytes.
+        let part = s.req(
+            "GET",
+            &format!("/api/books/{id}/file?utf8=1"),
+            &[("Range", "bytes=0-2")],
+            b"",
+        );
+        assert_eq!(part.status, 206, "{name}");
+        assert_eq!(part.body, "山".as_bytes(), "{name}");
+        let total = text.len();
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes 0-2/{total}").as_str())
+        );
+    }
+    let gbk = s.id("gbk.txt");
+    assert_eq!(
+        s.get(&format!("/api/books/{gbk}/file"))
+            .header("content-type"),
+        Some("text/plain; charset=gbk")
+    );
+    assert_eq!(
+        s.get(&format!("/api/books/{gbk}/file?utf8=maybe")).status,
+        400
+    );
+}

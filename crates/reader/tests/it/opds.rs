@@ -10,23 +10,25 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use sockit_reader::demo;
 
+/// An OPDS 1.2 feed as the tests look at it.
 #[derive(Debug, Default)]
-struct Feed {
-    root: String,
-    links: Vec<Link>,
-    entries: usize,
+pub struct Feed {
+    pub root: String,
+    pub links: Vec<Link>,
+    pub entries: usize,
 }
 
 #[derive(Debug, Clone, Default)]
-struct Link {
-    rel: String,
-    href: String,
-    ty: String,
-    pse_count: Option<u64>,
-    in_entry: bool,
+pub struct Link {
+    pub rel: String,
+    pub href: String,
+    pub ty: String,
+    pub pse_count: Option<u64>,
+    pub in_entry: bool,
 }
 
-fn parse(xml: &[u8]) -> Feed {
+/// Parses an OPDS 1.2 feed (failing the test when it is not XML).
+pub fn parse(xml: &[u8]) -> Feed {
     let mut r = Reader::from_reader(xml);
     let mut feed = Feed::default();
     let mut depth_entry = 0;
@@ -266,4 +268,145 @@ fn opds_asks_for_basic_auth_once_accounts_exist() {
             .status,
         401
     );
+}
+
+/// GETs an OPDS 2.0 feed, checking its media type and the links every feed carries.
+fn feed2(s: &Server, path: &str) -> serde_json::Value {
+    let r = s.get(path);
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/opds+json"),
+        "{path}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["metadata"]["title"].is_string(), "{path}");
+    let rels: Vec<&str> = v["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["rel"].as_str())
+        .collect();
+    for rel in ["self", "start", "search"] {
+        assert!(rels.contains(&rel), "{path} has no {rel} link: {rels:?}");
+    }
+    v
+}
+
+/// Every `href` of a feed (links, navigation, publications' links and images), templates
+/// filled.
+fn hrefs2(v: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut push = |l: &serde_json::Value| {
+        let href = l["href"]
+            .as_str()
+            .unwrap()
+            .replace("{?query}", "?query=pictures");
+        out.push((href, l["type"].as_str().unwrap_or_default().to_owned()));
+    };
+    for key in ["links", "navigation"] {
+        v[key].as_array().into_iter().flatten().for_each(&mut push);
+    }
+    for p in v["publications"].as_array().into_iter().flatten() {
+        p["links"].as_array().unwrap().iter().for_each(&mut push);
+        p["images"].as_array().unwrap().iter().for_each(&mut push);
+    }
+    out
+}
+
+#[test]
+fn opds2_feeds_are_json_with_navigation_publications_paging_and_search() {
+    let s = library();
+    let root = feed2(&s, "/opds/v2");
+    let nav: Vec<&str> = root["navigation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["href"].as_str().unwrap())
+        .collect();
+    assert_eq!(nav, ["/opds/v2/all", "/opds/v2/recent", "/opds/v2/shelves"]);
+    let search = root["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "search")
+        .unwrap();
+    assert_eq!(search["href"], "/opds/v2/search{?query}");
+    assert_eq!(search["templated"], true);
+    // The 1.2 root links its 2.0 twin.
+    let root1 = parse(&s.get("/opds").body);
+    assert!(root1
+        .links
+        .iter()
+        .any(|l| l.rel == "alternate" && l.href == "/opds/v2" && l.ty == "application/opds+json"));
+
+    let p1 = feed2(&s, "/opds/v2/all");
+    assert_eq!(p1["metadata"]["numberOfItems"], 56);
+    assert_eq!(p1["metadata"]["itemsPerPage"], 50);
+    assert_eq!(p1["publications"].as_array().unwrap().len(), 50);
+    let next = p1["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "next")
+        .expect("a next link")["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p2 = feed2(&s, &next);
+    assert_eq!(p2["metadata"]["currentPage"], 2);
+    let pubs = p2["publications"].as_array().unwrap();
+    assert_eq!(pubs.len(), 6);
+    let pdf = pubs
+        .iter()
+        .find(|p| p["metadata"]["title"] == "Pictures")
+        .expect("the PDF on page 2");
+    assert_eq!(pdf["metadata"]["@type"], "http://schema.org/Book");
+    assert_eq!(pdf["metadata"]["author"][0]["name"], "An Author");
+    assert_eq!(pdf["metadata"]["numberOfPages"], 4);
+    let acq = &pdf["links"][0];
+    assert_eq!(
+        (acq["rel"].as_str(), acq["type"].as_str()),
+        (
+            Some("http://opds-spec.org/acquisition"),
+            Some("application/pdf")
+        )
+    );
+    assert_eq!(s.get("/opds/v2/all?page=3").status, 404);
+
+    let found = feed2(&s, "/opds/v2/search?query=pictures");
+    assert_eq!(found["publications"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        feed2(&s, "/opds/v2/recent")["publications"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+    let shelves = feed2(&s, "/opds/v2/shelves");
+    assert_eq!(
+        shelves["navigation"],
+        serde_json::json!([]),
+        "no shelves yet"
+    );
+
+    // Every link resolves with the type it names.
+    let mut seen = BTreeSet::new();
+    for v in [&root, &p1, &p2, &found] {
+        for (href, ty) in hrefs2(v) {
+            if !seen.insert(href.clone()) {
+                continue;
+            }
+            let r = s.get(&href);
+            assert_eq!(r.status, 200, "{href}");
+            let ct = r.header("content-type").unwrap_or_default();
+            let want = ty.split(';').next().unwrap_or_default();
+            assert!(ct.starts_with(want), "{href}: {ct}, link says {ty}");
+        }
+    }
 }

@@ -2,12 +2,13 @@
 """Drives the web UI in Debian's headless chromium over the DevTools protocol (a minimal
 websocket client, standard library only).
 
-usage: webui_chromium.py BASE_URL PDF_ID TXT_ID SCREENSHOT.png EPUB_ID
+usage: webui_chromium.py BASE_URL PDF_ID TXT_ID SCREENSHOT.png EPUB_ID UPLOAD_FILE
 
 Opens the grid, opens a PDF, jumps to a page, reloads (position restored from the
 server), reads a TXT page with PgDn, reloads again, reads an EPUB (a link inside chapter 1
-opens chapter 2 with its image, the position is restored on reload), and saves a
-screenshot of the grid.
+opens chapter 2 with its image, the position is restored on reload), saves a screenshot
+of the grid, searches the books' text (a hit opens its chapter), switches the PDF view
+between fit page, fit width and zoom, and uploads a book through the file picker.
 Every wait polls a condition in the page with a deadline.
 """
 import base64
@@ -19,7 +20,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "testkit", "scripts"))
 from cdp import chromium_page  # noqa: E402
 
-BASE, PDF_ID, TXT_ID, SHOT, EPUB_ID = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+BASE, PDF_ID, TXT_ID, SHOT, EPUB_ID, UPLOAD = sys.argv[1:7]
 
 
 def api(path):
@@ -122,6 +123,41 @@ with chromium_page() as p:
     p.eval("document.querySelector('#edit').click(); const f = document.querySelector('#editform'); f.querySelector('[name=title]').value = 'Mountain Temple Tales'; f.querySelector('[name=tags]').value = 'folk, mountains'; f.requestSubmit()")
     p.wait("document.querySelector('h2')?.textContent === 'Mountain Temple Tales' && document.body.innerText.includes('folk, mountains')", "the edited metadata")
     assert api_auth(f"/api/books/{TXT_ID}")["tags"] == ["folk", "mountains"]
+    # 10. Full-text search from the search box: the grid (titles) and the passages below
+    #     it; the hit in chapter 2 opens chapter 2.
+    p.goto(BASE + "/#/")
+    p.wait("document.body.dataset.ready === '#/'", "the grid again")
+    p.eval("{ const q = document.querySelector('#search'); q.value = 'stairs'; q.dispatchEvent(new Event('input')); }")
+    p.wait("document.querySelectorAll('#hitlist .hit').length === 1", "the passage with 'stairs'")
+    hit = p.eval("(() => { const a = document.querySelector('#hitlist .hit a'); return [a.getAttribute('href'), a.querySelector('.snippet mark')?.textContent, a.querySelector('.where').textContent]; })()")
+    assert hit == [f"#/read/{EPUB_ID}/2", "stairs", "chapter 2"], hit
+    p.eval("document.querySelector('#hitlist .hit a').click()")
+    p.wait(f"document.body.dataset.ready === '#/read/{EPUB_ID}/2' && {frame}?.dataset.chapter === '2' && ({doc}.body?.innerText || '').includes('lighthouse stairs')", "the hit's chapter")
+    p.eval("{ const q = document.querySelector('#search'); q.value = 'xylophone'; q.dispatchEvent(new Event('input')); }")
+    p.wait("(document.querySelector('#hitinfo')?.textContent || '').startsWith('No passage')", "no passage for an absent word")
+    # 11. The PDF view: fit page shows the whole page, fit width the window's width, and
+    #     the next page is fetched ahead.
+    p.goto(BASE + f"/#/read/{PDF_ID}/2")
+    p.wait(f"document.body.dataset.ready === '#/read/{PDF_ID}/2' && document.querySelector('#page')?.dataset.page === '2' && document.querySelector('#page').complete", "PDF page 2 from its link")
+    p.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'f', bubbles: true}))")
+    p.wait("document.querySelector('#fit').value === 'page' && document.querySelector('#page').complete && document.querySelector('#page').getBoundingClientRect().bottom <= innerHeight + 1", "fit page")
+    p.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'w', bubbles: true}))")
+    p.wait("document.querySelector('#fit').value === 'width' && Math.abs(document.querySelector('#page').getBoundingClientRect().width - (document.querySelector('#view').clientWidth - 20)) <= 2", "fit width")
+    p.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: '-', bubbles: true}))")
+    p.wait("document.querySelector('#fit').value === 'custom'", "zoom")
+    p.wait(f"performance.getEntriesByType('resource').some(e => e.name.includes('/api/books/{PDF_ID}/page/3?'))", "the next page fetched ahead")
+    # 12. Upload through the file picker: the new book's page opens; a second upload of
+    #     the same file says where it already is.
+    p.goto(BASE + "/#/")
+    p.wait("document.body.dataset.ready === '#/' && !document.querySelector('#upload').hidden", "the upload button")
+    picker = p.call("Runtime.evaluate", expression="document.querySelector('#uploadfile')")["result"]["objectId"]
+    p.call("DOM.setFileInputFiles", files=[UPLOAD], objectId=picker)
+    p.wait("/^#\\/book\\/\\d+$/.test(document.body.dataset.ready) && document.querySelector('h2')?.textContent === 'Harbour Log'", "the uploaded book's page")
+    uploaded = api_auth("/api/books?q=Harbour")["books"]
+    assert [b["path"] for b in uploaded] == ["Harbour Log.txt"], uploaded
+    p.call("DOM.setFileInputFiles", files=[UPLOAD], objectId=picker)
+    p.wait("(document.querySelector('#notice')?.textContent || '').includes('already in the library')", "the duplicate notice")
+    assert p.eval("document.querySelector('#notice a').getAttribute('href')") == f"#/book/{uploaded[0]['id']}"
     # Dark mode toggles and sticks.
     p.eval("document.querySelector('#theme').click()")
     assert p.eval("document.body.classList.contains('dark')") is True

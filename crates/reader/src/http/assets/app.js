@@ -1,11 +1,12 @@
 // sockit library web UI: hash routes #/ (grid; #/?sort=&order=&format=&author=&series=&tag=
-// &shelf=&q=&page= for a sorted, filtered page), #/book/ID, #/read/ID (PDF pages, TXT pages,
-// EPUB chapters in a sandboxed frame).
+// &shelf=&q=&page= for a sorted, filtered page; with q, the passages of the books' text that
+// match follow the grid), #/book/ID, #/read/ID and #/read/ID/N (PDF pages, TXT pages, EPUB
+// chapters in a sandboxed frame; N opens page or chapter N).
 // Logins are a server-side session (an HttpOnly cookie): the script never holds a secret.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 const view = $("#view");
-const state = { user: null, authRequired: false, registration: true, zoom: Number(localStorage.getItem("sockit.zoom") || "1") };
+const state = { user: null, admin: false, uploadLimit: 0, authRequired: false, registration: true, zoom: Number(localStorage.getItem("sockit.zoom") || "1"), fit: localStorage.getItem("sockit.fit") || "width" };
 // Older versions kept the kosync key here; it is no longer needed.
 localStorage.removeItem("sockit.user");
 
@@ -27,14 +28,17 @@ function fmtSize(n) {
 function applyTheme() { document.body.classList.toggle("dark", localStorage.getItem("sockit.theme") === "dark"); }
 $("#theme").onclick = () => { localStorage.setItem("sockit.theme", document.body.classList.contains("dark") ? "light" : "dark"); applyTheme(); };
 function showAccount() {
-  $("#account").textContent = state.user ? "👤 " + state.user + " (sign out)" : "Sign in";
+  $("#account").textContent = state.user ? state.user + " (sign out)" : "Sign in";
   $("#register").hidden = !state.registration;
+  $("#upload").hidden = !(state.user && state.uploadLimit > 0);
 }
 async function whoami() {
   const me = await api("/api/me").catch(() => ({}));
   state.user = me.username || null;
   state.authRequired = !!me.auth_required;
   state.registration = me.registration !== false;
+  state.admin = !!me.admin;
+  state.uploadLimit = Number(me.upload_limit || 0);
 }
 $("#account").onclick = async () => {
   if (state.user) {
@@ -56,6 +60,43 @@ $("#loginform").addEventListener("submit", async (ev) => {
     $("#login").close(); await whoami(); showAccount(); route();
   } catch (e) { $("#loginerr").textContent = e.message; }
 });
+
+// ---- notices: what an upload or a deletion did ----
+function notice(html) {
+  const n = $("#notice");
+  n.innerHTML = html + ` <button id="noticeclose" title="Close">✕</button>`;
+  n.hidden = false;
+  $("#noticeclose").onclick = () => (n.hidden = true);
+}
+
+// ---- upload: each file is the raw body of POST /api/books?name=FILE ----
+$("#upload").onclick = () => $("#uploadfile").click();
+$("#uploadfile").addEventListener("change", async (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = "";
+  if (files.length) await uploadFiles(files);
+});
+async function uploadFiles(files) {
+  const lines = [];
+  let last = null;
+  notice(`Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`);
+  for (const f of files) {
+    if (f.size > state.uploadLimit) {
+      lines.push(`<li class="err">${esc(f.name)}: larger than this server's limit of ${fmtSize(state.uploadLimit)}</li>`);
+      continue;
+    }
+    try {
+      const r = await fetch("/api/books?" + new URLSearchParams({ name: f.name }), { method: "POST", credentials: "same-origin", headers: { "content-type": "application/octet-stream" }, body: f });
+      const body = await r.json().catch(() => ({}));
+      if (r.status === 201) { last = body.id; lines.push(`<li>Added <a href="#/book/${body.id}">${esc(body.title)}</a> (${esc(body.path)})</li>`); }
+      else if (r.status === 409 && body.book) lines.push(`<li>${esc(f.name)}: already in the library as <a href="#/book/${body.book}">book ${body.book}</a>. ${esc(body.message)}</li>`);
+      else lines.push(`<li class="err">${esc(f.name)}: ${esc(body.message || r.status + " " + r.statusText)}</li>`);
+    } catch (e) { lines.push(`<li class="err">${esc(f.name)}: ${esc(e.message)}</li>`); }
+  }
+  notice(`<ul>${lines.join("")}</ul>`);
+  if (files.length === 1 && last) location.hash = "#/book/" + last;
+  else route();
+}
 
 // ---- grid: sort, filters, shelves, pages, continue reading ----
 let searchTimer = null;
@@ -105,7 +146,8 @@ async function grid() {
       ${chips}<span class="spacer"></span><span class="hint">${data.total} book${data.total === 1 ? "" : "s"}</span></div>
     ${cont.books.length ? `<h3 class="row">Continue reading</h3><div class="grid cont">${cards(cont.books.map((i) => i.book))}</div><h3 class="row">Library</h3>` : ""}
     ${data.books.length ? `<div class="grid">${cards(data.books)}</div>` : `<p class="empty">No books${o.q ? " match “" + esc(o.q) + "”" : plain ? " yet: put PDF, EPUB or TXT files in the books folder" : " here"}.</p>`}
-    ${pages > 1 ? `<div class="pager"><button id="pprev"${page <= 1 ? " disabled" : ""}>‹ Previous</button> <span id="pinfo">page ${page} / ${pages}</span> <button id="pnext"${page >= pages ? " disabled" : ""}>Next ›</button></div>` : ""}`;
+    ${pages > 1 ? `<div class="pager"><button id="pprev"${page <= 1 ? " disabled" : ""}>‹ Previous</button> <span id="pinfo">page ${page} / ${pages}</span> <button id="pnext"${page >= pages ? " disabled" : ""}>Next ›</button></div>` : ""}
+    ${o.q ? `<section id="texthits"><h3 class="row">In the text</h3><ol id="hitlist" class="hits"></ol><p id="hitinfo" class="hint">Searching…</p><button id="morehits" hidden>More passages</button></section>` : ""}`;
   const go = (change) => (location.hash = hashFor({ ...o, page: "", ...change }));
   $("#sort").onchange = (e) => go({ sort: e.target.value, order: "" });
   $("#order").onclick = () => go({ order: o.order === "desc" ? "asc" : o.order === "asc" ? "desc" : (["added", "read"].includes(o.sort) ? "asc" : "desc") });
@@ -124,6 +166,32 @@ async function grid() {
   view.querySelectorAll(".chip").forEach((c) => (c.onclick = () => go({ [c.dataset.clear]: "" })));
   if ($("#pprev")) { $("#pprev").onclick = () => go({ page: String(page - 1) }); $("#pnext").onclick = () => go({ page: String(page + 1) }); }
   view.querySelectorAll(".card").forEach((c) => (c.onclick = () => (location.hash = "#/book/" + c.dataset.id)));
+  if (o.q) await textHits(o.q, 0);
+}
+
+// ---- full-text hits: book, page or chapter, snippet; each opens the reader there ----
+const HITS_PER_PAGE = 20;
+// The server's snippets are HTML-escaped with matches in <mark>; any other tag is dropped.
+const snippetHtml = (s) => String(s || "").replace(/<(?!\/?mark>)[^>]*>/g, "");
+async function textHits(q, offset) {
+  const list = $("#hitlist");
+  if (!list) return;
+  let r;
+  try { r = await api("/api/search?" + new URLSearchParams({ q, limit: HITS_PER_PAGE, offset })); }
+  catch (e) { $("#hitinfo").textContent = e.message; return; }
+  if ($("#hitlist") !== list) return; // the view changed meanwhile
+  list.insertAdjacentHTML("beforeend", r.hits.map((h) => `
+    <li class="hit"><a href="#/read/${h.book}/${h.location}" data-book="${h.book}" data-location="${h.location}">
+      <img loading="lazy" src="/api/books/${h.book}/cover?w=200" alt="">
+      <span><b>${esc(h.title)}</b>${h.author ? " · " + esc(h.author) : ""} <span class="badge">${esc(h.format)}</span>
+      <span class="where">${esc(h.unit)} ${h.location}</span>
+      <span class="snippet">${snippetHtml(h.snippet)}</span></span></a></li>`).join(""));
+  const shown = offset + r.hits.length;
+  $("#hitinfo").textContent = r.total ? `${shown} of ${r.total} passage${r.total === 1 ? "" : "s"}${r.indexing ? " (still indexing: more may appear)" : ""}`
+    : `No passage of the books' text matches “${q}”${r.indexing ? " yet (still indexing)" : ""}.`;
+  const more = $("#morehits");
+  more.hidden = shown >= r.total;
+  more.onclick = () => textHits(q, shown);
 }
 
 // ---- book page: metadata, shelves, edit form ----
@@ -148,7 +216,7 @@ async function bookPage(id) {
       ${b.description ? `<p class="desc">${esc(b.description)}</p>` : ""}
       ${b.error ? `<p class="err">${esc(b.error)}</p>` : ""}
       <div class="actions">${b.error ? "" : `<button id="read">${p.page ? "Continue reading" : "Read"}</button>`}
-        <a href="${b.file_url}" download>Download</a>${state.user ? `<button id="edit">Edit metadata</button>` : ""}</div>
+        <a href="${b.file_url}" download>Download</a>${b.format === "txt" && b.encoding && b.encoding !== "UTF-8" ? `<a href="${b.file_url}?utf8=1" download>Download as UTF-8</a>` : ""}${state.user ? `<button id="edit">Edit metadata</button>` : ""}${state.admin ? `<button id="delete" class="danger" title="Delete the file from the library (administrators)">Delete</button>` : ""}</div>
       <form id="editform" class="edit" hidden>
         <label>Title <input name="title" required maxlength="500" value="${esc(b.title)}"></label>
         <label>Authors <input name="authors" placeholder="Name, Name" value="${esc(b.author || "")}"></label>
@@ -161,6 +229,11 @@ async function bookPage(id) {
       </form></div></div>`;
   const read = $("#read");
   if (read) read.onclick = () => (location.hash = "#/read/" + id);
+  if ($("#delete")) $("#delete").onclick = async () => {
+    if (!confirm(`Delete “${b.title}” (${b.path}) from the library? The file is removed from the server.`)) return;
+    try { await api("/api/books/" + id, { method: "DELETE" }); notice(`Deleted ${esc(b.title)} (${esc(b.path)}).`); location.hash = "#/"; }
+    catch (e) { alert(e.message); }
+  };
   view.querySelectorAll("#shelves input").forEach((c) => (c.onchange = () =>
     api(`/api/shelves/${c.dataset.shelf}/books/${id}`, { method: c.checked ? "PUT" : "DELETE" }).catch((e) => { c.checked = !c.checked; alert(e.message); })));
   if (!$("#edit")) return;
@@ -182,11 +255,11 @@ async function bookPage(id) {
 
 // ---- reader ----
 const reader = { book: null, page: 1 };
-async function openReader(id) {
+async function openReader(id, at = null) {
   const b = await api("/api/books/" + id);
-  const p = await api(`/api/books/${id}/progress`).catch(() => ({}));
+  const p = at ? {} : await api(`/api/books/${id}/progress`).catch(() => ({}));
   reader.book = b;
-  reader.page = Math.min(Math.max(p.page || 1, 1), b.pages || 1);
+  reader.page = Math.min(Math.max(at || p.page || 1, 1), b.pages || 1);
   if (b.format === "epub") return openEpub(b, p);
   const pdf = b.format === "pdf";
   view.innerHTML = `<div class="tools">
@@ -195,7 +268,7 @@ async function openReader(id) {
       <span id="pageinfo"></span>
       <button id="next" title="Next page (→, PgDn)">›</button>
       <input id="jump" type="number" min="1" max="${b.pages}" placeholder="page" title="Go to page (Enter)"> <button id="go">Go</button>
-      ${pdf ? `<button id="zoomout" title="Zoom out (-)">−</button><button id="zoomin" title="Zoom in (+)">+</button>` : ""}
+      ${pdf ? `<select id="fit" title="Page size (w: fit width, f: fit page, +/-: zoom)"><option value="width">Fit width</option><option value="page">Fit page</option><option value="custom">Zoom</option></select><button id="zoomout" title="Zoom out (-)">−</button><button id="zoomin" title="Zoom in (+)">+</button>` : ""}
       <strong>${esc(b.title)}</strong></div>
     ${pdf ? `<img id="page" class="pdfpage" alt="page">` : `<div id="text"></div>`}<p id="readerr" class="err"></p>`;
   $("#back").onclick = () => (location.hash = "#/book/" + b.id);
@@ -203,10 +276,42 @@ async function openReader(id) {
   $("#next").onclick = () => show(reader.page + 1);
   $("#go").onclick = () => show(Number($("#jump").value));
   $("#jump").addEventListener("keydown", (e) => { if (e.key === "Enter") show(Number($("#jump").value)); e.stopPropagation(); });
-  if (pdf) { $("#zoomin").onclick = () => zoom(1.25); $("#zoomout").onclick = () => zoom(0.8); }
+  if (pdf) {
+    $("#zoomin").onclick = () => zoom(1.25); $("#zoomout").onclick = () => zoom(0.8);
+    $("#fit").value = state.fit; $("#fit").onchange = (e) => setFit(e.target.value);
+  }
   await show(reader.page, false);
 }
-function zoom(f) { state.zoom = Math.min(4, Math.max(0.25, state.zoom * f)); localStorage.setItem("sockit.zoom", state.zoom); show(reader.page, false); }
+// PDF page size: fit the width of the window, fit the whole page in it, or a zoom factor
+// of a 900 px column. Pages are rendered at the device's pixel ratio, so they stay sharp.
+function setFit(mode) {
+  state.fit = mode; localStorage.setItem("sockit.fit", mode);
+  if ($("#fit")) $("#fit").value = mode;
+  show(reader.page, false);
+}
+function zoom(f) {
+  if (state.fit !== "custom") { state.zoom = pdfCssWidth() / Math.min(view.clientWidth - 20, 900); }
+  state.zoom = Math.min(4, Math.max(0.25, state.zoom * f)); localStorage.setItem("sockit.zoom", state.zoom);
+  setFit("custom");
+}
+function pdfCssWidth() {
+  const avail = Math.max(100, view.clientWidth - 20);
+  if (state.fit === "width") return avail;
+  if (state.fit === "page") {
+    const img = $("#page");
+    const aspect = img && img.naturalHeight ? img.naturalWidth / img.naturalHeight : 1 / Math.SQRT2;
+    const top = $(".tools") ? $(".tools").getBoundingClientRect().bottom : 100;
+    return Math.max(100, Math.min(avail, (innerHeight - top - 16) * aspect));
+  }
+  return Math.min(avail, 900) * state.zoom;
+}
+const pdfPageUrl = (b, n, width) => `/api/books/${b.id}/page/${n}?width=${width}`;
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  if (!reader.book || reader.book.format !== "pdf" || !location.hash.startsWith("#/read/") || state.fit === "custom") return;
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => show(reader.page, false), 200);
+});
 async function show(n, save = true) {
   const b = reader.book;
   if (!b || !Number.isFinite(n) || n < 1 || n > b.pages) return;
@@ -216,11 +321,15 @@ async function show(n, save = true) {
   $("#readerr").textContent = "";
   try {
     if (b.format === "pdf") {
-      const width = Math.round(Math.min(4096, Math.min(view.clientWidth - 20, 900) * state.zoom * (window.devicePixelRatio || 1)));
+      const dpr = window.devicePixelRatio || 1;
+      const width = Math.max(16, Math.round(Math.min(4096, pdfCssWidth() * dpr)));
       const img = $("#page");
-      img.style.width = Math.round(width / (window.devicePixelRatio || 1)) + "px";
-      await new Promise((ok, fail) => { img.onload = ok; img.onerror = () => fail(new Error("page " + n + " could not be rendered")); img.src = `/api/books/${b.id}/page/${n}?width=${width}`; });
+      img.style.width = Math.round(width / dpr) + "px";
+      await new Promise((ok, fail) => { img.onload = ok; img.onerror = () => fail(new Error("page " + n + " could not be rendered")); img.src = pdfPageUrl(b, n, width); });
       img.dataset.page = n;
+      window.scrollTo(0, 0);
+      // The next page is fetched now, so turning to it shows it at once.
+      if (n < b.pages) { const next = new Image(); next.src = pdfPageUrl(b, n + 1, width); reader.prefetched = next.src; }
     } else {
       const t = await api(`/api/books/${b.id}/text/${n}`);
       $("#text").textContent = t.text;
@@ -321,8 +430,10 @@ document.addEventListener("keydown", (e) => {
   if (e.key in keys && keys[e.key]) { e.preventDefault(); show(reader.page + keys[e.key]); }
   else if (e.key === "Home") show(1);
   else if (e.key === "End") show(reader.book.pages);
-  else if (e.key === "+" || e.key === "=") zoom(1.25);
-  else if (e.key === "-") zoom(0.8);
+  else if (reader.book.format === "pdf" && (e.key === "+" || e.key === "=")) zoom(1.25);
+  else if (reader.book.format === "pdf" && e.key === "-") zoom(0.8);
+  else if (reader.book.format === "pdf" && e.key === "w") setFit("width");
+  else if (reader.book.format === "pdf" && e.key === "f") setFit("page");
   else if (e.key === "d") $("#theme").click();
 });
 
@@ -332,7 +443,7 @@ async function route() {
   let m;
   try {
     if ((m = h.match(/^#\/book\/(\d+)$/))) await bookPage(m[1]);
-    else if ((m = h.match(/^#\/read\/(\d+)$/))) await openReader(m[1]);
+    else if ((m = h.match(/^#\/read\/(\d+)(?:\/(\d+))?$/))) await openReader(m[1], m[2] ? Number(m[2]) : null);
     else { reader.book = null; await grid(); }
   } catch (e) { view.innerHTML = `<p class="err">${esc(e.message)}</p><p><a href="#/">Back to the library</a></p>`; }
   document.body.dataset.ready = h;
