@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use super::peers::{loopback_bytes, same_tree, timed, RsyncDaemon};
+use super::peers::{check_same, loopback_bytes, timed, RsyncDaemon};
 use super::{io, BenchError, BenchOptions, Server};
 
 /// One tool's update of the changed file.
@@ -69,16 +69,6 @@ fn sockit_sync(exe: &std::ffi::OsStr, addr: &str, src: &Path, remote: &str) -> C
         .arg(src)
         .arg(format!("{addr}:{remote}"));
     c
-}
-
-fn check_same(a: &Path, b: &Path, what: &str) -> Result<(), BenchError> {
-    if same_tree(a, b)? {
-        Ok(())
-    } else {
-        Err(BenchError::Step(format!(
-            "{what}: the copy differs from the source"
-        )))
-    }
 }
 
 /// Measures `cmd`: seconds and loopback bytes.

@@ -163,3 +163,14 @@ pub(crate) fn same_tree(a: &Path, b: &Path) -> Result<bool, BenchError> {
         .map_err(io("run diff"))?;
     Ok(status.success())
 }
+
+/// Fails the run when the copy `b` differs from the source `a`.
+pub(crate) fn check_same(a: &Path, b: &Path, what: &str) -> Result<(), BenchError> {
+    if same_tree(a, b)? {
+        Ok(())
+    } else {
+        Err(BenchError::Step(format!(
+            "{what}: the copy differs from the source"
+        )))
+    }
+}

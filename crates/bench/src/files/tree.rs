@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use super::peers::{same_tree, tar_socat, timed, RsyncDaemon};
+use super::peers::{check_same, tar_socat, timed, RsyncDaemon};
 use super::{io, BenchError, BenchOptions, Server};
 
 /// Files per directory.
@@ -60,16 +60,6 @@ fn make_tree(dir: &Path, files: usize, size: usize) -> Result<(), BenchError> {
             .map_err(io("write a tree file"))?;
     }
     Ok(())
-}
-
-fn check_same(a: &Path, b: &Path, what: &str) -> Result<(), BenchError> {
-    if same_tree(a, b)? {
-        Ok(())
-    } else {
-        Err(BenchError::Step(format!(
-            "{what}: the copy differs from the source"
-        )))
-    }
 }
 
 /// Runs the tree scenario in `work`.

@@ -22,11 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use sockit_reader::{Library, ReaderConfig};
 
-use super::{hist, io_err, record, BenchError, Conn, Latency};
+use super::{hist, io_err, record, BenchError, Conn, InProcess, Latency};
 
 /// Longest the full-text indexer may take to catch up before the run fails.
 const INDEX_LIMIT: Duration = Duration::from_secs(3600);
@@ -318,19 +317,9 @@ pub async fn run(books: usize, requests: usize) -> Result<LibraryReport, BenchEr
         }
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(io_err("binding 127.0.0.1:0"))?;
-    let addr = listener.local_addr().map_err(io_err("local address"))?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(sockit_reader::http::serve(
-        listener,
-        Arc::clone(&lib),
-        shutdown.clone(),
-    ));
-    let measured = measure(addr, books, requests, &epub_ids).await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    let server = InProcess::start(&lib).await?;
+    let measured = measure(server.addr, books, requests, &epub_ids).await;
+    server.stop().await;
     let [first_page, last_page, search_rare, search_common, search_cjk, chapter] = measured?;
 
     let count = |k: &[Kind]| (0..books).filter(|&i| k.contains(&kind(i))).count();

@@ -290,6 +290,41 @@ pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record(us);
 }
 
+/// The library's HTTP server on `127.0.0.1:0`, in this process.
+pub(crate) struct InProcess {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    /// Binds and starts serving `lib`.
+    pub(crate) async fn start(lib: &Arc<Library>) -> Result<InProcess, BenchError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io_err("binding 127.0.0.1:0"))?;
+        let addr = listener.local_addr().map_err(io_err("local address"))?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(sockit_reader::http::serve(
+            listener,
+            Arc::clone(lib),
+            shutdown.clone(),
+        ));
+        Ok(InProcess {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops it and waits (at most 10 s) for it to finish.
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
 /// Runs the benchmark; writes `reader.json` and `reader.md` into `config.out_dir` if set.
 ///
 /// # Errors
@@ -332,16 +367,8 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         });
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(io_err("binding 127.0.0.1:0"))?;
-    let addr = listener.local_addr().map_err(io_err("local address"))?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(sockit_reader::http::serve(
-        listener,
-        Arc::clone(&lib),
-        shutdown.clone(),
-    ));
+    let server = InProcess::start(&lib).await?;
+    let addr = server.addr;
     let result = measure(
         addr,
         config,
@@ -350,8 +377,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         (txt_book.id, txt_pages),
     )
     .await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    server.stop().await;
     let (pdf_cold, pdf_cached, txt_first_ms, txt, concurrent) = result?;
     drop(lib);
     drop(dir);

@@ -12,12 +12,9 @@
 //! cursor, Ctrl-C (or Ctrl-D on an empty line) quits.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEventKind, MouseEventKind,
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEventKind, MouseEventKind,
 };
 use ratatui::crossterm::execute;
 use ratatui::layout::{Constraint, Layout, Position};
@@ -25,7 +22,6 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
 use ratatui::Frame;
-use tokio::sync::mpsc;
 
 use super::chat_log::ChatLog;
 use super::chat_view::{KeyAction, Request, View, ViewLine};
@@ -108,26 +104,7 @@ async fn ui_loop(
         Kind::Info,
     );
 
-    // Terminal events come from a blocking thread.
-    let (key_tx, mut keys) = mpsc::channel(64);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_reader = stop.clone();
-    let reader = std::thread::spawn(move || {
-        while !stop_reader.load(Ordering::Relaxed) {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if key_tx.blocking_send(ev).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                },
-                Ok(false) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (key_reader, mut keys) = super::keys::KeyReader::start();
 
     let mut closed = false;
     let mut quitting = false;
@@ -249,8 +226,7 @@ async fn ui_loop(
             },
         }
     };
-    stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
+    key_reader.stop();
     result
 }
 

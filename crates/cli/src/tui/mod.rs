@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod chat_log;
 pub mod chat_view;
+pub mod keys;
 pub mod read;
 pub mod read_html;
 pub mod read_list;

@@ -11,11 +11,10 @@
 //! Keys: see [`HELP_LIBRARY`] and [`HELP_BOOK`].
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{self, Event as TermEvent, KeyEventKind};
+use ratatui::crossterm::event::{Event as TermEvent, KeyEventKind};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -119,26 +118,7 @@ async fn ui_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> io::
         (usize::from(size.width), usize::from(size.height)),
     );
 
-    // Terminal events come from a blocking thread.
-    let (key_tx, mut keys) = mpsc::channel(64);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_reader = stop.clone();
-    let reader = std::thread::spawn(move || {
-        while !stop_reader.load(Ordering::Relaxed) {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if key_tx.blocking_send(ev).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                },
-                Ok(false) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (key_reader, mut keys) = super::keys::KeyReader::start();
 
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let (save_tx, save_rx) = mpsc::unbounded_channel();
@@ -230,8 +210,7 @@ async fn ui_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> io::
         }
         app.tick(Instant::now());
     };
-    stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
+    key_reader.stop();
     if let Some(l) = loader.take() {
         l.abort();
     }
