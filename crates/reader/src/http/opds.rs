@@ -293,6 +293,41 @@ pub(crate) fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// The paging links of page `page` of a feed of `total` books under `base` (OPDS 1.2 and
+/// 2.0 alike).
+pub(crate) struct PageLinks {
+    /// This page's address.
+    pub(crate) this: String,
+    /// `first`, `last`, then `previous` and `next` where they exist.
+    pub(crate) nav: Vec<(&'static str, String)>,
+}
+
+impl PageLinks {
+    /// The links, or a 404-style error for a page past the last.
+    pub(crate) fn new(base: &str, total: usize, page: usize) -> ApiResult<PageLinks> {
+        let last = total.div_ceil(PAGE_SIZE).max(1);
+        if page > last {
+            return Err(ApiError(ReaderError::PageOutOfRange {
+                page: page as u64,
+                pages: last as u64,
+            }));
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let href = |p: usize| format!("{base}{sep}page={p}");
+        let mut nav = vec![("first", href(1)), ("last", href(last))];
+        if page > 1 {
+            nav.push(("previous", href(page - 1)));
+        }
+        if page < last {
+            nav.push(("next", href(page + 1)));
+        }
+        Ok(PageLinks {
+            this: href(page),
+            nav,
+        })
+    }
+}
+
 /// Page `page` of an acquisition feed: `total` books in all, `books` on this page.
 fn acquisition(
     id: &str,
@@ -301,23 +336,13 @@ fn acquisition(
     (total, books): (usize, Entries),
     page: usize,
 ) -> ApiResult<Response> {
-    let last = total.div_ceil(PAGE_SIZE).max(1);
-    if page > last {
-        return Err(ApiError(ReaderError::PageOutOfRange {
-            page: page as u64,
-            pages: last as u64,
-        }));
-    }
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let href = |p: usize| format!("{base}{sep}page={p}");
-    let mut links = vec![("first", href(1), ACQ), ("last", href(last), ACQ)];
-    if page > 1 {
-        links.push(("previous", href(page - 1), ACQ));
-    }
-    if page < last {
-        links.push(("next", href(page + 1), ACQ));
-    }
-    let body = feed(id, title, &href(page), ACQ, &links, |w| {
+    let paged = PageLinks::new(base, total, page)?;
+    let links: Vec<_> = paged
+        .nav
+        .into_iter()
+        .map(|(rel, href)| (rel, href, ACQ))
+        .collect();
+    let body = feed(id, title, &paged.this, ACQ, &links, |w| {
         text(w, "opensearch:totalResults", &total.to_string())?;
         text(w, "opensearch:itemsPerPage", &PAGE_SIZE.to_string())?;
         text(

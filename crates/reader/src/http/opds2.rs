@@ -317,24 +317,14 @@ fn publications(
     (total, entries): (usize, Entries),
     page: usize,
 ) -> ApiResult<Response> {
-    let last = total.div_ceil(PAGE_SIZE).max(1);
-    if page > last {
-        return Err(ApiError(ReaderError::PageOutOfRange {
-            page: page as u64,
-            pages: last as u64,
-        }));
-    }
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let href = |p: usize| format!("{base}{sep}page={p}");
-    let mut links = common_links(&href(page));
-    links.push(Link::new("first", href(1), MIME));
-    links.push(Link::new("last", href(last), MIME));
-    if page > 1 {
-        links.push(Link::new("previous", href(page - 1), MIME));
-    }
-    if page < last {
-        links.push(Link::new("next", href(page + 1), MIME));
-    }
+    let paged = super::opds::PageLinks::new(base, total, page)?;
+    let mut links = common_links(&paged.this);
+    links.extend(
+        paged
+            .nav
+            .into_iter()
+            .map(|(rel, href)| Link::new(rel, href, MIME)),
+    );
     let feed = Feed {
         metadata: FeedMetadata {
             title: title.to_owned(),
