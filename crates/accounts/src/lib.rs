@@ -616,6 +616,25 @@ impl Accounts {
     }
 }
 
+/// An argon2id PHC string of `md5hex(password)` at `cost`, with a fresh random salt:
+/// what a store keeps for the password, for copies kept elsewhere (a cluster's shared
+/// account bucket). Blocks for the hash's time.
+///
+/// # Errors
+/// The cost parameters are out of argon2's range or no randomness is available.
+pub fn hash_password(password: &str, cost: HashCost) -> Result<String> {
+    let params = Params::new(cost.m_kib, cost.t, cost.p, None)
+        .map_err(|e| AccountsError::Hash(e.to_string()))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    hash_with(&argon, &md5_hex(password.as_bytes()))
+}
+
+/// Whether `phc` (as a store or [`hash_password`] writes it) verifies `password` (or
+/// the kosync key `md5hex(password)`). Blocks for the hash's time.
+pub fn phc_matches(phc: &str, password: &str) -> bool {
+    check_phc(phc, &candidates(password)).is_some()
+}
+
 /// An argon2id PHC string of `md5hex` with a fresh random salt.
 fn hash_with(argon: &Argon2<'_>, md5hex: &str) -> Result<String> {
     let salt =
@@ -706,6 +725,19 @@ mod tests {
         assert!(store(dir.path(), 5).is_admin("root"));
         assert!(a.set_admin("root", false).unwrap());
         assert!(!a.is_admin("root"));
+    }
+
+    #[test]
+    fn exported_hashes_verify_like_stored_ones() {
+        let phc = hash_password("s3cret pass", HashCost::TEST).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{phc}");
+        assert!(phc_matches(&phc, "s3cret pass"));
+        assert!(
+            phc_matches(&phc, &md5_hex(b"s3cret pass")),
+            "the kosync key form"
+        );
+        assert!(!phc_matches(&phc, "s3cret pas"));
+        assert!(!phc_matches("not a hash", "s3cret pass"));
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //! for `duration`, then receivers drain for a bounded grace period. Every loop is bounded
 //! in time and count.
 //!
+//! With [`BenchConfig::nodes`] beyond 1, sockit also runs as a cluster of that many
+//! nodes over one `nats-server` (see `chat/cluster.rs`): the same scenarios, the clients spread
+//! over the nodes, and the servers' CPU time per delivery against one node in the same
+//! run. On a machine with few cores the nodes share them: that is the cost of the
+//! cluster, not a measure of how it scales.
+//!
 //! Results go to `OUT/chat.json` and `OUT/chat.md`.
 
 use std::ffi::OsString;
@@ -39,8 +45,12 @@ use tokio_util::sync::CancellationToken;
 use sockit_chat::irc::FloodConfig;
 use sockit_chat::irc::{IrcServer, Message, ServerConfig};
 
+mod cluster;
 mod ircds;
 
+pub use cluster::{
+    cpu_seconds, find_nats, start_cluster, start_nats, stat_ticks, wait_members, SockitCluster,
+};
 use ircds::free_port;
 pub use ircds::{inspircd_config, ngircd_config, start_inspircd, start_ngircd, PeerServer};
 
@@ -130,6 +140,9 @@ pub struct BenchConfig {
     pub sockit: Option<PathBuf>,
     /// Where `chat.json` and `chat.md` are written; `None` writes nothing.
     pub out_dir: Option<PathBuf>,
+    /// sockit's server as a cluster of each of these many nodes (1: the single server);
+    /// more than one needs `nats-server` ([`find_nats`]).
+    pub nodes: Vec<usize>,
 }
 
 impl Default for BenchConfig {
@@ -144,6 +157,7 @@ impl Default for BenchConfig {
             tags: true,
             sockit: None,
             out_dir: Some(PathBuf::from("bench-results")),
+            nodes: vec![1],
         }
     }
 }
@@ -196,11 +210,34 @@ pub struct Measurement {
     pub max_ms: f64,
 }
 
+/// sockit on `nodes` nodes in one scenario, with the servers' CPU time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterRow {
+    /// Nodes (1: the single server, without NATS).
+    pub nodes: usize,
+    /// The scenario's measurement.
+    pub run: Measurement,
+    /// CPU time (user + system, seconds) of every server process, NATS included, from
+    /// the send window's start to the end of the drain; `None` in-process.
+    pub cpu_s: Option<f64>,
+}
+
+impl ClusterRow {
+    /// Server CPU microseconds per delivered message.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        let d = self.run.delivered.max(1) as f64;
+        self.cpu_s.map(|c| c * 1e6 / d)
+    }
+}
+
 /// The whole result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchReport {
     /// Every scenario × server: ngircd, InspIRCd, then sockit for each scenario.
     pub runs: Vec<Measurement>,
+    /// sockit per node count and scenario (when [`BenchConfig::nodes`] has more than
+    /// the single server).
+    pub cluster: Vec<ClusterRow>,
     /// Notes (flood settings, skipped peers).
     pub notes: Vec<String>,
     /// The markdown (also written to `chat.md`).
@@ -241,6 +278,8 @@ pub fn fds_needed(clients: usize, in_process: bool) -> u64 {
 pub struct SockitServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The server (to make it a node of a cluster).
+    pub server: IrcServer,
     token: CancellationToken,
 }
 
@@ -271,9 +310,10 @@ pub fn start_sockit(cfg: ServerConfig) -> Result<SockitServer, BenchError> {
     let listener = bind_tcp(any, 4096).map_err(io_err("bind sockit"))?;
     let addr = listener.local_addr().map_err(io_err("local_addr"))?;
     let token = CancellationToken::new();
+    let server = IrcServer::new(cfg);
     tokio::spawn(serve_tcp(
         listener,
-        Arc::new(IrcServer::new(cfg)),
+        Arc::new(server.clone()),
         Limits {
             max_conns: 100_000,
             max_conns_per_ip: 100_000,
@@ -283,7 +323,11 @@ pub fn start_sockit(cfg: ServerConfig) -> Result<SockitServer, BenchError> {
         },
         token.clone(),
     ));
-    Ok(SockitServer { addr, token })
+    Ok(SockitServer {
+        addr,
+        server,
+        token,
+    })
 }
 
 /// `sockit serve --only chat` as a child process; killed on drop.
@@ -351,14 +395,27 @@ pub fn sockit_serve_args(dir: &Path) -> Vec<OsString> {
 /// # Errors
 /// The binary cannot run, exits, or never writes its addr file.
 pub async fn start_sockit_process(bin: &Path) -> Result<SockitProcess, BenchError> {
+    start_sockit_process_with(bin, "bench.sockit", &[]).await
+}
+
+/// [`start_sockit_process`] as `name` (its `--chat-name` and temporary directory) with
+/// `extra` arguments (a cluster node's; a `--chat-name` there replaces the benchmark's).
+///
+/// # Errors
+/// The binary cannot run, exits, or never writes its addr file.
+pub async fn start_sockit_process_with(
+    bin: &Path,
+    name: &str,
+    extra: &[OsString],
+) -> Result<SockitProcess, BenchError> {
     let dir = std::env::temp_dir().join(format!(
-        "sockit-chat-bench-sockit-{}-{}",
+        "sockit-chat-bench-{name}-{}-{}",
         std::process::id(),
         free_port()?
     ));
     std::fs::create_dir_all(&dir).map_err(io_err("sockit temp dir"))?;
     let child = Command::new(bin)
-        .args(sockit_serve_args(&dir))
+        .args(cluster::renamed_args(sockit_serve_args(&dir), extra))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -412,7 +469,8 @@ fn new_hist() -> Result<Histogram<u64>, BenchError> {
 
 /// Per-client shared plan.
 struct Plan {
-    addr: SocketAddr,
+    /// The servers (one, or a cluster's nodes): client `i` uses `addrs[i % len]`.
+    addrs: Vec<SocketAddr>,
     base: Instant,
     interval: Duration,
     rate: f64,
@@ -430,6 +488,26 @@ pub async fn measure(
     server: &str,
     sc: &Scenario,
 ) -> Result<Measurement, BenchError> {
+    Ok(measure_spread(&[addr], server, sc, &[]).await?.0)
+}
+
+/// Measures one scenario with the clients spread over the servers at `addrs` (client
+/// `i` on `addrs[i % len]`; a cluster's nodes), and the CPU time the processes `pids`
+/// spent from the send window's start to the end of the drain (`None` without pids).
+/// With more than one address, the send window opens once every node knows every
+/// channel member ([`wait_members`]).
+///
+/// # Errors
+/// A client fails or setup does not finish within its timeout.
+pub async fn measure_spread(
+    addrs: &[SocketAddr],
+    server: &str,
+    sc: &Scenario,
+    pids: &[u32],
+) -> Result<(Measurement, Option<f64>), BenchError> {
+    if addrs.is_empty() {
+        return Err(BenchError::Config("no server to measure".into()));
+    }
     if sc.clients < 2 || sc.channels == 0 || sc.channels > sc.clients / 2 || sc.rate <= 0.0 {
         return Err(BenchError::Config(format!(
             "{} clients in {} channels at {}/s: need ≥ 2 clients per channel and a positive rate",
@@ -438,7 +516,7 @@ pub async fn measure(
     }
     let interval = Duration::from_secs_f64(sc.clients as f64 / sc.rate);
     let plan = Arc::new(Plan {
-        addr,
+        addrs: addrs.to_vec(),
         base: Instant::now(),
         interval,
         rate: sc.rate,
@@ -484,6 +562,13 @@ pub async fn measure(
             }
         }
     }
+    if addrs.len() > 1 {
+        if let Err(e) = wait_members(addrs, sc.clients).await {
+            tasks.abort_all();
+            return Err(e);
+        }
+    }
+    let cpu_before = cpu_seconds(pids);
     let start = Instant::now() + Duration::from_millis(500);
     let _ = start_tx.send(Some(start));
     let mut total = ClientResult {
@@ -517,6 +602,9 @@ pub async fn measure(
             Err(e) => return Err(BenchError::Config(format!("client task: {e}"))),
         }
     }
+    let cpu = cpu_seconds(pids)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let members = |c: usize| (sc.clients - c).div_ceil(sc.channels) as u64;
     let expected = sent_per_channel
         .iter()
@@ -524,7 +612,7 @@ pub async fn measure(
         .map(|(c, s)| s * members(c).saturating_sub(1))
         .sum();
     let ms = |q: f64| total.hist.value_at_quantile(q) as f64 / 1000.0;
-    Ok(Measurement {
+    let m = Measurement {
         server: server.into(),
         caps: total.caps,
         clients: sc.clients,
@@ -538,7 +626,8 @@ pub async fn measure(
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         max_ms: total.hist.max() as f64 / 1000.0,
-    })
+    };
+    Ok((m, cpu))
 }
 
 /// One bench client: register, join, wait for the start, send on schedule, count arrivals.
@@ -555,7 +644,8 @@ async fn client(
         reason,
     };
     let permit = plan.setup.clone().acquire_owned().await.ok();
-    let stream = TcpStream::connect(plan.addr)
+    let addr = plan.addrs[i % plan.addrs.len()];
+    let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| fail(format!("connect: {e}")))?;
     let _ = stream.set_nodelay(true);
@@ -738,8 +828,18 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             config.clients
         )));
     }
+    let nodes = node_counts(config)?;
+    let nats = match nodes.iter().any(|n| *n > 1) {
+        true => Some(find_nats().ok_or_else(|| {
+            BenchError::Config(
+                "--nodes above 1 needs nats-server: apt-get install nats-server".into(),
+            )
+        })?),
+        false => None,
+    };
     let mut notes = notes(config);
     let mut runs = Vec::new();
+    let mut cluster_rows = Vec::new();
     let prefixes = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
     for (k, &channels) in config.channels.iter().enumerate().take(prefixes.len()) {
         let sc = Scenario {
@@ -765,22 +865,42 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             runs.push(measure(server.addr, name, &sc).await?);
             drop(server);
         }
-        match &config.sockit {
-            Some(bin) => {
-                let sk = start_sockit_process(bin).await?;
-                runs.push(measure(sk.addr, "sockit", &sc).await?);
-                drop(sk);
-            }
-            None => {
-                let sk = start_sockit(sockit_config())?;
-                runs.push(measure(sk.addr, "sockit", &sc).await?);
-                drop(sk);
-            }
+        for &n in &nodes {
+            let (m, cpu) = match (n, &config.sockit, &nats) {
+                (1, Some(bin), _) => {
+                    let sk = start_sockit_process(bin).await?;
+                    let pids: Vec<u32> = sk.child.id().into_iter().collect();
+                    measure_spread(&[sk.addr], "sockit", &sc, &pids).await?
+                }
+                (1, None, _) => {
+                    let sk = start_sockit(sockit_config())?;
+                    measure_spread(&[sk.addr], "sockit", &sc, &[]).await?
+                }
+                (n, bin, Some(nats)) => {
+                    let c = start_cluster(bin.as_deref(), nats, n).await?;
+                    let label = format!("sockit ({n} nodes)");
+                    measure_spread(&c.addrs, &label, &sc, &c.pids).await?
+                }
+                (_, _, None) => return Err(BenchError::Config("no nats-server".into())),
+            };
+            runs.push(m.clone());
+            cluster_rows.push(ClusterRow {
+                nodes: n,
+                run: m,
+                cpu_s: cpu,
+            });
         }
     }
-    let markdown = markdown(&runs, &notes);
+    if nodes == [1] {
+        cluster_rows.clear();
+    }
+    let mut markdown = markdown(&runs, &notes);
+    if !cluster_rows.is_empty() {
+        markdown.push_str(&cluster_markdown(&cluster_rows));
+    }
     let report = BenchReport {
         runs,
+        cluster: cluster_rows,
         notes,
         markdown,
     };
@@ -794,9 +914,88 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     Ok(report)
 }
 
+/// The node counts to run, in order, each once (1 first when given); none is 0.
+fn node_counts(config: &BenchConfig) -> Result<Vec<usize>, BenchError> {
+    let mut nodes: Vec<usize> = Vec::new();
+    for &n in &config.nodes {
+        if n == 0 || n > 16 {
+            return Err(BenchError::Config(format!(
+                "--nodes {n}: want 1 to 16 nodes"
+            )));
+        }
+        if !nodes.contains(&n) {
+            nodes.push(n);
+        }
+    }
+    if nodes.is_empty() {
+        nodes.push(1);
+    }
+    nodes.sort_unstable();
+    Ok(nodes)
+}
+
+/// The cluster section of the report: per scenario, each node count's delivered/s,
+/// p50/p99 and the servers' CPU per delivery, against the single server of the same run.
+pub fn cluster_markdown(rows: &[ClusterRow]) -> String {
+    let mut s = String::from(
+        "\n## sockit on 1 node and as a cluster (same run)\n\n\
+         | channels | nodes | delivered / expected | delivered/s | p50 ms | p99 ms | server CPU s | CPU µs / delivery | Δp50 vs 1 node ms | CPU / delivery vs 1 node | extra CPU µs / message sent vs 1 node |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let fmt = |v: Option<f64>, digits: usize| match v {
+        Some(v) => format!("{v:.digits$}"),
+        None => "–".into(),
+    };
+    for r in rows {
+        let base = rows
+            .iter()
+            .find(|b| b.nodes == 1 && b.run.channels == r.run.channels);
+        let dp50 = base.map(|b| r.run.p50_ms - b.run.p50_ms);
+        let cpu_ratio = base
+            .and_then(|b| b.cpu_us_per_delivery())
+            .zip(r.cpu_us_per_delivery())
+            .map(|(b, c)| ratio(c, b));
+        // What the cluster adds to one message, over all its nodes and NATS.
+        let extra = base
+            .and_then(|b| b.cpu_s.map(|c| c / b.run.sent.max(1) as f64))
+            .zip(r.cpu_s.map(|c| c / r.run.sent.max(1) as f64))
+            .map(|(b, c)| (c - b) * 1e6);
+        s.push_str(&format!(
+            "| {} | {} | {} / {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} |\n",
+            r.run.channels,
+            r.nodes,
+            r.run.delivered,
+            r.run.expected,
+            r.run.delivered_per_s,
+            r.run.p50_ms,
+            r.run.p99_ms,
+            fmt(r.cpu_s, 2),
+            fmt(r.cpu_us_per_delivery(), 1),
+            match dp50 {
+                Some(d) if r.nodes > 1 => format!("{d:+.2}"),
+                _ => "–".into(),
+            },
+            match cpu_ratio {
+                Some(x) if r.nodes > 1 => x,
+                _ => "–".into(),
+            },
+            match extra {
+                Some(x) if r.nodes > 1 => format!("{x:+.0}"),
+                _ => "–".into(),
+            },
+        ));
+    }
+    s.push_str(
+        "\nThe cluster's nodes, its nats-server and the load clients share this machine's \
+         cores: the CPU columns are what a delivery costs (every message crosses NATS \
+         and is applied on every node), not how a cluster scales on more machines.\n",
+    );
+    s
+}
+
 /// The report's notes on how each server was set up.
 fn notes(config: &BenchConfig) -> Vec<String> {
-    vec![
+    let mut notes = vec![
         format!(
             "Flood control stays at each server's defaults: sockit's penalty {} s per \
              command, burst {} s; ngircd's built-in throttling (about one command per second \
@@ -832,7 +1031,20 @@ fn notes(config: &BenchConfig) -> Vec<String> {
                 None => "in-process, in the same tokio runtime as the load clients",
             }
         ),
-    ]
+    ];
+    if config.nodes.iter().any(|n| *n > 1) {
+        notes.push(
+            "sockit (N nodes): N `sockit serve --only chat` nodes (in-process servers \
+             with --in-process), each `--chat-cluster` on one `nats-server -js` \
+             (loopback, store in a temporary directory, `--chat-node-timeout 60s`); \
+             client i connects to node i mod N, so every channel has members on every \
+             node; the send window opens once every node's LIST counts every member. \
+             Server CPU: user + system time of the sockit processes and nats-server \
+             (/proc) from the window's start to the end of the drain."
+                .into(),
+        );
+    }
+    notes
 }
 
 /// `a / b` as `N.NN×` (`b` kept above zero).

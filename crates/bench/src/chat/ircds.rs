@@ -22,8 +22,8 @@ const LISTEN_TRIES: u32 = 100;
 pub struct PeerServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    child: Child,
-    dir: PathBuf,
+    pub(super) child: Child,
+    pub(super) dir: PathBuf,
 }
 
 impl Drop for PeerServer {
@@ -101,7 +101,7 @@ pub(super) fn free_port() -> Result<u16, BenchError> {
 }
 
 /// A fresh temporary directory for `name`'s config (and pid file).
-fn temp_dir(name: &str, port: u16) -> Result<PathBuf, BenchError> {
+pub(super) fn temp_dir(name: &str, port: u16) -> Result<PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!(
         "sockit-chat-bench-{name}-{}-{port}",
         std::process::id()
@@ -112,7 +112,7 @@ fn temp_dir(name: &str, port: u16) -> Result<PathBuf, BenchError> {
 
 /// Waits (≤ 10 s) until `server` accepts connections; an early exit of the child fails
 /// at once, with what it wrote to `output` (a file in its directory).
-async fn wait_listening(
+pub(super) async fn wait_listening(
     mut server: PeerServer,
     name: &str,
     output: Option<&Path>,

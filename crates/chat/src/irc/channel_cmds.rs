@@ -246,13 +246,19 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message) {
     }
     let text: String = text.chars().take(TOPICLEN).collect();
     let nick = ctx.nick();
+    // A remote user's topic keeps the time its own node set it.
+    let set_at = ctx
+        .st
+        .cluster
+        .take_stamp()
+        .map_or_else(now, |s| s.at / 1000);
     let Some(ch) = ctx.st.channels.get_mut(&key) else {
         return;
     };
     ch.topic = (!text.is_empty()).then(|| crate::irc::channel::Topic {
         text: text.clone(),
         set_by: nick,
-        set_at: now(),
+        set_at,
     });
     let cname = ch.name.clone();
     let m = ctx.out(Message::new("TOPIC", vec![cname, text]));
@@ -807,6 +813,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, name: &str, args: &[String]) {
     if !applied_modes.is_empty() {
         let mut params = vec![cname, applied_modes];
         params.extend(applied_args);
+        ctx.st.cluster.note_modes(ctx.id, params.clone());
         let m = ctx.out(Message::new("MODE", params));
         if let Some(ch) = ctx.st.channels.get(&key) {
             ctx.st.to_channel(ch, &m, None);

@@ -321,6 +321,10 @@ pub fn record(ctx: &mut Ctx<'_>, d: &Delivered<'_>) {
         client_tags: d.client_tags.to_wire(),
         bot: me.is_bot(),
     };
+    if ctx.st.cluster.publishes(ctx.id) {
+        // The network's history: every node can read it (cluster/history.rs).
+        crate::irc::cluster::publish_record(ctx.st, &entry);
+    }
     ctx.history.store(entry);
 }
 

@@ -13,6 +13,9 @@
 //! - **Memory**: a ring of at most `max_messages` entries, pruned by age and count on
 //!   every write.
 //!
+//! Both keep a message once per `msgid` (a cluster node may receive one message both
+//! live and from the network's history stream).
+//!
 //! Queries never return messages older than `max_days`, even between retention runs.
 //! Positions are `(time_ms, seq)`: the receive time in milliseconds, then the order the
 //! server stored them in.
@@ -498,15 +501,22 @@ fn nick_of(prefix: &str) -> &str {
 struct Memory {
     entries: VecDeque<Entry>,
     seq: i64,
+    /// The msgids in `entries` (a message is kept once).
+    msgids: std::collections::HashSet<String>,
 }
 
 impl Memory {
     fn push(&mut self, e: &mut Entry, cutoff: i64, max: usize) {
+        if !self.msgids.insert(e.msgid.clone()) {
+            return;
+        }
         self.seq += 1;
         e.seq = self.seq;
         self.entries.push_back(e.clone());
         while self.entries.len() > max || self.entries.front().is_some_and(|f| f.time_ms < cutoff) {
-            self.entries.pop_front();
+            if let Some(old) = self.entries.pop_front() {
+                self.msgids.remove(&old.msgid);
+            }
         }
     }
 }
@@ -677,7 +687,8 @@ impl Sqlite {
             let mut msg = tx.prepare_cached(
                 "INSERT INTO messages (time_ms, msgid, chan, from_key, from_nick, to_key, \
                  to_nick, command, prefix, target, text, account, client_tags, bot) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+                 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE msgid = ?2)",
             )?;
             let mut marker = tx.prepare_cached(
                 "INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3) \

@@ -73,8 +73,16 @@ pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message) {
         if !tagmsg {
             params.push(text.to_owned());
         }
-        let msgid = ctx.st.next_msgid();
-        let time_ms = chrono::Utc::now().timestamp_millis();
+        // A remote user's message keeps the id and time its own node gave it.
+        let (msgid, time_ms) = match ctx.st.cluster.take_stamp() {
+            Some(s) if !s.msgid.is_empty() => (s.msgid, s.at),
+            _ => (ctx.st.next_msgid(), chrono::Utc::now().timestamp_millis()),
+        };
+        let stamp = crate::irc::cluster::Stamp {
+            msgid: msgid.clone(),
+            at: time_ms,
+        };
+        ctx.st.cluster.note_sent(ctx.id, &target, stamp);
         let mut out = ctx
             .out(Message::new(msg.command.clone(), params))
             .at_ms(time_ms)

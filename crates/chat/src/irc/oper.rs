@@ -9,7 +9,7 @@
 
 use crate::irc::auth::{AuthRequest, AuthVerdict, AuthVia};
 use crate::irc::caps::Cap;
-use crate::irc::channel::mask_matches;
+use crate::irc::channel::{mask_matches, ClientId};
 use crate::irc::commands::{Ctx, Outcome};
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
@@ -113,6 +113,13 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
     let reason: String = reason.chars().take(KILL_REASON_LEN).collect();
     let killer = ctx.nick();
     let quit = format!("Killed ({killer} ({reason}))");
+    if ctx.st.cluster.is_proxy(tid) {
+        // A user of another node: its node closes the connection (and tells everyone);
+        // here it is gone at once.
+        crate::irc::cluster::kill_remote(ctx, tid, &reason);
+        ctx.st.remove_from(tid, &quit, &ctx.cfg.name);
+        return Outcome::Continue;
+    }
     let Some(victim) = ctx.st.clients.get(&tid) else {
         return Outcome::Continue;
     };
@@ -178,6 +185,17 @@ pub fn chghost(ctx: &mut Ctx<'_>, msg: &Message) {
     let Some(tid) = ctx.st.by_nick(target) else {
         return ctx.num(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
     };
+    if ctx.st.cluster.is_proxy(tid) {
+        // A user of another node: its node changes the host and tells everyone.
+        let params = vec![target.to_owned(), host.to_owned()];
+        return crate::irc::cluster::route_to_owner(ctx, tid, "CHGHOST", params);
+    }
+    set_host(ctx, tid, host);
+}
+
+/// Changes user `tid`'s displayed host to `host` and tells it and its neighbours (see
+/// [`chghost`]); a local user of a cluster node has the change published.
+pub fn set_host(ctx: &mut Ctx<'_>, tid: ClientId, host: &str) {
     let Some(c) = ctx.st.clients.get_mut(&tid) else {
         return;
     };
@@ -204,6 +222,7 @@ pub fn chghost(ctx: &mut Ctx<'_>, msg: &Message) {
     )
     .with_prefix(ctx.cfg.name.clone());
     c.handle.send_msg(&visible);
+    crate::irc::cluster::host_changed(ctx.st, tid);
     let change = ctx.st.from_client(
         tid,
         Message::new("CHGHOST", vec![user, host.to_owned()]).with_prefix(old_prefix.clone()),

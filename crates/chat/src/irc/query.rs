@@ -73,7 +73,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message) {
                 c.nick_or_star(),
                 c.user.as_deref().unwrap_or("*"),
                 c.host.as_str(),
-                ctx.cfg.name.as_str(),
+                server_of(ctx, *id),
                 c.realname.as_str(),
             ];
             if visible && fields.iter().any(|f| mask_matches(pattern, f)) {
@@ -142,6 +142,20 @@ fn who_flags(ctx: &Ctx<'_>, id: ClientId, member: Option<Member>, multi: bool) -
     flags
 }
 
+/// The server user `id` is on: its node for a remote user of a cluster, else this one.
+fn server_of<'a>(ctx: &'a Ctx<'_>, id: ClientId) -> &'a str {
+    ctx.st.cluster.node_of(id).unwrap_or(&ctx.cfg.name)
+}
+
+/// The hop count WHO shows: 1 for a remote user of a cluster, 0 here.
+fn hops_of(ctx: &Ctx<'_>, id: ClientId) -> &'static str {
+    if ctx.st.cluster.is_proxy(id) {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 fn who_reply(ctx: &Ctx<'_>, id: ClientId, channel: &str, member: Option<Member>, multi: bool) {
     let Some(c) = ctx.st.clients.get(&id) else {
         return;
@@ -153,10 +167,10 @@ fn who_reply(ctx: &Ctx<'_>, id: ClientId, channel: &str, member: Option<Member>,
             channel,
             c.user.as_deref().unwrap_or("*"),
             &c.host,
-            &ctx.cfg.name,
+            server_of(ctx, id),
             c.nick_or_star(),
             &flags,
-            &format!("0 {}", c.realname),
+            &format!("{} {}", hops_of(ctx, id), c.realname),
         ],
     );
 }
@@ -183,10 +197,10 @@ fn whox_reply(
             'i' if c.ip == c.host || asker_sees_ip => c.ip.clone(),
             'i' => "255.255.255.255".into(),
             'h' => c.host.clone(),
-            's' => ctx.cfg.name.clone(),
+            's' => server_of(ctx, id).to_owned(),
             'n' => c.nick_or_star().to_owned(),
             'f' => who_flags(ctx, id, member, multi),
-            'd' => "0".into(),
+            'd' => hops_of(ctx, id).into(),
             'l' => c.last_spoke.elapsed().as_secs().to_string(),
             'a' => c.account.clone().unwrap_or_else(|| "0".into()),
             'o' => "n/a".into(),
@@ -342,11 +356,18 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
         .filter(|c| c.registered && c.modes.contains(&'i'))
         .count();
     let max = ctx.st.max_users.max(users);
+    // A cluster node counts the whole network (remote users are in `clients`); 255 and
+    // 265 count this server's own users, and the other nodes as its servers.
+    let local = ctx.st.local_users();
+    let max_local = ctx.st.max_local_users.max(local);
+    ctx.st.max_local_users = max_local;
+    let others = ctx.st.cluster.other_nodes();
     ctx.num(
         RPL_LUSERCLIENT,
         &[&format!(
-            "There are {} users and {invisible} invisible on 1 servers",
-            users - invisible
+            "There are {} users and {invisible} invisible on {} servers",
+            users - invisible,
+            others + 1
         )],
     );
     let opers = ctx
@@ -366,13 +387,18 @@ pub fn lusers(ctx: &mut Ctx<'_>) {
     );
     ctx.num(
         RPL_LUSERME,
-        &[&format!("I have {users} clients and 0 servers")],
+        &[&format!("I have {local} clients and {others} servers")],
     );
-    let (u, m) = (users.to_string(), max.to_string());
+    let (l, ml) = (local.to_string(), max_local.to_string());
     ctx.num(
         RPL_LOCALUSERS,
-        &[&u, &m, &format!("Current local users {users}, max {max}")],
+        &[
+            &l,
+            &ml,
+            &format!("Current local users {local}, max {max_local}"),
+        ],
     );
+    let (u, m) = (users.to_string(), max.to_string());
     ctx.num(
         RPL_GLOBALUSERS,
         &[&u, &m, &format!("Current global users {users}, max {max}")],

@@ -424,8 +424,15 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message) -> Outcome {
         ctx.st.nicks.remove(&names::fold(&old));
     }
     ctx.st.nicks.insert(names::fold(&new), id);
+    // A remote user's nick keeps the time its own node gave it (collisions compare it).
+    let nick_ts = ctx
+        .st
+        .cluster
+        .take_stamp()
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |s| s.at);
     if let Some(c) = ctx.me_mut() {
         c.nick = Some(new.clone());
+        c.nick_ts = nick_ts;
     }
     if registered {
         let m = Message::new("NICK", vec![new.clone()]).with_prefix(old_prefix.clone());

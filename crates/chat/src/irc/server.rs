@@ -49,6 +49,7 @@ use crate::irc::account_reg::{self, RegisterRequest};
 use crate::irc::auth::CreateVerdict;
 use crate::irc::caps::Cap;
 use crate::irc::chathistory;
+use crate::irc::cluster;
 use crate::irc::commands::{dispatch, Ctx, Outcome};
 use crate::irc::flood::FloodTimer;
 use crate::irc::history::{History, HistoryError, DEFAULT_MAX_DAYS, DEFAULT_MAX_MESSAGES};
@@ -454,15 +455,49 @@ impl IrcServer {
         if let Some(wait) = auth.retry_after(&req.account, ip) {
             return (req, AuthVerdict::Throttled(wait));
         }
+        // A cluster node: the network's accounts first, then its own store.
+        let link = self.lock().cluster.link();
+        if cluster::verify_account(link.clone(), &req.account, &req.password).await {
+            return (req, AuthVerdict::Ok);
+        }
         let verdict = auth.verify(&req.account, &req.password, ip).await;
+        if verdict == AuthVerdict::Ok {
+            cluster::remember_login(link, &req.account, &req.password);
+        }
         (req, verdict)
     }
 
-    /// Asks the auth policy to create the account of a `REGISTER`.
+    /// Asks the auth policy to create the account of a `REGISTER`; on a cluster node the
+    /// name is reserved network-wide first (see `cluster/accounts.rs`).
     async fn create_account(&self, req: &RegisterRequest, ip: std::net::IpAddr) -> CreateVerdict {
-        match self.shared.cfg.auth.clone() {
-            Some(auth) if auth.registration() => auth.create(&req.account, &req.password, ip).await,
-            _ => CreateVerdict::Unsupported,
+        let auth = match self.shared.cfg.auth.clone() {
+            Some(auth) if auth.registration() => auth,
+            _ => return CreateVerdict::Unsupported,
+        };
+        let link = self.lock().cluster.link();
+        if link.is_none() {
+            return auth.create(&req.account, &req.password, ip).await;
+        }
+        // The back-off first: a reservation costs an argon2 hash.
+        if let Some(wait) = auth.retry_after(&req.account, ip) {
+            return CreateVerdict::Throttled(wait);
+        }
+        match cluster::reserve_account(link.clone(), &req.account, &req.password).await {
+            cluster::Reserve::Exists => CreateVerdict::Exists,
+            cluster::Reserve::Reserved(rev) => {
+                let verdict = auth.create(&req.account, &req.password, ip).await;
+                if verdict != CreateVerdict::Created {
+                    cluster::unreserve_account(link, &req.account, rev).await;
+                }
+                verdict
+            }
+            cluster::Reserve::Unavailable => {
+                let verdict = auth.create(&req.account, &req.password, ip).await;
+                if verdict == CreateVerdict::Created {
+                    cluster::remember_login(link, &req.account, &req.password);
+                }
+                verdict
+            }
         }
     }
 

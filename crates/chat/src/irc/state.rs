@@ -509,6 +509,9 @@ pub struct Client {
     pub signon: i64,
     /// When it last sent a PRIVMSG/NOTICE (for WHOIS idle).
     pub last_spoke: Instant,
+    /// When it took its current nick (Unix milliseconds): in a cluster, the older of
+    /// two users with one nick keeps it.
+    pub nick_ts: i64,
 }
 
 impl Client {
@@ -539,6 +542,7 @@ impl Client {
             handle,
             signon: chrono::Utc::now().timestamp(),
             last_spoke: Instant::now(),
+            nick_ts: chrono::Utc::now().timestamp_millis(),
         }
     }
 
@@ -589,8 +593,11 @@ pub struct State {
     pub channels: HashMap<String, Channel>,
     /// The next client id.
     next_id: ClientId,
-    /// The most registered users seen at once (LUSERS 265/266).
+    /// The most registered users seen at once (LUSERS 266; the whole network on a
+    /// cluster node).
     pub max_users: usize,
+    /// The most of this server's own registered users seen at once (LUSERS 265).
+    pub max_local_users: usize,
     /// Message ids handed out so far.
     msgids: u64,
     /// What makes this server's message ids differ from an earlier run's.
@@ -887,6 +894,7 @@ impl State {
         for key in keys {
             self.leave(id, &key);
         }
+        self.cluster.forget(id);
         if let Some(client) = self.clients.remove(&id) {
             if let Some(nick) = &client.nick {
                 let folded = names::fold(nick);
@@ -895,6 +903,14 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Registered users connected to this server (remote users of a cluster excluded).
+    pub fn local_users(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|(id, c)| c.registered && !self.cluster.is_proxy(**id))
+            .count()
     }
 
     /// Counts for LUSERS: (registered users, unregistered connections, channels).

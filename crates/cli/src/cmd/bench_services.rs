@@ -73,6 +73,10 @@ pub enum ServiceBench {
         /// load clients, instead of as its own `sockit serve` process.
         #[arg(long)]
         in_process: bool,
+        /// sockit as a cluster of each of these many nodes over one nats-server (1: the
+        /// single server), clients spread over the nodes.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize])]
+        nodes: Vec<usize>,
         /// Directory for chat.json and chat.md.
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
@@ -157,6 +161,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
             no_inspircd,
             no_tags,
             in_process,
+            nodes,
             out,
         } => {
             let sockit = match in_process {
@@ -173,6 +178,7 @@ pub async fn run(target: ServiceBench, g: &GlobalArgs) -> anyhow::Result<ExitCod
                 tags: !no_tags,
                 sockit,
                 out_dir: Some(out.clone()),
+                nodes,
             };
             let report = sockit_bench::chat::run(&config)
                 .await

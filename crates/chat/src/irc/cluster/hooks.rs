@@ -1,10 +1,14 @@
 //! What local users' commands publish. The command loop takes a [`Before`] of the
 //! sender (while dispatching, in the same lock), runs the command, then calls [`after`],
 //! which compares and publishes what changed: registration (the user), NICK, JOIN,
-//! PART, AWAY, SETNAME, TOPIC, KICK, MODE, INVITE, and every PRIVMSG/NOTICE/TAGMSG that
-//! reached a channel or a remote user. A NICK first claims the nick network-wide
-//! ([`claim_nick`], then [`claim_result`]); [`quit`] publishes a local user's QUIT and
-//! releases its claim.
+//! PART, AWAY, SETNAME, the account (account-notify), the user modes (OPER's `+o`,
+//! `+i`, `+w`, `+B`), TOPIC, KICK, the MODE changes the command applied, INVITE,
+//! WALLOPS, and every PRIVMSG/NOTICE/TAGMSG that reached a channel or a remote user
+//! (with the `msgid` and time it got here, so every node shows the same). A NICK first
+//! claims the nick network-wide ([`claim_nick`], then [`claim_result`]); [`quit`]
+//! publishes a local user's QUIT and releases its claim. A KILL or CHGHOST of a remote
+//! user goes to its node ([`kill_remote`], [`route_to_owner`]); a local user's new host
+//! is published by [`host_changed`].
 
 use std::collections::BTreeMap;
 
@@ -17,7 +21,8 @@ use crate::irc::numeric::ERR_NICKNAMEINUSE;
 use crate::irc::state::State;
 use crate::irc::tags::Tags;
 
-use super::events::{self, Event, Membership, TopicInfo, UserInfo};
+use super::events::{self, ChannelInfo, Event, ListEntry, Membership, TopicInfo, UserInfo};
+use super::Stamp;
 
 /// The sender as it was before its command.
 #[derive(Debug)]
@@ -28,6 +33,8 @@ pub struct Before {
     channels: BTreeMap<String, String>,
     away: Option<String>,
     realname: String,
+    account: Option<String>,
+    modes: String,
     /// TOPIC: the channel's key and topic text before.
     topic: Option<(String, Option<String>)>,
     /// KICK: the channel key, the target and whether it was a member.
@@ -35,10 +42,11 @@ pub struct Before {
 }
 
 /// The sender's state before `msg`, when it is a local user of a cluster node.
-pub fn before(ctx: &Ctx<'_>, msg: &Message) -> Option<Before> {
-    if !ctx.st.cluster.enabled() || ctx.st.cluster.is_proxy(ctx.id) {
+pub fn before(ctx: &mut Ctx<'_>, msg: &Message) -> Option<Before> {
+    if !ctx.st.cluster.publishes(ctx.id) {
         return None;
     }
+    ctx.st.cluster.pending.remove(&ctx.id);
     let me = ctx.me()?;
     let channels = me
         .channels
@@ -76,6 +84,8 @@ pub fn before(ctx: &Ctx<'_>, msg: &Message) -> Option<Before> {
         channels,
         away: me.away.clone(),
         realname: me.realname.clone(),
+        account: me.account.clone(),
+        modes: me.modes.iter().collect(),
         topic,
         kick,
     })
@@ -100,7 +110,7 @@ fn line_of(command: &str, params: Vec<String>, tags: Option<&str>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Publishes `event` of client `id` on `subject`.
+/// Publishes `event` on `subject`.
 fn publish(st: &State, subject: String, event: Event) {
     if let Some(link) = &st.cluster.link {
         link.publish(subject, event);
@@ -109,7 +119,28 @@ fn publish(st: &State, subject: String, event: Event) {
 
 /// Publishes a command of local user `id`.
 fn cmd(st: &State, id: ClientId, subject: String, line: String) {
-    publish(st, subject, Event::Cmd { uid: id, line });
+    cmd_stamped(st, id, subject, line, None);
+}
+
+/// Publishes a command of local user `id` with the `msgid` and time it got here.
+fn cmd_stamped(st: &State, id: ClientId, subject: String, line: String, stamp: Option<Stamp>) {
+    let (msgid, at) = match stamp {
+        Some(s) => (Some(s.msgid), Some(s.at)),
+        None => (None, None),
+    };
+    let event = Event::Cmd {
+        uid: id,
+        line,
+        msgid,
+        at,
+    };
+    publish(st, subject, event);
+}
+
+/// The subject of this node's own user events.
+fn users_subject(st: &State) -> Option<String> {
+    let link = st.cluster.link.as_ref()?;
+    Some(events::node_subject(link.node(), "users"))
 }
 
 /// What the other nodes learn of local user `id`.
@@ -137,10 +168,53 @@ pub fn user_info(st: &State, id: ClientId) -> Option<UserInfo> {
         account: c.account.clone(),
         away: c.away.clone(),
         channels,
+        modes: c.modes.iter().collect(),
+        nick_ts: c.nick_ts,
+        signon: c.signon,
     })
 }
 
-/// This node's users and their channels' topics.
+/// Channel `key` as a snapshot carries it.
+pub fn channel_info(st: &State, key: &str) -> Option<ChannelInfo> {
+    let ch = st.channels.get(key)?;
+    let list = |l: &[crate::irc::channel::Ban]| {
+        l.iter()
+            .map(|b| ListEntry {
+                mask: b.mask.clone(),
+                by: b.set_by.clone(),
+                at: b.set_at,
+            })
+            .collect()
+    };
+    let flags = [
+        (ch.invite_only, 'i'),
+        (ch.moderated, 'm'),
+        (ch.no_external, 'n'),
+        (ch.secret, 's'),
+        (ch.topic_ops_only, 't'),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, c)| *c)
+    .collect();
+    Some(ChannelInfo {
+        name: ch.name.clone(),
+        created: ch.created,
+        flags,
+        key: ch.key.clone(),
+        limit: ch.limit,
+        bans: list(&ch.bans),
+        excepts: list(&ch.excepts),
+        invex: list(&ch.invex),
+        topic: ch.topic.as_ref().map(|t| TopicInfo {
+            text: t.text.clone(),
+            by: t.set_by.clone(),
+            at: t.set_at,
+        }),
+    })
+}
+
+/// This node's users and their channels (modes, lists, topics).
 pub fn snapshot(st: &State) -> Event {
     let mut users = Vec::new();
     let mut keys = std::collections::BTreeSet::new();
@@ -153,25 +227,14 @@ pub fn snapshot(st: &State) -> Event {
             users.push(u);
         }
     }
-    let topics = keys
-        .iter()
-        .filter_map(|k| {
-            let ch = st.channels.get(k)?;
-            let t = ch.topic.as_ref()?;
-            Some(TopicInfo {
-                channel: ch.name.clone(),
-                topic: t.text.clone(),
-                by: t.set_by.clone(),
-                at: t.set_at,
-            })
-        })
-        .collect();
-    Event::Snapshot { users, topics }
+    let channels = keys.iter().filter_map(|k| channel_info(st, k)).collect();
+    Event::Snapshot { users, channels }
 }
 
 /// Publishes what the sender's command changed (see the module documentation).
 pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
     let id = ctx.id;
+    let pending = ctx.st.cluster.pending.remove(&id).unwrap_or_default();
     let st = &mut *ctx.st;
     let Some(me) = st.clients.get(&id) else {
         return;
@@ -179,10 +242,9 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
     if !me.registered {
         return;
     }
-    let Some(link) = st.cluster.link.clone() else {
+    let Some(users) = users_subject(st) else {
         return;
     };
-    let users = events::node_subject(link.node(), "users");
     if !st.cluster.introduced.contains(&id) {
         if let Some(u) = user_info(st, id) {
             st.cluster.introduced.insert(id);
@@ -193,12 +255,13 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
     let me_nick = me.nick.clone().unwrap_or_default();
     let mask = me.prefix();
     if b.registered && b.nick.as_deref() != Some(me_nick.as_str()) {
-        cmd(
-            st,
-            id,
-            users.clone(),
-            line_of("NICK", vec![me_nick.clone()], None),
-        );
+        // With the time it took the nick: a later collision compares it.
+        let stamp = Stamp {
+            msgid: String::new(),
+            at: me.nick_ts,
+        };
+        let line = line_of("NICK", vec![me_nick.clone()], None);
+        cmd_stamped(st, id, users.clone(), line, Some(stamp));
     }
     if b.away != me.away {
         let params = me.away.clone().into_iter().collect();
@@ -207,6 +270,14 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
     if b.realname != me.realname {
         let params = vec![me.realname.clone()];
         cmd(st, id, users.clone(), line_of("SETNAME", params, None));
+    }
+    if b.account != me.account {
+        let account = me.account.clone();
+        publish(st, users.clone(), Event::Account { uid: id, account });
+    }
+    let modes: String = me.modes.iter().collect();
+    if b.modes != modes {
+        publish(st, users.clone(), Event::Modes { uid: id, modes });
     }
     let now: Vec<String> = me.channels.iter().cloned().collect();
     for key in now.iter().filter(|k| !b.channels.contains_key(*k)) {
@@ -217,6 +288,7 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
                 channel: ch.name.clone(),
                 op: m.op,
                 voice: m.voice,
+                created: Some(ch.created),
             };
             publish(st, events::channel_subject(&ch.name), event);
         }
@@ -242,9 +314,14 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
         if let Some(ch) = st.channels.get(key) {
             let text = ch.topic.as_ref().map(|t| t.text.clone());
             if text != *old {
+                let at = ch.topic.as_ref().map(|t| t.set_at.saturating_mul(1000));
+                let stamp = at.map(|at| Stamp {
+                    msgid: String::new(),
+                    at,
+                });
                 let params = vec![ch.name.clone(), text.unwrap_or_default()];
                 let subject = events::channel_subject(&ch.name);
-                cmd(st, id, subject, line_of("TOPIC", params, None));
+                cmd_stamped(st, id, subject, line_of("TOPIC", params, None), stamp);
             }
         }
     }
@@ -258,43 +335,45 @@ pub fn after(ctx: &mut Ctx<'_>, msg: &Message, b: Before) {
             cmd(st, id, subject, line_of("KICK", msg.params.clone(), None));
         }
     }
+    for params in pending.modes {
+        let subject = events::channel_subject(&params[0]);
+        cmd(st, id, subject, line_of("MODE", params, None));
+    }
     match msg.command.as_str() {
-        "MODE" if msg.params.len() >= 2 => {
-            let key = names::fold(msg.param(0).unwrap_or(""));
-            let is_op = st
-                .channels
-                .get(&key)
-                .and_then(|c| c.members.get(&id))
-                .is_some_and(|m| m.op);
-            if is_op {
-                let subject = events::channel_subject(&key);
-                cmd(st, id, subject, line_of("MODE", msg.params.clone(), None));
-            }
-        }
         "INVITE" => {
             let (Some(nick), Some(chan)) = (msg.param(0), msg.param(1)) else {
                 return;
             };
-            let target = st.by_nick(nick).filter(|t| st.cluster.is_proxy(*t));
-            let invited = target.is_some_and(|t| {
-                st.channels
-                    .get(&names::fold(chan))
-                    .is_some_and(|c| c.invited.contains(&t))
-            });
-            if invited {
-                let subject = events::user_subject(nick);
+            // On the channel's subject: the invitee's node delivers it, every node shows
+            // it to members with invite-notify.
+            let ch = st.channels.get(&names::fold(chan));
+            let invited = st
+                .by_nick(nick)
+                .is_some_and(|t| ch.is_some_and(|c| c.invited.contains(&t)));
+            if let (true, Some(ch)) = (invited, ch) {
+                let subject = events::channel_subject(&ch.name);
                 cmd(st, id, subject, line_of("INVITE", msg.params.clone(), None));
             }
         }
-        "PRIVMSG" | "NOTICE" | "TAGMSG" => relay_message(st, id, &mask, msg),
+        "WALLOPS" => {
+            let oper = st.clients.get(&id).is_some_and(|c| c.is_oper());
+            if let (true, Some(text)) = (oper, msg.param(0).filter(|t| !t.is_empty())) {
+                cmd(
+                    st,
+                    id,
+                    users,
+                    line_of("WALLOPS", vec![text.to_owned()], None),
+                );
+            }
+        }
+        "PRIVMSG" | "NOTICE" | "TAGMSG" => relay_message(st, id, &mask, msg, pending.sent),
         _ => {}
     }
 }
 
 /// Publishes each target of a PRIVMSG/NOTICE/TAGMSG that reached a channel (the sender
-/// may speak there) or a remote user.
-fn relay_message(st: &State, id: ClientId, mask: &str, msg: &Message) {
-    let Some(targets) = msg.param(0) else { return };
+/// may speak there) or a remote user, with the `msgid` and time it got here.
+fn relay_message(st: &State, id: ClientId, mask: &str, msg: &Message, sent: Vec<(String, Stamp)>) {
     let tagmsg = msg.command == "TAGMSG";
     let text = msg.param(1).unwrap_or("");
     if text.is_empty() && !tagmsg {
@@ -305,8 +384,8 @@ fn relay_message(st: &State, id: ClientId, mask: &str, msg: &Message) {
         .get(&id)
         .filter(|c| c.has(crate::irc::caps::Cap::MessageTags))
         .and(msg.tags.as_deref());
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(4) {
-        let mut params = vec![target.to_owned()];
+    for (target, stamp) in sent {
+        let mut params = vec![target.clone()];
         if !tagmsg {
             params.push(text.to_owned());
         }
@@ -317,12 +396,13 @@ fn relay_message(st: &State, id: ClientId, mask: &str, msg: &Message) {
                 _ => continue,
             }
         } else {
-            match st.by_nick(target) {
-                Some(t) if st.cluster.is_proxy(t) => events::user_subject(target),
+            match st.by_nick(&target) {
+                Some(t) if st.cluster.is_proxy(t) => events::user_subject(&target),
                 _ => continue,
             }
         };
-        cmd(st, id, subject, line_of(&msg.command, params, tags));
+        let line = line_of(&msg.command, params, tags);
+        cmd_stamped(st, id, subject, line, Some(stamp));
     }
 }
 
@@ -342,6 +422,40 @@ pub fn quit(st: &mut State, id: ClientId, reason: &str) {
         let reason = reason.to_owned();
         publish(st, subject, Event::Quit { uid: id, reason });
     }
+}
+
+/// Sends `command params` of the sender (a local user) to the node of remote user
+/// `target`, which runs it there (an operator's CHGHOST of a user of another node).
+pub fn route_to_owner(ctx: &mut Ctx<'_>, target: ClientId, command: &str, params: Vec<String>) {
+    if !ctx.st.cluster.publishes(ctx.id) {
+        return;
+    }
+    let Some(nick) = ctx.st.clients.get(&target).and_then(|c| c.nick.clone()) else {
+        return;
+    };
+    let line = line_of(command, params, None);
+    cmd(ctx.st, ctx.id, events::user_subject(&nick), line);
+}
+
+/// An operator's KILL of remote user `target`: its own node closes the connection
+/// (`Killed (oper (reason))`) and tells every node it quit.
+pub fn kill_remote(ctx: &mut Ctx<'_>, target: ClientId, reason: &str) {
+    let Some(nick) = ctx.st.clients.get(&target).and_then(|c| c.nick.clone()) else {
+        return;
+    };
+    route_to_owner(ctx, target, "KILL", vec![nick, reason.to_owned()]);
+}
+
+/// Local user `id`'s displayed host changed: the other nodes are told.
+pub fn host_changed(st: &State, id: ClientId) {
+    if !st.cluster.publishes(id) || !st.cluster.introduced.contains(&id) {
+        return;
+    }
+    let (Some(subject), Some(c)) = (users_subject(st), st.clients.get(&id)) else {
+        return;
+    };
+    let host = c.host.clone();
+    publish(st, subject, Event::Host { uid: id, host });
 }
 
 /// Before NICK `new` of a local user is applied: `Some(ClaimNick)` to claim it
