@@ -99,6 +99,24 @@ fi
 SOCKIT_LAB_PYTHON="$PWD/.venv-lab/bin/python"
 export SOCKIT_LAB_PYTHON
 
+# The reader's end-to-end web UI test drives the system's chromium with Playwright:
+# playwright-core from npm (no browser download), installed into the git-ignored
+# crates/reader/tests/e2e/node_modules from the committed package-lock.json. `npm ci` runs
+# again only when that is missing or the lock file changed since the last install.
+E2E=crates/reader/tests/e2e
+if [ ! -f "$E2E/node_modules/playwright-core/package.json" ] \
+    || ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.installed-package-lock.json"; then
+    node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if ! command -v npm >/dev/null 2>&1 || [ "$node_major" -lt 20 ]; then
+        echo "error: the reader's Playwright test needs Node.js 20 or newer with npm; install" \
+            "them (Debian 13: apt-get install nodejs npm; Debian 12's nodejs is 18, too old)" >&2
+        exit 1
+    fi
+    echo "==> installing playwright-core into $E2E/node_modules (the reader's web UI test)"
+    (cd "$E2E" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    cp "$E2E/package-lock.json" "$E2E/node_modules/.installed-package-lock.json"
+fi
+
 for comp in rustfmt clippy; do
     if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
         echo "==> installing rustup component $comp"

@@ -15,4 +15,4 @@ mod limits;
 mod opds;
 mod search;
 mod upload;
-mod webui_chromium;
+mod webui_playwright;

@@ -64,7 +64,7 @@ $("#loginform").addEventListener("submit", async (ev) => {
 // ---- notices: what an upload or a deletion did ----
 function notice(html) {
   const n = $("#notice");
-  n.innerHTML = html + ` <button id="noticeclose" title="Close">✕</button>`;
+  n.innerHTML = `<button id="noticeclose" title="Close">✕</button><div id="noticetext">${html}</div>`;
   n.hidden = false;
   $("#noticeclose").onclick = () => (n.hidden = true);
 }
@@ -89,7 +89,7 @@ async function uploadFiles(files) {
       const r = await fetch("/api/books?" + new URLSearchParams({ name: f.name }), { method: "POST", credentials: "same-origin", headers: { "content-type": "application/octet-stream" }, body: f });
       const body = await r.json().catch(() => ({}));
       if (r.status === 201) { last = body.id; lines.push(`<li>Added <a href="#/book/${body.id}">${esc(body.title)}</a> (${esc(body.path)})</li>`); }
-      else if (r.status === 409 && body.book) lines.push(`<li>${esc(f.name)}: already in the library as <a href="#/book/${body.book}">book ${body.book}</a>. ${esc(body.message)}</li>`);
+      else if (r.status === 409 && body.book) lines.push(`<li>${esc(f.name)}: ${esc(body.message)}. <a href="#/book/${body.book}">Open it</a></li>`);
       else lines.push(`<li class="err">${esc(f.name)}: ${esc(body.message || r.status + " " + r.statusText)}</li>`);
     } catch (e) { lines.push(`<li class="err">${esc(f.name)}: ${esc(e.message)}</li>`); }
   }
@@ -275,7 +275,8 @@ async function openReader(id, at = null) {
   $("#prev").onclick = () => show(reader.page - 1);
   $("#next").onclick = () => show(reader.page + 1);
   $("#go").onclick = () => show(Number($("#jump").value));
-  $("#jump").addEventListener("keydown", (e) => { if (e.key === "Enter") show(Number($("#jump").value)); e.stopPropagation(); });
+  // Enter jumps and gives the keyboard back to the page, so the arrows turn pages again.
+  $("#jump").addEventListener("keydown", (e) => { if (e.key === "Enter") { show(Number($("#jump").value)); $("#jump").blur(); } e.stopPropagation(); });
   if (pdf) {
     $("#zoomin").onclick = () => zoom(1.25); $("#zoomout").onclick = () => zoom(0.8);
     $("#fit").value = state.fit; $("#fit").onchange = (e) => setFit(e.target.value);
@@ -337,10 +338,16 @@ async function show(n, save = true) {
       window.scrollTo(0, 0);
     }
   } catch (e) { $("#readerr").textContent = e.message; }
-  if (save) {
-    api(`/api/books/${b.id}/progress`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ page: n, percentage: n / b.pages }) })
-      .catch((e) => ($("#readerr").textContent = "position not saved: " + e.message));
-  }
+  if (save) savePosition(b.id, n, n / b.pages);
+}
+// Positions are saved one request at a time, in order: with quick page turns the last
+// page turned is the one the server keeps.
+let saving = Promise.resolve();
+function savePosition(id, page, percentage) {
+  const body = JSON.stringify({ page, percentage });
+  saving = saving.then(() => api(`/api/books/${id}/progress`, { method: "PUT", headers: { "content-type": "application/json" }, body }))
+    .catch((e) => { if ($("#readerr")) $("#readerr").textContent = "position not saved: " + e.message; });
+  return saving;
 }
 // ---- EPUB: sanitized chapters in a frame that runs no script; progress through the spine ----
 async function openEpub(b, p) {
@@ -364,15 +371,16 @@ async function openEpub(b, p) {
 function epubPct() {
   const f = $("#chapter");
   if (!f) return 0;
+  // A chapter whose end is on screen is read to its end (so a short last chapter
+  // finishes the book); otherwise the share of it scrolled past.
   const span = Math.max(1, f.offsetHeight - innerHeight);
-  const within = Math.min(1, Math.max(0, (scrollY - f.offsetTop + 60) / span));
+  const within = f.getBoundingClientRect().bottom <= innerHeight ? 1 : Math.min(1, Math.max(0, (scrollY - f.offsetTop + 60) / span));
   return (reader.page - 1 + within) / reader.chapters;
 }
 function saveEpub() {
   const pct = epubPct();
   $("#pageinfo").textContent = `${reader.page} / ${reader.chapters} · ${Math.round(pct * 100)}%`;
-  api(`/api/books/${reader.book.id}/progress`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ page: reader.page, percentage: pct }) })
-    .catch((e) => ($("#readerr").textContent = "position not saved: " + e.message));
+  savePosition(reader.book.id, reader.page, pct);
 }
 async function showChapter(n, frag = "", within = 0, save = true) {
   const b = reader.book;
@@ -395,6 +403,7 @@ async function showChapter(n, frag = "", within = 0, save = true) {
     const fit = () => (frame.style.height = doc.documentElement.scrollHeight + 20 + "px");
     fit();
     [...doc.images].forEach((img) => img.addEventListener("load", fit));
+    doc.addEventListener("keydown", readerKeys);
     doc.addEventListener("click", (e) => {
       const a = e.target.closest && e.target.closest("a[href^='#epub:']");
       if (!a) return;
@@ -415,10 +424,14 @@ let epubScroll = null;
 window.addEventListener("scroll", () => {
   if (!reader.book || reader.book.format !== "epub" || !location.hash.startsWith("#/read/")) return;
   clearTimeout(epubScroll);
-  epubScroll = setTimeout(saveEpub, 800);
+  // Saved only if the same book is still open: the reader may have left it meanwhile.
+  const book = reader.book;
+  epubScroll = setTimeout(() => { if (reader.book === book && $("#chapter")) saveEpub(); }, 800);
 });
 
-document.addEventListener("keydown", (e) => {
+// Reader keys. The chapter frame's document gets them too: after a click in a chapter the
+// keyboard is there, and its events do not reach this document.
+function readerKeys(e) {
   if (!location.hash.startsWith("#/read/") || !reader.book || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
   if (reader.book.format === "epub") {
     if (e.key === "ArrowRight") showChapter(reader.page + 1);
@@ -435,7 +448,8 @@ document.addEventListener("keydown", (e) => {
   else if (reader.book.format === "pdf" && e.key === "w") setFit("width");
   else if (reader.book.format === "pdf" && e.key === "f") setFit("page");
   else if (e.key === "d") $("#theme").click();
-});
+}
+document.addEventListener("keydown", readerKeys);
 
 // ---- router ----
 async function route() {
