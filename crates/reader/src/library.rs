@@ -650,10 +650,18 @@ impl Library {
     /// `Worker`, image errors.
     pub async fn cover(self: &Arc<Self>, book: &Book, width: u32) -> Result<Vec<u8>> {
         let width = width.clamp(16, 1200);
+        // A generated cover draws the title and author, so an edit of either must not
+        // serve the old card: they are part of the key with the cover file.
+        let drawn = format!(
+            "{}\0{}\0{}",
+            book.cover_file.as_deref().unwrap_or(""),
+            book.title,
+            book.author.as_deref().unwrap_or("")
+        );
         let key = format!(
-            "cover2-{}-{}-{width}.jpg",
+            "cover3-{}-{}-{width}.jpg",
             book.blake3,
-            crate::hashes::md5_hex(book.cover_file.as_deref().unwrap_or("").as_bytes())
+            crate::hashes::md5_hex(drawn.as_bytes())
         );
         if let Some(bytes) = self.cache.get(&key) {
             return Ok(bytes);

@@ -1003,3 +1003,30 @@ fn an_open_library_lets_anonymous_readers_shelve_but_not_edit() {
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn a_title_edit_redraws_the_generated_cover() {
+    let s = small_library();
+    let id = s.id("alice.txt");
+    let cover = |s: &Server| {
+        let auth = basic("alice");
+        let r = s.req(
+            "GET",
+            &format!("/api/books/{id}/cover?w=200"),
+            &[("authorization", &auth)],
+            &[],
+        );
+        assert_eq!(r.status, 200);
+        r.body
+    };
+    let before = cover(&s);
+    assert_eq!(before, cover(&s), "the same card twice (from the cache)");
+    ok(
+        &s,
+        "PATCH",
+        &format!("/api/books/{id}"),
+        "alice",
+        json!({"title": "A Quite Different Title", "authors": ["Someone Else"]}),
+    );
+    assert_ne!(before, cover(&s), "the card still shows the old title");
+}
