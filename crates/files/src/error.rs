@@ -68,6 +68,10 @@ pub enum FilesError {
         /// The hash of what arrived.
         actual: String,
     },
+    /// The request asks for something this server does not offer (a body `encoding` it
+    /// does not accept).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl FilesError {
@@ -93,6 +97,7 @@ impl FilesError {
             Self::Busy(_) => ErrorCode::Busy,
             Self::TooLarge { .. } | Self::NoSpace { .. } => ErrorCode::TooLarge,
             Self::HashMismatch { .. } => ErrorCode::BadRequest,
+            Self::Unsupported(_) => ErrorCode::Unsupported,
             Self::Io { source, .. } => io_code(source),
         }
     }

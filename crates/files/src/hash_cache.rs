@@ -26,10 +26,27 @@ pub(crate) struct FileKey {
     pub ino: u64,
 }
 
-/// A bounded map from file version to hash.
+/// What the cache holds for one path: the version it hashed and the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    hash: blake3::Hash,
+}
+
+impl Version {
+    fn matches(&self, key: &FileKey) -> bool {
+        (self.size, self.mtime_ns, self.ino) == (key.size, key.mtime_ns, key.ino)
+    }
+}
+
+/// A bounded map from file version to hash, one version per path (a newer version of a
+/// path replaces the older one). Indexed by path, so recording the hash of each file of a
+/// large tree upload costs one lookup, not a scan of the cache.
 #[derive(Debug)]
 pub(crate) struct HashCache {
-    map: Mutex<HashMap<FileKey, blake3::Hash>>,
+    map: Mutex<HashMap<RelPath, Version>>,
     capacity: usize,
 }
 
@@ -44,31 +61,39 @@ impl HashCache {
 
     /// The remembered hash of this file version.
     pub fn get(&self, key: &FileKey) -> Option<blake3::Hash> {
-        self.lock().get(key).copied()
+        self.lock()
+            .get(&key.path)
+            .filter(|v| v.matches(key))
+            .map(|v| v.hash)
     }
 
-    /// Remembers a hash; older versions of the same path are forgotten.
+    /// Remembers a hash; an older version of the same path is forgotten.
     pub fn insert(&self, key: FileKey, hash: blake3::Hash) {
         if self.capacity == 0 {
             return;
         }
         let mut map = self.lock();
-        map.retain(|k, _| k.path != key.path);
-        if map.len() >= self.capacity {
+        if map.len() >= self.capacity && !map.contains_key(&key.path) {
             // Evict an arbitrary entry: a miss costs one read of a file, nothing more.
             if let Some(k) = map.keys().next().cloned() {
                 map.remove(&k);
             }
         }
-        map.insert(key, hash);
+        let version = Version {
+            size: key.size,
+            mtime_ns: key.mtime_ns,
+            ino: key.ino,
+            hash,
+        };
+        map.insert(key.path, version);
     }
 
     /// Forgets every version of `path`.
     pub fn forget(&self, path: &RelPath) {
-        self.lock().retain(|k, _| &k.path != path);
+        self.lock().remove(path);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileKey, blake3::Hash>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RelPath, Version>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -102,5 +127,28 @@ mod tests {
             c.insert(key(&format!("f{i}"), 1), blake3::hash(b"x"));
         }
         assert!(c.lock().len() <= 2);
+    }
+
+    #[test]
+    fn another_version_of_a_path_is_a_miss() {
+        let c = HashCache::new(8);
+        c.insert(key("a", 1), blake3::hash(b"x"));
+        let mut other = key("a", 1);
+        other.ino = 2;
+        assert_eq!(c.get(&other), None);
+        assert_eq!(c.get(&key("b", 1)), None);
+        c.forget(&RelPath::parse("a").unwrap());
+        assert_eq!(c.get(&key("a", 1)), None);
+    }
+
+    /// A full cache takes a new version of a path it holds without evicting another.
+    #[test]
+    fn replacing_a_version_evicts_nothing() {
+        let c = HashCache::new(2);
+        c.insert(key("a", 1), blake3::hash(b"x"));
+        c.insert(key("b", 1), blake3::hash(b"y"));
+        c.insert(key("a", 2), blake3::hash(b"z"));
+        assert_eq!(c.get(&key("b", 1)), Some(blake3::hash(b"y")));
+        assert_eq!(c.get(&key("a", 2)), Some(blake3::hash(b"z")));
     }
 }

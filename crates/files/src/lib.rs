@@ -12,6 +12,7 @@
 //! - [`messages`]: the request and reply of every command, shared by both sides;
 //! - [`meta`]: permission bits, modification times and the symlink target rule;
 //! - [`client`]: the client side (what `sockit ls/get/put/...` call);
+//! - zstd compression of transfer bodies, block by block, where it pays (`--compress`);
 //! - [`sync`]: `sockit sync`, trees made equal by deltas of content-defined chunks (its
 //!   server commands are in [`cmd::sync`]).
 //!
@@ -20,6 +21,7 @@
 
 pub mod client;
 pub mod cmd;
+mod compress;
 mod disk;
 mod error;
 mod hash_cache;
@@ -32,4 +34,4 @@ pub mod sync;
 pub use client::{FilesClient, FilesClientError, Progress};
 pub use error::FilesError;
 pub use path::{PathError, RelPath};
-pub use root::{FilesConfig, FilesRoot};
+pub use root::{FilesConfig, FilesRoot, SYNC_MAX_CHUNK_LIST};

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use sockit_wire::header::{null_as_default, Message};
 
 mod batch;
+mod compress;
 pub use batch::*;
+pub use compress::*;
 
 /// `{"cmd":"ls","path":"dir","offset":0}`: one page of a directory listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +143,13 @@ pub struct GetRequest {
     /// Where the body starts (resuming a download).
     #[serde(default, deserialize_with = "null_as_default")]
     pub offset: u64,
+    /// Codecs the client accepts for the reply's body (`["zstd"]`); absent: raw.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub compress: Vec<String>,
 }
 
 impl Message for GetRequest {
@@ -180,6 +189,13 @@ pub struct GetReply {
     /// downloaded file. Absent from older servers: the file keeps the client's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+    /// The body follows as [`Block`] frames in this codec (only when the request asked
+    /// for it with `compress`); `size` is then 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for GetReply {
@@ -222,6 +238,13 @@ pub struct PutRequest {
     /// The nanoseconds of `mtime` (absent: 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_nsec: Option<u32>,
+    /// The body is sent as [`Block`] frames in this codec (`"zstd"`, only to a server
+    /// whose `features` accept it); the frame itself then announces no body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for PutRequest {
@@ -408,6 +431,7 @@ mod tests {
         roundtrip(GetRequest {
             path: "a.bin".into(),
             offset: 5,
+            compress: vec![ZSTD.into()],
         });
         roundtrip(GetReply {
             filename: "a.bin".into(),
@@ -420,6 +444,8 @@ mod tests {
             mtime: 1_700_000_000,
             mtime_nsec: 7,
             mode: Some(0o600),
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         roundtrip(PutRequest {
             path: "a.bin".into(),
@@ -432,6 +458,8 @@ mod tests {
             mode: Some(0o755),
             mtime: Some(-5),
             mtime_nsec: Some(1),
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         roundtrip(SymlinkRequest {
             path: "a/l".into(),
@@ -751,6 +779,13 @@ pub struct SyncPullRequest {
     /// The body length (the client's chunk list).
     #[serde(default, deserialize_with = "null_as_default")]
     pub data_size: u64,
+    /// Codecs the client accepts for the reply's body (`["zstd"]`); absent: raw.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub compress: Vec<String>,
 }
 
 impl Message for SyncPullRequest {
@@ -777,8 +812,15 @@ pub struct SyncPullReply {
     /// Its permission bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
-    /// The delta's length.
+    /// The delta's length (0 with `encoding`).
     pub data_size: u64,
+    /// The body follows as [`Block`] frames in this codec (only when the request asked
+    /// for it with `compress`); `size` is then 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for SyncPullReply {
@@ -809,9 +851,16 @@ pub struct SyncPatchRequest {
     /// The nanoseconds of `mtime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_nsec: Option<u32>,
-    /// The delta's length.
+    /// The delta's length (0 with `encoding`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub data_size: u64,
+    /// The body is sent as [`Block`] frames in this codec (`"zstd"`, only to a server
+    /// whose `features` accept it); the frame itself then announces no body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for SyncPatchRequest {
@@ -836,6 +885,7 @@ mod sync_tests {
         roundtrip(SyncPullRequest {
             path: "a".into(),
             data_size: 36,
+            compress: vec![ZSTD.into()],
         });
         roundtrip(SyncPullReply {
             path: "a".into(),
@@ -845,6 +895,8 @@ mod sync_tests {
             mtime_nsec: 2,
             mode: Some(0o644),
             data_size: 17,
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         roundtrip(SyncPatchRequest {
             path: "b".into(),
@@ -855,6 +907,8 @@ mod sync_tests {
             mtime: Some(1),
             mtime_nsec: Some(2),
             data_size: 17,
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         let r: SyncPatchRequest = header(&format!(
             r#"{{"cmd":"sync_patch","path":"a.bin","base":"a.bin","total":12,"blake3":"{}","mode":420,"mtime":1700000000,"mtime_nsec":0,"data_size":17}}"#,

@@ -28,6 +28,7 @@ use sockit_runtime::confine::Root;
 
 use crate::error::FilesError;
 use crate::hash_cache::{FileKey, HashCache};
+use crate::messages::{BATCH_MAX_BYTES, BATCH_MAX_FILES};
 use crate::path::{is_reserved, RelPath, STAGING_DIR};
 
 /// Limits and settings of the file service (each has a `sockit serve` flag).
@@ -43,7 +44,21 @@ pub struct FilesConfig {
     /// so it can be resumed once space exists (`--keep-partial`). By default it is removed,
     /// so a full disk does not stay full.
     pub keep_partial: bool,
+    /// Most files one `putmany` or `getmany` may name (`--batch-max-files`).
+    pub batch_max_files: usize,
+    /// Most body bytes of one `putmany` request or `getmany` reply
+    /// (`--batch-max-bytes`); a batch is held in memory whole.
+    pub batch_max_bytes: u64,
+    /// Largest chunk list `sync_sig` sends or `sync_pull` accepts, in bytes
+    /// (`--sync-max-chunk-list`); a larger file is sent whole by `sync`. Held in memory.
+    pub sync_max_chunk_list: u64,
+    /// Offer zstd compression to clients that ask (`--no-compress` turns it off).
+    pub compress: bool,
 }
+
+/// Default of [`FilesConfig::sync_max_chunk_list`]: enough for a file of about 14 GiB at
+/// the average chunk size.
+pub const SYNC_MAX_CHUNK_LIST: u64 = 64 * 1024 * 1024;
 
 impl Default for FilesConfig {
     fn default() -> Self {
@@ -52,6 +67,10 @@ impl Default for FilesConfig {
             staging_ttl: Duration::from_secs(7 * 24 * 3600),
             hash_cache_entries: 4096,
             keep_partial: false,
+            batch_max_files: BATCH_MAX_FILES,
+            batch_max_bytes: BATCH_MAX_BYTES,
+            sync_max_chunk_list: SYNC_MAX_CHUNK_LIST,
+            compress: true,
         }
     }
 }
@@ -260,6 +279,20 @@ impl FilesRoot {
             )));
         }
         Ok(file.into_std())
+    }
+
+    /// A new, empty staging file for `path` (an existing one is truncated), for an upload
+    /// that starts at 0 and needs no resume check (the files of a `putmany`).
+    ///
+    /// # Errors
+    /// The create failed.
+    pub(crate) fn create_staging(&self, path: &RelPath) -> io::Result<std::fs::File> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        Ok(self
+            .staging
+            .open_with(Self::staging_name(path), &opts)?
+            .into_std())
     }
 
     /// Deletes the staging file of `path` (if any).

@@ -39,6 +39,9 @@ pub struct Session {
     pub authenticated: bool,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// The connection's deadlines: a command that reads further frames itself (the
+    /// `block` frames of a compressed upload) reports them here.
+    pub clock: RequestClock,
 }
 
 /// How a command failed.
@@ -232,6 +235,7 @@ impl FramedService {
             peer,
             authenticated: false,
             shutdown,
+            clock: clock.clone(),
         };
         let auth_deadline = tokio::time::Instant::now() + handshake_timeout;
         loop {

@@ -92,7 +92,19 @@ pub struct BenchReport {
     /// The delta scenario (when run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<delta::DeltaReport>,
+    /// Put and get of the same file with `--compress` on the plain-text server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compressed: Vec<Measure>,
+    /// Body bytes on the wire of the `--compress` put and get (random data: the file's
+    /// size, nothing compressed and nothing added).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compressed_wire: Option<[u64; 2]>,
+    /// Whether plain-text put and get both reached [`LINE_RATE_MIB_S`].
+    pub line_rate_met: bool,
 }
+
+/// The single-stream target of issue #16: what 10 GbE carries, MiB/s.
+pub const LINE_RATE_MIB_S: f64 = 1100.0;
 
 /// The TLS target of issue #9.
 const TLS_TARGET_RATIO: f64 = 0.7;
@@ -302,6 +314,9 @@ impl Server {
 struct Timed {
     put_secs: f64,
     get_secs: f64,
+    /// Put and get again with `--compress` (plain text only): seconds and body bytes on
+    /// the wire of each.
+    compressed: Option<[(f64, u64); 2]>,
     rss_mib: f64,
 }
 
@@ -354,6 +369,39 @@ async fn measure(
         .await
         .map_err(|e| BenchError::Step(format!("get ({tag}): {e}")))?;
     let get_secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&got);
+    // The same file again with --compress: the data is random, so every block should go
+    // as it is, and this measures what finding that out costs.
+    let compressed = if tls {
+        None
+    } else {
+        client.set_compress(true);
+        let t = Instant::now();
+        let p = client
+            .put(
+                src,
+                "bench.bin",
+                PutOptions {
+                    resume: false,
+                    overwrite: true,
+                },
+                &mut NoProgress,
+            )
+            .await
+            .map_err(|e| BenchError::Step(format!("put --compress: {e}")))?;
+        let zput = (t.elapsed().as_secs_f64(), p.wire);
+        let t = Instant::now();
+        let g = client
+            .get(
+                "bench.bin",
+                &got,
+                GetOptions { resume: false },
+                &mut NoProgress,
+            )
+            .await
+            .map_err(|e| BenchError::Step(format!("get --compress: {e}")))?;
+        Some([zput, (t.elapsed().as_secs_f64(), g.wire)])
+    };
     let rss_mib = peak_rss_mib(server.process.0.id());
     let root = server.root.clone();
     drop(server);
@@ -362,6 +410,7 @@ async fn measure(
     Ok(Timed {
         put_secs,
         get_secs,
+        compressed,
         rss_mib,
     })
 }
@@ -403,6 +452,21 @@ async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchEr
     let target_met = results[1].ratio_to_socat >= 0.9
         && results[2].ratio_to_socat >= 0.9
         && plain.rss_mib < 64.0;
+    let mut compressed_wire = None;
+    let mut compressed = Vec::new();
+    if let Some([(put_secs, put_wire), (get_secs, get_wire)]) = plain.compressed {
+        compressed.push(m(
+            "sockit put --compress (random data, sent as it is)",
+            put_secs,
+            None,
+        ));
+        compressed.push(m(
+            "sockit get --compress (random data, sent as it is)",
+            get_secs,
+            None,
+        ));
+        compressed_wire = Some([put_wire, get_wire]);
+    }
     let mut report = BenchReport {
         size: opts.size,
         results: Vec::new(),
@@ -414,6 +478,11 @@ async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchEr
         tls_target_met: None,
         tree: None,
         delta: None,
+        compressed,
+        compressed_wire,
+        line_rate_met: [plain.put_secs, plain.get_secs].iter().all(|&secs| {
+            opts.size as f64 / (1u64 << 20) as f64 / secs.max(1e-9) >= LINE_RATE_MIB_S
+        }),
     };
     if let Some(t) = tls {
         let put = m("sockit put over TLS", t.put_secs, Some(plain.put_secs));
@@ -443,16 +512,30 @@ async fn run_in(opts: &BenchOptions, work: &Path) -> Result<BenchReport, BenchEr
 /// The report as a markdown table.
 pub fn markdown(r: &BenchReport) -> String {
     let mut s = format!(
-        "| transfer ({} MiB over loopback) | seconds | MB/s | × socat | × plain |\n|---|---:|---:|---:|---:|\n",
+        "| transfer ({} MiB over loopback) | seconds | MB/s | MiB/s | × socat | × plain |\n|---|---:|---:|---:|---:|---:|\n",
         r.size / (1 << 20)
     );
-    for m in &r.results {
+    for m in r.results.iter().chain(&r.compressed) {
         let plain = m
             .ratio_to_plain
             .map_or(String::new(), |x| format!("{x:.2}"));
         s.push_str(&format!(
-            "| {} | {:.2} | {:.0} | {:.2} | {plain} |\n",
-            m.name, m.secs, m.mb_s, m.ratio_to_socat
+            "| {} | {:.2} | {:.0} | {:.0} | {:.2} | {plain} |\n",
+            m.name,
+            m.secs,
+            m.mb_s,
+            m.mb_s * 1e6 / (1u64 << 20) as f64,
+            m.ratio_to_socat
+        ));
+    }
+    s.push_str(&format!(
+        "\nline-rate target (put and get ≥ {LINE_RATE_MIB_S} MiB/s, what 10 GbE carries): {}\n",
+        if r.line_rate_met { "met" } else { "NOT met" }
+    ));
+    if let Some([put, get]) = r.compressed_wire {
+        s.push_str(&format!(
+            "\n--compress bodies on the wire: put {put} bytes, get {get} bytes, for {} bytes of random data\n",
+            r.size
         ));
     }
     s.push_str(&format!(

@@ -32,6 +32,10 @@ pub struct Args {
     /// refuses to overwrite a local one without this).
     #[arg(short, long)]
     pub force: bool,
+    /// Compress with zstd where the server takes it and where it pays (measured block by
+    /// block: incompressible data goes as it is).
+    #[arg(long)]
+    pub compress: bool,
 }
 
 /// Downloads.
@@ -51,6 +55,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let mut client = framed_conn::files(g).await?;
+    client.set_compress(args.compress);
     let mut bar = Bar::new(g.quiet);
     let opts = GetOptions {
         resume: args.resume,
@@ -66,16 +71,18 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::json!({"local": local, "files": r.files, "dirs": r.dirs,
-                    "symlinks": r.symlinks, "bytes": r.bytes, "unchanged": r.unchanged, "skipped": r.skipped})
+                    "symlinks": r.symlinks, "bytes": r.bytes, "wire": r.wire,
+                    "unchanged": r.unchanged, "skipped": r.skipped})
             );
         } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} symlinks, {} bytes into {}{}",
+                "{} files, {} directories, {} symlinks, {} bytes into {}{}{}",
                 r.files,
                 r.dirs,
                 r.symlinks,
                 r.bytes,
                 local.display(),
+                crate::cmd::put::wire_note(args.compress, r.bytes, r.wire),
                 crate::cmd::put::unchanged_note(r.unchanged)
             );
         }
@@ -85,14 +92,15 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if g.json {
         println!(
             "{}",
-            serde_json::json!({"local": r.local, "size": r.size, "received": r.received,
+            serde_json::json!({"local": r.local, "size": r.size, "received": r.received, "wire": r.wire,
                 "resumed_from": r.resumed_from, "restarted": r.restarted, "blake3": r.blake3})
         );
     } else if !g.quiet {
         let local = r.local.display().to_string();
         eprintln!(
-            "{}",
-            crate::cmd::progress::done_line(r.size, &local, r.resumed_from, &r.blake3)
+            "{}{}",
+            crate::cmd::progress::done_line(r.size, &local, r.resumed_from, &r.blake3),
+            crate::cmd::put::wire_note(args.compress, r.received, r.wire)
         );
     }
     Ok(ExitCode::SUCCESS)

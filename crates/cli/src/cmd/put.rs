@@ -31,6 +31,10 @@ pub struct Args {
     /// Upload a whole directory tree.
     #[arg(short, long)]
     pub recursive: bool,
+    /// Compress with zstd where the server takes it and where it pays (measured block by
+    /// block: incompressible data goes as it is).
+    #[arg(long)]
+    pub compress: bool,
 }
 
 /// Uploads.
@@ -53,6 +57,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let mut client = framed_conn::files(g).await?;
+    client.set_compress(args.compress);
     let remote = match &args.remote {
         None => name.clone(),
         Some(r) if r.ends_with('/') => remote_join(r, &name),
@@ -79,15 +84,17 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::json!({"remote": remote, "files": r.files, "dirs": r.dirs,
-                    "symlinks": r.symlinks, "bytes": r.bytes, "unchanged": r.unchanged, "skipped": r.skipped})
+                    "symlinks": r.symlinks, "bytes": r.bytes, "wire": r.wire,
+                    "unchanged": r.unchanged, "skipped": r.skipped})
             );
         } else if !g.quiet {
             eprintln!(
-                "{} files, {} directories, {} symlinks, {} bytes → {remote}{}",
+                "{} files, {} directories, {} symlinks, {} bytes → {remote}{}{}",
                 r.files,
                 r.dirs,
                 r.symlinks,
                 r.bytes,
+                wire_note(args.compress, r.bytes, r.wire),
                 unchanged_note(r.unchanged)
             );
         }
@@ -97,16 +104,29 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if g.json {
         println!(
             "{}",
-            serde_json::json!({"remote": r.remote, "size": r.size, "sent": r.sent,
+            serde_json::json!({"remote": r.remote, "size": r.size, "sent": r.sent, "wire": r.wire,
                 "resumed_from": r.resumed_from, "restarted": r.restarted, "blake3": r.blake3})
         );
     } else if !g.quiet {
         eprintln!(
-            "{}",
-            crate::cmd::progress::done_line(r.size, &r.remote, r.resumed_from, &r.blake3)
+            "{}{}",
+            crate::cmd::progress::done_line(r.size, &r.remote, r.resumed_from, &r.blake3),
+            wire_note(args.compress, r.sent, r.wire)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `"; compressed: N bytes on the wire (P%)"` after a transfer with `--compress` (nothing
+/// without it).
+pub(crate) fn wire_note(compress: bool, bytes: u64, wire: u64) -> String {
+    if !compress || bytes == 0 {
+        return String::new();
+    }
+    format!(
+        "; compressed: {wire} bytes on the wire ({:.1}%)",
+        100.0 * wire as f64 / bytes as f64
+    )
 }
 
 /// `" (N unchanged files skipped)"` after a resumed tree transfer that skipped some.

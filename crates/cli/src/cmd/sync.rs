@@ -61,6 +61,10 @@ pub struct Args {
     /// only, `**` across directories.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Compress with zstd where the server takes it and where it pays (measured block by
+    /// block: incompressible data goes as it is).
+    #[arg(long)]
+    pub compress: bool,
 }
 
 /// One side as written on the command line.
@@ -241,6 +245,7 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let (src, dest) = (side(src), side(dest));
     let mut client = connect(g, host.as_deref()).await?;
+    client.set_compress(args.compress);
     let opts = SyncOptions {
         checksum: args.checksum,
         delete: args.delete,

@@ -113,6 +113,32 @@ pub struct FilesArgs {
     /// remove it, so the space comes back at once).
     #[arg(long)]
     pub keep_partial: bool,
+    /// Most files one `putmany`/`getmany` batch of a tree transfer may name (clients cut
+    /// theirs to it; at most 200, so that a reply with an error for each fits in one
+    /// 64 KiB header).
+    #[arg(long, default_value_t = FilesConfig::default().batch_max_files, value_name = "N",
+          value_parser = parse_batch_files)]
+    pub batch_max_files: usize,
+    /// Most bytes of one `putmany` request or `getmany` reply (held in memory whole; K, M
+    /// suffixes are powers of 1024).
+    #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
+    pub batch_max_bytes: u64,
+    /// Largest chunk list `sync` exchanges for one file (held in memory; 36 bytes per 8 KiB
+    /// of file on average, so 64M covers files of about 14 GiB; larger files are sent
+    /// whole).
+    #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
+    pub sync_max_chunk_list: u64,
+    /// Do not offer zstd compression (`--compress` clients then send and get raw bytes).
+    #[arg(long)]
+    pub no_compress: bool,
+}
+
+/// `--batch-max-files`: 1 to 200.
+fn parse_batch_files(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=200).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number of files from 1 to 200")),
+    }
 }
 
 /// Remote exec (off by default).
@@ -434,6 +460,10 @@ pub async fn run(args: Args, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             staging_ttl: args.files.staging_ttl,
             hash_cache_entries: args.files.hash_cache,
             keep_partial: args.files.keep_partial,
+            batch_max_files: args.files.batch_max_files,
+            batch_max_bytes: args.files.batch_max_bytes,
+            sync_max_chunk_list: args.files.sync_max_chunk_list,
+            compress: !args.files.no_compress,
         },
     )
     .with_context(|| {

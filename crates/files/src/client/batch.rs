@@ -25,11 +25,14 @@ use sockit_wire::header::Message;
 use sockit_wire::{ClientError, ErrorCode, FrameError, Header};
 use tokio::task::JoinHandle;
 
+use crate::client::features::reply_encoding;
 use crate::client::get::part_paths;
 use crate::client::{FilesClient, FilesClientError, Progress};
+use crate::compress::blocks::{BlockReader, BlockWriter, BlocksError};
+use crate::messages::FeaturesReply;
 use crate::messages::{
     GetManyFile, GetManyReply, GetManyRequest, ItemError, PutManyFile, PutManyReply,
-    PutManyRequest, BATCH_MAX_BYTES,
+    PutManyRequest, ZSTD,
 };
 use crate::meta::{self, Mtime, REPORTED_MODE_BITS};
 
@@ -74,18 +77,45 @@ pub(crate) struct Moved {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Body bytes of the batches on the wire (less than `bytes` when compressed).
+    pub wire: u64,
     /// Files the server would not put in a batch (fetch them one by one).
     pub left: Vec<DownFile>,
 }
 
-/// Cuts `sizes` into consecutive batches of at most [`BATCH_FILES`] files and
-/// [`BATCH_BYTES`] bytes (a larger file alone).
-pub(crate) fn cut_batches(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
+/// The batches this client cuts for one server: [`BATCH_FILES`] files, [`BATCH_BYTES`]
+/// bytes and files up to [`SMALL_FILE`] in batches, or less where the server's
+/// `features` say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchLimits {
+    /// Most files in one batch.
+    pub files: usize,
+    /// Most bytes in one batch.
+    pub bytes: u64,
+    /// Files up to this size go in batches.
+    pub small_file: u64,
+}
+
+impl BatchLimits {
+    /// This client's batches within what a server takes.
+    pub fn for_server(f: &FeaturesReply) -> Self {
+        let files = usize::try_from(f.batch_max_files).unwrap_or(usize::MAX);
+        Self {
+            files: BATCH_FILES.min(files).max(1),
+            bytes: BATCH_BYTES.min(f.batch_max_bytes),
+            small_file: SMALL_FILE.min(f.batch_max_bytes),
+        }
+    }
+}
+
+/// Cuts `sizes` into consecutive batches of at most `limits.files` files and
+/// `limits.bytes` bytes (a larger file alone).
+pub(crate) fn cut_batches(sizes: &[u64], limits: BatchLimits) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, &s) in sizes.iter().enumerate() {
-        if i > start && (i - start >= BATCH_FILES || bytes + s > BATCH_BYTES) {
+        if i > start && (i - start >= limits.files || bytes + s > limits.bytes) {
             out.push(start..i);
             start = i;
             bytes = 0;
@@ -119,7 +149,10 @@ fn remote(e: &ItemError) -> FilesClientError {
 
 /// Reads the files of a batch (blocking): their bytes back to back, hashed, with their
 /// mode and time as the open file reports them.
-fn load_batch(files: Vec<UpFile>) -> Result<(Vec<PutManyFile>, Vec<u8>), FilesClientError> {
+fn load_batch(
+    files: Vec<UpFile>,
+    max_bytes: u64,
+) -> Result<(Vec<PutManyFile>, Vec<u8>), FilesClientError> {
     let mut body = Vec::with_capacity(files.iter().map(|f| f.size as usize).sum());
     let mut out = Vec::with_capacity(files.len());
     for f in files {
@@ -132,7 +165,7 @@ fn load_batch(files: Vec<UpFile>) -> Result<(Vec<PutManyFile>, Vec<u8>), FilesCl
         // At most the batch limit: a file that grew past it is cut, and the hash check
         // of a later run sends it again.
         (&mut file)
-            .take(BATCH_MAX_BYTES)
+            .take(max_bytes)
             .read_to_end(&mut body)
             .map_err(|e| FilesClientError::local(&f.local, e))?;
         let data = &body[start..];
@@ -217,6 +250,14 @@ fn write_batch(
 }
 
 impl FilesClient {
+    /// This client's batch limits for the server (from its `features`).
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub(crate) async fn batch_limits(&mut self) -> Result<BatchLimits, FilesClientError> {
+        Ok(BatchLimits::for_server(&self.features().await?))
+    }
+
     /// Whether the server's hello lists `cmd`.
     pub(crate) fn server_has(&self, cmd: &str) -> bool {
         self.client.hello().services.iter().any(|s| s == cmd)
@@ -279,12 +320,15 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
+        let limits = self.batch_limits().await?;
+        let compressed = !files.is_empty() && self.upload_compressed().await?;
         let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
-        let mut batches: VecDeque<Vec<UpFile>> = cut_batches(&sizes)
+        let mut batches: VecDeque<Vec<UpFile>> = cut_batches(&sizes, limits)
             .into_iter()
             .map(|r| files[r].to_vec())
             .collect();
-        let load = |b: Vec<UpFile>| tokio::task::spawn_blocking(move || load_batch(b));
+        let max_bytes = limits.bytes.max(limits.small_file);
+        let load = |b: Vec<UpFile>| tokio::task::spawn_blocking(move || load_batch(b, max_bytes));
         let mut next: Option<JoinHandle<_>> = batches.pop_front().map(load);
         let mut pending: VecDeque<Vec<u64>> = VecDeque::new();
         let mut moved = Moved::default();
@@ -297,27 +341,38 @@ impl FilesClient {
             let n = entries.len();
             let bytes = body.len() as u64;
             let file_sizes: Vec<u64> = entries.iter().map(|f| f.size).collect();
+            let encode = compressed && !body.is_empty();
             let req = PutManyRequest {
-                size: bytes,
+                size: if encode { 0 } else { bytes },
                 overwrite,
                 files: entries,
+                encoding: encode.then(|| ZSTD.to_owned()),
+                raw_size: encode.then_some(bytes),
             };
             let h = Header::encode(&req).map_err(ClientError::from)?;
             progress.start(&format!("{n} files"), bytes, 0);
             let conn = self.client.connection();
             let sent = async {
                 conn.feed_header(&h).await?;
+                if encode {
+                    let mut blocks = BlockWriter::new();
+                    blocks.write(conn, Bytes::from(body)).await?;
+                    return blocks.finish(conn).await;
+                }
                 if !body.is_empty() {
                     conn.feed_body(Bytes::from(body)).await?;
                 }
-                conn.flush().await
+                conn.flush().await.map(|()| bytes)
             }
             .await;
             progress.advance(bytes);
             progress.finish();
-            if let Err(e) = sent {
-                self.broken = true;
-                return Err(interrupted("tree upload", moved.files, e));
+            match sent {
+                Ok(wire) => moved.wire += wire,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(interrupted("tree upload", moved.files, e));
+                }
             }
             pending.push_back(file_sizes);
         }
@@ -385,8 +440,10 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
+        let limits = self.batch_limits().await?;
+        let max_bytes = self.features().await?.batch_max_bytes;
         let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
-        let batches: Vec<Vec<DownFile>> = cut_batches(&sizes)
+        let batches: Vec<Vec<DownFile>> = cut_batches(&sizes, limits)
             .into_iter()
             .map(|r| files[r].to_vec())
             .collect();
@@ -398,6 +455,7 @@ impl FilesClient {
             while sent < batches.len() && sent < k + BATCHES_IN_FLIGHT {
                 let req = GetManyRequest {
                     paths: batches[sent].iter().map(|f| f.remote.clone()).collect(),
+                    compress: self.accepted(),
                 };
                 let h = Header::encode(&req).map_err(ClientError::from)?;
                 if let Err(e) = self.client.connection().feed_header(&h).await {
@@ -427,7 +485,24 @@ impl FilesClient {
             };
             let announced: u64 = reply.files.iter().map(|f| f.size).sum();
             let body_len = self.client.connection().body_remaining();
-            if reply.files.len() != batch.len() || announced != reply.size || body_len != reply.size
+            let encoded = match reply_encoding(
+                self.compress,
+                reply.encoding.as_deref(),
+                reply.raw_size,
+                body_len,
+            ) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            };
+            let body_len = encoded.unwrap_or(body_len);
+            let raw_len = encoded.unwrap_or(reply.size);
+            if reply.files.len() != batch.len()
+                || announced != raw_len
+                || body_len != raw_len
+                || raw_len > max_bytes
             {
                 self.broken = true;
                 return Err(FilesClientError::Protocol(format!(
@@ -436,21 +511,33 @@ impl FilesClient {
                     batch.len()
                 )));
             }
-            progress.start(&format!("{} files", batch.len()), reply.size, 0);
-            let body = self
-                .client
-                .connection()
-                .read_body_to_vec(BATCH_MAX_BYTES)
-                .await;
-            progress.advance(reply.size);
+            progress.start(&format!("{} files", batch.len()), raw_len, 0);
+            let conn = self.client.connection();
+            let body = match encoded {
+                None => conn
+                    .read_body_to_vec(max_bytes)
+                    .await
+                    .map(|b| {
+                        let n = b.len() as u64;
+                        (b, n)
+                    })
+                    .map_err(BlocksError::Frame),
+                Some(raw) => BlockReader::new(raw).read_all(conn, None).await,
+            };
+            progress.advance(raw_len);
             progress.finish();
             let body = match body {
-                Ok(b) => b,
+                Ok((b, wire)) => {
+                    moved.wire += wire;
+                    b
+                }
                 Err(e) => {
                     self.broken = true;
                     let _ = finish_writer(writing.take(), &mut moved).await;
                     let e = match e {
-                        FrameError::Truncated(_) => "the server closed the connection".to_owned(),
+                        BlocksError::Frame(FrameError::Truncated(_)) => {
+                            "the server closed the connection".to_owned()
+                        }
                         other => other.to_string(),
                     };
                     return Err(interrupted("tree download", moved.files, e));
@@ -489,11 +576,26 @@ mod tests {
 
     #[test]
     fn batches_respect_files_and_bytes() {
-        assert!(cut_batches(&[]).is_empty());
-        let r = cut_batches(&[1; 70]);
+        let ours = BatchLimits::for_server(&FeaturesReply::default());
+        assert!(cut_batches(&[], ours).is_empty());
+        let r = cut_batches(&[1; 70], ours);
         assert_eq!(r, vec![0..32, 32..64, 64..70]);
         let mb = 1024 * 1024;
-        let r = cut_batches(&[mb, mb, mb, mb, 1, 5 * mb, 1]);
+        let r = cut_batches(&[mb, mb, mb, mb, 1, 5 * mb, 1], ours);
         assert_eq!(r, vec![0..4, 4..5, 5..6, 6..7]);
+    }
+
+    /// A server with smaller limits gets smaller batches, and only files that fit one.
+    #[test]
+    fn batches_follow_the_servers_limits() {
+        let small = FeaturesReply {
+            batch_max_files: 3,
+            batch_max_bytes: 10,
+            ..FeaturesReply::default()
+        };
+        let l = BatchLimits::for_server(&small);
+        assert_eq!((l.files, l.bytes, l.small_file), (3, 10, 10));
+        assert_eq!(cut_batches(&[1; 7], l), vec![0..3, 3..6, 6..7]);
+        assert_eq!(cut_batches(&[6, 6, 4], l), vec![0..1, 1..3]);
     }
 }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sockit_wire::FrameError;
 
+use crate::client::features::reply_encoding;
 use crate::client::{FilesClient, FilesClientError, Progress};
+use crate::compress::blocks::{BlocksError, BodyReader};
 use crate::disk::DiskSink;
 use crate::messages::{GetReply, GetRequest};
 use crate::meta::{self, Mtime};
@@ -32,8 +34,10 @@ pub struct GetReport {
     pub local: PathBuf,
     /// Its size.
     pub size: u64,
-    /// Bytes that came over the network this time.
+    /// Bytes of the file that came over the network this time.
     pub received: u64,
+    /// Body bytes on the wire (less than `received` when compressed).
+    pub wire: u64,
     /// Where this transfer started (non-zero when resumed).
     pub resumed_from: u64,
     /// Whether a partial download was discarded because the remote file changed.
@@ -112,6 +116,7 @@ impl FilesClient {
         let req = GetRequest {
             path: remote.to_owned(),
             offset,
+            compress: self.accepted(),
         };
         let reply: GetReply = self.call(&req).await?;
         let total = reply.total;
@@ -123,19 +128,26 @@ impl FilesClient {
             FilesClientError::Protocol("get reply `blake3` is not 64 hex digits".into())
         })?;
         let body = self.client.connection().body_remaining();
-        if body != total - offset.min(total) {
+        let encoded = reply_encoding(
+            self.compress,
+            reply.encoding.as_deref(),
+            reply.raw_size,
+            body,
+        )
+        .inspect_err(|_| self.broken = true)?;
+        let announced = encoded.unwrap_or(body);
+        if announced != total - offset.min(total) {
+            self.broken = true;
             return Err(FilesClientError::Protocol(format!(
-                "get reply announces {body} bytes from offset {offset} of {total}"
+                "get reply announces {announced} bytes from offset {offset} of {total}"
             )));
         }
+        let mut body = BodyReader::new(encoded);
         if let Some(meta) = &expected_meta {
             if meta.blake3 != hash_hex {
                 // Changed between our stat and the get: drop this body, start over.
-                self.client
-                    .connection()
-                    .discard_body()
-                    .await
-                    .map_err(sockit_wire::ClientError::from)?;
+                let conn = self.client.connection();
+                while body.next(conn, None).await.map_err(blocks_err)?.is_some() {}
                 remove_part(&part, &meta_path);
                 progress.warn(&format!(
                     "{remote} changed on the server during resume; starting over"
@@ -173,7 +185,7 @@ impl FilesClient {
         let mut sink = DiskSink::spawn(file, offset);
         let mut received = 0u64;
         let result = loop {
-            match self.client.connection().read_body_chunk().await {
+            match body.next(self.client.connection(), None).await {
                 Ok(Some(chunk)) => {
                     let n = chunk.len() as u64;
                     if sink.write(chunk).await.is_err() {
@@ -203,7 +215,9 @@ impl FilesClient {
                 let _ = sink.finish(true).await;
                 self.broken = true;
                 let why = match e {
-                    FrameError::Truncated(_) => "the server closed the connection".to_owned(),
+                    BlocksError::Frame(FrameError::Truncated(_)) => {
+                        "the server closed the connection".to_owned()
+                    }
                     other => other.to_string(),
                 };
                 return Err(FilesClientError::Interrupted(format!(
@@ -234,10 +248,18 @@ impl FilesClient {
         Ok(GetReport {
             local: local.to_owned(),
             size: total,
+            wire: body.wire().unwrap_or(received),
             received,
             resumed_from: offset,
             restarted,
             blake3: hash_hex,
         })
+    }
+}
+
+fn blocks_err(e: BlocksError) -> FilesClientError {
+    match e {
+        BlocksError::Frame(e) => sockit_wire::ClientError::from(e).into(),
+        BlocksError::Bad(e) => FilesClientError::Protocol(e.to_string()),
     }
 }

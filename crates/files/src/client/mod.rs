@@ -12,6 +12,7 @@
 //! inside the tree).
 
 mod batch;
+pub(crate) mod features;
 mod get;
 pub(crate) mod put;
 pub(crate) mod tree;
@@ -107,6 +108,10 @@ pub struct FilesClient {
     client: Client,
     /// Set when a transfer stopped mid-body: the server still expects bytes.
     pub(crate) broken: bool,
+    /// What the server offers, once asked.
+    pub(crate) features: Option<crate::messages::FeaturesReply>,
+    /// `--compress`: compress where the server takes it and where it pays.
+    pub(crate) compress: bool,
 }
 
 impl FilesClient {
@@ -115,6 +120,8 @@ impl FilesClient {
         Self {
             client,
             broken: false,
+            features: None,
+            compress: false,
         }
     }
 

@@ -20,11 +20,11 @@ use std::time::Duration;
 use futures::FutureExt;
 use sockit_wire::connection::{BoxedStream, Connection};
 use sockit_wire::{ClientError, ErrorCode, Header, Incoming};
-use tokio::io::AsyncWriteExt;
 
 use crate::client::{FilesClient, FilesClientError, Progress};
+use crate::compress::blocks::BodyWriter;
 use crate::disk::DiskSource;
-use crate::messages::{Commit, PutReply, PutRequest};
+use crate::messages::{Commit, PutReply, PutRequest, ZSTD};
 use crate::meta::{Mtime, REPORTED_MODE_BITS};
 use std::os::unix::fs::MetadataExt;
 
@@ -78,6 +78,8 @@ pub struct PutReport {
     pub restarted: bool,
     /// The verified BLAKE3, hex.
     pub blake3: String,
+    /// Body bytes on the wire (less than `sent` when compressed).
+    pub wire: u64,
 }
 
 impl FilesClient {
@@ -169,9 +171,12 @@ impl FilesClient {
             .map_err(|e| FilesClientError::local(local, e))?;
         let mtime = Mtime::of(meta.mtime(), meta.mtime_nsec());
         let len = size - offset;
+        let compressed = len > 0 && self.upload_compressed().await?;
         let req = Header::encode(&PutRequest {
             path: remote.to_owned(),
-            size: Some(len),
+            size: (!compressed).then_some(len),
+            encoding: compressed.then(|| ZSTD.to_owned()),
+            raw_size: compressed.then_some(len),
             offset,
             overwrite: opts.overwrite,
             trailer: true,
@@ -189,30 +194,33 @@ impl FilesClient {
             .unwrap_or_default();
         progress.start(&name, size, offset);
         let mut source = DiskSource::spawn(file, offset, len, true);
+        let mut body = BodyWriter::new(compressed);
         let mut sent = 0u64;
+        let mut wire = 0u64;
         let outcome: Result<(), FilesClientError> = async {
             loop {
                 let chunk = match source.next().await {
                     Ok(Some(c)) => c,
-                    Ok(None) => return Ok(()),
+                    Ok(None) => break,
                     Err(e) => return Err(FilesClientError::local(local, e)),
                 };
-                conn.stream_mut()
-                    .write_all(&chunk)
-                    .await
-                    .map_err(|e| ClientError::from(sockit_wire::FrameError::Io(e)))?;
-                sent += chunk.len() as u64;
-                progress.advance(chunk.len() as u64);
+                let n = chunk.len() as u64;
+                body.write(conn, chunk).await.map_err(ClientError::from)?;
+                sent += n;
+                progress.advance(n);
                 // A refusal can arrive while we send (exists, disk full, ...): stop early.
                 if let Some(e) = early_refusal(conn) {
                     return Err(e);
                 }
             }
+            // The last block, and the flush.
+            wire = body.finish(conn).await.map_err(ClientError::from)?;
+            Ok(())
         }
         .await;
         progress.finish();
         if let Err(e) = outcome {
-            if sent < len {
+            if sent < len || compressed {
                 // The server still expects body bytes: this connection cannot be reused.
                 self.broken = true;
             }
@@ -225,11 +233,6 @@ impl FilesClient {
             }
             return Err(e);
         }
-        let conn = self.client.connection();
-        conn.stream_mut()
-            .flush()
-            .await
-            .map_err(|e| ClientError::from(sockit_wire::FrameError::Io(e)))?;
         let hash = source
             .finish()
             .await
@@ -253,6 +256,7 @@ impl FilesClient {
             resumed_from: offset,
             restarted: false,
             blake3: hash.to_hex().to_string(),
+            wire,
         })
     }
 }

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 
 use sockit_wire::ErrorCode;
 
-use crate::client::batch::{DownFile, UpFile, SMALL_FILE};
+use crate::client::batch::{DownFile, UpFile};
 use crate::client::get::GetOptions;
 use crate::client::put::PutOptions;
 use crate::client::{remote_join, Entry, FilesClient, FilesClientError, Progress};
@@ -41,6 +41,8 @@ pub struct TreeReport {
     pub dirs: u64,
     /// Bytes of the files transferred.
     pub bytes: u64,
+    /// Body bytes of the files on the wire (less than `bytes` with compression).
+    pub wire: u64,
     /// Symlinks recreated as symlinks.
     pub symlinks: u64,
     /// Entries skipped (symlinks leading outside the tree, special files), with why.
@@ -239,7 +241,7 @@ impl FilesClient {
     /// Uploads the local directory `local` as the remote directory `remote`: directories,
     /// symlinks and directory attributes as pipelined requests, small files in pipelined
     /// `putmany` batches (one directory fsync per batch on the server), files over
-    /// [`SMALL_FILE`] one by one on the streaming path. With `resume`, files whose remote
+    /// [`crate::client::batch::SMALL_FILE`] one by one on the streaming path. With `resume`, files whose remote
     /// copy has the same size, time and BLAKE3 are skipped (counted in
     /// [`TreeReport::unchanged`]), and an interrupted large file continues where it
     /// stopped.
@@ -277,16 +279,19 @@ impl FilesClient {
                 .await?;
         }
         let batched = self.server_has("putmany");
+        let small_max = self.batch_limits().await?.small_file;
         let (small, big): (Vec<UpFile>, Vec<UpFile>) = files
             .into_iter()
-            .partition(|f| batched && f.size <= SMALL_FILE);
+            .partition(|f| batched && f.size <= small_max);
         let moved = self.put_small(small, opts.overwrite, progress).await?;
         report.files += moved.files;
         report.bytes += moved.bytes;
+        report.wire += moved.wire;
         for f in big {
             let r = self.put(&f.local, &f.remote, opts, progress).await?;
             report.files += 1;
             report.bytes += r.size;
+            report.wire += r.wire;
         }
         let links: Vec<SymlinkRequest> = plan
             .links
@@ -383,7 +388,7 @@ impl FilesClient {
 
     /// Downloads the remote directory `remote` as the local directory `local`: the tree is
     /// listed first (directories and symlinks made as it goes), then small files come in
-    /// pipelined `getmany` batches (each written atomically), files over [`SMALL_FILE`]
+    /// pipelined `getmany` batches (each written atomically), files over [`crate::client::batch::SMALL_FILE`]
     /// one by one on the streaming path. With `resume`, local files with the same size,
     /// time and BLAKE3 as the remote ones are skipped, and an interrupted large download
     /// continues from its partial file.
@@ -497,18 +502,21 @@ impl FilesClient {
                 .collect();
         }
         let batched = self.server_has("getmany");
+        let small_max = self.batch_limits().await?.small_file;
         let (small, mut big): (Vec<DownFile>, Vec<DownFile>) = files
             .into_iter()
             .map(|(f, _)| f)
-            .partition(|f| batched && f.size <= SMALL_FILE);
+            .partition(|f| batched && f.size <= small_max);
         let moved = self.get_small(small, progress).await?;
         report.files += moved.files;
         report.bytes += moved.bytes;
+        report.wire += moved.wire;
         big.extend(moved.left);
         for f in big {
             let r = self.get(&f.remote, &f.local, opts, progress).await?;
             report.files += 1;
             report.bytes += r.size;
+            report.wire += r.wire;
         }
         for (dir, mode, mtime) in made.iter().rev() {
             set_local_dir(dir, *mode, *mtime)?;

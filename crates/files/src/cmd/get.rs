@@ -7,19 +7,20 @@
 //! whole file, so a resumed download is verified end to end. The hash comes from the
 //! root's hash cache (recorded when the file was uploaded), or is computed once on the
 //! first `get` of a file that arrived by other means. The body is read from disk by a
-//! blocking thread in 1 MiB chunks and written straight to the socket.
+//! blocking thread in 1 MiB chunks and written straight to the socket; with `compress:
+//! ["zstd"]` (and compression on), as zstd `block` frames where compression pays.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::{FrameError, Header};
-use tokio::io::AsyncWriteExt;
 
-use crate::cmd::rel_path;
+use crate::cmd::{rel_path, reply_compressed};
+use crate::compress::blocks::BodyWriter;
 use crate::disk::{hash_prefix, DiskSource};
 use crate::error::FilesError;
-use crate::messages::{GetReply, GetRequest};
+use crate::messages::{GetReply, GetRequest, ZSTD};
 use crate::path::RelPath;
 use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 
@@ -83,11 +84,10 @@ impl Command for Get {
                 )));
             }
             let key = FilesRoot::file_key(&p, &meta);
-            let mut file = file;
             let hash = match root.hashes().get(&key) {
                 Some(h) => h,
                 None => {
-                    let h = hash_prefix(&mut file, meta.len())
+                    let h = hash_prefix(&file, meta.len())
                         .map_err(|e| FilesError::io(&p, e))?
                         .finalize();
                     root.hashes().insert(key, h);
@@ -98,22 +98,27 @@ impl Command for Get {
         })
         .await?;
         let len = total - offset;
+        // A compressed body goes as block frames: the reply itself then announces none.
+        let compress = reply_compressed(&self.root, &req.compress) && len > 0;
+        let body_len = if compress { 0 } else { len };
         let reply = GetReply {
             filename: path.file_name().unwrap_or("").to_owned(),
             path: path.as_string(),
-            size: len,
-            filesize: len,
+            size: body_len,
+            filesize: body_len,
             total,
             offset,
             blake3: hash.to_hex().to_string(),
             mtime: mtime.secs,
             mtime_nsec: mtime.nsec,
             mode: Some(mode),
+            encoding: compress.then(|| ZSTD.to_owned()),
+            raw_size: compress.then_some(len),
         };
         conn.send(&Header::reply(&reply)?).await?;
         let started = std::time::Instant::now();
         let mut source = DiskSource::spawn(file, offset, len, false);
-        let stream = conn.stream_mut();
+        let mut body = BodyWriter::new(compress);
         loop {
             let chunk = match source.next().await {
                 Ok(Some(c)) => c,
@@ -125,11 +130,11 @@ impl Command for Get {
                     return Err(FrameError::Io(e).into());
                 }
             };
-            stream.write_all(&chunk).await?;
+            body.write(conn, chunk).await?;
         }
-        stream.flush().await?;
+        let wire = body.finish(conn).await?;
         let _ = source.finish().await;
-        tracing::info!(peer = %session.peer, %path, bytes = len, offset, secs = started.elapsed().as_secs_f64(), "get done");
+        tracing::info!(peer = %session.peer, %path, bytes = len, wire, offset, secs = started.elapsed().as_secs_f64(), "get done");
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! `putmany {size, overwrite, files:[{path,size,blake3,mode?,mtime?,mtime_nsec?}]}` + the
 //! files' bytes back to back → `{results:[null | {code,message}]}`. The body (at most
-//! [`BATCH_MAX_BYTES`]) is read into memory first, so a connection that drops mid-body
+//! `--batch-max-bytes`) is read into memory first, so a connection that drops mid-body
 //! changes nothing. Each file is then checked (path, hash of its bytes against its
 //! `blake3`, `--max-upload`, a running upload of it is `busy`), written to its own staging
 //! file, given its mode and time, fsynced and moved into place as `put` does; the parent
@@ -13,25 +13,26 @@
 //!
 //! `getmany {paths:[...]}` → `{size, files:[{size,blake3,mtime,mtime_nsec,mode} |
 //! {error}]}` + the files' bytes back to back. Each file is read whole and hashed as read
-//! (so bytes and hash always agree); once the reply holds [`BATCH_MAX_BYTES`], further
+//! (so bytes and hash always agree); once the reply holds `--batch-max-bytes`, further
 //! files are answered `too_large` (the client fetches them with `get`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
-use sockit_wire::{ErrorCode, Header};
+use sockit_wire::{ErrorCode, FrameError, Header};
 
 use crate::cmd::get::open_regular;
-use crate::cmd::put::{check_name, check_parent};
-use crate::cmd::rel_path;
+use crate::cmd::put::check_parent;
+use crate::cmd::{rel_path, reply_compressed, reply_now, request_encoding};
+use crate::compress::blocks::{BlockReader, BlockWriter, BlocksError};
 use crate::error::FilesError;
 use crate::messages::{
     GetManyFile, GetManyReply, GetManyRequest, ItemError, PutManyFile, PutManyReply,
-    PutManyRequest, BATCH_MAX_BYTES, BATCH_MAX_FILES,
+    PutManyRequest, ZSTD,
 };
 use crate::meta::{self, Mtime};
 use crate::path::RelPath;
@@ -67,12 +68,12 @@ struct Item {
     _guard: UploadGuard,
 }
 
-/// Checks one file of a batch (the bytes `start..end` of `body`) and claims its path.
+/// Checks one file of a batch (the bytes `start..end` of the body) and claims its path;
+/// its bytes are checked against its hash when it is committed.
 fn check_item(
     root: &Arc<FilesRoot>,
     f: &PutManyFile,
     (index, start, end): (usize, usize, usize),
-    body: &[u8],
 ) -> Result<Item, FilesError> {
     let path = rel_path(&f.path)?;
     if path.is_root() {
@@ -98,37 +99,29 @@ fn check_item(
             limit,
         });
     }
-    let actual = blake3::hash(&body[start..end]);
-    if actual != expected {
-        return Err(FilesError::HashMismatch {
-            path,
-            expected: expected.to_hex().to_string(),
-            actual: actual.to_hex().to_string(),
-        });
-    }
     let guard = root.claim_upload(&path)?;
     Ok(Item {
         index,
         path,
         start,
         end,
-        hash: actual,
+        hash: expected,
         mode,
         mtime,
         _guard: guard,
     })
 }
 
-/// Writes one file to its staging file, with its mode and time, and fsyncs it; returns
-/// the staged file's metadata (the same inode, size and time the file has once placed).
+/// Writes one file to a fresh staging file, with its mode and time, and fsyncs it;
+/// returns the staged file's metadata (the same inode, size and time the file has once
+/// placed).
 fn stage(root: &FilesRoot, item: &Item, data: &[u8]) -> Result<std::fs::Metadata, FilesError> {
-    let mut file = root.open_staging(&item.path, 0)?;
-    let written = file
-        .set_len(0)
-        .and_then(|()| file.write_all(data))
-        .and_then(|()| meta::apply_to_file(&file, item.mode, item.mtime))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| file.metadata());
+    let written = root.create_staging(&item.path).and_then(|mut file| {
+        file.write_all(data)?;
+        meta::apply_to_file(&file, item.mode, item.mtime)?;
+        file.sync_all()?;
+        file.metadata()
+    });
     written.map_err(|e| {
         if FilesError::is_no_space(&e) {
             let quota = e.raw_os_error() == Some(libc::EDQUOT);
@@ -146,7 +139,8 @@ fn stage(root: &FilesRoot, item: &Item, data: &[u8]) -> Result<std::fs::Metadata
 }
 
 /// Moves a staged file into place (as [`FilesRoot`]'s promotion for `put`, without the
-/// directory fsync, which the batch does once per directory).
+/// directory fsync, which the batch does once per directory): a rename, or without
+/// `overwrite` a hard link that fails if the name exists, then the staging name removed.
 fn place(root: &FilesRoot, path: &RelPath, overwrite: bool) -> Result<(), FilesError> {
     let name = FilesRoot::staging_name(path);
     let target = path.to_path();
@@ -168,8 +162,65 @@ fn place(root: &FilesRoot, path: &RelPath, overwrite: bool) -> Result<(), FilesE
     Ok(())
 }
 
+/// The refusal for a name that is taken: a directory there is `bad_request` (as for
+/// `put`), anything else `exists`.
+fn taken(parent: &cap_std::fs::Dir, name: &str, path: &RelPath) -> FilesError {
+    match parent.symlink_metadata(name) {
+        Ok(m) if m.is_dir() => {
+            FilesError::BadRequest(format!("{path} is a directory; put the file inside it"))
+        }
+        _ => FilesError::Exists(path.clone()),
+    }
+}
+
+/// Moves a staged file to its name in `parent` (its directory, opened beneath the root)
+/// with one `renameat2`: `RENAME_NOREPLACE` unless `overwrite`, so an existing name is
+/// never replaced without it. The directory handle is opened once per batch, so no path
+/// is resolved again per file. A filesystem without `RENAME_NOREPLACE` falls back to
+/// [`place`].
+fn place_in(
+    root: &FilesRoot,
+    parent: &cap_std::fs::Dir,
+    path: &RelPath,
+    overwrite: bool,
+) -> Result<(), FilesError> {
+    use std::os::fd::AsRawFd;
+    let name = path.file_name().unwrap_or("");
+    let (Ok(from), Ok(to)) = (
+        std::ffi::CString::new(FilesRoot::staging_name(path)),
+        std::ffi::CString::new(name),
+    ) else {
+        return Err(FilesError::BadRequest(format!("{path}: NUL in a name")));
+    };
+    let flags = if overwrite { 0 } else { libc::RENAME_NOREPLACE };
+    // SAFETY: both descriptors are open directories we hold, both names NUL-terminated;
+    // a plain name (no `/`, never `..`: RelPath refuses them) resolves inside `parent`.
+    let r = unsafe {
+        libc::renameat2(
+            root.staging().as_raw_fd(),
+            from.as_ptr(),
+            parent.as_raw_fd(),
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST | libc::EISDIR) => {
+            root.discard_staging(path);
+            Err(taken(parent, name, path))
+        }
+        Some(libc::EINVAL | libc::ENOSYS) => place(root, path, overwrite),
+        _ => Err(FilesError::io(path, e)),
+    }
+}
+
 /// Commits the checked files of a batch: stage, fsync and place each, then fsync each
-/// parent directory once. Returns each item's outcome.
+/// parent directory once. Each parent is opened (and so checked) once per batch. Returns
+/// each item's outcome.
 fn commit_all(
     root: &FilesRoot,
     body: &[u8],
@@ -177,51 +228,71 @@ fn commit_all(
     overwrite: bool,
 ) -> Vec<(usize, Result<(), FilesError>)> {
     let mut out = Vec::with_capacity(items.len());
-    let mut parents = BTreeSet::new();
-    let mut placed = Vec::new();
+    // `None`: the directory could not be opened (each of its files says why).
+    let mut parents: BTreeMap<RelPath, Option<cap_std::fs::Dir>> = BTreeMap::new();
+    let mut placed: BTreeMap<RelPath, Vec<usize>> = BTreeMap::new();
     for item in items {
         let data = &body[item.start..item.end];
-        let parent = item.path.parent().unwrap_or_else(RelPath::root);
-        // Each directory is checked once per batch.
-        let r = check_name(root, &item.path, overwrite)
-            .and_then(|()| {
-                if parents.contains(&parent) {
-                    Ok(())
-                } else {
-                    check_parent(root, &item.path)
-                }
-            })
-            .and_then(|()| stage(root, &item, data))
-            .and_then(|meta| place(root, &item.path, overwrite).map(|()| meta));
+        let parent_path = item.path.parent().unwrap_or_else(RelPath::root);
+        let parent = parents
+            .entry(parent_path.clone())
+            .or_insert_with(|| open_parent(root, &item.path).ok());
+        let actual = blake3::hash(data);
+        let r = match parent {
+            _ if actual != item.hash => Err(FilesError::HashMismatch {
+                path: item.path.clone(),
+                expected: item.hash.to_hex().to_string(),
+                actual: actual.to_hex().to_string(),
+            }),
+            None => Err(open_parent(root, &item.path).err().unwrap_or_else(|| {
+                FilesError::io(
+                    &parent_path,
+                    std::io::Error::other("the directory appeared during the batch; send again"),
+                )
+            })),
+            Some(dir) => stage(root, &item, data)
+                .and_then(|meta| place_in(root, dir, &item.path, overwrite).map(|()| meta)),
+        };
         let r = r.map(|meta| {
             let meta = cap_std::fs::Metadata::from_just_metadata(meta);
             root.hashes()
                 .insert(FilesRoot::file_key(&item.path, &meta), item.hash);
-            parents.insert(parent);
-            placed.push(out.len());
+            placed.entry(parent_path).or_default().push(out.len());
         });
         out.push((item.index, r));
     }
     // The new names survive a crash only once their directories are on disk.
-    for parent in parents {
-        let synced = root
-            .dir()
-            .open_dir(parent.to_path())
-            .and_then(|d| d.open(".")?.sync_all());
+    for (parent, indices) in placed {
+        let synced = match parents.get(&parent) {
+            Some(Some(dir)) => dir.open(".").and_then(|d| d.sync_all()),
+            _ => Ok(()),
+        };
         if let Err(e) = synced {
             tracing::warn!(%parent, error = %e, "directory fsync after a batch failed");
-            for &i in &placed {
-                if out[i].1.is_ok() {
-                    out[i].1 = Err(FilesError::io(
-                        &parent,
-                        std::io::Error::other(e.to_string()),
-                    ));
-                }
+            for i in indices {
+                out[i].1 = Err(FilesError::io(
+                    &parent,
+                    std::io::Error::other(e.to_string()),
+                ));
             }
-            break;
         }
     }
     out
+}
+
+/// Opens the directory that will hold `path` (checked as `put` checks it).
+fn open_parent(root: &FilesRoot, path: &RelPath) -> Result<cap_std::fs::Dir, FilesError> {
+    let parent = path.parent().unwrap_or_else(RelPath::root);
+    let opened = if parent.is_root() {
+        root.dir().try_clone()
+    } else {
+        root.dir().open_dir(parent.to_path())
+    };
+    // The error says why in the words `put` uses.
+    opened.map_err(|e| match check_parent(root, path) {
+        Err(why) => why,
+        Ok(()) => FilesError::io(&parent, e),
+    })
 }
 
 #[async_trait]
@@ -233,24 +304,36 @@ impl Command for PutMany {
         session: &Session,
     ) -> Result<(), CommandError> {
         let req: PutManyRequest = req.decode()?;
-        let len = conn.body_remaining();
-        if req.files.len() > BATCH_MAX_FILES {
+        let encoded = request_encoding(
+            &self.root,
+            req.encoding.as_deref(),
+            req.raw_size,
+            conn.body_remaining(),
+        )?;
+        let len = encoded.unwrap_or(conn.body_remaining());
+        let (max_files, max_bytes) = {
+            let c = self.root.config();
+            (c.batch_max_files, c.batch_max_bytes)
+        };
+        if req.files.len() > max_files {
             return Err(CommandError::reply(
                 ErrorCode::BadRequest,
-                format!("putmany takes at most {BATCH_MAX_FILES} files"),
+                format!("putmany takes at most {max_files} files on this server"),
             ));
         }
-        if len > BATCH_MAX_BYTES {
+        if len > max_bytes {
             return Err(CommandError::reply(
                 ErrorCode::TooLarge,
-                format!("a putmany body holds at most {BATCH_MAX_BYTES} bytes"),
+                format!("a putmany body holds at most {max_bytes} bytes on this server"),
             ));
         }
         let sum = req
             .files
             .iter()
             .try_fold(0u64, |a, f| a.checked_add(f.size));
-        if sum != Some(len) || req.size != len {
+        // An encoded batch's `size` is 0 (its blocks are frames of their own).
+        let size_ok = req.size == if encoded.is_some() { 0 } else { len };
+        if sum != Some(len) || !size_ok {
             return Err(CommandError::reply(
                 ErrorCode::BadRequest,
                 "putmany: `size` must be the sum of the files' sizes",
@@ -258,7 +341,26 @@ impl Command for PutMany {
         }
         // Nothing is written before the whole body is in: a dropped connection changes
         // nothing.
-        let body = conn.read_body_to_vec(BATCH_MAX_BYTES).await?;
+        let body = match encoded {
+            None => conn.read_body_to_vec(max_bytes).await?,
+            Some(raw) => match BlockReader::new(raw)
+                .read_all(conn, Some(&session.clock))
+                .await
+            {
+                Ok((body, _)) => body,
+                Err(BlocksError::Frame(e)) => return Err(e.into()),
+                Err(BlocksError::Bad(e)) => {
+                    // The stream cannot be trusted after a malformed block.
+                    let e = FilesError::BadRequest(format!("putmany: {e}"));
+                    reply_now(conn, e).await?;
+                    return Err(FrameError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "malformed block in a putmany",
+                    ))
+                    .into());
+                }
+            },
+        };
         let started = std::time::Instant::now();
         let mut results: Vec<Option<ItemError>> = vec![None; req.files.len()];
         let mut items = Vec::with_capacity(req.files.len());
@@ -271,7 +373,7 @@ impl Command for PutMany {
                     .unwrap_or(usize::MAX)
                     .min(body.len() - at);
             at = end;
-            match check_item(&self.root, f, (index, start, end), &body) {
+            match check_item(&self.root, f, (index, start, end)) {
                 Ok(item) => items.push(item),
                 Err(e) => results[index] = Some(item_error(&e)),
             }
@@ -331,10 +433,11 @@ fn read_item(
 
 fn read_all(root: &FilesRoot, paths: &[String]) -> (Vec<GetManyFile>, Vec<u8>) {
     let mut body = Vec::new();
+    let max_bytes = root.config().batch_max_bytes;
     let files = paths
         .iter()
         .map(|path| {
-            let room = BATCH_MAX_BYTES.saturating_sub(body.len() as u64);
+            let room = max_bytes.saturating_sub(body.len() as u64);
             read_item(root, path, room, &mut body).unwrap_or_else(|e| {
                 let error = match e {
                     FilesError::TooLarge { .. } => ItemError::new(
@@ -362,27 +465,39 @@ impl Command for GetMany {
         session: &Session,
     ) -> Result<(), CommandError> {
         let req: GetManyRequest = req.decode()?;
-        if req.paths.len() > BATCH_MAX_FILES {
+        let max_files = self.root.config().batch_max_files;
+        if req.paths.len() > max_files {
             return Err(CommandError::reply(
                 ErrorCode::BadRequest,
-                format!("getmany takes at most {BATCH_MAX_FILES} paths"),
+                format!("getmany takes at most {max_files} paths on this server"),
             ));
         }
+        let compress = reply_compressed(&self.root, &req.compress);
         let paths = req.paths;
         let count = paths.len();
         let (files, body) = blocking(&self.root, move |root| Ok(read_all(root, &paths))).await?;
-        let reply = GetManyReply {
-            size: body.len() as u64,
-            files,
-        };
         let bytes = body.len();
+        let compress = compress && !body.is_empty();
+        let reply = GetManyReply {
+            size: if compress { 0 } else { bytes as u64 },
+            files,
+            encoding: compress.then(|| ZSTD.to_owned()),
+            raw_size: compress.then_some(bytes as u64),
+        };
         let header = Header::reply(&reply)?;
-        if body.is_empty() {
+        let wire = if body.is_empty() {
             conn.send(&header).await?;
+            0
+        } else if compress {
+            conn.send(&header).await?;
+            let mut blocks = BlockWriter::new();
+            blocks.write(conn, Bytes::from(body)).await?;
+            blocks.finish(conn).await?
         } else {
             conn.send_with_body(&header, Bytes::from(body)).await?;
-        }
-        tracing::debug!(peer = %session.peer, files = count, bytes, "getmany done");
+            bytes as u64
+        };
+        tracing::debug!(peer = %session.peer, files = count, bytes, wire, "getmany done");
         Ok(())
     }
 }

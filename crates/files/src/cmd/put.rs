@@ -21,9 +21,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::header::{ErrorReply, Message};
-use sockit_wire::{ErrorCode, Header, Incoming};
+use sockit_wire::{ErrorCode, FrameError, Header, Incoming};
 
-use crate::cmd::{rel_path, reply_now};
+use crate::cmd::{rel_path, reply_now, request_encoding};
+use crate::compress::blocks::{skip_blocks, BlocksError, BodyReader};
 use crate::disk::DiskSink;
 use crate::error::FilesError;
 use crate::messages::{Commit, PutReply, PutRequest, PutTrailer, Stored};
@@ -240,6 +241,25 @@ pub(crate) async fn write_failed(
     }
 }
 
+/// The next chunk of an upload's body; while none is ready yet, what the sink has gathered
+/// goes to disk first, so the staged file holds everything that arrived whenever the
+/// client pauses (what `stat` reports as `partial`, and what a resume continues from).
+async fn next_or_hand_over(
+    body: &mut BodyReader,
+    conn: &mut ServerConnection,
+    clock: &sockit_runtime::guarded::RequestClock,
+    sink: &mut DiskSink,
+) -> Result<Option<bytes::Bytes>, BlocksError> {
+    let next = body.next(conn, Some(clock));
+    tokio::pin!(next);
+    if let std::task::Poll::Ready(r) = futures::poll!(&mut next) {
+        return r;
+    }
+    // A stopped writer reports its error when the next chunk is written.
+    let _ = sink.hand_over().await;
+    next.await
+}
+
 /// Reads the `commit` frame that follows the body of a `trailer: true` upload.
 async fn read_commit(conn: &mut ServerConnection) -> Result<Option<blake3::Hash>, FilesError> {
     match conn.read_header().await {
@@ -268,7 +288,8 @@ async fn refuse(
     reply_now(conn, err).await?;
     if expect_commit {
         conn.discard_body().await?;
-        match conn.read_header().await? {
+        // The blocks of a compressed upload come before its commit.
+        match skip_blocks(conn).await? {
             Some(Incoming::Header(h)) if h.cmd() == Commit::CMD => {}
             None => {}
             Some(_) => {
@@ -301,7 +322,16 @@ impl Command for Put {
                 return refuse(conn, FilesError::BadRequest(e.to_string()), trailer).await;
             }
         };
-        let req = match check(req, conn.body_remaining()) {
+        let encoded = match request_encoding(
+            &self.root,
+            req.encoding.as_deref(),
+            req.raw_size,
+            conn.body_remaining(),
+        ) {
+            Ok(e) => e,
+            Err(e) => return refuse(conn, e, trailer).await,
+        };
+        let req = match check(req, encoded.unwrap_or(conn.body_remaining())) {
             Ok(r) => r,
             Err(e) => return refuse(conn, e, trailer).await,
         };
@@ -327,8 +357,9 @@ impl Command for Put {
         let path = req.path.clone();
         let started = std::time::Instant::now();
         let mut sink = DiskSink::spawn(file, req.offset);
+        let mut body = BodyReader::new(encoded);
         loop {
-            match conn.read_body_chunk().await {
+            match next_or_hand_over(&mut body, conn, &session.clock, &mut sink).await {
                 Ok(Some(chunk)) => {
                     if sink.write(chunk).await.is_err() {
                         let e = match sink.finish(false).await {
@@ -341,7 +372,20 @@ impl Command for Put {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
+                Err(BlocksError::Bad(e)) => {
+                    // A malformed block: the stream cannot be trusted; what arrived before
+                    // it stays staged for a resume.
+                    let _ = sink.finish(false).await;
+                    drop(guard);
+                    let e = FilesError::BadRequest(format!("{path}: {e}"));
+                    reply_now(conn, e).await?;
+                    return Err(FrameError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "malformed block in an upload",
+                    ))
+                    .into());
+                }
+                Err(BlocksError::Frame(e)) => {
                     // The client went away mid-body: keep what arrived so `offset` resumes it.
                     let kept = match sink.finish(false).await {
                         Ok(d) => d.written,
@@ -400,7 +444,7 @@ impl Command for Put {
             return reply_now(conn, e).await;
         }
         drop(guard);
-        tracing::info!(peer = %session.peer, %path, bytes = total, received = done.written, offset = req.offset, secs = started.elapsed().as_secs_f64(), "put done");
+        tracing::info!(peer = %session.peer, %path, bytes = total, received = done.written, wire = body.wire(), offset = req.offset, secs = started.elapsed().as_secs_f64(), "put done");
         let reply = PutReply {
             stored: Stored {
                 path: path.as_string(),

@@ -67,13 +67,13 @@ impl Command for Stat {
                 let key = FilesRoot::file_key(&path, &meta);
                 blake3 = root.hashes().get(&key).map(|h| h.to_hex().to_string());
                 if blake3.is_none() && want_hash {
-                    let mut file = root
+                    let file = root
                         .dir()
                         .open(path.to_path())
                         .map_err(|e| FilesError::io(&path, e))?
                         .into_std();
                     let m = file.metadata().map_err(|e| FilesError::io(&path, e))?;
-                    let h = hash_prefix(&mut file, m.len())
+                    let h = hash_prefix(&file, m.len())
                         .map_err(|e| FilesError::io(&path, e))?
                         .finalize();
                     root.hashes().insert(key, h);

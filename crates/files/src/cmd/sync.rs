@@ -23,15 +23,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sockit_wire::framed::{Command, CommandError, ServerConnection, Session};
 use sockit_wire::{ErrorCode, FrameError, Header};
-use tokio::io::AsyncWriteExt;
 
 use crate::cmd::get::open_regular;
 use crate::cmd::put::{check_target, commit_staged, write_failed, Staged};
-use crate::cmd::{rel_path, reply_now};
+use crate::cmd::{rel_path, reply_compressed, reply_now, request_encoding};
+use crate::compress::blocks::{BlocksError, BodyReader, BodyWriter};
 use crate::error::FilesError;
 use crate::messages::{
     PutReply, Stored, SyncPatchRequest, SyncPullReply, SyncPullRequest, SyncSigReply,
-    SyncSigRequest,
+    SyncSigRequest, ZSTD,
 };
 use crate::meta::{self, Mtime};
 use crate::path::RelPath;
@@ -39,11 +39,6 @@ use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
 use crate::sync::chunks::{self, RECORD_LEN};
 use crate::sync::delta;
 use crate::sync::stream::{ApplyTask, DeltaSource};
-
-/// Largest chunk list either side sends (`sync_sig`'s reply, `sync_pull`'s request):
-/// enough for a file of about 14 GiB at the average chunk size. A larger file is sent
-/// whole.
-pub const MAX_SIG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The `sync_sig` command.
 #[derive(Debug)]
@@ -73,11 +68,12 @@ impl Command for SyncSig {
         })
         .await?;
         let body = chunks::encode(&sig.chunks);
-        if body.len() as u64 > MAX_SIG_BYTES {
+        let max = self.root.config().sync_max_chunk_list;
+        if body.len() as u64 > max {
             // The client sends such a file whole instead.
             return Err(CommandError::reply(
                 ErrorCode::TooLarge,
-                format!("the chunk list of {path} is over {MAX_SIG_BYTES} bytes"),
+                format!("the chunk list of {path} is over this server's {max} bytes"),
             ));
         }
         let reply = SyncSigReply {
@@ -111,13 +107,15 @@ impl Command for SyncPull {
         let req: SyncPullRequest = req.decode()?;
         let path = rel_path(&req.path)?;
         let len = conn.body_remaining();
-        if len > MAX_SIG_BYTES || !len.is_multiple_of(RECORD_LEN as u64) {
+        let max = self.root.config().sync_max_chunk_list;
+        if len > max || !len.is_multiple_of(RECORD_LEN as u64) {
             return Err(FilesError::BadRequest(format!(
-                "a chunk list is {RECORD_LEN}-byte records, at most {MAX_SIG_BYTES} bytes; got {len}"
+                "a chunk list is {RECORD_LEN}-byte records, at most {max} bytes on this server; got {len}"
             ))
             .into());
         }
-        let body = conn.read_body_to_vec(MAX_SIG_BYTES).await?;
+        let compress = reply_compressed(&self.root, &req.compress);
+        let body = conn.read_body_to_vec(max).await?;
         let base = chunks::decode(&body).map_err(FilesError::BadRequest)?;
         let p = path.clone();
         let (file, plan, mtime, mode) = blocking(&self.root, move |root| {
@@ -128,6 +126,7 @@ impl Command for SyncPull {
         })
         .await?;
         let size = plan.encoded_len();
+        let compress = compress && size > 0;
         let reply = SyncPullReply {
             path: path.as_string(),
             total: plan.total,
@@ -135,14 +134,16 @@ impl Command for SyncPull {
             mtime: mtime.secs,
             mtime_nsec: mtime.nsec,
             mode: Some(mode),
-            data_size: size,
+            data_size: if compress { 0 } else { size },
+            encoding: compress.then(|| ZSTD.to_owned()),
+            raw_size: compress.then_some(size),
         };
         conn.send(&Header::reply(&reply)?).await?;
         let mut source = DeltaSource::spawn(file, plan);
-        let stream = conn.stream_mut();
+        let mut body = BodyWriter::new(compress);
         loop {
             match source.next().await {
-                Ok(Some((piece, _))) => stream.write_all(&piece).await?,
+                Ok(Some((piece, _))) => body.write(conn, piece).await?,
                 Ok(None) => break,
                 Err(e) => {
                     // The header promised bytes we cannot deliver: close the connection.
@@ -151,9 +152,9 @@ impl Command for SyncPull {
                 }
             }
         }
-        stream.flush().await?;
+        let wire = body.finish(conn).await?;
         source.finish().await;
-        tracing::info!(peer = %session.peer, %path, delta = size, "sync_pull done");
+        tracing::info!(peer = %session.peer, %path, delta = size, wire, "sync_pull done");
         Ok(())
     }
 }
@@ -252,6 +253,15 @@ impl Command for SyncPatch {
             Ok(r) => r,
             Err(e) => return reply_now(conn, FilesError::BadRequest(e.to_string())).await,
         };
+        let encoded = match request_encoding(
+            &self.root,
+            req.encoding.as_deref(),
+            req.raw_size,
+            conn.body_remaining(),
+        ) {
+            Ok(e) => e,
+            Err(e) => return reply_now(conn, e).await,
+        };
         let req = match check(req) {
             Ok(r) => r,
             Err(e) => return reply_now(conn, e).await,
@@ -279,10 +289,11 @@ impl Command for SyncPatch {
                 }
             };
         let path = req.path.clone();
-        let delta_len = conn.body_remaining();
+        let delta_len = encoded.unwrap_or(conn.body_remaining());
         let mut task = ApplyTask::spawn(base, base_len, staging, req.total);
+        let mut body = BodyReader::new(encoded);
         loop {
-            match conn.read_body_chunk().await {
+            match body.next(conn, Some(&session.clock)).await {
                 Ok(Some(chunk)) => {
                     // A stopped applier reports its error from `finish`.
                     if !task.feed(chunk).await {
@@ -290,7 +301,18 @@ impl Command for SyncPatch {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
+                Err(BlocksError::Bad(e)) => {
+                    let _ = task.finish().await;
+                    self.root.discard_staging(&path);
+                    drop(guard);
+                    reply_now(conn, FilesError::BadRequest(format!("{path}: {e}"))).await?;
+                    return Err(FrameError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "malformed block in a sync_patch",
+                    ))
+                    .into());
+                }
+                Err(BlocksError::Frame(e)) => {
                     let _ = task.finish().await;
                     self.root.discard_staging(&path);
                     tracing::info!(peer = %session.peer, %path, error = %e, "sync_patch interrupted");
@@ -330,7 +352,7 @@ impl Command for SyncPatch {
             return reply_now(conn, e).await;
         }
         drop(guard);
-        tracing::info!(peer = %session.peer, %path, bytes = written, delta = delta_len, "sync_patch done");
+        tracing::info!(peer = %session.peer, %path, bytes = written, delta = delta_len, wire = body.wire(), "sync_patch done");
         let reply = PutReply {
             stored: Stored {
                 path: path.as_string(),

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use sockit_wire::header::{null_as_default, Message};
 use sockit_wire::ErrorCode;
 
-/// Most files one `putmany` or `getmany` may name (the server refuses more with
-/// `bad_request`), so that every reply fits in one header.
+/// The default of the most files one `putmany` or `getmany` may name (`serve
+/// --batch-max-files`; the server refuses more with `bad_request`), so that every reply
+/// fits in one header.
 pub const BATCH_MAX_FILES: usize = 128;
 
-/// Most body bytes one `putmany` may carry, or one `getmany` reply may hold (files past it
-/// are answered `too_large` and fetched alone with `get`).
+/// The default of the most body bytes one `putmany` may carry, or one `getmany` reply may
+/// hold (`serve --batch-max-bytes`; files past it are answered `too_large` and fetched
+/// alone with `get`).
 pub const BATCH_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Longest message of one item's error in a batch reply (longer ones are cut).
@@ -51,6 +53,13 @@ pub struct PutManyRequest {
     pub overwrite: bool,
     /// The files, in body order.
     pub files: Vec<PutManyFile>,
+    /// The body is sent as [`crate::messages::Block`] frames in this codec (`"zstd"`, only to a server
+    /// whose `features` accept it); the frame itself then announces no body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for PutManyRequest {
@@ -97,6 +106,13 @@ impl Message for PutManyReply {
 pub struct GetManyRequest {
     /// The files (symlinks inside the root are followed, as with `get`).
     pub paths: Vec<String>,
+    /// Codecs the client accepts for the reply's body (`["zstd"]`); absent: raw.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub compress: Vec<String>,
 }
 
 impl Message for GetManyRequest {
@@ -135,6 +151,13 @@ pub struct GetManyReply {
     pub size: u64,
     /// One entry per requested path, in order.
     pub files: Vec<GetManyFile>,
+    /// The body follows as [`crate::messages::Block`] frames in this codec (only when the request asked
+    /// for it with `compress`); `size` is then 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// With `encoding`: the bytes the blocks stand for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<u64>,
 }
 
 impl Message for GetManyReply {
@@ -144,6 +167,7 @@ impl Message for GetManyReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::ZSTD;
     use sockit_testkit::messages::{header, roundtrip};
 
     #[test]
@@ -159,12 +183,15 @@ mod tests {
                 mtime: Some(1),
                 mtime_nsec: Some(2),
             }],
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         roundtrip(PutManyReply {
             results: vec![None, Some(ItemError::new(ErrorCode::Exists, "d/b exists"))],
         });
         roundtrip(GetManyRequest {
             paths: vec!["a".into()],
+            compress: vec![ZSTD.into()],
         });
         roundtrip(GetManyReply {
             size: 3,
@@ -176,6 +203,8 @@ mod tests {
                 mode: Some(0o600),
                 error: None,
             }],
+            encoding: Some(ZSTD.into()),
+            raw_size: Some(7),
         });
         // docs/files.md
         let r: PutManyRequest = header(&format!(

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 use sockit_wire::{ClientError, ErrorCode, FrameError, Header};
-use tokio::io::AsyncWriteExt;
 
 use super::chunks::{self, Chunk};
 use super::delta;
@@ -26,10 +25,12 @@ use super::plan::{plan, Action, Node, PlanOptions, Tree};
 use super::stream::{ApplyTask, DeltaSource};
 use super::walk::{local_tree, Role};
 use super::{Side, SyncError};
+use crate::client::features::reply_encoding;
 use crate::client::put::early_refusal;
 use crate::client::tree::make_local_link;
 use crate::client::{remote_join, FilesClient, FilesClientError, Progress};
-use crate::cmd::sync::MAX_SIG_BYTES;
+use crate::compress::blocks::{BlocksError, BodyReader, BodyWriter};
+use crate::messages::ZSTD;
 use crate::messages::{
     PutReply, SyncPatchRequest, SyncPullReply, SyncPullRequest, SyncSigReply, SyncSigRequest,
 };
@@ -188,6 +189,13 @@ fn remove_local(path: &Path) -> Result<(), FilesClientError> {
 
 fn frame(e: FrameError) -> FilesClientError {
     ClientError::from(e).into()
+}
+
+fn blocks_err(e: BlocksError) -> FilesClientError {
+    match e {
+        BlocksError::Frame(e) => frame(e),
+        BlocksError::Bad(e) => FilesClientError::Protocol(e.to_string()),
+    }
 }
 
 /// Whether the remote path names the data root (whose mode belongs to its operator).
@@ -535,13 +543,16 @@ impl FilesClient {
     }
 
     /// The chunk list of the remote file `path`; `None` when the server has none to give
-    /// (no such file, not a regular file, a list over [`MAX_SIG_BYTES`]): the base is only
+    /// (no such file, not a regular file, a list over the server's `sync_max_chunk_list`):
+    /// the base is only
     /// a saving, so the file is then sent whole.
     async fn remote_chunks(
         &mut self,
         path: &str,
         report: &mut SyncReport,
     ) -> Result<Option<Vec<Chunk>>, FilesClientError> {
+        // Asked before the request: its body must be read right after the reply.
+        let max = self.features().await?.sync_max_chunk_list;
         let req = SyncSigRequest {
             path: path.to_owned(),
         };
@@ -551,11 +562,11 @@ impl FilesClient {
             Err(e) => return Err(e),
         };
         let conn = self.inner().connection();
-        if reply.data_size > MAX_SIG_BYTES {
+        if reply.data_size > max {
             conn.discard_body().await.map_err(frame)?;
             return Ok(None);
         }
-        let body = conn.read_body_to_vec(MAX_SIG_BYTES).await.map_err(frame)?;
+        let body = conn.read_body_to_vec(max).await.map_err(frame)?;
         report.signature_bytes += body.len() as u64;
         report.bytes_on_wire += body.len() as u64;
         let list = chunks::decode(&body).map_err(FilesClientError::Protocol)?;
@@ -605,6 +616,7 @@ impl FilesClient {
         let size = plan.encoded_len();
         let total = plan.total;
         let expected = plan.blake3.to_hex().to_string();
+        let compressed = size > 0 && self.upload_compressed().await?;
         let req = SyncPatchRequest {
             path: remote.to_owned(),
             base,
@@ -613,13 +625,17 @@ impl FilesClient {
             mode: Some(m.mode() & REPORTED_MODE_BITS),
             mtime: Some(mtime.secs),
             mtime_nsec: Some(mtime.nsec),
-            data_size: size,
+            data_size: if compressed { 0 } else { size },
+            encoding: compressed.then(|| ZSTD.to_owned()),
+            raw_size: compressed.then_some(size),
         };
         let header = Header::encode(&req).map_err(ClientError::from)?;
         let conn = self.inner().connection();
         conn.send(&header).await.map_err(frame)?;
         let mut source = DeltaSource::spawn(file, plan);
+        let mut body = BodyWriter::new(compressed);
         let mut sent = 0u64;
+        let mut wire = 0u64;
         let mut stood_for = 0u64;
         let outcome: Result<(), FilesClientError> = async {
             while let Some((piece, n)) = source
@@ -627,11 +643,8 @@ impl FilesClient {
                 .await
                 .map_err(|e| FilesClientError::local(local, e))?
             {
-                conn.stream_mut()
-                    .write_all(&piece)
-                    .await
-                    .map_err(|e| frame(FrameError::Io(e)))?;
                 sent += piece.len() as u64;
+                body.write(conn, piece).await.map_err(frame)?;
                 stood_for += n;
                 bar.to(stood_for);
                 // A refusal can arrive while we send (busy, disk full, ...): stop early.
@@ -639,16 +652,14 @@ impl FilesClient {
                     return Err(e);
                 }
             }
-            conn.stream_mut()
-                .flush()
-                .await
-                .map_err(|e| frame(FrameError::Io(e)))
+            wire = body.finish(conn).await.map_err(frame)?;
+            Ok(())
         }
         .await;
         source.finish().await;
         if let Err(e) = outcome {
             // The server still expects the rest of the body: this connection is done.
-            self.broken = sent < size;
+            self.broken = sent < size || compressed;
             return Err(e);
         }
         let reply = self.inner().read_response().await?;
@@ -659,8 +670,8 @@ impl FilesClient {
                 stored.blake3, stored.size
             )));
         }
-        report.delta_bytes += size;
-        report.bytes_on_wire += size;
+        report.delta_bytes += wire;
+        report.bytes_on_wire += wire;
         report.bytes_represented += total;
         Ok(())
     }
@@ -678,6 +689,7 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
+        let max = self.features().await?.sync_max_chunk_list;
         let (base_file, base_len, list) = match base {
             Some(b) => {
                 on_thread(&b.clone(), move || {
@@ -693,7 +705,7 @@ impl FilesClient {
                     }
                     let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f))?;
                     // A list the server would refuse: send the file whole instead.
-                    if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > MAX_SIG_BYTES {
+                    if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > max {
                         return Ok((None, 0, Vec::new()));
                     }
                     Ok((Some(f), sig.total, sig.chunks))
@@ -706,6 +718,7 @@ impl FilesClient {
         let req = SyncPullRequest {
             path: remote.to_owned(),
             data_size: body.len() as u64,
+            compress: self.accepted(),
         };
         report.signature_bytes += body.len() as u64;
         report.bytes_on_wire += body.len() as u64;
@@ -725,21 +738,37 @@ impl FilesClient {
             .create_new(true)
             .open(&tmp)
             .map_err(local_err(&tmp));
+        let asked = self.compress;
         let conn = self.inner().connection();
-        let delta_len = conn.body_remaining();
+        let encoded = reply_encoding(
+            asked,
+            reply.encoding.as_deref(),
+            reply.raw_size,
+            conn.body_remaining(),
+        );
+        let encoded = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
+            }
+        };
+        let mut body = BodyReader::new(encoded);
         let out = match out {
             Ok(f) => f,
             Err(e) => {
                 // Keep the connection in step for whoever reports the error.
-                conn.discard_body().await.map_err(frame)?;
+                while body.next(conn, None).await.map_err(blocks_err)?.is_some() {}
                 return Err(e);
             }
         };
         let mut task = ApplyTask::spawn(base_file, base_len, out, reply.total);
         let mut applying = true;
+        let mut delta_len = 0u64;
         loop {
-            match conn.read_body_chunk().await {
+            match body.next(conn, None).await {
                 Ok(Some(chunk)) => {
+                    delta_len += chunk.len() as u64;
                     // After a failure keep reading, so the connection stays in step.
                     if applying && !task.feed(chunk).await {
                         applying = false;
@@ -751,7 +780,7 @@ impl FilesClient {
                     let _ = task.finish().await;
                     let _ = std::fs::remove_file(&tmp);
                     self.broken = true;
-                    return Err(frame(e));
+                    return Err(blocks_err(e));
                 }
             }
         }
@@ -781,8 +810,9 @@ impl FilesClient {
         })
         .await
         .map_err(fail)?;
-        report.delta_bytes += delta_len;
-        report.bytes_on_wire += delta_len;
+        let wire = body.wire().unwrap_or(delta_len);
+        report.delta_bytes += wire;
+        report.bytes_on_wire += wire;
         report.bytes_represented += reply.total;
         Ok(())
     }

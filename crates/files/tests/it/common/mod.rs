@@ -36,6 +36,36 @@ impl Server {
     fn serve(files: Arc<FilesRoot>) -> Server {
         let mut table = CommandTable::new();
         sockit_files::cmd::register(&mut table, files.clone());
+        Self::serve_table(files, table)
+    }
+
+    /// A server as it was before `features` and compression: the same file commands
+    /// without `features` and `block` (so its hello offers no compression), with
+    /// compression off (so `get` ignores a client's `compress`).
+    pub async fn start_without_compression(root: &Path) -> Server {
+        use sockit_files::cmd::*;
+        let config = FilesConfig {
+            compress: false,
+            ..FilesConfig::default()
+        };
+        let root = FilesRoot::open(root, config).unwrap();
+        let mut table = CommandTable::new();
+        let r = || root.clone();
+        table.register("ls", Arc::new(ls::Ls { root: r() }));
+        table.register("stat", Arc::new(stat::Stat { root: r() }));
+        table.register("get", Arc::new(get::Get { root: r() }));
+        table.register("put", Arc::new(put::Put { root: r() }));
+        table.register("rm", Arc::new(rm::Rm { root: r() }));
+        table.register("mkdir", Arc::new(mkdir::Mkdir { root: r() }));
+        table.register("symlink", Arc::new(link::Symlink { root: r() }));
+        table.register("setattr", Arc::new(link::Setattr { root: r() }));
+        table.register("putmany", Arc::new(many::PutMany { root: r() }));
+        table.register("getmany", Arc::new(many::GetMany { root: r() }));
+        sync::register(&mut table, r());
+        Self::serve_table(root, table)
+    }
+
+    fn serve_table(files: Arc<FilesRoot>, table: CommandTable) -> Server {
         let service = Arc::new(FramedService::new(table, FramedConfig::default()));
         let listener = bind_tcp(LOOPBACK_ANY, 1024).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -115,6 +145,66 @@ async fn pump(
         }
         moved += n;
     }
+}
+
+/// Bytes a [`counting_proxy`] moved each way, over all its connections.
+#[derive(Debug, Default)]
+pub struct Counted {
+    /// Client → server.
+    pub up: std::sync::atomic::AtomicU64,
+    /// Server → client.
+    pub down: std::sync::atomic::AtomicU64,
+}
+
+impl Counted {
+    /// (client → server, server → client) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.up.load(Relaxed), self.down.load(Relaxed))
+    }
+}
+
+/// A proxy that forwards every connection to `upstream` and counts the bytes each way:
+/// what a transfer really cost on the wire (frames and all).
+pub async fn counting_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Counted>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = Arc::new(Counted::default());
+    let c = counted.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let server = TcpStream::connect(upstream).await.unwrap();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = count_pump(&mut cr, &mut sw, &c.up);
+                let down = count_pump(&mut sr, &mut cw, &c.down);
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (addr, counted)
+}
+
+async fn count_pump(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    count: &std::sync::atomic::AtomicU64,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // Counted before it is forwarded: once the receiver has it, the count includes it.
+        count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Every file under `dir` (relative path → bytes), for before/after comparisons.
