@@ -750,7 +750,8 @@ impl Message for SyncSigRequest {
 }
 
 /// `{"status":"ok","path","total","blake3","chunks","data_size"}`, followed by `data_size`
-/// bytes: `chunks` records of a 4-byte little-endian length and a 32-byte BLAKE3 hash.
+/// bytes: `chunks` records of a 4-byte little-endian length and the first 16 bytes of the
+/// chunk's BLAKE3, cut with an average chunk of `chunk_avg` bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncSigReply {
     /// The file, canonical spelling.
@@ -762,8 +763,17 @@ pub struct SyncSigReply {
     pub blake3: String,
     /// Records in the body.
     pub chunks: u64,
-    /// The body length (`chunks` × 36).
+    /// The body length (`chunks` × 20).
     pub data_size: u64,
+    /// The average chunk the list was cut with (a power of two, 8 KiB to 1 MiB; the
+    /// smallest chunk is a quarter of it, the largest eight times it).
+    #[serde(default = "default_chunk_avg")]
+    pub chunk_avg: u32,
+}
+
+/// The average chunk of a list that does not say (the smallest allowed).
+fn default_chunk_avg() -> u32 {
+    crate::sync::chunks::MIN_AVG
 }
 
 impl Message for SyncSigReply {
@@ -779,6 +789,9 @@ pub struct SyncPullRequest {
     /// The body length (the client's chunk list).
     #[serde(default, deserialize_with = "null_as_default")]
     pub data_size: u64,
+    /// The average chunk the client's list was cut with (as in [`SyncSigReply`]).
+    #[serde(default = "default_chunk_avg")]
+    pub chunk_avg: u32,
     /// Codecs the client accepts for the reply's body (`["zstd"]`); absent: raw.
     #[serde(
         default,
@@ -880,11 +893,13 @@ mod sync_tests {
             total: 9,
             blake3: "ab".repeat(32),
             chunks: 1,
-            data_size: 36,
+            data_size: 20,
+            chunk_avg: 65536,
         });
         roundtrip(SyncPullRequest {
             path: "a".into(),
-            data_size: 36,
+            data_size: 20,
+            chunk_avg: 8192,
             compress: vec![ZSTD.into()],
         });
         roundtrip(SyncPullReply {

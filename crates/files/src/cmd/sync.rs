@@ -36,7 +36,7 @@ use crate::messages::{
 use crate::meta::{self, Mtime};
 use crate::path::RelPath;
 use crate::root::{blocking, mode_of, mtime_of, FilesRoot};
-use crate::sync::chunks::{self, RECORD_LEN};
+use crate::sync::chunks::{self, ChunkParams, RECORD_LEN};
 use crate::sync::delta;
 use crate::sync::stream::{ApplyTask, DeltaSource};
 
@@ -60,13 +60,15 @@ impl Command for SyncSig {
         let p = path.clone();
         let sig = blocking(&self.root, move |root| {
             let (file, meta) = open_regular(root, &p)?;
-            let sig = chunks::signature(BufReader::with_capacity(1 << 20, file))
+            let params = ChunkParams::for_size(meta.len());
+            let sig = chunks::signature(BufReader::with_capacity(1 << 20, file), params)
                 .map_err(|e| FilesError::io(&p, e))?;
             root.hashes()
                 .insert(FilesRoot::file_key(&p, &meta), sig.blake3);
-            Ok(sig)
+            Ok((sig, params))
         })
         .await?;
+        let (sig, params) = sig;
         let body = chunks::encode(&sig.chunks);
         let max = self.root.config().sync_max_chunk_list;
         if body.len() as u64 > max {
@@ -82,6 +84,7 @@ impl Command for SyncSig {
             blake3: sig.blake3.to_hex().to_string(),
             chunks: sig.chunks.len() as u64,
             data_size: body.len() as u64,
+            chunk_avg: params.avg(),
         };
         conn.send_with_body(&Header::reply(&reply)?, Bytes::from(body))
             .await?;
@@ -114,13 +117,14 @@ impl Command for SyncPull {
             ))
             .into());
         }
+        let params = ChunkParams::from_avg(req.chunk_avg).map_err(FilesError::BadRequest)?;
         let compress = reply_compressed(&self.root, &req.compress);
         let body = conn.read_body_to_vec(max).await?;
-        let base = chunks::decode(&body).map_err(FilesError::BadRequest)?;
+        let base = chunks::decode(&body, params).map_err(FilesError::BadRequest)?;
         let p = path.clone();
         let (file, plan, mtime, mode) = blocking(&self.root, move |root| {
             let (file, meta) = open_regular(root, &p)?;
-            let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &base)
+            let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &base, params)
                 .map_err(|e| FilesError::io(&p, e))?;
             Ok((file, plan, mtime_of(&meta), mode_of(&meta)))
         })

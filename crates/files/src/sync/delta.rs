@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 
-use super::chunks::{self, Chunk};
+use super::chunks::{self, Chunk, ChunkParams};
 
 /// Tag of a copy operation.
 const TAG_COPY: u8 = 1;
@@ -85,17 +85,24 @@ impl Plan {
     }
 }
 
-/// Plans the delta from the base described by `base` to the content `new` yields.
+/// Plans the delta from the base described by `base` (cut with `params`) to the content
+/// `new` yields.
 ///
 /// # Errors
 /// Reading `new` failed.
-pub fn plan<R: Read>(new: R, base: &[Chunk]) -> io::Result<Plan> {
-    let known: HashMap<([u8; 32], u32), u64> = base
+pub fn plan<R: Read>(new: R, base: &[Chunk], params: ChunkParams) -> io::Result<Plan> {
+    Ok(plan_from(&chunks::signature(new, params)?, base))
+}
+
+/// Plans the delta from the base described by `base` to the new file whose signature
+/// (cut with the same parameters as the base's list) is `new`.
+pub fn plan_from(new: &chunks::Signature, base: &[Chunk]) -> Plan {
+    let sig = new;
+    let known: HashMap<(chunks::ChunkHash, u32), u64> = base
         .iter()
         .rev()
         .map(|c| ((c.hash, c.len), c.offset))
         .collect();
-    let sig = chunks::signature(new)?;
     let mut ops: Vec<Op> = Vec::new();
     for c in &sig.chunks {
         let len = u64::from(c.len);
@@ -113,11 +120,11 @@ pub fn plan<R: Read>(new: R, base: &[Chunk]) -> io::Result<Plan> {
             _ => ops.push(op),
         }
     }
-    Ok(Plan {
+    Plan {
         ops,
         total: sig.total,
         blake3: sig.blake3,
-    })
+    }
 }
 
 /// Positional reads (a file, or bytes in memory for tests).
@@ -451,8 +458,9 @@ mod tests {
 
     /// Delta from `base` to `new`, applied in slices of `step` bytes.
     fn roundtrip(base: &[u8], new: &[u8], step: usize) -> (Vec<u8>, Plan, u64) {
-        let sig = chunks::signature(base).unwrap();
-        let plan = plan(new, &sig.chunks).unwrap();
+        let params = ChunkParams::for_size(base.len() as u64);
+        let sig = chunks::signature(base, params).unwrap();
+        let plan = plan(new, &sig.chunks, params).unwrap();
         let wire = encode_all(new, &plan).unwrap();
         assert_eq!(wire.len() as u64, plan.encoded_len());
         let mut e = Encoder::new(new, &plan);

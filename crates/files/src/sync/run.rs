@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use sockit_wire::{ClientError, ErrorCode, FrameError, Header};
 
-use super::chunks::{self, Chunk};
+use super::chunks::{self, Chunk, ChunkParams};
 use super::delta;
 use super::exclude::Excludes;
 use super::plan::{plan, Action, Node, PlanOptions, Tree};
@@ -301,7 +301,7 @@ impl FilesClient {
             _ => {
                 return Err(SyncError::Usage(
                     "one side of a sync must be local and the other remote".into(),
-                ))
+                ));
             }
         };
         if opts.checksum {
@@ -550,7 +550,7 @@ impl FilesClient {
         &mut self,
         path: &str,
         report: &mut SyncReport,
-    ) -> Result<Option<Vec<Chunk>>, FilesClientError> {
+    ) -> Result<Option<(Vec<Chunk>, ChunkParams)>, FilesClientError> {
         // Asked before the request: its body must be read right after the reply.
         let max = self.features().await?.sync_max_chunk_list;
         let req = SyncSigRequest {
@@ -569,7 +569,8 @@ impl FilesClient {
         let body = conn.read_body_to_vec(max).await.map_err(frame)?;
         report.signature_bytes += body.len() as u64;
         report.bytes_on_wire += body.len() as u64;
-        let list = chunks::decode(&body).map_err(FilesClientError::Protocol)?;
+        let params = ChunkParams::from_avg(reply.chunk_avg).map_err(FilesClientError::Protocol)?;
+        let list = chunks::decode(&body, params).map_err(FilesClientError::Protocol)?;
         let covered: u64 = list.iter().map(|c| u64::from(c.len)).sum();
         if list.len() as u64 != reply.chunks || covered != reply.total {
             return Err(FilesClientError::Protocol(format!(
@@ -579,7 +580,7 @@ impl FilesClient {
                 list.len()
             )));
         }
-        Ok(Some(list))
+        Ok(Some((list, params)))
     }
 
     /// Sends the local file `local` to `remote` as a delta against the remote `base`.
@@ -594,24 +595,45 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
-        let (base, list) = match base {
-            Some(b) => match self.remote_chunks(&b, report).await? {
-                Some(list) => (Some(b), list),
-                None => (None, Vec::new()),
-            },
-            None => (None, Vec::new()),
-        };
+        // The local file is cut while the server cuts the base (two cores, half the
+        // time), with the parameters a base of the source's size gets; a base of another
+        // size class (an edit that changed the size a lot) means cutting it again.
         let l = local.to_owned();
-        let (file, m, plan) = on_thread(local, move || {
+        let local_sig = on_thread(local, move || {
             let file = open_local(&l)?;
             let m = file.metadata()?;
             if !m.is_file() {
                 return Err(std::io::Error::other("is no longer a regular file"));
             }
-            let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &list)?;
-            Ok((file, m, plan))
-        })
-        .await?;
+            let params = ChunkParams::for_size(m.len());
+            let sig = chunks::signature(BufReader::with_capacity(1 << 20, &file), params)?;
+            Ok((file, m, params, sig))
+        });
+        let remote_list = async {
+            let found: Result<_, FilesClientError> = match base {
+                Some(b) => match self.remote_chunks(&b, report).await? {
+                    Some((list, params)) => Ok((Some(b), list, Some(params))),
+                    None => Ok((None, Vec::new(), None)),
+                },
+                None => Ok((None, Vec::new(), None)),
+            };
+            found
+        };
+        let (local_sig, remote_list) = tokio::join!(local_sig, remote_list);
+        let (file, m, cut_with, sig) = local_sig?;
+        let (base, list, params) = remote_list?;
+        let sig = match params {
+            Some(p) if p != cut_with => {
+                let mut f = file.try_clone().map_err(local_err(local))?;
+                on_thread(local, move || {
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+                    chunks::signature(BufReader::with_capacity(1 << 20, f), p)
+                })
+                .await?
+            }
+            _ => sig,
+        };
+        let plan = delta::plan_from(&sig, &list);
         let mtime = Mtime::of(m.mtime(), m.mtime_nsec());
         let size = plan.encoded_len();
         let total = plan.total;
@@ -690,34 +712,37 @@ impl FilesClient {
             return Err(FilesClientError::Broken);
         }
         let max = self.features().await?.sync_max_chunk_list;
-        let (base_file, base_len, list) = match base {
+        let (base_file, base_len, list, params) = match base {
             Some(b) => {
                 on_thread(&b.clone(), move || {
                     let f = match open_local(&b) {
                         Ok(f) => f,
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Ok((None, 0, Vec::new()))
+                            return Ok((None, 0, Vec::new(), ChunkParams::default()));
                         }
                         Err(e) => return Err(e),
                     };
-                    if !f.metadata()?.is_file() {
-                        return Ok((None, 0, Vec::new()));
+                    let m = f.metadata()?;
+                    if !m.is_file() {
+                        return Ok((None, 0, Vec::new(), ChunkParams::default()));
                     }
-                    let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f))?;
+                    let params = ChunkParams::for_size(m.len());
+                    let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f), params)?;
                     // A list the server would refuse: send the file whole instead.
                     if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > max {
-                        return Ok((None, 0, Vec::new()));
+                        return Ok((None, 0, Vec::new(), ChunkParams::default()));
                     }
-                    Ok((Some(f), sig.total, sig.chunks))
+                    Ok((Some(f), sig.total, sig.chunks, params))
                 })
                 .await?
             }
-            None => (None, 0, Vec::new()),
+            None => (None, 0, Vec::new(), ChunkParams::default()),
         };
         let body = chunks::encode(&list);
         let req = SyncPullRequest {
             path: remote.to_owned(),
             data_size: body.len() as u64,
+            chunk_avg: params.avg(),
             compress: self.accepted(),
         };
         report.signature_bytes += body.len() as u64;

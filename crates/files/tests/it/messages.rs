@@ -87,7 +87,10 @@ async fn course_and_doc_requests_read_as_the_reply_types() {
         .await
         .unwrap();
     let sig = sig.decode::<SyncSigReply>().unwrap();
-    assert_eq!((sig.total, sig.chunks, sig.data_size), (5, 1, 36));
+    // One record: a 4-byte length and 16 bytes of the chunk's BLAKE3; a small file is cut
+    // with the smallest average chunk.
+    assert_eq!((sig.total, sig.chunks, sig.data_size), (5, 1, 20));
+    assert_eq!(sig.chunk_avg, 8192);
     assert_eq!(sig.blake3, blake3::hash(b"hello").to_hex().as_str());
     c.connection().discard_body().await.unwrap();
     let pull = c
@@ -141,6 +144,14 @@ async fn wrong_shapes_are_bad_requests_naming_the_key() {
         (r#"{"cmd":"mkdir","path":"d","parents":"yes"}"#, "`parents`"),
         (r#"{"cmd":"rm","path":"d","recursive":1}"#, "`recursive`"),
         (r#"{"cmd":"sync_sig","path":7}"#, "`path`"),
+        (
+            r#"{"cmd":"sync_pull","path":"x","data_size":0,"chunk_avg":12345}"#,
+            "chunk_avg 12345",
+        ),
+        (
+            r#"{"cmd":"sync_pull","path":"x","data_size":0,"chunk_avg":4096}"#,
+            "chunk_avg 4096",
+        ),
         (
             r#"{"cmd":"sync_patch","path":"x","total":"big","blake3":"00"}"#,
             "`total`",

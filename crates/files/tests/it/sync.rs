@@ -207,6 +207,30 @@ async fn a_truncation() {
     small_edit_costs_little(|b| b.truncate(BIG / 3)).await;
 }
 
+/// A large base cut into larger chunks than a small source would be: the source is cut
+/// again with the base's parameters, so the part they share is still copied, both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_cut_to_a_fraction_of_its_size_is_still_a_small_delta() {
+    let env = Env::new().await;
+    let a = env.local("a");
+    std::fs::create_dir_all(&a).unwrap();
+    let big = data::bytes(40 << 20, 11);
+    std::fs::write(a.join("f.bin"), &big).unwrap();
+    set_mtime(&a.join("f.bin"), PAST, 0);
+    env.both_ways(&SyncOptions::default()).await;
+    std::fs::write(a.join("f.bin"), &big[..6 << 20]).unwrap();
+    set_mtime(&a.join("f.bin"), PAST + 1, 0);
+    let (up, down) = env.both_ways(&SyncOptions::default()).await;
+    for r in [&up, &down] {
+        assert_eq!((r.changed, r.bytes_represented), (1, 6 << 20), "{r:?}");
+        assert!(
+            r.delta_bytes < (6 << 20) / 50,
+            "{} delta bytes for a truncation of a 40 MiB file to 6 MiB",
+            r.delta_bytes
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_copies_from_the_old_name() {
     let env = Env::new().await;
