@@ -16,7 +16,6 @@
 //!
 //! Listing a tree uses `ls`, directories `mkdir`/`setattr`, symlinks `symlink`, removals `rm`.
 
-use std::io::BufReader;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -61,10 +60,11 @@ impl Command for SyncSig {
         let sig = blocking(&self.root, move |root| {
             let (file, meta) = open_regular(root, &p)?;
             let params = ChunkParams::for_size(meta.len());
-            let sig = chunks::signature(BufReader::with_capacity(1 << 20, file), params)
+            let key = FilesRoot::file_key(&p, &meta);
+            let known = root.hashes().get(&key);
+            let sig = chunks::signature_at(&file, meta.len(), params, known)
                 .map_err(|e| FilesError::io(&p, e))?;
-            root.hashes()
-                .insert(FilesRoot::file_key(&p, &meta), sig.blake3);
+            root.hashes().insert(key, sig.blake3);
             Ok((sig, params))
         })
         .await?;
@@ -124,8 +124,11 @@ impl Command for SyncPull {
         let p = path.clone();
         let (file, plan, mtime, mode) = blocking(&self.root, move |root| {
             let (file, meta) = open_regular(root, &p)?;
-            let plan = delta::plan(BufReader::with_capacity(1 << 20, &file), &base, params)
+            let key = FilesRoot::file_key(&p, &meta);
+            let known = root.hashes().get(&key);
+            let plan = delta::plan_at(&file, meta.len(), &base, params, known)
                 .map_err(|e| FilesError::io(&p, e))?;
+            root.hashes().insert(key, plan.blake3);
             Ok((file, plan, mtime_of(&meta), mode_of(&meta)))
         })
         .await?;

@@ -8,6 +8,8 @@
 
 use std::io::{self, Read};
 
+use super::read_at::{ReadAt, Window};
+
 /// Smallest average chunk a list may announce (also the one for small files), in bytes.
 pub const MIN_AVG: u32 = 8 * 1024;
 /// Largest average chunk a list may announce, in bytes.
@@ -101,44 +103,227 @@ pub struct Signature {
     pub blake3: blake3::Hash,
 }
 
-fn chunk_hash(data: &[u8]) -> ChunkHash {
+/// The hash of a chunk's bytes.
+pub(crate) fn chunk_hash(data: &[u8]) -> ChunkHash {
     let mut h = [0u8; HASH_LEN];
     h.copy_from_slice(&blake3::hash(data).as_bytes()[..HASH_LEN]);
     h
 }
 
-/// Chunks everything `reader` yields with `params` (one sequential pass).
+/// Files at least this large are cut on several threads.
+const PARALLEL_MIN: u64 = 16 << 20;
+/// Most threads one file is cut on.
+const MAX_THREADS: usize = 4;
+
+/// FastCDC's cut search with fixed parameters (normalization level 1, as
+/// `fastcdc::v2020::FastCDC::new` uses, so the cuts are FastCDC's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cutter {
+    min: usize,
+    avg: usize,
+    max: usize,
+    mask_s: u64,
+    mask_l: u64,
+}
+
+impl Cutter {
+    /// The cutter for `params`.
+    pub(crate) fn new(params: ChunkParams) -> Self {
+        let (mask_s, mask_l) = fastcdc::v2020::select_masks(
+            params.avg() as usize,
+            fastcdc::v2020::Normalization::Level1,
+        );
+        Self {
+            min: params.min() as usize,
+            avg: params.avg() as usize,
+            max: params.max() as usize,
+            mask_s,
+            mask_l,
+        }
+    }
+
+    /// The largest chunk: how many bytes [`Self::cut`] may look at.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// The length of the chunk that starts `data` (`data` holds at least the largest
+    /// chunk's bytes, or all that is left of the file).
+    pub(crate) fn cut(&self, data: &[u8]) -> usize {
+        if data.len() <= self.min {
+            return data.len();
+        }
+        let (_, n) = fastcdc::v2020::cut(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+        );
+        n.clamp(1, data.len())
+    }
+}
+
+/// Cuts `src` (`len` bytes) from `from`, which must be a cut point (0, or the end of a
+/// chunk), until a chunk ends at or past `until` or `stop` says so for a chunk's end.
+fn cut_run<S: ReadAt + ?Sized>(
+    src: &S,
+    len: u64,
+    from: u64,
+    until: u64,
+    cutter: Cutter,
+    mut stop: impl FnMut(u64) -> bool,
+) -> io::Result<Vec<Chunk>> {
+    let mut w = Window::new(src, len);
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < len.min(until.max(from + 1)) {
+        let data = w.get(at, cutter.max())?;
+        let n = cutter.cut(data);
+        out.push(Chunk {
+            offset: at,
+            len: n as u32,
+            hash: chunk_hash(&data[..n]),
+        });
+        at += n as u64;
+        if stop(at) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The whole-file BLAKE3 of the first `len` bytes of `src`.
 ///
 /// # Errors
 /// A read error.
-pub fn signature<R: Read>(reader: R, params: ChunkParams) -> io::Result<Signature> {
-    let mut whole = blake3::Hasher::new();
-    let mut chunks = Vec::new();
-    let mut total = 0u64;
-    let cdc = fastcdc::v2020::StreamCDC::new(
-        reader,
-        params.min() as usize,
-        params.avg() as usize,
-        params.max() as usize,
-    );
-    for c in cdc {
-        let c = c.map_err(|e| match e {
-            fastcdc::v2020::Error::IoError(e) => e,
-            other => io::Error::other(other.to_string()),
-        })?;
-        whole.update(&c.data);
-        chunks.push(Chunk {
-            offset: c.offset,
-            len: u32::try_from(c.length).unwrap_or(u32::MAX),
-            hash: chunk_hash(&c.data),
-        });
-        total += c.length as u64;
+pub fn whole_hash<S: ReadAt + ?Sized>(src: &S, len: u64) -> io::Result<blake3::Hash> {
+    let mut w = Window::new(src, len);
+    let mut h = blake3::Hasher::new();
+    let mut at = 0u64;
+    while at < len {
+        let data = w.get(at, 1 << 20)?;
+        h.update(data);
+        at += data.len() as u64;
     }
+    Ok(h.finalize())
+}
+
+/// Cuts `src` (`len` bytes) into chunks with `params`: the same cuts as one pass from the
+/// start, made on several threads for a large file (each thread cuts a stretch; a stretch
+/// is joined to the one before where their cut chains meet, which content-defined cuts do
+/// within a few chunks). The whole-file hash is `whole` when the caller knows it (the
+/// server's hash cache), else computed on a thread of its own.
+///
+/// # Errors
+/// A read error.
+pub fn signature_at<S: ReadAt + Sync + ?Sized>(
+    src: &S,
+    len: u64,
+    params: ChunkParams,
+    whole: Option<blake3::Hash>,
+) -> io::Result<Signature> {
+    let threads = if len < PARALLEL_MIN {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    };
+    signature_on(src, len, params, whole, threads)
+}
+
+/// [`signature_at`] on `threads` threads.
+fn signature_on<S: ReadAt + Sync + ?Sized>(
+    src: &S,
+    len: u64,
+    params: ChunkParams,
+    whole: Option<blake3::Hash>,
+    threads: usize,
+) -> io::Result<Signature> {
+    let cutter = Cutter::new(params);
+    let threads = threads.max(1);
+    let (chunks, blake3) = std::thread::scope(|s| {
+        let hasher = whole.is_none().then(|| s.spawn(|| whole_hash(src, len)));
+        let stretches: Vec<_> = (0..threads as u64)
+            .map(|k| {
+                let from = len * k / threads as u64;
+                let until = len * (k + 1) / threads as u64;
+                s.spawn(move || cut_run(src, len, from, until, cutter, |_| false))
+            })
+            .collect();
+        let mut parts = Vec::with_capacity(threads);
+        for t in stretches {
+            parts.push(
+                t.join()
+                    .map_err(|_| io::Error::other("a cutting thread panicked"))??,
+            );
+        }
+        let chunks = join_stretches(src, len, cutter, parts)?;
+        let blake3 = match hasher {
+            Some(t) => t
+                .join()
+                .map_err(|_| io::Error::other("the hashing thread panicked"))??,
+            None => whole.unwrap_or_else(|| blake3::hash(&[])),
+        };
+        Ok::<_, io::Error>((chunks, blake3))
+    })?;
     Ok(Signature {
         chunks,
-        total,
-        blake3: whole.finalize(),
+        total: len,
+        blake3,
     })
+}
+
+/// Joins stretches cut independently into the chunks of one pass from the start: after
+/// the chunks so far, cutting goes on until a chunk ends where one of the next stretch's
+/// chunks starts (from there both chains cut alike), or the file ends.
+fn join_stretches<S: ReadAt + ?Sized>(
+    src: &S,
+    len: u64,
+    cutter: Cutter,
+    parts: Vec<Vec<Chunk>>,
+) -> io::Result<Vec<Chunk>> {
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    for next in parts {
+        let end = out.last().map_or(0, |c| c.offset + u64::from(c.len));
+        let starts_at = |at: u64| next.binary_search_by_key(&at, |c| c.offset).ok();
+        let meet = match starts_at(end) {
+            Some(i) => Some(i),
+            None if next.last().is_some_and(|c| c.offset > end) => {
+                let bridge = cut_run(src, len, end, len, cutter, |at| starts_at(at).is_some())?;
+                let at = bridge.last().map_or(end, |c| c.offset + u64::from(c.len));
+                out.extend(bridge);
+                starts_at(at)
+            }
+            // The chunks so far already reach past this stretch's last start.
+            None => None,
+        };
+        if let Some(i) = meet {
+            out.extend_from_slice(&next[i..]);
+        }
+    }
+    // A stretch whose chain never met the one before leaves the rest uncut.
+    let end = out.last().map_or(0, |c| c.offset + u64::from(c.len));
+    if end < len {
+        out.extend(cut_run(src, len, end, len, cutter, |_| false)?);
+    }
+    Ok(out)
+}
+
+/// Chunks everything `reader` yields with `params` (reads it all into memory first;
+/// for tests and small inputs: files go through [`signature_at`]).
+///
+/// # Errors
+/// A read error.
+pub fn signature<R: Read>(mut reader: R, params: ChunkParams) -> io::Result<Signature> {
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data)?;
+    signature_at(&data[..], data.len() as u64, params, None)
 }
 
 /// The wire form of a chunk list.
@@ -220,6 +405,36 @@ mod tests {
             .unwrap()
             .chunks
             .is_empty());
+    }
+
+    #[test]
+    fn the_cuts_are_fastcdc_s_on_any_number_of_threads() {
+        let p = ChunkParams::default();
+        let mut zeros_then_noise = vec![0u8; 200_000];
+        zeros_then_noise.extend(data(150_000, 4));
+        for d in [data(600_000, 11), vec![0u8; 300_000], zeros_then_noise] {
+            let reference: Vec<(u64, u32)> = fastcdc::v2020::FastCDC::new(
+                &d,
+                p.min() as usize,
+                p.avg() as usize,
+                p.max() as usize,
+            )
+            .map(|c| (c.offset as u64, c.length as u32))
+            .collect();
+            for threads in 1..=5 {
+                let s = signature_on(&d[..], d.len() as u64, p, None, threads).unwrap();
+                let cuts: Vec<(u64, u32)> = s.chunks.iter().map(|c| (c.offset, c.len)).collect();
+                assert_eq!(cuts, reference, "{threads} threads");
+                assert_eq!(s.blake3, blake3::hash(&d));
+                for c in &s.chunks {
+                    let at = c.offset as usize;
+                    assert_eq!(c.hash, chunk_hash(&d[at..at + c.len as usize]));
+                }
+            }
+        }
+        let known = blake3::hash(b"told");
+        let s = signature_on(&b"tiny"[..], 4, p, Some(known), 2).unwrap();
+        assert_eq!((s.blake3, s.chunks.len()), (known, 1));
     }
 
     #[test]

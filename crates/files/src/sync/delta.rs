@@ -16,9 +16,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 
-use super::chunks::{self, Chunk, ChunkParams};
+use bytes::Bytes;
+
+use super::chunks::{self, Chunk, ChunkParams, Cutter};
+pub use super::read_at::ReadAt;
+use super::read_at::Window;
 
 /// Tag of a copy operation.
 const TAG_COPY: u8 = 1;
@@ -28,8 +31,10 @@ const TAG_LITERAL: u8 = 2;
 const COPY_LEN: u64 = 17;
 /// Encoded size of a literal operation's header.
 const LITERAL_HEAD: u64 = 9;
-/// Bytes read from a file at a time while encoding or applying.
+/// Bytes read from a file at a time while encoding.
 const PIECE: usize = 256 * 1024;
+/// Bytes of the base read at a time while applying a copy.
+const COPY_PIECE: usize = 1 << 20;
 
 /// One operation of a delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,85 +91,132 @@ impl Plan {
 }
 
 /// Plans the delta from the base described by `base` (cut with `params`) to the content
-/// `new` yields.
+/// `new` yields (read into memory first: for tests and small inputs; files go through
+/// [`plan_at`]).
 ///
 /// # Errors
 /// Reading `new` failed.
-pub fn plan<R: Read>(new: R, base: &[Chunk], params: ChunkParams) -> io::Result<Plan> {
-    Ok(plan_from(&chunks::signature(new, params)?, base))
+pub fn plan<R: Read>(mut new: R, base: &[Chunk], params: ChunkParams) -> io::Result<Plan> {
+    let mut data = Vec::new();
+    new.read_to_end(&mut data)?;
+    plan_at(&data[..], data.len() as u64, base, params, None)
 }
 
-/// Plans the delta from the base described by `base` to the new file whose signature
-/// (cut with the same parameters as the base's list) is `new`.
-pub fn plan_from(new: &chunks::Signature, base: &[Chunk]) -> Plan {
-    let sig = new;
-    let known: HashMap<(chunks::ChunkHash, u32), u64> = base
-        .iter()
-        .rev()
-        .map(|c| ((c.hash, c.len), c.offset))
-        .collect();
-    let mut ops: Vec<Op> = Vec::new();
-    for c in &sig.chunks {
-        let len = u64::from(c.len);
-        let op = match known.get(&(c.hash, c.len)) {
-            Some(&base) => Op::Copy { base, len },
-            None => Op::Literal { src: c.offset, len },
+/// Plans the delta from the base described by `base` (cut with `params`) to the first
+/// `len` bytes of `new`, in one pass that cuts only where the files differ: after a chunk
+/// found in the base, the next bytes are first tried as the base's next chunk (one hash,
+/// no cut search), which is what they are wherever the files agree. The new file's
+/// BLAKE3 is `whole` when the caller knows it, else hashed on a thread of its own.
+///
+/// # Errors
+/// Reading `new` failed.
+pub fn plan_at<S: ReadAt + Sync + ?Sized>(
+    new: &S,
+    len: u64,
+    base: &[Chunk],
+    params: ChunkParams,
+    whole: Option<blake3::Hash>,
+) -> io::Result<Plan> {
+    let (ops, blake3) = std::thread::scope(|s| {
+        let hasher = whole
+            .is_none()
+            .then(|| s.spawn(|| chunks::whole_hash(new, len)));
+        let ops = if base.is_empty() {
+            (len > 0)
+                .then_some(Op::Literal { src: 0, len })
+                .into_iter()
+                .collect()
+        } else {
+            walk(new, len, base, params)?
         };
-        match (ops.last_mut(), op) {
-            (Some(Op::Copy { base: b, len: l }), Op::Copy { base, len }) if *b + *l == base => {
-                *l += len
-            }
-            (Some(Op::Literal { src: s, len: l }), Op::Literal { src, len }) if *s + *l == src => {
-                *l += len
-            }
-            _ => ops.push(op),
-        }
-    }
-    Plan {
+        let blake3 = match hasher {
+            Some(t) => t
+                .join()
+                .map_err(|_| io::Error::other("the hashing thread panicked"))??,
+            None => whole.unwrap_or_else(|| blake3::hash(&[])),
+        };
+        Ok::<_, io::Error>((ops, blake3))
+    })?;
+    Ok(Plan {
         ops,
-        total: sig.total,
-        blake3: sig.blake3,
-    }
+        total: len,
+        blake3,
+    })
 }
 
-/// Positional reads (a file, or bytes in memory for tests).
-pub trait ReadAt {
-    /// Fills `buf` from `offset`.
-    ///
-    /// # Errors
-    /// A read error, or the source ending before `buf` is full.
-    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
-}
-
-impl ReadAt for std::fs::File {
-    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        FileExt::read_exact_at(self, buf, offset).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(e.kind(), "the file shrank during the transfer")
-            } else {
-                e
+/// The operations of [`plan_at`].
+fn walk<S: ReadAt + ?Sized>(
+    new: &S,
+    len: u64,
+    base: &[Chunk],
+    params: ChunkParams,
+) -> io::Result<Vec<Op>> {
+    let known = index(base);
+    let cutter = Cutter::new(params);
+    let mut w = Window::new(new, len);
+    let mut ops = Vec::new();
+    let mut at = 0u64;
+    // The base chunk the next bytes are expected to be (the one after the last match).
+    let mut expected: Option<usize> = None;
+    while at < len {
+        if let Some(c) = expected.take().and_then(|i| base.get(i).map(|c| (i, c))) {
+            let (i, c) = c;
+            let n = u64::from(c.len);
+            if at + n <= len && chunks::chunk_hash(w.get(at, c.len as usize)?) == c.hash {
+                push(
+                    &mut ops,
+                    Op::Copy {
+                        base: c.offset,
+                        len: n,
+                    },
+                );
+                expected = Some(i + 1);
+                at += n;
+                continue;
             }
-        })
+        }
+        let data = w.get(at, cutter.max())?;
+        let n = cutter.cut(data);
+        let hash = chunks::chunk_hash(&data[..n]);
+        let step = n as u64;
+        match known.get(&(hash, n as u32)) {
+            Some(&i) => {
+                push(
+                    &mut ops,
+                    Op::Copy {
+                        base: base[i].offset,
+                        len: step,
+                    },
+                );
+                expected = Some(i + 1);
+            }
+            None => push(&mut ops, Op::Literal { src: at, len: step }),
+        }
+        at += step;
     }
+    Ok(ops)
 }
 
-impl ReadAt for [u8] {
-    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| eof())?;
-        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
-        buf.copy_from_slice(self.get(start..end).ok_or_else(eof)?);
-        Ok(())
-    }
+/// The base's chunks by (hash, length): the first of equal chunks.
+fn index(base: &[Chunk]) -> HashMap<(chunks::ChunkHash, u32), usize> {
+    base.iter()
+        .enumerate()
+        .rev()
+        .map(|(i, c)| ((c.hash, c.len), i))
+        .collect()
 }
 
-impl<T: ReadAt + ?Sized> ReadAt for &T {
-    fn read_exact_at_(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        (**self).read_exact_at_(buf, offset)
+/// Appends `op`, merged into the last operation where it continues it.
+fn push(ops: &mut Vec<Op>, op: Op) {
+    match (ops.last_mut(), op) {
+        (Some(Op::Copy { base: b, len: l }), Op::Copy { base, len }) if *b + *l == base => {
+            *l += len
+        }
+        (Some(Op::Literal { src: s, len: l }), Op::Literal { src, len }) if *s + *l == src => {
+            *l += len
+        }
+        _ => ops.push(op),
     }
-}
-
-fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end")
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -329,13 +381,66 @@ impl Parser {
     }
 }
 
+/// Output past which an [`Applier`] hashes on a thread of its own (below it, starting a
+/// thread costs more than it saves).
+const HASH_THREAD_AFTER: u64 = 8 << 20;
+/// Pieces queued for the hashing thread.
+const HASH_QUEUE: usize = 8;
+
+/// The hash of what an [`Applier`] wrote: computed in line at first, then on a thread of
+/// its own, so writing a large result and hashing it run on two cores.
+#[derive(Debug)]
+enum Hashing {
+    Inline(Box<blake3::Hasher>),
+    Thread {
+        tx: std::sync::mpsc::SyncSender<Bytes>,
+        handle: std::thread::JoinHandle<blake3::Hash>,
+    },
+}
+
+impl Hashing {
+    fn update(&mut self, b: Bytes, written: u64) {
+        if let Hashing::Inline(h) = self {
+            if written < HASH_THREAD_AFTER {
+                h.update(&b);
+                return;
+            }
+            let mut h = std::mem::take(h.as_mut());
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
+            let handle = std::thread::spawn(move || {
+                while let Ok(b) = rx.recv() {
+                    h.update(&b);
+                }
+                h.finalize()
+            });
+            *self = Hashing::Thread { tx, handle };
+        }
+        if let Hashing::Thread { tx, .. } = self {
+            // The thread only stops when the sender goes; a send cannot fail before.
+            let _ = tx.send(b);
+        }
+    }
+
+    fn finish(self) -> io::Result<blake3::Hash> {
+        match self {
+            Hashing::Inline(h) => Ok(h.finalize()),
+            Hashing::Thread { tx, handle } => {
+                drop(tx);
+                handle
+                    .join()
+                    .map_err(|_| io::Error::other("the hashing thread panicked"))
+            }
+        }
+    }
+}
+
 /// Builds a new file from a base and a delta, hashing what it writes.
 #[derive(Debug)]
 pub struct Applier<B, W: Write> {
     base: B,
     base_len: u64,
     out: io::BufWriter<W>,
-    hasher: blake3::Hasher,
+    hashing: Hashing,
     written: u64,
     limit: u64,
     parser: Parser,
@@ -349,7 +454,7 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
             base,
             base_len,
             out: io::BufWriter::with_capacity(PIECE, out),
-            hasher: blake3::Hasher::new(),
+            hashing: Hashing::Inline(Box::default()),
             written: 0,
             limit,
             parser: Parser::default(),
@@ -362,11 +467,20 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
     /// A malformed delta, a copy past the end of the base, more output than the limit, or
     /// an I/O error.
     pub fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.feed_bytes(&Bytes::copy_from_slice(bytes))
+    }
+
+    /// Applies the next bytes of the delta (literals are handed to the hashing thread
+    /// without a copy).
+    ///
+    /// # Errors
+    /// As [`Self::feed`].
+    pub fn feed_bytes(&mut self, bytes: &Bytes) -> io::Result<()> {
         let Self {
             base,
             base_len,
             out,
-            hasher,
+            hashing,
             written,
             limit,
             parser,
@@ -384,7 +498,8 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
             match piece {
                 Piece::Literal(b) => {
                     out.write_all(b)?;
-                    hasher.update(b);
+                    *written += len;
+                    hashing.update(bytes.slice_ref(b), *written);
                 }
                 Piece::Copy { base: off, len } => {
                     if off.checked_add(len).is_none_or(|end| end > *base_len) {
@@ -392,18 +507,18 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
                             "the delta copies past the end of the base file (did it change?)",
                         ));
                     }
-                    let mut buf = vec![0u8; PIECE.min(len as usize)];
                     let mut done = 0u64;
                     while done < len {
-                        let n = (len - done).min(buf.len() as u64) as usize;
-                        base.read_exact_at_(&mut buf[..n], off + done)?;
-                        out.write_all(&buf[..n])?;
-                        hasher.update(&buf[..n]);
+                        let n = (len - done).min(COPY_PIECE as u64) as usize;
+                        let mut buf = vec![0u8; n];
+                        base.read_exact_at_(&mut buf, off + done)?;
+                        out.write_all(&buf)?;
                         done += n as u64;
+                        *written += n as u64;
+                        hashing.update(Bytes::from(buf), *written);
                     }
                 }
             }
-            *written += len;
             Ok(())
         })
     }
@@ -422,7 +537,7 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
             return Err(invalid("the delta ends in the middle of an operation"));
         }
         let out = self.out.into_inner().map_err(|e| e.into_error())?;
-        Ok((out, self.hasher.finalize(), self.written))
+        Ok((out, self.hashing.finish()?, self.written))
     }
 }
 
@@ -491,6 +606,28 @@ mod tests {
             assert_eq!(out, new);
             assert!(wire < 200 * 1024, "sent {wire} for {}", new.len());
         }
+    }
+
+    #[test]
+    fn an_unchanged_file_is_one_copy_and_a_large_result_is_hashed_right() {
+        // Over the size where the applier hashes on a thread of its own.
+        let base = data(12 << 20, 21);
+        let (out, plan, wire) = roundtrip(&base, &base, 1 << 20);
+        assert_eq!(out, base);
+        assert_eq!(
+            plan.ops,
+            vec![Op::Copy {
+                base: 0,
+                len: base.len() as u64
+            }]
+        );
+        assert_eq!(wire, COPY_LEN);
+        let mut new = base.clone();
+        new[6 << 20..(6 << 20) + 5000].fill(7);
+        new.truncate((11 << 20) + 3);
+        let (out, plan, _) = roundtrip(&base, &new, 300_000);
+        assert_eq!(out, new);
+        assert!(plan.literal_bytes() < 300_000, "{}", plan.literal_bytes());
     }
 
     #[test]

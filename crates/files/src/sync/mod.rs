@@ -14,6 +14,7 @@ pub mod chunks;
 pub mod delta;
 pub mod exclude;
 pub mod plan;
+mod read_at;
 mod run;
 pub(crate) mod stream;
 mod walk;

@@ -10,7 +10,6 @@
 //! continues).
 
 use std::collections::BTreeSet;
-use std::io::BufReader;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -595,45 +594,27 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
-        // The local file is cut while the server cuts the base (two cores, half the
-        // time), with the parameters a base of the source's size gets; a base of another
-        // size class (an edit that changed the size a lot) means cutting it again.
+        // The base's list comes first: with it, the local file is cut only where it
+        // differs from the base (the rest is hashed along the base's chunks), and the
+        // whole-file hash runs beside that on a second core.
+        let (base, list, params) = match base {
+            Some(b) => match self.remote_chunks(&b, report).await? {
+                Some((list, params)) => (Some(b), list, params),
+                None => (None, Vec::new(), ChunkParams::default()),
+            },
+            None => (None, Vec::new(), ChunkParams::default()),
+        };
         let l = local.to_owned();
-        let local_sig = on_thread(local, move || {
+        let (file, m, plan) = on_thread(local, move || {
             let file = open_local(&l)?;
             let m = file.metadata()?;
             if !m.is_file() {
                 return Err(std::io::Error::other("is no longer a regular file"));
             }
-            let params = ChunkParams::for_size(m.len());
-            let sig = chunks::signature(BufReader::with_capacity(1 << 20, &file), params)?;
-            Ok((file, m, params, sig))
-        });
-        let remote_list = async {
-            let found: Result<_, FilesClientError> = match base {
-                Some(b) => match self.remote_chunks(&b, report).await? {
-                    Some((list, params)) => Ok((Some(b), list, Some(params))),
-                    None => Ok((None, Vec::new(), None)),
-                },
-                None => Ok((None, Vec::new(), None)),
-            };
-            found
-        };
-        let (local_sig, remote_list) = tokio::join!(local_sig, remote_list);
-        let (file, m, cut_with, sig) = local_sig?;
-        let (base, list, params) = remote_list?;
-        let sig = match params {
-            Some(p) if p != cut_with => {
-                let mut f = file.try_clone().map_err(local_err(local))?;
-                on_thread(local, move || {
-                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
-                    chunks::signature(BufReader::with_capacity(1 << 20, f), p)
-                })
-                .await?
-            }
-            _ => sig,
-        };
-        let plan = delta::plan_from(&sig, &list);
+            let plan = delta::plan_at(&file, m.len(), &list, params, None)?;
+            Ok((file, m, plan))
+        })
+        .await?;
         let mtime = Mtime::of(m.mtime(), m.mtime_nsec());
         let size = plan.encoded_len();
         let total = plan.total;
@@ -727,7 +708,7 @@ impl FilesClient {
                         return Ok((None, 0, Vec::new(), ChunkParams::default()));
                     }
                     let params = ChunkParams::for_size(m.len());
-                    let sig = chunks::signature(BufReader::with_capacity(1 << 20, &f), params)?;
+                    let sig = chunks::signature_at(&f, m.len(), params, None)?;
                     // A list the server would refuse: send the file whole instead.
                     if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > max {
                         return Ok((None, 0, Vec::new(), ChunkParams::default()));

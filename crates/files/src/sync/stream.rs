@@ -105,7 +105,7 @@ impl ApplyTask {
         let handle = tokio::task::spawn_blocking(move || {
             let mut a = Applier::new(base, base_len, out, limit);
             while let Some(b) = rx.blocking_recv() {
-                a.feed(&b)?;
+                a.feed_bytes(&b)?;
                 shown.store(a.written(), Ordering::Relaxed);
             }
             a.finish()
