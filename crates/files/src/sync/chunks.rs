@@ -1,8 +1,8 @@
-//! Content-defined chunks (FastCDC) with BLAKE3 hashes: a file's signature for `sync`.
+//! Content-defined chunks (FastCDC) with XXH3-128 hashes: a file's signature for `sync`.
 //!
 //! Chunk boundaries depend on the content around them, not on offsets, so an insertion or
 //! a deletion moves only the boundaries next to it and every other chunk keeps its hash.
-//! A signature is a list of (length, truncated BLAKE3) records; offsets are their running
+//! A signature is a list of (length, XXH3-128) records; offsets are their running
 //! sum. The chunk size grows with the base file ([`ChunkParams::for_size`]), as rsync's
 //! block size does, so the list of a large file stays small.
 
@@ -14,13 +14,14 @@ use super::read_at::{ReadAt, Window};
 pub const MIN_AVG: u32 = 8 * 1024;
 /// Largest average chunk a list may announce, in bytes.
 pub const MAX_AVG: u32 = 1024 * 1024;
-/// Bytes of a chunk's hash on the wire: BLAKE3 cut to 128 bits. A false match would be
-/// caught by the whole-file BLAKE3 every delta is checked against.
+/// Bytes of a chunk's hash on the wire: its XXH3-128 (rsync's block sum too). A false
+/// match, by accident or crafted, is caught by the whole-file BLAKE3 every result is
+/// checked against, and the file is then sent whole.
 pub const HASH_LEN: usize = 16;
 /// Bytes of one signature record on the wire: a 4-byte little-endian length, the hash.
 pub const RECORD_LEN: usize = 4 + HASH_LEN;
 
-/// How a file is cut: the average chunk, with the smallest a quarter of it and the
+/// How a file is cut: the average chunk, with the smallest half of it and the
 /// largest eight times it. The side that chunks the base chooses it from the base's size
 /// and says it on the wire, so the other side cuts its file alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl ChunkParams {
 
     /// The smallest chunk (but the last).
     pub fn min(self) -> u32 {
-        self.avg / 4
+        self.avg / 2
     }
 
     /// The largest chunk.
@@ -78,7 +79,7 @@ impl Default for ChunkParams {
     }
 }
 
-/// A chunk's hash as it travels: the first [`HASH_LEN`] bytes of its BLAKE3.
+/// A chunk's hash as it travels: its XXH3-128, little-endian.
 pub type ChunkHash = [u8; HASH_LEN];
 
 /// One chunk of a file.
@@ -103,11 +104,11 @@ pub struct Signature {
     pub blake3: blake3::Hash,
 }
 
-/// The hash of a chunk's bytes.
+/// The hash of a chunk's bytes: XXH3-128, little-endian. A non-cryptographic hash is
+/// enough here (a chunk hash only proposes a copy; the whole-file BLAKE3 decides), and
+/// it costs a small part of BLAKE3's time on every byte both sides read.
 pub(crate) fn chunk_hash(data: &[u8]) -> ChunkHash {
-    let mut h = [0u8; HASH_LEN];
-    h.copy_from_slice(&blake3::hash(data).as_bytes()[..HASH_LEN]);
-    h
+    xxhash_rust::xxh3::xxh3_128(data).to_le_bytes()
 }
 
 /// Files at least this large are cut on several threads.

@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use bytes::Bytes;
 
 use super::chunks::{self, Chunk, ChunkParams, Cutter};
+use super::output::{Copied, KernelCopy, OutputHash};
 pub use super::read_at::ReadAt;
 use super::read_at::Window;
 
@@ -121,14 +122,7 @@ pub fn plan_at<S: ReadAt + Sync + ?Sized>(
         let hasher = whole
             .is_none()
             .then(|| s.spawn(|| chunks::whole_hash(new, len)));
-        let ops = if base.is_empty() {
-            (len > 0)
-                .then_some(Op::Literal { src: 0, len })
-                .into_iter()
-                .collect()
-        } else {
-            walk(new, len, base, params)?
-        };
+        let ops = plan_ops(new, len, base, params)?;
         let blake3 = match hasher {
             Some(t) => t
                 .join()
@@ -144,13 +138,22 @@ pub fn plan_at<S: ReadAt + Sync + ?Sized>(
     })
 }
 
-/// The operations of [`plan_at`].
-fn walk<S: ReadAt + ?Sized>(
+/// The operations of [`plan_at`] (for a caller that hashes the new file itself).
+///
+/// # Errors
+/// Reading `new` failed.
+pub fn plan_ops<S: ReadAt + ?Sized>(
     new: &S,
     len: u64,
     base: &[Chunk],
     params: ChunkParams,
 ) -> io::Result<Vec<Op>> {
+    if base.is_empty() {
+        return Ok((len > 0)
+            .then_some(Op::Literal { src: 0, len })
+            .into_iter()
+            .collect());
+    }
     let known = index(base);
     let cutter = Cutter::new(params);
     let mut w = Window::new(new, len);
@@ -381,66 +384,15 @@ impl Parser {
     }
 }
 
-/// Output past which an [`Applier`] hashes on a thread of its own (below it, starting a
-/// thread costs more than it saves).
-const HASH_THREAD_AFTER: u64 = 8 << 20;
-/// Pieces queued for the hashing thread.
-const HASH_QUEUE: usize = 8;
-
-/// The hash of what an [`Applier`] wrote: computed in line at first, then on a thread of
-/// its own, so writing a large result and hashing it run on two cores.
-#[derive(Debug)]
-enum Hashing {
-    Inline(Box<blake3::Hasher>),
-    Thread {
-        tx: std::sync::mpsc::SyncSender<Bytes>,
-        handle: std::thread::JoinHandle<blake3::Hash>,
-    },
-}
-
-impl Hashing {
-    fn update(&mut self, b: Bytes, written: u64) {
-        if let Hashing::Inline(h) = self {
-            if written < HASH_THREAD_AFTER {
-                h.update(&b);
-                return;
-            }
-            let mut h = std::mem::take(h.as_mut());
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
-            let handle = std::thread::spawn(move || {
-                while let Ok(b) = rx.recv() {
-                    h.update(&b);
-                }
-                h.finalize()
-            });
-            *self = Hashing::Thread { tx, handle };
-        }
-        if let Hashing::Thread { tx, .. } = self {
-            // The thread only stops when the sender goes; a send cannot fail before.
-            let _ = tx.send(b);
-        }
-    }
-
-    fn finish(self) -> io::Result<blake3::Hash> {
-        match self {
-            Hashing::Inline(h) => Ok(h.finalize()),
-            Hashing::Thread { tx, handle } => {
-                drop(tx);
-                handle
-                    .join()
-                    .map_err(|_| io::Error::other("the hashing thread panicked"))
-            }
-        }
-    }
-}
-
 /// Builds a new file from a base and a delta, hashing what it writes.
 #[derive(Debug)]
 pub struct Applier<B, W: Write> {
     base: B,
     base_len: u64,
     out: io::BufWriter<W>,
-    hashing: Hashing,
+    hashing: OutputHash,
+    /// Copies of base ranges inside the kernel, when base and output allow it.
+    kernel: Option<KernelCopy>,
     written: u64,
     limit: u64,
     parser: Parser,
@@ -454,11 +406,24 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
             base,
             base_len,
             out: io::BufWriter::with_capacity(PIECE, out),
-            hashing: Hashing::Inline(Box::default()),
+            hashing: OutputHash::new(None),
+            kernel: None,
             written: 0,
             limit,
             parser: Parser::default(),
         }
+    }
+
+    /// Copies base ranges inside the kernel (`copy_file_range`: the bytes do not pass
+    /// through this process, and are read again only to be hashed, on the hashing
+    /// thread): `base` is the base file and `out` a clone of the output file (sharing its
+    /// position). Where the kernel cannot (another file system), copies fall back to
+    /// reading and writing.
+    pub fn with_kernel_copy(mut self, base: std::fs::File, out: std::fs::File) -> Self {
+        let base = std::sync::Arc::new(base);
+        self.hashing = OutputHash::new(Some(base.clone()));
+        self.kernel = Some(KernelCopy::new(base, out));
+        self
     }
 
     /// Applies the next bytes of the delta.
@@ -481,6 +446,7 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
             base_len,
             out,
             hashing,
+            kernel,
             written,
             limit,
             parser,
@@ -499,13 +465,23 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
                 Piece::Literal(b) => {
                     out.write_all(b)?;
                     *written += len;
-                    hashing.update(bytes.slice_ref(b), *written);
+                    hashing.bytes(bytes.slice_ref(b), *written);
                 }
                 Piece::Copy { base: off, len } => {
                     if off.checked_add(len).is_none_or(|end| end > *base_len) {
                         return Err(invalid(
                             "the delta copies past the end of the base file (did it change?)",
                         ));
+                    }
+                    if let Some(k) = kernel {
+                        out.flush()?;
+                        match k.copy(off, len)? {
+                            Copied::Done => {
+                                *written += len;
+                                return hashing.base_range(off, len, *written);
+                            }
+                            Copied::Unsupported => *kernel = None,
+                        }
                     }
                     let mut done = 0u64;
                     while done < len {
@@ -515,7 +491,7 @@ impl<B: ReadAt, W: Write> Applier<B, W> {
                         out.write_all(&buf)?;
                         done += n as u64;
                         *written += n as u64;
-                        hashing.update(Bytes::from(buf), *written);
+                        hashing.bytes(Bytes::from(buf), *written);
                     }
                 }
             }
@@ -628,6 +604,44 @@ mod tests {
         let (out, plan, _) = roundtrip(&base, &new, 300_000);
         assert_eq!(out, new);
         assert!(plan.literal_bytes() < 300_000, "{}", plan.literal_bytes());
+    }
+
+    #[test]
+    fn copies_made_in_the_kernel_give_the_same_file_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        // Under and over the size where the hash moves to its own thread.
+        for size in [300_000usize, 12 << 20] {
+            let base = data(size, 8);
+            let mut new = base.clone();
+            new.splice(size / 3..size / 3 + 1000, data(5000, 9));
+            let params = ChunkParams::for_size(size as u64);
+            let sig = chunks::signature(&base[..], params).unwrap();
+            let plan = plan(&new[..], &sig.chunks, params).unwrap();
+            assert!(
+                plan.ops.len() >= 3,
+                "copies around a literal: {:?}",
+                plan.ops
+            );
+            let wire = encode_all(&new[..], &plan).unwrap();
+            let base_path = dir.path().join("base");
+            std::fs::write(&base_path, &base).unwrap();
+            let out_path = dir.path().join("out");
+            let out = std::fs::File::create(&out_path).unwrap();
+            let base_file = std::fs::File::open(&base_path).unwrap();
+            let mut a = Applier::new(
+                base_file.try_clone().unwrap(),
+                size as u64,
+                out.try_clone().unwrap(),
+                new.len() as u64,
+            )
+            .with_kernel_copy(base_file, out);
+            for piece in wire.chunks(70_000) {
+                a.feed(piece).unwrap();
+            }
+            let (_, hash, n) = a.finish().unwrap();
+            assert_eq!((hash, n), (blake3::hash(&new), new.len() as u64));
+            assert_eq!(std::fs::read(&out_path).unwrap(), new);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod chunks;
 pub mod delta;
 pub mod exclude;
+mod output;
 pub mod plan;
 mod read_at;
 mod run;

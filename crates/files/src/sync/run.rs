@@ -444,7 +444,21 @@ impl FilesClient {
                 };
                 let base = base.as_deref().map(|b| remote_at(top, b));
                 let (local, remote) = (local_at(ltop, path), remote_at(top, path));
-                self.push_file(&local, &remote, base, report, bar).await
+                let delta = base.is_some();
+                match self.push_file(&local, &remote, base, report, bar).await {
+                    // A delta the server could not rebuild the file from (a base that
+                    // changed meanwhile, or chunk hashes that matched different bytes):
+                    // the file goes whole.
+                    Err(e)
+                        if delta
+                            && !self.broken
+                            && e.remote_code() == Some(ErrorCode::BadRequest) =>
+                    {
+                        tracing::warn!(%remote, error = %e, "the delta was refused; sending the file whole");
+                        self.push_file(&local, &remote, None, report, bar).await
+                    }
+                    other => other,
+                }
             }
             Action::Link {
                 path,
@@ -516,8 +530,17 @@ impl FilesClient {
                 };
                 let base = base.as_deref().map(|b| local_at(top, b));
                 let local = local_at(top, path);
-                self.pull_file(&remote_at(rtop, path), &local, base, report, bar)
-                    .await?;
+                let remote = remote_at(rtop, path);
+                let delta = base.is_some();
+                match self.pull_file(&remote, &local, base, report, bar).await {
+                    // The delta did not rebuild the file (see the push above): fetch it
+                    // whole.
+                    Err(e @ FilesClientError::Verify(_)) if delta && !self.broken => {
+                        tracing::warn!(%remote, error = %e, "the delta did not rebuild the file; fetching it whole");
+                        self.pull_file(&remote, &local, None, report, bar).await?;
+                    }
+                    other => other?,
+                }
                 received_in(received, &local);
                 Ok(())
             }
@@ -594,9 +617,22 @@ impl FilesClient {
         if self.broken {
             return Err(FilesClientError::Broken);
         }
-        // The base's list comes first: with it, the local file is cut only where it
-        // differs from the base (the rest is hashed along the base's chunks), and the
-        // whole-file hash runs beside that on a second core.
+        // The whole-file hash starts at once, beside the server cutting the base; with
+        // the base's list the local file is then cut only where it differs from the base
+        // (the rest is hashed along the base's chunks).
+        let l = local.to_owned();
+        let (file, m) = on_thread(local, move || {
+            let file = open_local(&l)?;
+            let m = file.metadata()?;
+            if !m.is_file() {
+                return Err(std::io::Error::other("is no longer a regular file"));
+            }
+            Ok((file, m))
+        })
+        .await?;
+        let len = m.len();
+        let to_hash = file.try_clone().map_err(local_err(local))?;
+        let hashing = tokio::task::spawn_blocking(move || chunks::whole_hash(&to_hash, len));
         let (base, list, params) = match base {
             Some(b) => match self.remote_chunks(&b, report).await? {
                 Some((list, params)) => (Some(b), list, params),
@@ -604,17 +640,17 @@ impl FilesClient {
             },
             None => (None, Vec::new(), ChunkParams::default()),
         };
-        let l = local.to_owned();
-        let (file, m, plan) = on_thread(local, move || {
-            let file = open_local(&l)?;
-            let m = file.metadata()?;
-            if !m.is_file() {
-                return Err(std::io::Error::other("is no longer a regular file"));
-            }
-            let plan = delta::plan_at(&file, m.len(), &list, params, None)?;
-            Ok((file, m, plan))
-        })
-        .await?;
+        let to_cut = file.try_clone().map_err(local_err(local))?;
+        let ops = on_thread(local, move || delta::plan_ops(&to_cut, len, &list, params)).await?;
+        let blake3 = hashing
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))))
+            .map_err(local_err(local))?;
+        let plan = delta::Plan {
+            ops,
+            total: len,
+            blake3,
+        };
         let mtime = Mtime::of(m.mtime(), m.mtime_nsec());
         let size = plan.encoded_len();
         let total = plan.total;

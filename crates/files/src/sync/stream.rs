@@ -103,7 +103,14 @@ impl ApplyTask {
         let written = Arc::new(AtomicU64::new(0));
         let shown = written.clone();
         let handle = tokio::task::spawn_blocking(move || {
+            let kernel = match &base {
+                Some(b) => Some((b.try_clone()?, out.try_clone()?)),
+                None => None,
+            };
             let mut a = Applier::new(base, base_len, out, limit);
+            if let Some((b, o)) = kernel {
+                a = a.with_kernel_copy(b, o);
+            }
             while let Some(b) = rx.blocking_recv() {
                 a.feed_bytes(&b)?;
                 shown.store(a.written(), Ordering::Relaxed);

@@ -11,6 +11,7 @@ mod metadata;
 mod special_files;
 mod staging_ttl;
 mod sync;
+mod sync_fallback;
 mod transfers;
 mod traversal;
 mod tree_pipeline;

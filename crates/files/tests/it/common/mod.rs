@@ -34,8 +34,18 @@ impl Server {
     }
 
     fn serve(files: Arc<FilesRoot>) -> Server {
+        Self::start_with(files, |_, _| {})
+    }
+
+    /// A server with every file command, then `change` applied to its table (to put a
+    /// misbehaving command in place of one).
+    pub fn start_with(
+        files: Arc<FilesRoot>,
+        change: impl FnOnce(&mut CommandTable, &Arc<FilesRoot>),
+    ) -> Server {
         let mut table = CommandTable::new();
         sockit_files::cmd::register(&mut table, files.clone());
+        change(&mut table, &files);
         Self::serve_table(files, table)
     }
 
