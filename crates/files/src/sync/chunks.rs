@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use super::read_at::{ReadAt, Window};
+use super::read_at::{hash_range, ReadAt, Window};
 
 /// Smallest average chunk a list may announce (also the one for small files), in bytes.
 pub const MIN_AVG: u32 = 8 * 1024;
@@ -202,22 +202,62 @@ fn cut_run<S: ReadAt + ?Sized>(
 /// # Errors
 /// A read error.
 pub fn whole_hash<S: ReadAt + ?Sized>(src: &S, len: u64) -> io::Result<blake3::Hash> {
-    let mut w = Window::new(src, len);
     let mut h = blake3::Hasher::new();
-    let mut at = 0u64;
-    while at < len {
-        let data = w.get(at, 1 << 20)?;
-        h.update(data);
-        at += data.len() as u64;
-    }
+    hash_range(&mut h, src, 0, len)?;
     Ok(h.finalize())
+}
+
+/// Runs `work` beside the whole-file BLAKE3 of `src`'s first `len` bytes, which is
+/// `whole` when the caller knows it (the server's hash cache), else hashed on a thread of
+/// its own.
+///
+/// # Errors
+/// What `work` returns, or a read error of the hash.
+pub(crate) fn beside_whole_hash<S: ReadAt + Sync + ?Sized, T>(
+    src: &S,
+    len: u64,
+    whole: Option<blake3::Hash>,
+    work: impl FnOnce() -> io::Result<T>,
+) -> io::Result<(T, blake3::Hash)> {
+    std::thread::scope(|s| {
+        let hasher = match whole {
+            Some(h) => Err(h),
+            None => Ok(s.spawn(|| whole_hash(src, len))),
+        };
+        let done = work()?;
+        let hash = match hasher {
+            Err(known) => known,
+            Ok(t) => t
+                .join()
+                .map_err(|_| io::Error::other("the hashing thread panicked"))??,
+        };
+        Ok((done, hash))
+    })
 }
 
 /// Cuts `src` (`len` bytes) into chunks with `params`: the same cuts as one pass from the
 /// start, made on several threads for a large file (each thread cuts a stretch; a stretch
 /// is joined to the one before where their cut chains meet, which content-defined cuts do
-/// within a few chunks). The whole-file hash is `whole` when the caller knows it (the
-/// server's hash cache), else computed on a thread of its own.
+/// within a few chunks).
+///
+/// # Errors
+/// A read error.
+pub fn chunks_at<S: ReadAt + Sync + ?Sized>(
+    src: &S,
+    len: u64,
+    params: ChunkParams,
+) -> io::Result<Vec<Chunk>> {
+    let threads = if len < PARALLEL_MIN {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    };
+    chunks_on(src, len, params, threads)
+}
+
+/// The chunks of [`chunks_at`] with the whole-file hash ([`beside_whole_hash`]).
 ///
 /// # Errors
 /// A read error.
@@ -227,28 +267,24 @@ pub fn signature_at<S: ReadAt + Sync + ?Sized>(
     params: ChunkParams,
     whole: Option<blake3::Hash>,
 ) -> io::Result<Signature> {
-    let threads = if len < PARALLEL_MIN {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS)
-    };
-    signature_on(src, len, params, whole, threads)
+    let (chunks, blake3) = beside_whole_hash(src, len, whole, || chunks_at(src, len, params))?;
+    Ok(Signature {
+        chunks,
+        total: len,
+        blake3,
+    })
 }
 
-/// [`signature_at`] on `threads` threads.
-fn signature_on<S: ReadAt + Sync + ?Sized>(
+/// [`chunks_at`] on `threads` threads.
+fn chunks_on<S: ReadAt + Sync + ?Sized>(
     src: &S,
     len: u64,
     params: ChunkParams,
-    whole: Option<blake3::Hash>,
     threads: usize,
-) -> io::Result<Signature> {
+) -> io::Result<Vec<Chunk>> {
     let cutter = Cutter::new(params);
     let threads = threads.max(1);
-    let (chunks, blake3) = std::thread::scope(|s| {
-        let hasher = whole.is_none().then(|| s.spawn(|| whole_hash(src, len)));
+    let parts = std::thread::scope(|s| {
         let stretches: Vec<_> = (0..threads as u64)
             .map(|k| {
                 let from = len * k / threads as u64;
@@ -256,27 +292,15 @@ fn signature_on<S: ReadAt + Sync + ?Sized>(
                 s.spawn(move || cut_run(src, len, from, until, cutter, |_| false))
             })
             .collect();
-        let mut parts = Vec::with_capacity(threads);
-        for t in stretches {
-            parts.push(
+        stretches
+            .into_iter()
+            .map(|t| {
                 t.join()
-                    .map_err(|_| io::Error::other("a cutting thread panicked"))??,
-            );
-        }
-        let chunks = join_stretches(src, len, cutter, parts)?;
-        let blake3 = match hasher {
-            Some(t) => t
-                .join()
-                .map_err(|_| io::Error::other("the hashing thread panicked"))??,
-            None => whole.unwrap_or_else(|| blake3::hash(&[])),
-        };
-        Ok::<_, io::Error>((chunks, blake3))
+                    .map_err(|_| io::Error::other("a cutting thread panicked"))?
+            })
+            .collect::<io::Result<Vec<_>>>()
     })?;
-    Ok(Signature {
-        chunks,
-        total: len,
-        blake3,
-    })
+    join_stretches(src, len, cutter, parts)
 }
 
 /// Joins stretches cut independently into the chunks of one pass from the start: after
@@ -423,19 +447,21 @@ mod tests {
             .map(|c| (c.offset as u64, c.length as u32))
             .collect();
             for threads in 1..=5 {
-                let s = signature_on(&d[..], d.len() as u64, p, None, threads).unwrap();
-                let cuts: Vec<(u64, u32)> = s.chunks.iter().map(|c| (c.offset, c.len)).collect();
+                let chunks = chunks_on(&d[..], d.len() as u64, p, threads).unwrap();
+                let cuts: Vec<(u64, u32)> = chunks.iter().map(|c| (c.offset, c.len)).collect();
                 assert_eq!(cuts, reference, "{threads} threads");
-                assert_eq!(s.blake3, blake3::hash(&d));
-                for c in &s.chunks {
+                for c in &chunks {
                     let at = c.offset as usize;
                     assert_eq!(c.hash, chunk_hash(&d[at..at + c.len as usize]));
                 }
             }
+            let s = signature_at(&d[..], d.len() as u64, p, None).unwrap();
+            assert_eq!(s.blake3, blake3::hash(&d));
         }
         let known = blake3::hash(b"told");
-        let s = signature_on(&b"tiny"[..], 4, p, Some(known), 2).unwrap();
+        let s = signature_at(&b"tiny"[..], 4, p, Some(known)).unwrap();
         assert_eq!((s.blake3, s.chunks.len()), (known, 1));
+        assert_eq!(chunks_on(&b"tiny"[..], 4, p, 2).unwrap().len(), 1);
     }
 
     #[test]

@@ -118,19 +118,8 @@ pub fn plan_at<S: ReadAt + Sync + ?Sized>(
     params: ChunkParams,
     whole: Option<blake3::Hash>,
 ) -> io::Result<Plan> {
-    let (ops, blake3) = std::thread::scope(|s| {
-        let hasher = whole
-            .is_none()
-            .then(|| s.spawn(|| chunks::whole_hash(new, len)));
-        let ops = plan_ops(new, len, base, params)?;
-        let blake3 = match hasher {
-            Some(t) => t
-                .join()
-                .map_err(|_| io::Error::other("the hashing thread panicked"))??,
-            None => whole.unwrap_or_else(|| blake3::hash(&[])),
-        };
-        Ok::<_, io::Error>((ops, blake3))
-    })?;
+    let (ops, blake3) =
+        chunks::beside_whole_hash(new, len, whole, || plan_ops(new, len, base, params))?;
     Ok(Plan {
         ops,
         total: len,
@@ -162,8 +151,7 @@ pub fn plan_ops<S: ReadAt + ?Sized>(
     // The base chunk the next bytes are expected to be (the one after the last match).
     let mut expected: Option<usize> = None;
     while at < len {
-        if let Some(c) = expected.take().and_then(|i| base.get(i).map(|c| (i, c))) {
-            let (i, c) = c;
+        if let Some((i, c)) = expected.take().and_then(|i| base.get(i).map(|c| (i, c))) {
             let n = u64::from(c.len);
             if at + n <= len && chunks::chunk_hash(w.get(at, c.len as usize)?) == c.hash {
                 push(

@@ -6,20 +6,19 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
+use super::read_at::hash_range;
+
 /// Output past which the hash moves to a thread of its own (below it, starting a thread
 /// costs more than it saves).
 const THREAD_AFTER: u64 = 8 << 20;
 /// Jobs queued for the hashing thread.
 const QUEUE: usize = 8;
-/// Bytes of the base read at a time to hash a copied range.
-const READ: usize = 1 << 20;
 
 /// A piece of the result to hash.
 enum Job {
@@ -42,7 +41,6 @@ pub(crate) struct OutputHash {
     state: State,
     /// The base, for ranges copied without passing through this process.
     base: Option<Arc<File>>,
-    buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for OutputHash {
@@ -51,31 +49,12 @@ impl std::fmt::Debug for OutputHash {
     }
 }
 
-fn hash_range(
-    h: &mut blake3::Hasher,
-    base: &File,
-    buf: &mut Vec<u8>,
-    at: u64,
-    len: u64,
-) -> io::Result<()> {
-    buf.resize(READ, 0);
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(READ as u64) as usize;
-        base.read_exact_at(&mut buf[..n], at + done)?;
-        h.update(&buf[..n]);
-        done += n as u64;
-    }
-    Ok(())
-}
-
 impl OutputHash {
     /// A hash of nothing yet; `base` is where kernel-copied ranges are read from.
     pub(crate) fn new(base: Option<Arc<File>>) -> Self {
         Self {
             state: State::Inline(Box::default()),
             base,
-            buf: Vec::new(),
         }
     }
 
@@ -91,7 +70,6 @@ impl OutputHash {
         let base = self.base.clone();
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let handle = std::thread::spawn(move || {
-            let mut buf = Vec::new();
             while let Ok(job) = rx.recv() {
                 match job {
                     Job::Bytes(b) => {
@@ -99,7 +77,7 @@ impl OutputHash {
                     }
                     Job::Base { at, len } => {
                         let base = base.as_deref().ok_or_else(no_base)?;
-                        hash_range(&mut h, base, &mut buf, at, len)?;
+                        hash_range(&mut h, base, at, len)?;
                     }
                 }
             }
@@ -131,7 +109,7 @@ impl OutputHash {
         match &mut self.state {
             State::Inline(h) => {
                 let base = self.base.as_deref().ok_or_else(no_base)?;
-                hash_range(h, base, &mut self.buf, at, len)
+                hash_range(h, base, at, len)
             }
             State::Thread { tx, .. } => {
                 let _ = tx.send(Job::Base { at, len });

@@ -44,6 +44,27 @@ fn eof() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end")
 }
 
+/// Feeds `len` bytes of `src` from `at` to `h`.
+///
+/// # Errors
+/// A read error, or the source ending first.
+pub(crate) fn hash_range<S: ReadAt + ?Sized>(
+    h: &mut blake3::Hasher,
+    src: &S,
+    at: u64,
+    len: u64,
+) -> io::Result<()> {
+    let end = at.saturating_add(len);
+    let mut w = Window::new(src, end);
+    let mut pos = at;
+    while pos < end {
+        let data = w.get(pos, 1 << 20)?;
+        h.update(data);
+        pos += data.len() as u64;
+    }
+    Ok(())
+}
+
 /// Bytes read at a time by a [`Window`].
 const BLOCK: usize = 4 << 20;
 

@@ -632,20 +632,23 @@ impl FilesClient {
         .await?;
         let len = m.len();
         let to_hash = file.try_clone().map_err(local_err(local))?;
-        let hashing = tokio::task::spawn_blocking(move || chunks::whole_hash(&to_hash, len));
-        let (base, list, params) = match base {
-            Some(b) => match self.remote_chunks(&b, report).await? {
-                Some((list, params)) => (Some(b), list, params),
-                None => (None, Vec::new(), ChunkParams::default()),
-            },
-            None => (None, Vec::new(), ChunkParams::default()),
-        };
         let to_cut = file.try_clone().map_err(local_err(local))?;
-        let ops = on_thread(local, move || delta::plan_ops(&to_cut, len, &list, params)).await?;
-        let blake3 = hashing
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(format!("disk thread failed: {e}"))))
-            .map_err(local_err(local))?;
+        let hashing = on_thread(local, move || chunks::whole_hash(&to_hash, len));
+        let planning = async {
+            let (base, list, params) = match base {
+                Some(b) => match self.remote_chunks(&b, report).await? {
+                    Some((list, params)) => (Some(b), list, params),
+                    None => (None, Vec::new(), ChunkParams::default()),
+                },
+                None => (None, Vec::new(), ChunkParams::default()),
+            };
+            let ops =
+                on_thread(local, move || delta::plan_ops(&to_cut, len, &list, params)).await?;
+            Ok::<_, FilesClientError>((base, ops))
+        };
+        let (blake3, planned) = tokio::join!(hashing, planning);
+        let (base, ops) = planned?;
+        let blake3 = blake3?;
         let plan = delta::Plan {
             ops,
             total: len,
@@ -744,12 +747,13 @@ impl FilesClient {
                         return Ok((None, 0, Vec::new(), ChunkParams::default()));
                     }
                     let params = ChunkParams::for_size(m.len());
-                    let sig = chunks::signature_at(&f, m.len(), params, None)?;
+                    // Only the chunks go to the server; the whole-file hash is not needed.
+                    let list = chunks::chunks_at(&f, m.len(), params)?;
                     // A list the server would refuse: send the file whole instead.
-                    if (sig.chunks.len() * chunks::RECORD_LEN) as u64 > max {
+                    if (list.len() * chunks::RECORD_LEN) as u64 > max {
                         return Ok((None, 0, Vec::new(), ChunkParams::default()));
                     }
-                    Ok((Some(f), sig.total, sig.chunks, params))
+                    Ok((Some(f), m.len(), list, params))
                 })
                 .await?
             }
